@@ -1,0 +1,91 @@
+/**
+ * What every IBP-TS command line shares: commander set up so that a bad argument exits 2 with a
+ * message naming it, IbpErrors printed as `tool: message (CODE)` with their exit code, and output
+ * either as a table for people or as JSON for scripts (`--json`).
+ */
+import { Command, CommanderError } from 'commander';
+import Table from 'cli-table3';
+import { IbpError } from './errors.js';
+import { EXIT } from './exit-codes.js';
+
+/** A commander program with IBP's exit behaviour; usage is printed when run with no arguments. */
+export function createProgram(name: string, description: string): Command {
+  const program = new Command(name);
+  program
+    .description(description)
+    .showHelpAfterError(`(run \`${name} --help\` for usage)`)
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(`${name}: ${str.replace(/^error: /, '')}`) });
+  return program;
+}
+
+/**
+ * Run a command-line main: parse argv, run, map failures to exit codes. With no arguments at all
+ * the usage is printed and the exit code is 2.
+ */
+export async function runCli(program: Command, argv = process.argv): Promise<void> {
+  if (argv.length <= 2) {
+    process.stderr.write(program.helpInformation());
+    process.exitCode = EXIT.USAGE;
+    return;
+  }
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      process.exitCode = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? EXIT.OK : EXIT.USAGE;
+      return;
+    }
+    failCli(program.name(), e);
+  }
+}
+
+/** Print a failure the IBP way and set the exit code. */
+export function failCli(tool: string, e: unknown): void {
+  if (e instanceof IbpError) {
+    if (e.code === 'IBP_ERR_CFG_EXISTS') {
+      process.stdout.write(`WARN : ${e.message}\n`);
+      process.exitCode = EXIT.OK;
+      return;
+    }
+    process.stderr.write(`${tool}: ${e.message} (${e.code})\n`);
+    process.exitCode = e.exitCode;
+  } else {
+    process.stderr.write(`${tool}: ${(e as Error)?.stack ?? String(e)}\n`);
+    process.exitCode = EXIT.FAILURE;
+  }
+}
+
+/** A usage error naming the argument. */
+export function badArg(arg: string, detail: string): IbpError {
+  return new IbpError('IBP_ERR_CLI_BAD_ARG', { arg, detail });
+}
+
+export interface Column<T> {
+  header: string;
+  value: (row: T) => string | number | undefined;
+}
+
+/** Print rows as a table, or as JSON when `json` is set. */
+export function printRows<T>(rows: readonly T[], columns: readonly Column<T>[], json: boolean, out: (s: string) => void = (s) => process.stdout.write(s)): void {
+  if (json) {
+    out(`${JSON.stringify(rows, null, 2)}\n`);
+    return;
+  }
+  const table = new Table({ head: columns.map((c) => c.header), style: { head: [], border: [] } });
+  for (const r of rows) table.push(columns.map((c) => String(c.value(r) ?? '')));
+  out(`${table.toString()}\n`);
+}
+
+/** Parse an integer option; throws a usage error naming it. */
+export function intArg(name: string, value: string, min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER): number {
+  if (!/^-?\d+$/.test(value)) throw badArg(name, `"${value}" is not an integer`);
+  const n = Number(value);
+  if (n < min || n > max) throw badArg(name, `${n} is not within ${min}..${max}`);
+  return n;
+}
+
+/** Split a list option: "N1 N2" or "N1,N2". */
+export function listArg(value: string | undefined): string[] {
+  return (value ?? '').split(/[\s,]+/).filter((s) => s.length > 0);
+}

@@ -1,0 +1,24 @@
+/** Pieces shared by the daemons' own config files. */
+import { Type, type Static } from '@sinclair/typebox';
+import { Ip, Port } from './model.js';
+
+export const LogLevel = Type.Union(['trace', 'debug', 'info', 'warn', 'error', 'fatal'].map((l) => Type.Literal(l)), {
+  description: 'one of trace, debug, info, warn, error, fatal',
+});
+
+/** log: { level, main|monitor|worker file names (relative to the home), event } */
+export const LogSection = Type.Object({
+  level: Type.Optional(LogLevel),
+  /** The home's event log: starts, stops, kills, crashes, alerts. */
+  event: Type.Optional(Type.String({ minLength: 1 })),
+  /** The tool's own log (ibms worker, ibma, ibcmd). */
+  main: Type.Optional(Type.String({ minLength: 1 })),
+  /** The daemon parent's log. */
+  monitor: Type.Optional(Type.String({ minLength: 1 })),
+  /** Worker logs; `{n}` becomes the worker's index. */
+  worker: Type.Optional(Type.String({ minLength: 1 })),
+}, { additionalProperties: false });
+export type LogSection = Static<typeof LogSection>;
+
+export const Address = Type.Object({ ip: Ip, port: Port }, { additionalProperties: false });
+export type Address = Static<typeof Address>;

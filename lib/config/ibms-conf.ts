@@ -1,0 +1,32 @@
+/** etc/ibms.conf: the registry daemon's own settings. */
+import { Type, type Static } from '@sinclair/typebox';
+import { Address, LogSection } from './common.js';
+
+export const IbmsConf = Type.Object({
+  server: Address,
+  comm: Type.Object({
+    /** Bodies of at least this many bytes are lz4-compressed when the peer accepts it. */
+    min_compress_size: Type.Integer({ minimum: 0 }),
+    /** Largest request body accepted (413 above). */
+    max_body_size: Type.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024 }),
+  }, { additionalProperties: false }),
+  config: Type.Object({
+    nodes: Type.String({ minLength: 1 }),
+    apps: Type.String({ minLength: 1 }),
+    projects: Type.String({ minLength: 1 }),
+  }, { additionalProperties: false }),
+  misc: Type.Object({
+    /** Watch so/ and mark an app's package changed when its .so is added or replaced. */
+    auto_download_bin_enable: Type.Union([Type.Literal(0), Type.Literal(1)]),
+    /** A second folder where every save also writes the config ('' for none). */
+    second_config_dump: Type.String(),
+  }, { additionalProperties: false }),
+  session: Type.Object({
+    /** A session not heard from for this many seconds is dropped. */
+    expire_seconds: Type.Number({ exclusiveMinimum: 0 }),
+    /** Longest blocking watch an agent may ask for. */
+    max_wait_seconds: Type.Number({ exclusiveMinimum: 0 }),
+  }, { additionalProperties: false }),
+  log: LogSection,
+}, { additionalProperties: false });
+export type IbmsConf = Static<typeof IbmsConf>;

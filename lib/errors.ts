@@ -1,0 +1,130 @@
+/**
+ * The one error table of IBP-TS.
+ *
+ * Every failure that crosses a module boundary is an {@link IbpError} carrying a stable `code`
+ * from {@link ERRORS}. Codes never change meaning once released; docs/ERRORS.md lists them all and
+ * test/lib/errors.test.ts keeps the table and the document in step.
+ *
+ * A message says what went wrong AND what to do about it.
+ */
+
+export interface ErrorSpec {
+  /** Default message; `{name}` placeholders are filled from the `params` given at throw time. */
+  readonly message: string;
+  /** HTTP status when the error answers a REST call. */
+  readonly http?: number;
+  /** Process exit code when the error ends a command-line tool. */
+  readonly exit?: number;
+}
+
+export const ERRORS = {
+  /** Command line */
+  IBP_ERR_CLI_USAGE: { message: '{detail}', exit: 2 },
+  IBP_ERR_CLI_BAD_ARG: { message: 'bad value for {arg}: {detail}', exit: 2 },
+
+  /** Config files */
+  IBP_ERR_CFG_NOT_FOUND: { message: 'config file {file} not found: run `{tool} -a init` first or pass -f', exit: 3 },
+  IBP_ERR_CFG_PARSE: { message: 'config file {file} is not valid JSON: {detail}', exit: 3 },
+  IBP_ERR_CFG_INVALID: { message: 'config file {file}: key {key} {detail}', exit: 3 },
+  IBP_ERR_CFG_EXISTS: { message: '{file} exist !', exit: 0 },
+  IBP_ERR_CFG_BIN_IMAGE: { message: 'config image {file} is unreadable ({detail}); delete it or run `ibms -a build_config`', exit: 3 },
+
+  /** Home, files, names */
+  IBP_ERR_HOME_LAYOUT: { message: 'home folder {home}: {detail}', exit: 3 },
+  IBP_ERR_FILE_NAME: { message: 'file name {name} refused: {detail}', http: 400, exit: 2 },
+
+  /** Codec / REST bodies */
+  IBP_ERR_CODEC_JSON: { message: 'malformed JSON body: {detail}', http: 400 },
+  IBP_ERR_CODEC_LZ4: { message: 'malformed lz4 body: {detail}', http: 400 },
+  IBP_ERR_CODEC_TOO_LARGE: { message: 'body of {size} bytes is over the limit of {limit}', http: 413 },
+
+  /** Registry (ibms) */
+  IBP_ERR_REG_AUTH: { message: 'missing or wrong credential: pass the admin credential (keys/admin.credential) or the node credential', http: 401, exit: 4 },
+  IBP_ERR_REG_FORBIDDEN: { message: '{who} is not entitled to {what}', http: 403, exit: 4 },
+  IBP_ERR_REG_NOT_FOUND: { message: '{kind} {name} not found', http: 404, exit: 5 },
+  IBP_ERR_REG_EXISTS: { message: '{kind} {name} already exists: use set_{kind} to change it', http: 409, exit: 5 },
+  IBP_ERR_REG_INVALID: { message: '{detail}', http: 400, exit: 5 },
+  IBP_ERR_REG_UNREACHABLE: { message: 'ibms at {url} is not answering ({detail}): is it started? (`ibms -s status`)', exit: 6 },
+  IBP_ERR_REG_ANSWER: { message: 'ibms answered {status}: {detail}', exit: 6 },
+
+  /** Daemons */
+  IBP_ERR_DAEMON_RUNNING: { message: '{tool} is already running with pid {pid} (pid file {pidfile})', exit: 7 },
+  IBP_ERR_DAEMON_NOT_RUNNING: { message: '{tool} is not running (pid file {pidfile})', exit: 7 },
+  IBP_ERR_DAEMON_START: { message: '{tool} did not start: {detail}; see {log}', exit: 7 },
+  IBP_ERR_DAEMON_STOP: { message: '{tool} (pid {pid}) did not stop within {ms} ms', exit: 7 },
+
+  /** Shared memory */
+  IBP_ERR_SHM_SYSCALL: { message: '{call} failed: {detail}', exit: 8 },
+  IBP_ERR_SHM_NO_SPACE: { message: 'no config space at index key {key}: is ibma started for this home? (`ibma -s status`)', exit: 8 },
+  IBP_ERR_SHM_LAYOUT: { message: 'segment {key} has layout {found}, this build reads {expected}: restart ibma with this build', exit: 8 },
+  IBP_ERR_SHM_CAPACITY: { message: '{what} does not fit in the segment: {detail}', exit: 8 },
+
+  /** Wire protocol */
+  IBP_ERR_PROTO_FRAME: { message: 'malformed frame: {detail}' },
+  IBP_ERR_PROTO_TOO_LARGE: { message: 'frame of {size} bytes is over the limit of {limit}' },
+  IBP_ERR_PROTO_VERSION: { message: 'protocol version {found} not supported (this side speaks {expected})' },
+
+  /** Apps */
+  IBP_ERR_APP_UNKNOWN: { message: 'app {app} is not configured on this node' },
+  IBP_ERR_APP_INVALID: { message: 'app {app} is marked invalid' },
+  IBP_ERR_APP_LOAD: { message: 'app {app}: cannot load {file}: {detail}' },
+  IBP_ERR_APP_FAILED: { message: 'app {app} returned {rc}' },
+  IBP_ERR_APP_TIMEOUT: { message: 'app {app} timed out after {ms} ms ({tier})' },
+  IBP_ERR_APP_CRASH: { message: 'app {app} crashed the worker ({signal})' },
+
+  /** Worker pool */
+  IBP_ERR_POOL_CRASH_LOOP: { message: 'workers die at start ({count} in {ms} ms): stopped respawning; fix the app or config and restart', exit: 9 },
+
+  /** Client (ibac) */
+  IBP_ERR_CLIENT_NO_HOST: { message: 'no usable host for node {node}: every host is invalid or suspended' },
+  IBP_ERR_CLIENT_CONNECT: { message: 'cannot connect to {host}: {detail}' },
+  IBP_ERR_CLIENT_SAFE: { message: 'transaction failed before the request left ({detail}): safe to retry' },
+  IBP_ERR_CLIENT_SUSPICIOUS: { message: 'transaction SUSPICIOUS: the request may have reached {host} but no complete response came back ({detail}); verify, reverse or escalate' },
+  IBP_ERR_CLIENT_NOT_SUPPORTED: { message: '{feature} is not supported yet' },
+
+  /** Remote command agent (ibcmd) */
+  IBP_ERR_CMD_DENIED: { message: 'command refused: {detail}', http: 403 },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export type ErrorParams = Record<string, string | number | undefined>;
+
+function render(template: string, params: ErrorParams): string {
+  return template.replace(/\{(\w+)\}/g, (_, name: string) => {
+    const value = params[name];
+    return value === undefined ? `{${name}}` : String(value);
+  });
+}
+
+export class IbpError extends Error {
+  readonly code: ErrorCode;
+  readonly params: ErrorParams;
+  readonly http: number;
+  readonly exitCode: number;
+
+  constructor(code: ErrorCode, params: ErrorParams = {}, options?: { cause?: unknown }) {
+    const spec: ErrorSpec = ERRORS[code];
+    super(render(spec.message, params), options);
+    this.name = 'IbpError';
+    this.code = code;
+    this.params = params;
+    this.http = spec.http ?? 500;
+    this.exitCode = spec.exit ?? 1;
+  }
+
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export function isIbpError(e: unknown, code?: ErrorCode): e is IbpError {
+  return e instanceof IbpError && (code === undefined || e.code === code);
+}
+
+/** The message of any thrown value, for logs. */
+export function errorText(e: unknown): string {
+  if (e instanceof IbpError) return `${e.code}: ${e.message}`;
+  if (e instanceof Error) return e.message;
+  return String(e);
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+// Regenerates docs/ERRORS.md from the table in lib/errors.ts (run after adding a code:
+// `node scripts/gen-errors-doc.mjs`). test/lib/errors.test.ts fails when the two disagree.
+import fs from 'node:fs';
+const root = new URL('..', import.meta.url);
+const src = fs.readFileSync(new URL('lib/errors.ts', root), 'utf8');
+let out = '# Error codes\n\nEvery failure that crosses a module boundary is an `IbpError` with one of these stable codes\n'
+  + '(lib/errors.ts). A code never changes meaning once released. Regenerate this page with\n'
+  + '`node scripts/gen-errors-doc.mjs`; `test/lib/errors.test.ts` keeps page and table in step.\n\n'
+  + '| code | message | HTTP | exit |\n|---|---|---|---|\n';
+const re = /^\s+(IBP_ERR_\w+): \{ message: '([^']*)'(?:, http: (\d+))?(?:, exit: (\d+))? \}/gm;
+for (const m of src.matchAll(re)) out += `| \`${m[1]}\` | ${m[2].replace(/\|/g, '\\|')} | ${m[3] ?? ''} | ${m[4] ?? ''} |\n`;
+fs.writeFileSync(new URL('docs/ERRORS.md', root), out);
