@@ -63,6 +63,10 @@ export const ERRORS = {
   IBP_ERR_PROTO_FRAME: { message: 'malformed frame: {detail}' },
   IBP_ERR_PROTO_TOO_LARGE: { message: 'frame of {size} bytes is over the limit of {limit}' },
   IBP_ERR_PROTO_VERSION: { message: 'protocol version {found} not supported (this side speaks {expected})' },
+  IBP_ERR_PROTO_TRUNCATED: { message: 'connection ended inside a frame ({detail}): the peer closed or crashed mid-send' },
+  IBP_ERR_PROTO_SEQUENCE: { message: 'unexpected {type} packet {detail}: follow pre-request, push files, request' },
+  IBP_ERR_PROTO_REFUSED: { message: 'server refused the transaction: {detail}' },
+  IBP_ERR_PROTO_IDLE: { message: 'connection idle for {ms} ms: closed by the server (send a keep-alive to hold it)' },
 
   /** Apps */
   IBP_ERR_APP_UNKNOWN: { message: 'app {app} is not configured on this node' },
@@ -74,6 +78,9 @@ export const ERRORS = {
 
   /** Worker pool */
   IBP_ERR_POOL_CRASH_LOOP: { message: 'workers die at start ({count} in {ms} ms): stopped respawning; fix the app or config and restart', exit: 9 },
+  IBP_ERR_POOL_STOPPING: { message: 'server {node} is stopping: retry on another host' },
+  IBP_ERR_POOL_INTERNAL: { message: 'server internal error: {detail}; see the worker log' },
+  IBP_ERR_POOL_NO_SPACE: { message: 'server has no config space ({detail}): is ibma started on the server host?' },
 
   /** Client (ibac) */
   IBP_ERR_CLIENT_NO_HOST: { message: 'no usable host for node {node}: every host is invalid or suspended' },
