@@ -15,7 +15,7 @@ import { IbpError } from '../errors.js';
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
 /** One ajv for the whole process; defaults are filled in, unknown keys rejected by the schemas. */
-export const ajv = addFormats(new Ajv({ allErrors: false, useDefaults: true, strict: false }));
+export const ajv = addFormats(new Ajv({ allErrors: false, useDefaults: true, strict: false, verbose: true }));
 
 const compiled = new WeakMap<TSchema, ValidateFunction>();
 
