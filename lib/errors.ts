@@ -90,7 +90,17 @@ export const ERRORS = {
   IBP_ERR_CLIENT_NOT_SUPPORTED: { message: '{feature} is not supported yet' },
 
   /** Remote command agent (ibcmd) */
-  IBP_ERR_CMD_DENIED: { message: 'command refused: {detail}', http: 403 },
+  IBP_ERR_CMD_DENIED: { message: 'command refused: {detail}', http: 403, exit: 10 },
+  IBP_ERR_CMD_SYNTAX: { message: 'command line refused: {detail}', http: 400, exit: 10 },
+  IBP_ERR_CMD_AUTH: { message: 'missing or wrong ibcmd credential: use the agent\'s keys/ibcmd.credential (--credential-file)', http: 401, exit: 10 },
+  IBP_ERR_CMD_CREDENTIAL: { message: 'credential file {file}: {detail}', exit: 3 },
+  IBP_ERR_CMD_EXEC: { message: 'cannot run {cmd}: {detail}', http: 422, exit: 10 },
+  IBP_ERR_CMD_BUSY: { message: 'the agent already runs {count} commands: retry later', http: 503, exit: 11 },
+  IBP_ERR_CMD_FILE_NOT_FOUND: { message: 'file {name} is not in the sandbox', http: 404, exit: 10 },
+  IBP_ERR_CMD_FILE_REFUSED: { message: 'file {name} refused: {detail}', http: 403, exit: 10 },
+  IBP_ERR_CMD_ROUTE: { message: 'no such ibcmd endpoint {method} {url}', http: 404, exit: 10 },
+  IBP_ERR_CMD_UNREACHABLE: { message: 'ibcmd at {url} is not answering ({detail}): is it started? (`ibcmd -s status`)', exit: 11 },
+  IBP_ERR_CMD_ANSWER: { message: 'ibcmd answered {status}: {detail}', exit: 11 },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
