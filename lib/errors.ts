@@ -46,6 +46,11 @@ export const ERRORS = {
   IBP_ERR_REG_INVALID: { message: '{detail}', http: 400, exit: 5 },
   IBP_ERR_REG_UNREACHABLE: { message: 'ibms at {url} is not answering ({detail}): is it started? (`ibms -s status`)', exit: 6 },
   IBP_ERR_REG_ANSWER: { message: 'ibms answered {status}: {detail}', exit: 6 },
+  IBP_ERR_REG_IN_USE: { message: '{kind} {name} is still used by {users}: remove it there first', http: 409, exit: 5 },
+  IBP_ERR_REG_HOST_TAKEN: { message: 'host {host} is already a host of node {node}: remove it there first (remove_node_host)', http: 409, exit: 5 },
+  IBP_ERR_REG_NO_PACKAGE: { message: 'package {bin} of app {app} is not in {dir}: copy the .so there first', http: 404, exit: 5 },
+  IBP_ERR_REG_SAVE: { message: 'writing {file} failed ({detail}); the previous file is kept', http: 500, exit: 6 },
+  IBP_ERR_REG_STOPPING: { message: 'ibms is stopping: retry once it is started again', http: 503, exit: 6 },
 
   /** Daemons */
   IBP_ERR_DAEMON_RUNNING: { message: '{tool} is already running with pid {pid} (pid file {pidfile})', exit: 7 },

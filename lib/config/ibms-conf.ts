@@ -30,3 +30,21 @@ export const IbmsConf = Type.Object({
   log: LogSection,
 }, { additionalProperties: false });
 export type IbmsConf = Static<typeof IbmsConf>;
+
+/** Defaults written by `ibms -a init` (every key present, so the file documents itself). */
+export function defaultIbmsConf(ip = '127.0.0.1', port = 16001): IbmsConf {
+  return {
+    server: { ip, port },
+    comm: { min_compress_size: 512, max_body_size: 8 * 1024 * 1024 },
+    config: { nodes: 'ibp_nodes.conf', apps: 'ibp_apps.conf', projects: 'ibp_projects.conf' },
+    misc: { auto_download_bin_enable: 0, second_config_dump: '' },
+    session: { expire_seconds: 30, max_wait_seconds: 300 },
+    log: {
+      level: 'info',
+      event: 'log/event.log',
+      main: 'log/ibms_main.log',
+      monitor: 'log/ibms_monitor.log',
+      worker: 'log/ibms_worker.log',
+    },
+  };
+}
