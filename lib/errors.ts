@@ -52,6 +52,9 @@ export const ERRORS = {
   IBP_ERR_REG_SAVE: { message: 'writing {file} failed ({detail}); the previous file is kept', http: 500, exit: 6 },
   IBP_ERR_REG_STOPPING: { message: 'ibms is stopping: retry once it is started again', http: 503, exit: 6 },
 
+  /** Agent (ibma) */
+  IBP_ERR_AGENT_PACKAGE: { message: 'package {bin} rejected: {detail}; the old file stays (check so/ of the registry, then `ibms -a update_app`)' },
+
   /** Daemons */
   IBP_ERR_DAEMON_RUNNING: { message: '{tool} is already running with pid {pid} (pid file {pidfile})', exit: 7 },
   IBP_ERR_DAEMON_NOT_RUNNING: { message: '{tool} is not running (pid file {pidfile})', exit: 7 },
