@@ -1,0 +1,103 @@
+/**
+ * Result codes on the wire. Every PRE_ANSWER, RESPONSE, TX_CONTROL_ANSWER and ERROR packet carries
+ * one as an int32. 0 is success; the others map one-to-one onto IbpError codes of lib/errors.ts so
+ * that a client can rethrow what the server meant, and a server can answer what it caught.
+ *
+ * Ranges: 1xxx app, 2xxx protocol, 3xxx server/pool. A code never changes meaning once released.
+ */
+import { IbpError, type ErrorCode, type ErrorParams } from '../errors.js';
+
+/** @enum */
+export const RC = {
+  OK: 0,
+  /** The app is not in this node's config space. */
+  APP_UNKNOWN: 1001,
+  /** The app is configured but marked invalid. */
+  APP_INVALID: 1002,
+  /** The app's .so is missing or cannot be loaded (bad file, no somain). */
+  APP_LOAD: 1003,
+  /** The app ran and returned non-zero (its own return code travels in `appRc`). */
+  APP_FAILED: 1004,
+  /** The app ran past its server timeout (timeout2); the detail names the tier that ended it. */
+  APP_TIMEOUT: 1005,
+  /** The app crashed its worker (a signal). */
+  APP_CRASH: 1006,
+  /** A malformed packet (bad field, bad file name, wrong count). */
+  PROTO_FRAME: 2001,
+  /** A frame or file over the limit. */
+  PROTO_TOO_LARGE: 2002,
+  /** A protocol version this side does not speak. */
+  PROTO_VERSION: 2003,
+  /** A packet out of order (e.g. REQUEST before PRE_REQUEST). */
+  PROTO_SEQUENCE: 2004,
+  /** The pre-request asked for something the server does not grant (e.g. encryption). */
+  PROTO_REFUSED: 2005,
+  /** The connection was idle longer than the server keeps it. */
+  PROTO_IDLE: 2006,
+  /** The peer stopped inside a frame. */
+  PROTO_TRUNCATED: 2007,
+  /** The server is stopping: retry elsewhere. Nothing ran. */
+  POOL_STOPPING: 3001,
+  /** The server has no config space to resolve apps. */
+  POOL_NO_SPACE: 3002,
+  /** Not implemented by this server yet (e.g. two-phase commit control). */
+  NOT_SUPPORTED: 3003,
+  /** Anything else that went wrong inside the server. */
+  POOL_INTERNAL: 3999,
+} as const;
+export type ResultCode = (typeof RC)[keyof typeof RC];
+
+const TO_ERROR: Record<Exclude<ResultCode, 0>, ErrorCode> = {
+  [RC.APP_UNKNOWN]: 'IBP_ERR_APP_UNKNOWN',
+  [RC.APP_INVALID]: 'IBP_ERR_APP_INVALID',
+  [RC.APP_LOAD]: 'IBP_ERR_APP_LOAD',
+  [RC.APP_FAILED]: 'IBP_ERR_APP_FAILED',
+  [RC.APP_TIMEOUT]: 'IBP_ERR_APP_TIMEOUT',
+  [RC.APP_CRASH]: 'IBP_ERR_APP_CRASH',
+  [RC.PROTO_FRAME]: 'IBP_ERR_PROTO_FRAME',
+  [RC.PROTO_TOO_LARGE]: 'IBP_ERR_PROTO_TOO_LARGE',
+  [RC.PROTO_VERSION]: 'IBP_ERR_PROTO_VERSION',
+  [RC.PROTO_SEQUENCE]: 'IBP_ERR_PROTO_SEQUENCE',
+  [RC.PROTO_REFUSED]: 'IBP_ERR_PROTO_REFUSED',
+  [RC.PROTO_IDLE]: 'IBP_ERR_PROTO_IDLE',
+  [RC.PROTO_TRUNCATED]: 'IBP_ERR_PROTO_TRUNCATED',
+  [RC.POOL_STOPPING]: 'IBP_ERR_POOL_STOPPING',
+  [RC.POOL_NO_SPACE]: 'IBP_ERR_POOL_NO_SPACE',
+  [RC.NOT_SUPPORTED]: 'IBP_ERR_CLIENT_NOT_SUPPORTED',
+  [RC.POOL_INTERNAL]: 'IBP_ERR_POOL_INTERNAL',
+};
+
+const FROM_ERROR = new Map<ErrorCode, ResultCode>(Object.entries(TO_ERROR).map(([rc, code]) => [code, Number(rc) as ResultCode]));
+const NAMES = new Map<number, string>(Object.entries(RC).map(([k, v]) => [v, k]));
+
+export function isResultCode(n: number): n is ResultCode {
+  return NAMES.has(n);
+}
+
+/** "APP_UNKNOWN", or "rc 4711" for a code this build does not know. */
+export function resultName(rc: number): string {
+  return NAMES.get(rc) ?? `rc ${rc}`;
+}
+
+/** The IbpError code of a wire result code (undefined for OK or an unknown number). */
+export function errorCodeOf(rc: number): ErrorCode | undefined {
+  return isResultCode(rc) && rc !== RC.OK ? TO_ERROR[rc] : undefined;
+}
+
+/** The wire result code for an error caught on the server (POOL_INTERNAL when not an IbpError of the table). */
+export function resultOf(e: unknown): ResultCode {
+  if (e instanceof IbpError) return FROM_ERROR.get(e.code) ?? RC.POOL_INTERNAL;
+  return RC.POOL_INTERNAL;
+}
+
+/**
+ * The IbpError a client raises for a non-zero result: same code as the server's, the server's
+ * message as detail. Unknown numbers become IBP_ERR_POOL_INTERNAL naming the number.
+ */
+export function errorOfResult(rc: number, message: string, params: ErrorParams = {}): IbpError {
+  const code = errorCodeOf(rc) ?? 'IBP_ERR_POOL_INTERNAL';
+  const e = new IbpError(code, { detail: message, ...params });
+  // the server's own text is the better message: it had every parameter
+  if (message) Object.defineProperty(e, 'message', { value: message, enumerable: false, writable: true, configurable: true });
+  return e;
+}
