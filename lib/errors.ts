@@ -51,6 +51,7 @@ export const ERRORS = {
   IBP_ERR_REG_NO_PACKAGE: { message: 'package {bin} of app {app} is not in {dir}: copy the .so there first', http: 404, exit: 5 },
   IBP_ERR_REG_SAVE: { message: 'writing {file} failed ({detail}); the previous file is kept', http: 500, exit: 6 },
   IBP_ERR_REG_STOPPING: { message: 'ibms is stopping: retry once it is started again', http: 503, exit: 6 },
+  IBP_ERR_REG_INTERNAL: { message: 'ibms failed on {what}: {detail} (see the ibms worker log)', http: 500, exit: 6 },
 
   /** Agent (ibma) */
   IBP_ERR_AGENT_PACKAGE: { message: 'package {bin} rejected: {detail}; the old file stays (check so/ of the registry, then `ibms -a update_app`)' },
@@ -66,6 +67,8 @@ export const ERRORS = {
   IBP_ERR_SHM_NO_SPACE: { message: 'no config space at index key {key}: is ibma started for this home? (`ibma -s status`)', exit: 8 },
   IBP_ERR_SHM_LAYOUT: { message: 'segment {key} has layout {found}, this build reads {expected}: restart ibma with this build', exit: 8 },
   IBP_ERR_SHM_CAPACITY: { message: '{what} does not fit in the segment: {detail}', exit: 8 },
+  IBP_ERR_SHM_INPUT: { message: 'cannot build a config segment from this config: {detail}; fix it in ibms and distribute again', exit: 8 },
+  IBP_ERR_SHM_ARG: { message: 'bad {arg}: {detail}', exit: 8 },
 
   /** Wire protocol */
   IBP_ERR_PROTO_FRAME: { message: 'malformed frame: {detail}' },
@@ -109,6 +112,7 @@ export const ERRORS = {
   IBP_ERR_CMD_ROUTE: { message: 'no such ibcmd endpoint {method} {url}', http: 404, exit: 10 },
   IBP_ERR_CMD_UNREACHABLE: { message: 'ibcmd at {url} is not answering ({detail}): is it started? (`ibcmd -s status`)', exit: 11 },
   IBP_ERR_CMD_ANSWER: { message: 'ibcmd answered {status}: {detail}', exit: 11 },
+  IBP_ERR_CMD_INTERNAL: { message: 'the agent failed: {detail}; see its log', http: 500, exit: 11 },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

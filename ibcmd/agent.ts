@@ -1,0 +1,80 @@
+/**
+ * The ibcmd agent process: load the config, read the credential, open the sandbox, serve the API,
+ * write the pid file, report ready; on SIGTERM kill the commands still running, close the server,
+ * remove the pid file and exit. SIGUSR1 reopens the logs (lib/signals.ts).
+ */
+import { createLogger, type LogLevel } from '../lib/log.js';
+import { errorText } from '../lib/errors.js';
+import { removePid, writePid } from '../lib/pidfile.js';
+import { installSignals } from '../lib/signals.js';
+import { reportFailed, reportReady } from '../lib/daemon.js';
+import { compilePolicy } from './audit.js';
+import { PID_NAME, type LoadedConf } from './config.js';
+import { readCredential } from './credential.js';
+import { Runner } from './exec.js';
+import { buildServer, currentUser, type AgentState } from './server.js';
+import { Sandbox } from './transfer.js';
+
+export async function runAgent(loaded: LoadedConf): Promise<void> {
+  const { conf, home } = loaded;
+  const pidFile = home.run(PID_NAME);
+  const log = createLogger({
+    name: 'ibcmd',
+    level: (conf.log.level ?? 'info') as LogLevel,
+    file: home.resolve(conf.log.main ?? 'log/ibcmd.log'),
+    eventFile: conf.log.event ? home.resolve(conf.log.event) : undefined,
+  });
+  try {
+    home.ensure();
+    const state: AgentState = {
+      ip: conf.server.ip,
+      port: conf.server.port,
+      home: home.root,
+      user: currentUser(),
+      startedAt: Date.now(),
+      policy: compilePolicy(conf.black_list, conf.white_list),
+      sandbox: Sandbox.open(home.resolve(conf.sandbox), conf.files.max_file_size),
+      runner: new Runner(conf.exec.max_concurrent),
+      secret: readCredential(home.resolve(conf.credential_file)),
+      exec: {
+        path: conf.exec.path,
+        timeoutMs: Math.round(conf.exec.command_timeout * 1000),
+        maxOutput: conf.exec.max_output_size,
+      },
+      log,
+      audit: createLogger({ name: 'ibcmd-audit', level: 'info', file: home.resolve(conf.audit.file) }),
+      requests: 0,
+      refused: 0,
+    };
+    const app = buildServer(state, { commandTimeoutMs: state.exec.timeoutMs });
+    await app.listen({ host: conf.server.ip, port: conf.server.port });
+    writePid(pidFile);
+
+    let stopping = false;
+    installSignals({
+      stop: (signal) => {
+        if (stopping) return;
+        stopping = true;
+        log.info(`stopping , signal[${signal}] running[${state.runner.running}]`);
+        state.runner.killAll();
+        void app.close().finally(() => {
+          removePid(pidFile);
+          log.warn(`ibcmd stopped , pid[${process.pid}]`);
+          process.exit(0);
+        });
+      },
+    });
+    process.on('uncaughtException', (e) => {
+      log.fatal(`uncaught exception , ${errorText(e)} ${(e as Error).stack ?? ''}`);
+      state.runner.killAll();
+      removePid(pidFile);
+      process.exit(1);
+    });
+    log.warn(`ibcmd started , pid[${process.pid}] ip[${conf.server.ip}] port[${conf.server.port}] sandbox[${state.sandbox.root}] user[${state.user}]`);
+    reportReady();
+  } catch (e) {
+    log.error(`ibcmd start failed , ${errorText(e)}`);
+    reportFailed(errorText(e));
+    throw e;
+  }
+}

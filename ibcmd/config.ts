@@ -1,0 +1,159 @@
+/**
+ * etc/ibcmd.conf: the remote-command agent's settings, its defaults for `ibcmd -a init`, and the
+ * checks `ibcmd -a check` runs (like `nginx -t`).
+ *
+ *   server          listen address (IBP's `ibcmd --ip --port`; default 127.0.0.1:26001)
+ *   credential_file the shared secret clients present (Bearer), mode 0600, relative to the home
+ *   sandbox         the folder put/get work in and commands run in (cwd), relative to the home
+ *   black_list      command-line patterns refused first (`*` any run of characters, `?` one)
+ *   white_list      command-line patterns allowed (a command must match one)
+ *   exec            PATH entries put in front of the agent's PATH, output cap, timeout, concurrency
+ *   files           biggest file put accepts
+ *   log / audit     the agent's log, the home's event log, and the audit log (one line a request)
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Type, type Static } from '@sinclair/typebox';
+import { LogSection } from '../lib/config/common.js';
+import { loadConfigFile } from '../lib/config/load.js';
+import { Ip, Port, Seconds } from '../lib/config/model.js';
+import { Home, homeOfConf } from '../lib/home.js';
+import { compileList } from './audit.js';
+
+export const DEFAULT_PORT = 26001;
+export const CONF_NAME = 'ibcmd.conf';
+export const PID_NAME = 'ibcmd.pid';
+
+const Pattern = Type.String({ minLength: 1, maxLength: 1024, description: 'a command-line pattern (1..1024 characters)' });
+
+export const IbcmdConf = Type.Object({
+  server: Type.Object({ ip: Ip, port: Port }, { additionalProperties: false }),
+  credential_file: Type.String({ minLength: 1, maxLength: 4096 }),
+  sandbox: Type.String({ minLength: 1, maxLength: 4096 }),
+  black_list: Type.Array(Pattern, { maxItems: 10000 }),
+  white_list: Type.Array(Pattern, { maxItems: 10000 }),
+  exec: Type.Object({
+    /** Folders put in front of PATH for commands (the project's scripts/ and bin/). */
+    path: Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), { maxItems: 64 }),
+    /** Bytes kept of stdout and of stderr each; a command writing more is killed. */
+    max_output_size: Type.Integer({ minimum: 1, maximum: 256 * 1024 * 1024 }),
+    /** Seconds a command may run before its process group is killed. */
+    command_timeout: Seconds,
+    /** Commands running at once; more are refused (503). */
+    max_concurrent: Type.Integer({ minimum: 1, maximum: 1024 }),
+  }, { additionalProperties: false }),
+  files: Type.Object({
+    /** Biggest file `put` accepts, bytes. */
+    max_file_size: Type.Integer({ minimum: 1, maximum: 4 * 1024 * 1024 * 1024 }),
+  }, { additionalProperties: false }),
+  log: LogSection,
+  audit: Type.Object({ file: Type.String({ minLength: 1, maxLength: 4096 }) }, { additionalProperties: false }),
+}, { additionalProperties: false });
+export type IbcmdConf = Static<typeof IbcmdConf>;
+
+/** The project root (where bin/ and scripts/ are), from this module's place in dist/ibcmd/ or ibcmd/. */
+export function projectRoot(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const up = path.resolve(here, '..');
+  return path.basename(up) === 'dist' ? path.dirname(up) : up;
+}
+
+export function defaultConf(ip = '127.0.0.1', port = DEFAULT_PORT): IbcmdConf {
+  const root = projectRoot();
+  return {
+    server: { ip, port },
+    credential_file: 'keys/ibcmd.credential',
+    sandbox: 'file/ibcmd',
+    black_list: ['rm *', '* rm *', 'shutdown*', 'reboot*', 'halt*', 'poweroff*', 'init *', 'mkfs*', 'dd *', 'kill * 1', 'chmod *', 'chown *'],
+    white_list: [
+      'ibms.sh *', 'ibma.sh *', 'ibas.sh *', 'ibcmd.sh status',
+      'ibms -s *', 'ibma -s *', 'ibas -s *',
+      'ls', 'ls *', 'uptime', 'df -h', 'echo *', 'hostname',
+    ],
+    exec: { path: [path.join(root, 'scripts'), path.join(root, 'bin')], max_output_size: 1024 * 1024, command_timeout: 60, max_concurrent: 4 },
+    files: { max_file_size: 64 * 1024 * 1024 },
+    log: { level: 'info', main: 'log/ibcmd.log', event: 'log/event.log' },
+    audit: { file: 'log/ibcmd_audit.log' },
+  };
+}
+
+/** The commented sample `ibcmd -a init` writes (JSON with comments, as IBP's configs). */
+export function renderConf(conf: IbcmdConf): string {
+  const j = (v: unknown): string => JSON.stringify(v);
+  const list = (items: string[]): string => `[\n${items.map((s) => `    ${j(s)}`).join(',\n')}\n  ]`;
+  return `{
+  // listen address of this agent (clients: ibcmd --ip IP --port PORT -a execmd ...)
+  "server": { "ip": ${j(conf.server.ip)}, "port": ${conf.server.port} },
+  // the shared secret clients present; mode 0600; relative paths are relative to the home
+  "credential_file": ${j(conf.credential_file)},
+  // put/get stay inside this folder, and commands run in it
+  "sandbox": ${j(conf.sandbox)},
+  // a command line is checked against the black list first, then must match the white list;
+  // patterns cover the whole line: * = any run of characters, ? = one character.
+  // The black list is also checked with the program's base name (/bin/rm -> rm).
+  "black_list": ${list(conf.black_list)},
+  "white_list": ${list(conf.white_list)},
+  "exec": {
+    // folders put in front of PATH for commands (the project's scripts/ and bin/)
+    "path": ${list(conf.exec.path)},
+    "max_output_size": ${conf.exec.max_output_size}, // bytes kept of stdout and of stderr each
+    "command_timeout": ${conf.exec.command_timeout}, // seconds; then the command's process group is killed
+    "max_concurrent": ${conf.exec.max_concurrent} // commands at once; more are refused
+  },
+  "files": { "max_file_size": ${conf.files.max_file_size} }, // bytes put accepts
+  "log": { "level": ${j(conf.log.level)}, "main": ${j(conf.log.main)}, "event": ${j(conf.log.event)} },
+  // one line per request: who, what, verdict, result
+  "audit": { "file": ${j(conf.audit.file)} }
+}
+`;
+}
+
+export interface LoadedConf {
+  conf: IbcmdConf;
+  file: string;
+  home: Home;
+}
+
+/** `-f NAME` means $IBP_HOME/etc/NAME; a path names its own home when it sits in `<home>/etc/`. */
+export function resolveConf(name: string | undefined): { file: string; home: Home } {
+  const n = name ?? CONF_NAME;
+  const env = new Home();
+  const file = env.confPath(n);
+  return { file, home: n.includes('/') ? homeOfConf(file) : env };
+}
+
+/** Load and validate; the lists are compiled too so a bad pattern is named at load time. */
+export function loadConf(name: string | undefined): LoadedConf {
+  const { file, home } = resolveConf(name);
+  const conf = loadConfigFile(IbcmdConf, file, 'ibcmd');
+  compileList(conf.black_list, `${file}: black_list`);
+  compileList(conf.white_list, `${file}: white_list`);
+  return { conf, file, home };
+}
+
+/** Problems `-a check` reports beyond the schema (warnings do not fail the check). */
+export function checkConfFiles(loaded: LoadedConf): { errors: string[]; warnings: string[] } {
+  const { conf, home } = loaded;
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  const cred = home.resolve(conf.credential_file);
+  try {
+    const st = fs.statSync(cred);
+    if ((st.mode & 0o077) !== 0) errors.push(`${cred} is readable by others (mode ${(st.mode & 0o777).toString(8)}): chmod 600 it`);
+  } catch {
+    errors.push(`${cred} is missing: run \`ibcmd -a init\``);
+  }
+  const sandbox = home.resolve(conf.sandbox);
+  try {
+    if (!fs.statSync(sandbox).isDirectory()) errors.push(`sandbox ${sandbox} is not a folder`);
+  } catch {
+    warnings.push(`sandbox ${sandbox} does not exist yet: the agent creates it at start`);
+  }
+  for (const p of conf.exec.path) {
+    if (!path.isAbsolute(p)) warnings.push(`exec.path ${p} is relative: it is resolved against the sandbox`);
+    else if (!fs.existsSync(p)) warnings.push(`exec.path ${p} does not exist`);
+  }
+  if (conf.white_list.length === 0) warnings.push('white_list is empty: every command will be refused');
+  return { errors, warnings };
+}
