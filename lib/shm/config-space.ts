@@ -1,0 +1,206 @@
+/**
+ * The reader of the config space (ibac, ibas, `ibma -s`): IBP's IBMAOpenConfigSpace /
+ * IBMACheckConfigSpaceAttaching / IBMAQueryNode … as one class.
+ *
+ * open() reads the index segment and attaches the config segment it points to. The attached
+ * segment never changes under a reader (the writer builds a new one and flips the index), so
+ * lookups need no lock: a reader that has not called checkSwitch() keeps reading the old,
+ * consistent data. checkSwitch() attaches the newest segment and detaches the old one, which the
+ * writer removes once nobody is attached.
+ *
+ * Lookups go through the hash tables in the shared bytes and decode only the record returned
+ * (lib/shm/config-view.ts). Host load and retry-connect time are written with ONE compare-and-swap
+ * each: a lost update is accepted, as in IBP.
+ */
+import { IbpError } from '../errors.js';
+import { IbmaConf } from '../config/ibma-conf.js';
+import { loadConfigFile } from '../config/load.js';
+import { attachShared, releaseShared } from './attachments.js';
+import { ConfigView, type AppView, type HostView, type NodeView, type SpaceHeader } from './config-view.js';
+import { IndexSegment } from './index-segment.js';
+import { shmidOf } from './sysv.js';
+
+export type { AppView, HostView, NodeView, SpaceHeader } from './config-view.js';
+
+/** Attempts to catch a consistent (index word, segment) pair while the writer flips and collects. */
+const ATTACH_ATTEMPTS = 8;
+
+export class ConfigSpace {
+  readonly indexKey: number;
+  #index: IndexSegment;
+  #view: ConfigView | undefined;
+
+  private constructor(indexKey: number, index: IndexSegment, view: ConfigView) {
+    this.indexKey = indexKey;
+    this.#index = index;
+    this.#view = view;
+  }
+
+  /** Open the config space of the node whose ibma.conf this is (its shm.index_key). */
+  static open(ibmaConfFile: string): ConfigSpace {
+    const conf = loadConfigFile(IbmaConf, ibmaConfFile, 'ibma');
+    return ConfigSpace.openKey(conf.shm.index_key);
+  }
+
+  /** Open the config space at an index key; IBP_ERR_SHM_NO_SPACE when nothing is published there. */
+  static openKey(indexKey: number): ConfigSpace {
+    if (!Number.isInteger(indexKey) || indexKey < 1 || indexKey > 0x7fffffff) {
+      throw new IbpError('IBP_ERR_SHM_ARG', { arg: 'index key', detail: `${indexKey} is not a positive 31-bit integer` });
+    }
+    const index = IndexSegment.attach(indexKey);
+    if (!index) throw new IbpError('IBP_ERR_SHM_NO_SPACE', { key: indexKey });
+    try {
+      const view = attachCurrent(index);
+      if (!view) throw new IbpError('IBP_ERR_SHM_NO_SPACE', { key: indexKey });
+      return new ConfigSpace(indexKey, index, view);
+    } catch (e) {
+      index.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Attach the newest config segment if the index moved (also when ibma re-created the index
+   * segment), and detach the old one. Returns whether it switched. While the index is gone (ibma
+   * stopped cleanly) the reader keeps its segment.
+   */
+  checkSwitch(): boolean {
+    const view = this.#live();
+    let indexRenewed = false;
+    const id = shmidOf(this.indexKey);
+    if (id >= 0 && id !== this.#index.shmid) {
+      let fresh: IndexSegment | undefined;
+      try {
+        fresh = IndexSegment.attach(this.indexKey);
+      } catch {
+        fresh = undefined; // being re-created right now: next time
+      }
+      if (fresh) {
+        this.#index.close();
+        this.#index = fresh;
+        indexRenewed = true;
+      }
+    }
+    const { key, generation } = this.#index.read();
+    if (key === 0) return false;
+    if (!indexRenewed && key === view.key && generation === view.generation) return false;
+    let next: ConfigView | undefined;
+    try {
+      next = attachCurrent(this.#index);
+    } catch {
+      next = undefined;
+    }
+    if (!next) return false;
+    if (next.seg === view.seg) {
+      releaseShared(next.seg); // the same attachment, counted twice
+      return false;
+    }
+    this.#view = next;
+    releaseShared(view.seg);
+    return true;
+  }
+
+  get generation(): number {
+    return this.#live().generation;
+  }
+
+  /** Key of the config segment this reader is attached to. */
+  get key(): number {
+    return this.#live().key;
+  }
+
+  header(): SpaceHeader {
+    return this.#live().header();
+  }
+
+  node(name: string): NodeView | undefined {
+    return this.#live().node(name);
+  }
+
+  nodes(): NodeView[] {
+    return this.#live().nodes();
+  }
+
+  hosts(node: string): HostView[] {
+    return this.#live().hosts(node);
+  }
+
+  app(code: string): AppView | undefined {
+    return this.#live().app(code);
+  }
+
+  apps(): AppView[] {
+    return this.#live().apps();
+  }
+
+  kvs(node: string): [string, string][] {
+    return this.#live().kvs(node);
+  }
+
+  kv(node: string, key: string): string | undefined {
+    return this.#live().kv(node, key);
+  }
+
+  getHostLoad(hostIndex: number): number {
+    return this.#live().getHostLoad(hostIndex);
+  }
+
+  /** ONE Atomics.compareExchange: true when the load was `expected` and is now `value`. */
+  setHostLoad(hostIndex: number, expected: number, value: number): boolean {
+    return this.#live().setHostLoad(hostIndex, expected, value);
+  }
+
+  /** ms since the epoch until which connects to the host are suspended; 0 = not suspended. */
+  getRetryAt(hostIndex: number): number {
+    return this.#live().getRetryAt(hostIndex);
+  }
+
+  /** ONE compare-and-swap of the retry-connect time. */
+  setRetryAt(hostIndex: number, expected: number, value: number): boolean {
+    return this.#live().setRetryAt(hostIndex, expected, value);
+  }
+
+  get closed(): boolean {
+    return this.#view === undefined;
+  }
+
+  /** Detach the config segment (the index segment stays mapped until exit; see attachments.ts). Idempotent. */
+  close(): void {
+    if (!this.#view) return;
+    releaseShared(this.#view.seg);
+    this.#view = undefined;
+    this.#index.close();
+  }
+
+  #live(): ConfigView {
+    if (!this.#view) throw new IbpError('IBP_ERR_SHM_ARG', { arg: 'config space', detail: 'it is closed (open it again)' });
+    return this.#view;
+  }
+}
+
+/**
+ * Attach the segment the index points to and check that it is the publication the index names
+ * (same generation, complete). Retries while the writer flips or collects underneath. Undefined
+ * when nothing was published.
+ */
+function attachCurrent(index: IndexSegment): ConfigView | undefined {
+  let last: unknown;
+  for (let attempt = 0; attempt < ATTACH_ATTEMPTS; attempt++) {
+    const { key, generation } = index.read();
+    if (key === 0) return undefined;
+    const seg = attachShared(key);
+    if (!seg) continue; // collected between the read and the attach: read the index again
+    let view: ConfigView;
+    try {
+      view = new ConfigView(seg);
+    } catch (e) {
+      releaseShared(seg);
+      last = e;
+      continue;
+    }
+    if (view.generation === generation) return view;
+    releaseShared(seg);
+  }
+  if (last) throw last;
+  throw new IbpError('IBP_ERR_SHM_NO_SPACE', { key: index.key });
+}
