@@ -22,7 +22,6 @@ import { cacheFile, loadCache } from '../ibma/cache.js';
 import { initHome } from '../ibma/init.js';
 import { show, SHOWS, type Show } from '../ibma/show.js';
 import { removeSpace } from '../ibma/cleanup.js';
-import { keepSpaceAtExit } from '../ibma/exit-pin.js';
 
 const ACTIONS = ['init', 'start', 'start_cleanly', 'stop', 'stop_cleanly', 'kill', 'check'] as const;
 type Action = (typeof ACTIONS)[number];
@@ -63,7 +62,6 @@ const program = createProgram('ibma', 'IBP-TS node agent: pulls this node\'s con
     }
     const conf = loadConfigFile(IbmaConf, confFile, 'ibma');
     const home = homeOfConf(confFile);
-    keepSpaceAtExit(conf.shm.index_key);
     const pidFile = home.run('ibma.pid');
     if (opts.show) {
       process.exitCode = show(opts.show, { confFile, conf, home, pidFile, json: opts.json ?? false });

@@ -8,23 +8,24 @@ import { ConfigSpaceWriter } from '../lib/shm/config-segment.js';
 import { KEY_SLOT } from '../lib/shm/keys.js';
 import { destroySegment, shmidOf } from '../lib/shm/sysv.js';
 
+/** Every key of the space: the index key, then the config keys. */
+export function spaceKeys(indexKey: number): number[] {
+  const keys = [indexKey];
+  for (let slot = KEY_SLOT.CONFIG_FIRST; slot <= KEY_SLOT.CONFIG_LAST && indexKey + slot <= 0x7fffffff; slot++) keys.push(indexKey + slot);
+  return keys;
+}
+
 /** Remove every segment of the space; returns the keys that were removed. */
 export function removeSpace(indexKey: number): number[] {
-  const removed: number[] = [];
-  if (shmidOf(indexKey) >= 0) {
+  const present = spaceKeys(indexKey).filter((k) => shmidOf(k) >= 0);
+  if (present.includes(indexKey)) {
     try {
       // the writer knows the current segment and its chain: let it remove what it made
       new ConfigSpaceWriter(indexKey).removeAll();
-      removed.push(indexKey);
     } catch {
       // not a readable index (other layout): the sweep below removes it anyway
     }
   }
-  for (let slot = KEY_SLOT.CONFIG_FIRST; slot <= KEY_SLOT.CONFIG_LAST; slot++) {
-    const key = indexKey + slot;
-    if (key > 0x7fffffff) break;
-    if (shmidOf(key) >= 0 && destroySegment(key)) removed.push(key);
-  }
-  if (shmidOf(indexKey) >= 0 && destroySegment(indexKey) && !removed.includes(indexKey)) removed.push(indexKey);
-  return removed;
+  for (const key of present) if (shmidOf(key) >= 0) destroySegment(key);
+  return present.filter((k) => shmidOf(k) < 0);
 }
