@@ -90,6 +90,7 @@ export const ERRORS = {
   IBP_ERR_APP_NO_2PC: { message: 'app {app} does not export {symbol}: it cannot take part in two-phase commit' },
   IBP_ERR_APP_UNLOADED: { message: 'app {app} ({file}) was unloaded: get it from the app cache again' },
   IBP_ERR_NATIVE_MISSING: { message: 'native library {file} is missing or stale ({detail}): run `npm run build:apps`', exit: 3 },
+  IBP_ERR_NATIVE_CALL: { message: '{call} failed: {detail}' },
 
   /** Worker pool */
   IBP_ERR_POOL_CRASH_LOOP: { message: 'workers die at start ({count} in {ms} ms): stopped respawning; fix the app or config and restart', exit: 9 },

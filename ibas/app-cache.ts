@@ -1,0 +1,519 @@
+/**
+ * The app cache of one worker (IBP §2.5.3): loaded app .so files, kept in an LRU of
+ * `app.max_so_cache_count` entries keyed by the bin's path, and dropped when the file changes.
+ *
+ *   get(app)      `<soDir>/<bin>` → LoadedApp. Opening bin failed? Try `<bin>.updating` (IBP's rule
+ *                 for an update in progress). Both failed → IBP_ERR_APP_LOAD naming both reasons.
+ *   call()        one transaction: somain through the host helper (ibas/app-abi.ts), one crossing.
+ *   evictIdle()   the worker calls it while idle: stale entries are unloaded.
+ *
+ * Fresh code, guaranteed: a .so is never dlopen'ed from the so/ folder itself. Each load copies
+ * the file into a private folder of this process, dlopens the copy and unlinks it at once (the
+ * mapping stays). So dlopen can never hand back an older handle for the same path or inode, and
+ * a `cp` over the original (which rewrites the inode in place) cannot change code under a running
+ * worker.
+ *
+ * Staleness: a chokidar watcher on the so/ folder marks an entry stale when its file (or, for an
+ * entry loaded from `.updating`, either name) is added, changed, removed or renamed; as a belt
+ * and braces against a lagging watcher, get() and evictIdle() also compare the file's identity
+ * (dev, ino, size, mtime, ctime) with the one loaded.
+ *
+ * Unloading happens only between transactions (koffi: calling into an unloaded library crashes).
+ * JS is single-threaded and app calls are synchronous, so get()/evictIdle()/LRU eviction never run
+ * while an app is executing. The one exception is two-phase commit: an app that prepared
+ * (call(..., { prepare: true })) stays loaded, even if evicted or replaced meanwhile, until its
+ * commit() or rollback().
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { LRUCache } from 'lru-cache';
+import { watch, type FSWatcher } from 'chokidar';
+import type { LibraryHandle } from 'koffi';
+import { koffi } from '../lib/native/libc.js';
+import { IbpError, errorText, isIbpError } from '../lib/errors.js';
+import { checkPlainFileName } from '../lib/home.js';
+import type { Logger } from '../lib/log.js';
+import {
+  APP_ABI_VERSION, APP_FILE_NAME_MAX, APP_MAX_FILES, APP_SYMBOLS, PHASE, hostLibrary,
+  type HostInValue, type HostLibrary, type HostOutValue, type Phase, type Pointer, type SymbolName,
+} from './app-abi.js';
+
+/** What the cache needs to know of an app (an AppConf fits). */
+export interface AppRef {
+  /** Transaction (app) code. */
+  app: string;
+  /** Plain .so file name in the so/ folder. */
+  bin: string;
+}
+
+/** The context of one call, given to the app (ctx fields of lib/native/ibp_app.h). */
+export interface AppCallContext {
+  /** Defaults to the cache's thisNode. */
+  thisNode?: string;
+  /** Defaults to the app code the entry was loaded for. */
+  app?: string;
+  clientNode?: string;
+  clientIp?: string;
+  clientPort?: number;
+  journal?: string;
+  /** Defaults to the cache's workerIndex. */
+  workerIndex?: number;
+  timeoutMs?: number;
+  timeout2Ms?: number;
+}
+
+export interface AppCallResult {
+  /** The app's return code: 0 ok, anything else an app error for the client. */
+  rc: number;
+  response: Buffer;
+  /** Names of the response files the app created in the file folder. */
+  files: string[];
+}
+
+export interface AppCacheOptions {
+  /** app.max_so_cache_count (at least 1). */
+  max: number;
+  /** The so/ folder (`$IBP_HOME/so`). */
+  soDir: string;
+  log: Logger;
+  /** The attached files folder; default `<soDir>/../file` (`$IBP_HOME/file`). */
+  fileDir?: string;
+  thisNode?: string;
+  workerIndex?: number;
+  /** Where private copies are loaded from; default a fresh folder under os.tmpdir(). */
+  privateDir?: string;
+  /** Watch the so/ folder with chokidar (default true). The identity check works without it. */
+  watch?: boolean;
+  /** Bytes of the response buffer an app writes into in place (default 64 KiB). */
+  responseBufferSize?: number;
+}
+
+export interface AppCacheStats {
+  hits: number;
+  misses: number;
+  loads: number;
+  loadFailures: number;
+  unloads: number;
+  staleEvictions: number;
+  size: number;
+}
+
+interface FileIdentity { dev: number; ino: number; size: number; mtimeMs: number; ctimeMs: number }
+
+function identityOf(file: string): FileIdentity | undefined {
+  const st = fs.statSync(file, { throwIfNoEntry: false });
+  return st && st.isFile() ? { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs } : undefined;
+}
+
+function sameIdentity(a: FileIdentity | undefined, b: FileIdentity | undefined): boolean {
+  return !!a && !!b && a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
+}
+
+const UPDATING = '.updating';
+const u32 = (n: number | undefined): number => (n === undefined || !Number.isFinite(n) ? 0 : Math.min(0xffffffff, Math.max(0, Math.round(n))));
+
+/** One loaded .so. Obtain it from {@link AppCache.get}; do not keep it across transactions. */
+export class LoadedApp {
+  /** The app code it was loaded for. */
+  readonly app: string;
+  readonly bin: string;
+  /** The file it was loaded from: `<soDir>/<bin>` or `<soDir>/<bin>.updating`. */
+  readonly file: string;
+  readonly fromUpdating: boolean;
+  /** When it was loaded (ms since epoch). */
+  readonly loadedAt = Date.now();
+  /** Set by the watcher or the identity check: the file on disk is not what is loaded. */
+  stale = false;
+  #identity: FileIdentity;
+  #lib: LibraryHandle | undefined;
+  #symbols: Map<SymbolName, Pointer>;
+  #cache: AppCache;
+  #pins = 0;
+  #retired = false;
+  calls = 0;
+
+  /** @internal — built by AppCache. */
+  constructor(cache: AppCache, ref: AppRef, file: string, fromUpdating: boolean, identity: FileIdentity, lib: LibraryHandle, symbols: Map<SymbolName, Pointer>) {
+    this.#cache = cache;
+    this.app = ref.app;
+    this.bin = ref.bin;
+    this.file = file;
+    this.fromUpdating = fromUpdating;
+    this.#identity = identity;
+    this.#lib = lib;
+    this.#symbols = symbols;
+  }
+
+  get loaded(): boolean { return this.#lib !== undefined; }
+  /** The app exports both socommit and sorollback. */
+  get twoPhase(): boolean { return this.#symbols.has('socommit') && this.#symbols.has('sorollback'); }
+  /** Prepared two-phase transactions still waiting for commit() or rollback(). */
+  get pending(): number { return this.#pins; }
+  has(name: SymbolName): boolean { return this.#symbols.has(name); }
+
+  /**
+   * One transaction: somain(ctx) with the request and the request files (plain names in the file
+   * folder). With `prepare: true` (two-phase commit) the .so stays loaded until commit() or
+   * rollback() even if the cache drops it meanwhile.
+   */
+  call(ctx: AppCallContext, request: Buffer, files: readonly string[] = [], opts: { prepare?: boolean } = {}): AppCallResult {
+    if (opts.prepare && !this.twoPhase) throw new IbpError('IBP_ERR_APP_NO_2PC', { app: ctx.app ?? this.app, symbol: this.has('socommit') ? 'sorollback' : 'socommit' });
+    const result = this.#invoke('somain', PHASE.MAIN, ctx, request, files);
+    this.calls++;
+    if (opts.prepare && result.rc === 0) this.#pins++;
+    return result;
+  }
+
+  /** Two-phase commit: socommit(ctx) for what somain prepared (the response may be empty). */
+  commit(ctx: AppCallContext = {}): AppCallResult {
+    return this.#decide('socommit', PHASE.COMMIT, ctx);
+  }
+
+  /** Two-phase commit: sorollback(ctx); also the right call when the client went away. */
+  rollback(ctx: AppCallContext = {}): AppCallResult {
+    return this.#decide('sorollback', PHASE.ROLLBACK, ctx);
+  }
+
+  #decide(name: 'socommit' | 'sorollback', phase: Phase, ctx: AppCallContext): AppCallResult {
+    if (!this.#symbols.has(name)) throw new IbpError('IBP_ERR_APP_NO_2PC', { app: ctx.app ?? this.app, symbol: name });
+    try {
+      return this.#invoke(name, phase, ctx, null, []);
+    } finally {
+      if (this.#pins > 0) this.#pins--;
+      if (this.#pins === 0 && this.#retired) this.unload('released after two-phase commit');
+    }
+  }
+
+  #invoke(name: SymbolName, phase: Phase, ctx: AppCallContext, request: Buffer | null, files: readonly string[]): AppCallResult {
+    const fn = this.#symbols.get(name);
+    if (!this.#lib || fn === undefined) throw new IbpError('IBP_ERR_APP_UNLOADED', { app: ctx.app ?? this.app, file: this.file });
+    return this.#cache.invoke(fn, phase, { app: this.app, ...ctx }, request, files);
+  }
+
+  /** @internal — identity check: is the file on disk still what is loaded? */
+  fileChanged(): boolean {
+    if (this.fromUpdating) {
+      // the update finished (bin appeared) or the .updating file changed: reload
+      return fs.existsSync(this.file.slice(0, -UPDATING.length)) || !sameIdentity(this.#identity, identityOf(this.file));
+    }
+    return !sameIdentity(this.#identity, identityOf(this.file));
+  }
+
+  /** @internal — dropped from the LRU: unload now, or after the last pending commit/rollback. */
+  retire(reason: string): void {
+    this.#retired = true;
+    if (this.#pins === 0) this.unload(reason);
+    else this.#cache.log.warn({ app: this.app, bin: this.bin, pending: this.#pins }, `app unload deferred , bin[${this.bin}] pending[${this.#pins}] reason[${reason}]`);
+  }
+
+  /** @internal — soclean, then dlclose. Only between transactions. */
+  unload(reason: string): void {
+    const lib = this.#lib;
+    if (!lib) return;
+    const clean = this.#symbols.get('soclean');
+    if (clean !== undefined) {
+      try {
+        this.#cache.invoke(clean, PHASE.CLEAN, { app: this.app }, null, []);
+      } catch (e) {
+        this.#cache.log.warn({ app: this.app, bin: this.bin, err: errorText(e) }, `app soclean failed , bin[${this.bin}]`);
+      }
+    }
+    this.#lib = undefined;
+    this.#symbols = new Map();
+    lib.unload();
+    this.#cache.noteUnload(this, reason);
+  }
+}
+
+/** The LRU of loaded apps of one worker. */
+export class AppCache {
+  readonly soDir: string;
+  readonly fileDir: string;
+  readonly privateDir: string;
+  readonly log: Logger;
+  readonly #opts: AppCacheOptions;
+  readonly #lru: LRUCache<string, LoadedApp>;
+  readonly #host: HostLibrary;
+  #ctx: Pointer;
+  readonly #rspBuf: Buffer;
+  readonly #out: Partial<HostOutValue> = {};
+  #watcher: FSWatcher | undefined;
+  #loadSeq = 0;
+  #closed = false;
+  readonly #stats = { hits: 0, misses: 0, loads: 0, loadFailures: 0, unloads: 0, staleEvictions: 0 };
+
+  constructor(opts: AppCacheOptions) {
+    if (!Number.isInteger(opts.max) || opts.max < 1) throw new IbpError('IBP_ERR_CFG_INVALID', { file: 'ibas.conf', key: 'app.max_so_cache_count', detail: `must be an integer >= 1, got ${opts.max}` });
+    this.#opts = opts;
+    this.log = opts.log;
+    this.soDir = path.resolve(opts.soDir);
+    this.fileDir = path.resolve(opts.fileDir ?? path.join(this.soDir, '..', 'file'));
+    this.#host = hostLibrary();
+    const ctx = this.#host.newCtx();
+    if (ctx === null) throw new IbpError('IBP_ERR_NATIVE_CALL', { call: 'ibp_host_new', detail: 'out of memory' });
+    this.#ctx = ctx;
+    this.#rspBuf = Buffer.allocUnsafeSlow(Math.max(256, opts.responseBufferSize ?? 64 * 1024));
+    this.privateDir = opts.privateDir ?? makePrivateDir();
+    fs.mkdirSync(this.privateDir, { recursive: true, mode: 0o700 });
+    this.#lru = new LRUCache<string, LoadedApp>({
+      max: opts.max,
+      dispose: (loaded, _key, reason) => loaded.retire(reason === 'evict' ? 'least recently used' : reason === 'delete' ? 'stale or closed' : reason),
+    });
+    if (opts.watch !== false) this.#startWatcher();
+  }
+
+  /** The loaded app for `ref.bin`, loading it (or a fresh copy of a changed file) when needed. */
+  get(ref: AppRef): LoadedApp {
+    if (this.#closed) throw new IbpError('IBP_ERR_APP_UNLOADED', { app: ref.app, file: ref.bin });
+    const key = this.#keyOf(ref);
+    const cached = this.#lru.get(key);
+    if (cached) {
+      if (!cached.stale && !cached.fileChanged()) {
+        this.#stats.hits++;
+        return cached;
+      }
+      this.#stats.staleEvictions++;
+      this.#lru.delete(key);
+    }
+    this.#stats.misses++;
+    const loaded = this.#load(ref, key);
+    this.#lru.set(key, loaded);
+    return loaded;
+  }
+
+  /** Is `bin` loaded and current? (No load, no LRU touch.) */
+  has(bin: string): boolean {
+    const loaded = this.#lru.peek(path.join(this.soDir, bin));
+    return !!loaded && !loaded.stale;
+  }
+
+  /**
+   * Unload stale entries (file changed, removed or renamed). The worker calls it when idle,
+   * between transactions. Returns how many were unloaded.
+   */
+  evictIdle(): number {
+    let n = 0;
+    for (const [key, loaded] of [...this.#lru.entries()]) {
+      if (loaded.stale || loaded.fileChanged()) {
+        this.#stats.staleEvictions++;
+        this.#lru.delete(key);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  stats(): AppCacheStats {
+    return { ...this.#stats, size: this.#lru.size };
+  }
+
+  /** Unload everything (soclean of each), stop watching, free the host context. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const [key, loaded] of [...this.#lru.entries()]) {
+      this.#lru.delete(key);
+      if (loaded.loaded) loaded.unload('cache closed'); // even with a pending two-phase commit
+    }
+    this.#host.freeCtx(this.#ctx);
+    this.#ctx = 0n;
+    fs.rmSync(this.privateDir, { recursive: true, force: true });
+    const w = this.#watcher;
+    this.#watcher = undefined;
+    if (w) await w.close();
+  }
+
+  #keyOf(ref: AppRef): string {
+    try {
+      checkPlainFileName(ref.bin);
+    } catch (e) {
+      throw new IbpError('IBP_ERR_APP_LOAD', { app: ref.app, file: String(ref.bin), detail: (e as Error).message });
+    }
+    return path.join(this.soDir, ref.bin);
+  }
+
+  #load(ref: AppRef, file: string): LoadedApp {
+    const reasons: string[] = [];
+    for (const [candidate, fromUpdating] of [[file, false], [file + UPDATING, true]] as const) {
+      try {
+        const loaded = this.#loadFrom(ref, candidate, fromUpdating);
+        this.#stats.loads++;
+        this.log.info({ app: ref.app, bin: ref.bin, file: candidate }, `app loaded , bin[${ref.bin}] file[${candidate}]`);
+        return loaded;
+      } catch (e) {
+        reasons.push(`${path.basename(candidate)}: ${isIbpError(e) ? (e.params.detail ?? e.message) : (e as Error).message}`);
+      }
+    }
+    this.#stats.loadFailures++;
+    const err = new IbpError('IBP_ERR_APP_LOAD', { app: ref.app, file, detail: reasons.join('; ') });
+    this.log.warn({ app: ref.app, bin: ref.bin, err: err.message }, `app load failed , bin[${ref.bin}]`);
+    throw err;
+  }
+
+  #loadFrom(ref: AppRef, file: string, fromUpdating: boolean): LoadedApp {
+    const fail = (detail: string): never => { throw new IbpError('IBP_ERR_APP_LOAD', { app: ref.app, file, detail }); };
+    // copy to a private path (see the header), making sure the copy is of one stable version
+    let identity: FileIdentity | undefined;
+    let copy = '';
+    for (let attempt = 0; ; attempt++) {
+      identity = identityOf(file);
+      if (!identity) fail(fs.existsSync(file) ? 'not a regular file' : 'no such file');
+      const dir = path.join(this.privateDir, `L${++this.#loadSeq}`);
+      fs.mkdirSync(dir, { mode: 0o700 });
+      copy = path.join(dir, path.basename(ref.bin));
+      try {
+        fs.copyFileSync(file, copy, fs.constants.COPYFILE_FICLONE);
+      } catch (e) {
+        fs.rmSync(dir, { recursive: true, force: true });
+        fail(`cannot copy it: ${(e as Error).message}`);
+      }
+      if (sameIdentity(identity, identityOf(file))) break;
+      fs.rmSync(dir, { recursive: true, force: true });
+      if (attempt >= 2) fail('it keeps changing while being read');
+    }
+    let lib: LibraryHandle;
+    try {
+      lib = koffi.load(copy);
+    } catch (e) {
+      fail((e as Error).message);
+    } finally {
+      fs.rmSync(path.dirname(copy), { recursive: true, force: true });
+    }
+    const symbols = new Map<SymbolName, Pointer>();
+    const missing: string[] = [];
+    for (const s of APP_SYMBOLS) {
+      let p: Pointer | null = null;
+      try {
+        p = lib!.symbol(s.name) as Pointer | null;
+      } catch {
+        p = null;
+      }
+      if (p) symbols.set(s.name, p);
+      else if (s.required) missing.push(s.name);
+    }
+    const refuse = (detail: string): never => {
+      lib!.unload();
+      return fail(detail);
+    };
+    if (missing.length) refuse(`it does not export ${missing.join(', ')}`);
+    const abi = symbols.get('ibp_app_abi_version');
+    if (abi !== undefined) {
+      const v = koffi.decode(abi, 'uint32_t') as number;
+      if (v !== APP_ABI_VERSION) refuse(`it was built for app ABI ${v}, this server speaks ${APP_ABI_VERSION}: rebuild it with this lib/native/ibp_app.h`);
+    }
+    const loaded = new LoadedApp(this, ref, file, fromUpdating, identity!, lib!, symbols);
+    const init = symbols.get('soinit');
+    if (init !== undefined) {
+      const { rc } = this.invoke(init, PHASE.INIT, { app: ref.app }, null, []);
+      if (rc !== 0) refuse(`soinit returned ${rc}`);
+    }
+    return loaded;
+  }
+
+  /** @internal — one crossing into the app through the host helper. */
+  invoke(fn: Pointer, phase: Phase, ctx: AppCallContext, request: Buffer | null, files: readonly string[]): AppCallResult {
+    const app = ctx.app ?? '';
+    if (this.#ctx === 0n) throw new IbpError('IBP_ERR_APP_UNLOADED', { app, file: '(app cache closed)' });
+    if (files.length > APP_MAX_FILES) throw new IbpError('IBP_ERR_APP_FILE', { app, name: files[APP_MAX_FILES], detail: `more than ${APP_MAX_FILES} request files` });
+    for (const name of files) {
+      try {
+        checkPlainFileName(name);
+        if (Buffer.byteLength(name) > APP_FILE_NAME_MAX) throw new Error(`it is longer than ${APP_FILE_NAME_MAX} bytes`);
+      } catch (e) {
+        throw new IbpError('IBP_ERR_APP_FILE', { app, name: JSON.stringify(name), detail: (e as Error).message });
+      }
+    }
+    const input: HostInValue = {
+      phase,
+      client_port: u32(ctx.clientPort),
+      worker_index: u32(ctx.workerIndex ?? this.#opts.workerIndex),
+      timeout_ms: u32(ctx.timeoutMs),
+      timeout2_ms: u32(ctx.timeout2Ms),
+      req_file_count: files.length,
+      file_dir: this.fileDir,
+      this_node: ctx.thisNode ?? this.#opts.thisNode ?? '',
+      app,
+      client_node: ctx.clientNode ?? '',
+      client_ip: ctx.clientIp ?? '',
+      journal: ctx.journal ?? '',
+      req_files: files.length ? [...files] : null,
+    };
+    const out = this.#out;
+    const req = request && request.length ? request : null;
+    this.#host.call(fn, this.#ctx, req, req ? req.length : 0, this.#rspBuf, this.#rspBuf.length, input, out);
+    const len = Number(out.rsp_len);
+    let response: Buffer;
+    if (len === 0) {
+      response = Buffer.alloc(0);
+    } else if (out.in_place) {
+      response = Buffer.allocUnsafe(len);
+      this.#rspBuf.copy(response, 0, 0, len);
+    } else {
+      response = Buffer.from(Buffer.from(koffi.view(out.rsp!, len))); // copy out of C memory
+      this.#host.release(this.#ctx);
+    }
+    if (out.bad_len) this.log.warn({ app }, `app set rsp_len beyond rsp_cap , app[${app}] (response cut to rsp_cap)`);
+    const rspFiles: string[] = [];
+    for (let i = 0; i < (out.rsp_file_count ?? 0); i++) {
+      const name = koffi.decode.string(out.rsp_files! + BigInt(i * (APP_FILE_NAME_MAX + 1)));
+      if (!identityOf(path.join(this.fileDir, name))) throw new IbpError('IBP_ERR_APP_FILE', { app, name, detail: `the app named it as a response file but ${this.fileDir}/${name} is not a regular file` });
+      rspFiles.push(name);
+    }
+    return { rc: out.rc ?? 0, response, files: rspFiles };
+  }
+
+  /** @internal */
+  noteUnload(loaded: LoadedApp, reason: string): void {
+    this.#stats.unloads++;
+    this.log.info({ app: loaded.app, bin: loaded.bin, calls: loaded.calls }, `app unloaded , bin[${loaded.bin}] reason[${reason}]`);
+  }
+
+  #markStale(changed: string, event: string): void {
+    const base = path.basename(changed);
+    const updating = base.endsWith(UPDATING);
+    const key = path.join(this.soDir, updating ? base.slice(0, -UPDATING.length) : base);
+    const loaded = this.#lru.peek(key);
+    if (!loaded || loaded.stale) return;
+    if (updating && !loaded.fromUpdating) return; // an update being written: bin is still current
+    loaded.stale = true;
+    this.log.info({ bin: loaded.bin, event }, `app file changed , bin[${loaded.bin}] event[${event}] file[${base}]`);
+  }
+
+  #startWatcher(): void {
+    const w = watch(this.soDir, { ignoreInitial: true, depth: 0, persistent: false });
+    w.on('all', (event, file) => this.#markStale(file, event));
+    w.on('error', (e) => this.log.warn({ err: errorText(e) }, `so folder watch error , dir[${this.soDir}]`));
+    this.#watcher = w;
+  }
+}
+
+/**
+ * A private folder for this process's copies, under os.tmpdir(). Folders of processes that died
+ * without cleaning up are removed on the way (copies are unlinked right after loading, so they
+ * are normally empty).
+ */
+function makePrivateDir(): string {
+  const tmp = os.tmpdir();
+  const prefix = 'ibp-so-';
+  try {
+    for (const d of fs.readdirSync(tmp)) {
+      const m = /^ibp-so-(\d+)-/.exec(d);
+      if (!m || Number(m[1]) === process.pid) continue;
+      try {
+        process.kill(Number(m[1]), 0);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ESRCH') {
+          try {
+            fs.rmSync(path.join(tmp, d), { recursive: true, force: true });
+          } catch {
+            // another user's, or already gone
+          }
+        }
+      }
+    }
+  } catch {
+    // best effort
+  }
+  return fs.mkdtempSync(path.join(tmp, `${prefix}${process.pid}-`));
+}

@@ -1,0 +1,61 @@
+/*
+ * ibp_test_2pc.so (app code ibp_test_2pc): an app taking part in two-phase commit.
+ *
+ *   somain      prepares: writes <file_dir>/ibp_test_2pc.<journal>.prepared holding the request,
+ *               answers "prepared:<request>"
+ *   socommit    writes <file_dir>/ibp_test_2pc.<journal>.committed, answers "committed:<journal>"
+ *   sorollback  writes <file_dir>/ibp_test_2pc.<journal>.rolledback, answers "rolledback:<journal>"
+ *
+ * A test reads those marker files to check which outcome the server delivered. A request that
+ * is exactly "fail" makes the prepare fail with rc 7 (no marker written), for the client's
+ * "one participant refuses" case.
+ *
+ * Result codes: 0 ok; 5 journal missing or not [A-Za-z0-9_-]; 6 marker cannot be written;
+ * 7 prepare refused on request.
+ */
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "ibp_app.h"
+
+IBP_APP_DECLARE();
+
+static int journal_ok(const char *j) {
+    if (j == NULL || j[0] == '\0' || strlen(j) > 128) return 0;
+    for (const char *p = j; *p; p++) {
+        char c = *p;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) return 0;
+    }
+    return 1;
+}
+
+static int marker(ibp_app_ctx *ctx, const char *state, const unsigned char *data, size_t len) {
+    char name[256], path[4096];
+    snprintf(name, sizeof name, "ibp_test_2pc.%s.%s", ctx->journal, state);
+    if (ibp_file_path(ctx, name, path, sizeof path) != 0) return 6;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return 6;
+    int rc = IBP_APP_OK;
+    if (len > 0 && write(fd, data, len) != (ssize_t)len) rc = 6;
+    if (close(fd) != 0) rc = 6;
+    return rc;
+}
+
+int somain(ibp_app_ctx *ctx) {
+    if (!journal_ok(ctx->journal)) return 5;
+    if (ctx->req_len == 4 && memcmp(ctx->req, "fail", 4) == 0) return 7;
+    int rc = marker(ctx, "prepared", ctx->req, ctx->req_len);
+    if (rc != IBP_APP_OK) return rc;
+    if (ibp_rsp_puts(ctx, "prepared:") != 0 || ibp_rsp_append(ctx, ctx->req, ctx->req_len) != 0) return 1;
+    return IBP_APP_OK;
+}
+
+static int decide(ibp_app_ctx *ctx, const char *state) {
+    if (!journal_ok(ctx->journal)) return 5;
+    int rc = marker(ctx, state, (const unsigned char *)ctx->journal, strlen(ctx->journal));
+    if (rc != IBP_APP_OK) return rc;
+    return ibp_rsp_printf(ctx, "%s:%s", state, ctx->journal) == 0 ? IBP_APP_OK : 1;
+}
+
+int socommit(ibp_app_ctx *ctx) { return decide(ctx, "committed"); }
+int sorollback(ibp_app_ctx *ctx) { return decide(ctx, "rolledback"); }

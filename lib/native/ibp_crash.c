@@ -1,0 +1,171 @@
+/*
+ * ibp_crash.c → build/native/libibp_crash.so: crash capture for ibas workers (lib/native/crash.ts).
+ *
+ * ibp_crash_install(fd) installs handlers for SIGSEGV, SIGBUS, SIGABRT, SIGFPE and SIGILL on an
+ * alternate signal stack (so a stack overflow in an app is reported too). On a crash the handler
+ * writes, with async-signal-safe calls only,
+ *
+ *   ibp_crash | signal , name[SIGSEGV] signo[11] code[1] addr[0x0] pid[1234]
+ *   ibp_crash | backtrace , frames[9]
+ *   /…/ibp_test_crash.so(ibp_crash_here+0x11)[0x7f…]
+ *   …
+ *   ibp_crash | end , re-raising SIGSEGV with the default action
+ *
+ * to the given fd (the worker's log), then restores the default action and re-raises the signal,
+ * so the process dies BY that signal and its manager sees which one.
+ *
+ * Node/V8 use SIGSEGV for WebAssembly bounds checks (the "trap handler"): a fault that V8
+ * recognises as a wasm trap is handed back to V8 (v8::TryHandleWebAssemblyTrapPosix, exported by
+ * the node binary) and is not a crash.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <execinfo.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define VISIBLE __attribute__((visibility("default")))
+#define ALT_STACK_SIZE (256 * 1024)
+#define MAX_FRAMES 64
+
+typedef int v8_trap_fn(int, siginfo_t *, void *);
+
+static const struct { int signo; const char *name; } SIGNALS[] = {
+    { SIGSEGV, "SIGSEGV" }, { SIGBUS, "SIGBUS" }, { SIGABRT, "SIGABRT" }, { SIGFPE, "SIGFPE" }, { SIGILL, "SIGILL" },
+};
+#define NSIGNALS (sizeof SIGNALS / sizeof SIGNALS[0])
+
+static volatile int crash_fd = -1;
+static struct sigaction previous[NSIGNALS];
+static int installed;
+static void *alt_stack;
+static v8_trap_fn *v8_trap;
+
+static void put(const char *s) {
+    size_t n = strlen(s);
+    while (n > 0) {
+        ssize_t w = write(crash_fd, s, n);
+        if (w <= 0) {
+            if (w < 0 && errno == EINTR) continue;
+            return;
+        }
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Unsigned number in base 10 or 16 into a static-free buffer. */
+static void put_num(uintptr_t v, int hex) {
+    char buf[2 + 2 * sizeof v + 1];
+    char *p = buf + sizeof buf - 1;
+    *p = '\0';
+    do {
+        unsigned d = (unsigned)(v % (hex ? 16u : 10u));
+        *--p = (char)(d < 10 ? '0' + d : 'a' + d - 10);
+        v /= hex ? 16u : 10u;
+    } while (v != 0);
+    if (hex) {
+        *--p = 'x';
+        *--p = '0';
+    }
+    put(p);
+}
+
+static void on_crash(int signo, siginfo_t *si, void *uc) {
+    if ((signo == SIGSEGV || signo == SIGBUS) && v8_trap != NULL && v8_trap(signo, si, uc)) return;
+    int saved_errno = errno;
+    const char *name = "signal";
+    for (size_t i = 0; i < NSIGNALS; i++)
+        if (SIGNALS[i].signo == signo) name = SIGNALS[i].name;
+
+    put("ibp_crash | signal , name[");
+    put(name);
+    put("] signo[");
+    put_num((uintptr_t)signo, 0);
+    put("] code[");
+    put_num((uintptr_t)(si != NULL ? (unsigned)si->si_code : 0u), 0);
+    put("] addr[");
+    put_num((uintptr_t)(si != NULL ? si->si_addr : NULL), 1);
+    put("] pid[");
+    put_num((uintptr_t)getpid(), 0);
+    put("]\n");
+
+    void *frames[MAX_FRAMES];
+    int n = backtrace(frames, MAX_FRAMES);
+    put("ibp_crash | backtrace , frames[");
+    put_num((uintptr_t)n, 0);
+    put("]\n");
+    backtrace_symbols_fd(frames, n, crash_fd);
+    put("ibp_crash | end , re-raising ");
+    put(name);
+    put(" with the default action\n");
+
+    /* Default action, then re-raise: the signal stays blocked until this handler returns, and a
+     * returning SIGSEGV/SIGBUS/SIGILL/SIGFPE faults again anyway; either way the process dies by
+     * `signo`. */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(signo, &dfl, NULL);
+    raise(signo);
+    errno = saved_errno;
+}
+
+/* Install the handlers, writing reports to fd. Calling it again only changes the fd.
+ * 0 = ok, -1 = failed (errno set). */
+VISIBLE int ibp_crash_install(int fd) {
+    if (fd < 0) {
+        errno = EBADF;
+        return -1;
+    }
+    crash_fd = fd;
+    if (installed) return 0;
+
+    /* backtrace() loads libgcc_s on first use (malloc, dlopen): do it now, not in the handler. */
+    void *warm[4];
+    (void)backtrace(warm, 4);
+    v8_trap = (v8_trap_fn *)dlsym(RTLD_DEFAULT, "_ZN2v829TryHandleWebAssemblyTrapPosixEiP9siginfo_tPv");
+
+    if (alt_stack == NULL) {
+        alt_stack = malloc(ALT_STACK_SIZE);
+        if (alt_stack == NULL) return -1;
+    }
+    stack_t ss;
+    memset(&ss, 0, sizeof ss);
+    ss.ss_sp = alt_stack;
+    ss.ss_size = ALT_STACK_SIZE;
+    if (sigaltstack(&ss, NULL) != 0) return -1;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_crash;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < NSIGNALS; i++) {
+        if (sigaction(SIGNALS[i].signo, &sa, &previous[i]) != 0) {
+            int e = errno;
+            while (i-- > 0) sigaction(SIGNALS[i].signo, &previous[i], NULL);
+            errno = e;
+            return -1;
+        }
+    }
+    installed = 1;
+    return 0;
+}
+
+/* Restore the handlers that were there before ibp_crash_install. */
+VISIBLE int ibp_crash_uninstall(void) {
+    if (!installed) return 0;
+    for (size_t i = 0; i < NSIGNALS; i++) sigaction(SIGNALS[i].signo, &previous[i], NULL);
+    installed = 0;
+    crash_fd = -1;
+    return 0;
+}
+
+/* 1 when the handlers are installed (for status output and tests). */
+VISIBLE int ibp_crash_installed(void) { return installed; }

@@ -1,0 +1,192 @@
+/*
+ * ibp_host.c → build/native/libibp_host.so: the host side of the app ABI (lib/native/ibp_app.h),
+ * loaded by ibas/app-cache.ts through koffi.
+ *
+ * It owns one ibp_app_ctx per worker and implements the context's functions in C (response
+ * growth, response files), so an app never calls back into JavaScript. One transaction is ONE
+ * crossing from JS: ibp_host_call() fills the context from a small input struct, calls the app's
+ * entry point and reports rc, response and response files in an output struct.
+ *
+ * Response memory: the caller passes a buffer of its own (a Node Buffer, pinned for the
+ * duration of the synchronous call). The app writes there in place; only when it outgrows it
+ * does rsp_reserve move the response to a malloc'd buffer, which the caller copies out and then
+ * frees with ibp_host_release().
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ibp_app.h"
+
+#define VISIBLE __attribute__((visibility("default")))
+
+struct ibp_host {
+    ibp_app_ctx ctx; /* first member: an ibp_app_ctx * is an ibp_host * */
+    unsigned char *caller_buf;
+    unsigned char *heap; /* the response once it outgrew caller_buf, else NULL */
+    char rsp_files[IBP_APP_MAX_FILES][IBP_APP_FILE_NAME_MAX + 1];
+};
+
+/* Per call input, mirrored by HostIn in ibas/app-abi.ts. */
+typedef struct {
+    uint32_t phase;
+    uint32_t client_port;
+    uint32_t worker_index;
+    uint32_t timeout_ms;
+    uint32_t timeout2_ms;
+    uint32_t req_file_count;
+    const char *file_dir;
+    const char *this_node;
+    const char *app;
+    const char *client_node;
+    const char *client_ip;
+    const char *journal;
+    const char *const *req_files;
+} ibp_host_in;
+
+/* Per call output, mirrored by HostOut in ibas/app-abi.ts. */
+typedef struct {
+    int32_t rc;
+    uint32_t in_place;       /* 1: the response is in the caller's buffer */
+    uint32_t rsp_file_count;
+    uint32_t bad_len;        /* 1: the app set rsp_len beyond rsp_cap (clamped) */
+    unsigned char *rsp;
+    uint64_t rsp_len;
+    const char *rsp_files;   /* rsp_file_count names, IBP_APP_FILE_NAME_MAX + 1 bytes apart */
+} ibp_host_out;
+
+static int host_rsp_reserve(ibp_app_ctx *ctx, size_t extra) {
+    struct ibp_host *h = (struct ibp_host *)ctx;
+    if (ctx->rsp_len > ctx->rsp_cap) return -1;
+    if (extra <= ctx->rsp_cap - ctx->rsp_len) return 0;
+    if (extra > SIZE_MAX / 2 - ctx->rsp_len) return -1;
+    size_t need = ctx->rsp_len + extra;
+    size_t cap = ctx->rsp_cap < 4096 ? 4096 : ctx->rsp_cap;
+    while (cap < need) cap *= 2;
+    unsigned char *p;
+    if (h->heap != NULL && ctx->rsp == h->heap) {
+        p = realloc(h->heap, cap);
+        if (p == NULL) return -1;
+    } else {
+        p = malloc(cap);
+        if (p == NULL) return -1;
+        if (ctx->rsp_len > 0) memcpy(p, ctx->rsp, ctx->rsp_len);
+    }
+    h->heap = p;
+    ctx->rsp = p;
+    ctx->rsp_cap = cap;
+    return 0;
+}
+
+static int host_rsp_append(ibp_app_ctx *ctx, const void *data, size_t len) {
+    if (len == 0) return 0;
+    if (data == NULL || host_rsp_reserve(ctx, len) != 0) return -1;
+    memcpy(ctx->rsp + ctx->rsp_len, data, len);
+    ctx->rsp_len += len;
+    return 0;
+}
+
+/* The rule of lib/home.ts checkPlainFileName: no separator, no "..", no control character. */
+static int plain_name(const char *name) {
+    size_t n = name == NULL ? 0 : strnlen(name, IBP_APP_FILE_NAME_MAX + 1);
+    if (n == 0 || n > IBP_APP_FILE_NAME_MAX) return 0;
+    if (strcmp(name, ".") == 0 || strstr(name, "..") != NULL) return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c == '/' || c == '\\' || c < 0x20 || c == 0x7f) return 0;
+    }
+    return 1;
+}
+
+static int host_rsp_file_add(ibp_app_ctx *ctx, const char *name) {
+    struct ibp_host *h = (struct ibp_host *)ctx;
+    if (!plain_name(name) || ctx->rsp_file_count >= IBP_APP_MAX_FILES) return -1;
+    for (uint32_t i = 0; i < ctx->rsp_file_count; i++)
+        if (strcmp(h->rsp_files[i], name) == 0) return -1;
+    strcpy(h->rsp_files[ctx->rsp_file_count++], name);
+    return 0;
+}
+
+VISIBLE uint32_t ibp_host_abi_version(void) { return IBP_APP_ABI_VERSION; }
+VISIBLE uint32_t ibp_host_ctx_size(void) { return (uint32_t)sizeof(ibp_app_ctx); }
+/* Sizes of the call structs, checked by ibas/app-abi.ts against its koffi mirrors. */
+VISIBLE uint32_t ibp_host_in_size(void) { return (uint32_t)sizeof(ibp_host_in); }
+VISIBLE uint32_t ibp_host_out_size(void) { return (uint32_t)sizeof(ibp_host_out); }
+
+VISIBLE ibp_app_ctx *ibp_host_new(void) {
+    struct ibp_host *h = calloc(1, sizeof *h);
+    if (h == NULL) return NULL;
+    h->ctx.abi_version = IBP_APP_ABI_VERSION;
+    h->ctx.ctx_size = (uint32_t)sizeof(ibp_app_ctx);
+    h->ctx.rsp_reserve = host_rsp_reserve;
+    h->ctx.rsp_append = host_rsp_append;
+    h->ctx.rsp_file_add = host_rsp_file_add;
+    h->ctx.host = h;
+    return &h->ctx;
+}
+
+/* Free the malloc'd response of the last call, if any (after the caller copied it). */
+VISIBLE void ibp_host_release(ibp_app_ctx *ctx) {
+    struct ibp_host *h = (struct ibp_host *)ctx;
+    if (h == NULL) return;
+    free(h->heap);
+    h->heap = NULL;
+    h->caller_buf = NULL;
+    ctx->rsp = NULL;
+    ctx->rsp_cap = 0;
+    ctx->rsp_len = 0;
+}
+
+VISIBLE void ibp_host_free(ibp_app_ctx *ctx) {
+    if (ctx == NULL) return;
+    ibp_host_release(ctx);
+    free(ctx->host);
+}
+
+static const char *or_empty(const char *s) { return s == NULL ? "" : s; }
+
+VISIBLE int32_t ibp_host_call(ibp_app_entry_fn *fn, ibp_app_ctx *ctx, const unsigned char *req, size_t req_len,
+                              unsigned char *buf, size_t buf_cap, const ibp_host_in *in, ibp_host_out *out) {
+    struct ibp_host *h = (struct ibp_host *)ctx;
+    memset(out, 0, sizeof *out);
+    ibp_host_release(ctx);
+
+    ctx->phase = in->phase;
+    ctx->req = req_len > 0 ? req : NULL;
+    ctx->req_len = req_len;
+    h->caller_buf = buf;
+    ctx->rsp = buf;
+    ctx->rsp_cap = buf == NULL ? 0 : buf_cap;
+    ctx->rsp_len = 0;
+    ctx->file_dir = or_empty(in->file_dir);
+    ctx->req_file_count = in->req_files == NULL ? 0 : (in->req_file_count > IBP_APP_MAX_FILES ? IBP_APP_MAX_FILES : in->req_file_count);
+    ctx->req_files = in->req_files;
+    ctx->rsp_file_count = 0;
+    ctx->this_node = or_empty(in->this_node);
+    ctx->app = or_empty(in->app);
+    ctx->client_node = or_empty(in->client_node);
+    ctx->client_ip = or_empty(in->client_ip);
+    ctx->client_port = in->client_port;
+    ctx->worker_index = in->worker_index;
+    ctx->journal = or_empty(in->journal);
+    ctx->timeout_ms = in->timeout_ms;
+    ctx->timeout2_ms = in->timeout2_ms;
+
+    out->rc = fn(ctx);
+
+    if (ctx->rsp_len > ctx->rsp_cap) {
+        ctx->rsp_len = ctx->rsp_cap;
+        out->bad_len = 1;
+    }
+    out->rsp = ctx->rsp;
+    out->rsp_len = ctx->rsp_len;
+    out->in_place = ctx->rsp == buf ? 1u : 0u;
+    out->rsp_file_count = ctx->rsp_file_count > IBP_APP_MAX_FILES ? IBP_APP_MAX_FILES : ctx->rsp_file_count;
+    out->rsp_files = h->rsp_files[0];
+
+    /* Nothing of this call's inputs outlives it. */
+    ctx->req = NULL;
+    ctx->req_files = NULL;
+    return out->rc;
+}
