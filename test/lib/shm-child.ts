@@ -1,21 +1,33 @@
 /**
- * A child process for the config-space tests (forked with the test's TypeScript loader):
+ * A child process for the config-space tests, forked with the test's TypeScript loader:
  *
  *   publish <indexKey> <n>        publish n bundles as a writer, then close (segments stay)
- *   read <indexKey>               open a reader, report {generation, key}, wait for "detach" on
- *                                 stdin, close, report, exit
- *   cas <indexKey> <id> <ms>      CAS-write loads encoding <id> into every host for <ms> ms;
- *                                 report {writes, wins, seen} where seen are values read back
+ *   read <indexKey>               open a reader, report what it sees, close on the message
+ *                                 'detach', report, exit on 'exit'
+ *   cas <indexKey> <id> <ms>      CAS-write loads and retry times encoding <id> into every host of
+ *                                 node N0 for <ms> ms; report counts and every value read back
  *
- * Every report is one JSON line on stdout (process.send when forked with IPC).
+ * Reports go to the parent over IPC.
  */
+import { pathToFileURL } from 'node:url';
 import { ConfigSpaceWriter } from '../../lib/shm/config-segment.js';
 import { ConfigSpace } from '../../lib/shm/config-space.js';
 import type { NodeBundle } from '../../lib/config/model.js';
 
 function say(msg: unknown): void {
-  if (process.send) process.send(msg);
-  else process.stdout.write(`${JSON.stringify(msg)}\n`);
+  process.send!(msg);
+}
+
+function next(what: string): Promise<void> {
+  return new Promise((resolve) => {
+    const on = (m: unknown) => {
+      if (m === what) {
+        process.off('message', on);
+        resolve();
+      }
+    };
+    process.on('message', on);
+  });
 }
 
 export function childBundle(version: number): NodeBundle {
@@ -23,12 +35,17 @@ export function childBundle(version: number): NodeBundle {
     epoch: 'child',
     version,
     this_node: 'N0',
-    nodes: [{ node: 'N0', invalid: 0, hosts: [{ ip: '127.0.0.1', port: 1000 + version }, { ip: '127.0.0.2', port: 2000 }], kvs: { v: String(version) } }],
+    nodes: [{ node: 'N0', invalid: 0, hosts: [{ ip: '127.0.0.1', port: 1000 + version }, { ip: '127.0.0.2', port: 2000 }, { ip: '127.0.0.3', port: 3000 }], kvs: { v: String(version) } }],
     apps: [{ app: 'A0', desc: `v${version}`, bin: 'a0.so', timeout: 1, timeout2: 0, invalid: 0, sha256: '', size: 0 }],
   };
 }
 
 const settings = { ibms: { ip: '127.0.0.1', port: 18000 }, connecting_timeout: 1, retry_connect_timeval: 5, min_compress_size: 1024 };
+
+/** A CAS value: the writer id in bits 0..7, a sequence number in bits 8..30. */
+export function encodeLoad(id: number, seq: number): number {
+  return ((seq & 0x7fffff) << 8) | id;
+}
 
 async function main(): Promise<void> {
   const [cmd, keyText, a, b] = process.argv.slice(2);
@@ -41,45 +58,50 @@ async function main(): Promise<void> {
     say({ published: out });
   } else if (cmd === 'read') {
     const r = ConfigSpace.openKey(indexKey);
-    say({ attached: { generation: r.generation, key: r.key, kv: r.kv('N0', 'v') } });
-    await new Promise<void>((resolve) => process.on('message', (m) => m === 'detach' && resolve()));
+    say({ attached: { generation: r.generation, key: r.key, v: r.kv('N0', 'v') } });
+    await next('detach');
     r.close();
     say({ detached: true });
-    await new Promise<void>((resolve) => process.on('message', (m) => m === 'exit' && resolve()));
+    await next('exit');
   } else if (cmd === 'cas') {
     const id = Number(a);
     const until = Date.now() + Number(b);
     const r = ConfigSpace.openKey(indexKey);
     const hosts = r.hosts('N0').map((h) => h.index);
+    say({ ready: true });
+    await next('go');
     let writes = 0;
     let wins = 0;
-    const seen = new Set<number>();
     let seq = 0;
+    const loads = new Set<number>();
+    const retries = new Set<number>();
     while (Date.now() < until) {
       for (const h of hosts) {
         const cur = r.getHostLoad(h);
-        seen.add(cur);
-        // a value encodes the writer: id in the low byte, a sequence number above it
-        const next = ((++seq & 0x7fffff) << 8) | id;
+        loads.add(cur);
         writes++;
-        if (r.setHostLoad(h, cur, next)) wins++;
+        if (r.setHostLoad(h, cur, encodeLoad(id, ++seq))) wins++;
         const rt = r.getRetryAt(h);
-        seen.add(rt === 0 ? 0 : Number(BigInt(rt) & 0xffn) | 0x10000);
-        r.setRetryAt(h, rt, Date.now() * 256 + id);
+        retries.add(rt);
+        r.setRetryAt(h, rt, encodeLoad(id, seq) * 1000);
       }
     }
+    // the values read back, reduced to what a test can check: (writer id, sequence) pairs valid?
     r.close();
-    say({ writes, wins, seen: [...seen] });
+    say({ writes, wins, loads: [...loads].slice(0, 5000), retries: [...retries].slice(0, 5000) });
   } else {
     throw new Error(`unknown command ${cmd}`);
   }
 }
 
-main().then(
-  () => process.disconnect?.(),
-  (e) => {
-    say({ error: String((e as Error).stack ?? e) });
-    process.exitCode = 1;
-    process.disconnect?.();
-  },
-);
+// run only as a forked child, not when a test imports childBundle
+if (process.send && process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().then(
+    () => process.disconnect?.(),
+    (e) => {
+      say({ error: String((e as Error).stack ?? e) });
+      process.exitCode = 1;
+      process.disconnect?.();
+    },
+  );
+}

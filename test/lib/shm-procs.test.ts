@@ -1,0 +1,184 @@
+/**
+ * The config space across real processes: readers in other processes pin old segments until they
+ * detach, a reader exiting never removes the live config, concurrent CAS writers never corrupt a
+ * host entry, and removeAll leaves nothing in `ipcs -m`.
+ */
+import t from 'tap';
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { ConfigSpaceWriter } from '../../lib/shm/config-segment.js';
+import { ConfigSpace } from '../../lib/shm/config-space.js';
+import { homeKeyBase, KEY_SLOT } from '../../lib/shm/keys.js';
+import { attachCount, listSegments, shmidOf } from '../../lib/shm/sysv.js';
+import { reapHome, segmentsOfHome } from '../helpers/procs.js';
+import { childBundle } from './shm-child.js';
+
+const CHILD = fileURLToPath(new URL('./shm-child.ts', import.meta.url));
+const settings = { ibms: { ip: '127.0.0.1', port: 18000 }, connecting_timeout: 1, retry_connect_timeval: 5, min_compress_size: 1024 };
+
+interface Child {
+  proc: ChildProcess;
+  next<T>(): Promise<T>;
+  send(m: string): void;
+}
+
+function spawnChild(t: Tap.Test, args: string[]): Child {
+  const proc = fork(CHILD, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const queue: unknown[] = [];
+  const waiters: ((m: unknown) => void)[] = [];
+  proc.on('message', (m) => {
+    const w = waiters.shift();
+    if (w) w(m);
+    else queue.push(m);
+  });
+  t.teardown(() => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  });
+  return {
+    proc,
+    next<T>(): Promise<T> {
+      if (queue.length) return Promise.resolve(queue.shift() as T);
+      return new Promise<T>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`child ${args.join(' ')} sent nothing within 20 s`)), 20_000);
+        waiters.push((m) => {
+          clearTimeout(timer);
+          if (m && typeof m === 'object' && 'error' in m) reject(new Error(String((m as { error: string }).error)));
+          else resolve(m as T);
+        });
+      });
+    },
+    send(m: string) {
+      proc.send(m);
+    },
+  };
+}
+
+t.test('an old segment disappears only after its last reader (another process) detaches', async (t) => {
+  const home = t.testdir();
+  t.teardown(() => reapHome(home));
+  const indexKey = homeKeyBase(home) + KEY_SLOT.INDEX;
+  const w = new ConfigSpaceWriter(indexKey);
+  const p1 = w.publish(childBundle(1), settings);
+
+  const reader = spawnChild(t, ['read', String(indexKey)]);
+  const seen = await reader.next<{ attached: { generation: number; key: number; v: string } }>();
+  t.same(seen.attached, { generation: 1, key: p1.key, v: '1' });
+  t.equal(attachCount(p1.key), 4, 'writer (map + pin) and reader (map + pin)');
+
+  const p2 = w.publish(childBundle(2), settings);
+  t.not(p2.key, p1.key);
+  t.equal(attachCount(p1.key), 2, 'the writer detached from the old segment, the reader has not');
+  t.same(w.collectGarbage(), [], 'not removed while the other process is attached');
+  t.same(w.oldSegments(), [p1.key]);
+
+  reader.send('detach');
+  t.same(await reader.next(), { detached: true });
+  t.same(w.collectGarbage(), [p1.key], 'removed after the reader detached');
+  t.equal(shmidOf(p1.key), -1);
+  t.same(w.oldSegments(), []);
+  reader.send('exit');
+  await once(reader.proc, 'exit');
+  t.ok(shmidOf(p2.key) >= 0, 'the current segment stays');
+  w.removeAll();
+});
+
+t.test('a reader that closes and exits never removes the config space', async (t) => {
+  const home = t.testdir();
+  t.teardown(() => reapHome(home));
+  const indexKey = homeKeyBase(home);
+  // the writer publishes and exits (ibma -a stop): nobody is attached to anything afterwards
+  const writer = spawnChild(t, ['publish', String(indexKey), '1']);
+  const { published } = await writer.next<{ published: { key: number; generation: number }[] }>();
+  await once(writer.proc, 'exit');
+  const key = published[0]!.key;
+  t.equal(attachCount(key), 0);
+  t.equal(attachCount(indexKey), 0);
+
+  for (let i = 0; i < 2; i++) {
+    const reader = spawnChild(t, ['read', String(indexKey)]);
+    t.match(await reader.next(), { attached: { generation: 1, key } });
+    reader.send('detach');
+    await reader.next();
+    reader.send('exit');
+    await once(reader.proc, 'exit');
+    t.equal(attachCount(key), 0, `config segment still there after reader ${i} exited`);
+    t.equal(attachCount(indexKey), 0, `index still there after reader ${i} exited`);
+  }
+  // and a reader here in the test process (open, close) too; then this process exits later on
+  const r = ConfigSpace.openKey(indexKey);
+  t.equal(r.kv('N0', 'v'), '1');
+  r.close();
+  const w = new ConfigSpaceWriter(indexKey);
+  t.same(w.current(), published[0]);
+  w.removeAll();
+  t.same(await segmentsOfHome(home), []);
+});
+
+t.test('concurrent CAS writers in several processes never corrupt a host entry', async (t) => {
+  const home = t.testdir();
+  t.teardown(() => reapHome(home));
+  const indexKey = homeKeyBase(home);
+  const w = new ConfigSpaceWriter(indexKey);
+  w.publish(childBundle(1), settings);
+  const before = ConfigSpace.openKey(indexKey);
+  const hostsBefore = before.hosts('N0');
+  const N = 3;
+  const writers = Array.from({ length: N }, (_, i) => spawnChild(t, ['cas', String(indexKey), String(i + 1), '1500']));
+  for (const c of writers) t.same(await c.next(), { ready: true });
+  for (const c of writers) c.send('go');
+  const results = await Promise.all(writers.map((c) => c.next<{ writes: number; wins: number; loads: number[]; retries: number[] }>()));
+  await Promise.all(writers.map((c) => (c.proc.exitCode === null ? once(c.proc, 'exit') : undefined)));
+
+  const validLoad = (v: number) => v === 0 || ((v & 0xff) >= 1 && (v & 0xff) <= N && v >>> 8 > 0);
+  const validRetry = (v: number) => v === 0 || (v % 1000 === 0 && validLoad(v / 1000));
+  let writes = 0;
+  let wins = 0;
+  const writersSeen = new Set<number>();
+  for (const r of results) {
+    writes += r.writes;
+    wins += r.wins;
+    t.ok(r.wins <= r.writes);
+    const badLoads = r.loads.filter((v) => !validLoad(v));
+    const badRetries = r.retries.filter((v) => !validRetry(v));
+    t.same(badLoads, [], 'every load read is one a writer wrote');
+    t.same(badRetries, [], 'every retry time read is one a writer wrote');
+    for (const v of r.loads) if (v) writersSeen.add(v & 0xff);
+  }
+  t.ok(writes > 1000, `${writes} CAS writes`);
+  t.ok(wins > 0, `${wins} won`);
+  t.ok(writersSeen.size >= 2, 'the writers saw each other\'s values');
+  // the final state: every field of every host intact
+  for (const h of hostsBefore) {
+    t.ok(validLoad(before.getHostLoad(h.index)), `host ${h.index} load valid`);
+    t.ok(validRetry(before.getRetryAt(h.index)), `host ${h.index} retry time valid`);
+  }
+  t.same(before.hosts('N0'), hostsBefore, 'ip, port, invalid untouched');
+  t.equal(before.kv('N0', 'v'), '1');
+  before.close();
+  w.removeAll();
+});
+
+t.test('ipcs -m shows nothing of the home after removeAll', async (t) => {
+  const home = t.testdir();
+  t.teardown(() => reapHome(home));
+  const indexKey = homeKeyBase(home);
+  const w = new ConfigSpaceWriter(indexKey);
+  for (let i = 1; i <= 4; i++) w.publish(childBundle(i), settings);
+  const reader = spawnChild(t, ['read', String(indexKey)]);
+  t.match(await reader.next(), { attached: { generation: 4 } });
+  t.equal((await segmentsOfHome(home)).length, 5);
+  t.same(w.collectGarbage().length, 3);
+  w.removeAll();
+  const mine = (await listSegments()).filter((s) => s.key >= indexKey && s.key <= indexKey + 255);
+  t.same(mine, [], 'no segment of the key block (removed ones lose their key at once)');
+  reader.send('detach');
+  await reader.next();
+  reader.send('exit');
+  await once(reader.proc, 'exit');
+  // `ipcs -m` itself, as an operator would check
+  const { execFileSync } = await import('node:child_process');
+  const out = execFileSync('ipcs', ['-m'], { encoding: 'utf8' });
+  const keys = out.split('\n').map((l) => l.split(/\s+/)[0]).filter((k) => k?.startsWith('0x')).map((k) => Number.parseInt(k!, 16));
+  t.same(keys.filter((k) => k >= indexKey && k <= indexKey + 255), []);
+});
