@@ -1,0 +1,503 @@
+/**
+ * The ibms command line: IBP's `ibms -f ibms.conf -a <action> | -s <show>` with long options and
+ * `--json`. Daemon control (init, start, stop, kill, check, -s status) works on the home; every
+ * other command talks to the running daemon over REST with the home's admin credential.
+ */
+import net from 'node:net';
+import type { Command } from 'commander';
+import { createProgram, runCli, badArg, intArg, listArg, printRows, type Column } from '../lib/cli.js';
+import { IbmsConf } from '../lib/config/ibms-conf.js';
+import { loadConfigFile } from '../lib/config/load.js';
+import { NAME_PATTERN, type AppWithPackage, type NodeConf, type ProjectConf } from '../lib/config/model.js';
+import { isDaemonChild, killDaemon, startDaemon, stopDaemon } from '../lib/daemon.js';
+import { IbpError } from '../lib/errors.js';
+import { Home, homeOfConf } from '../lib/home.js';
+import { runningPid } from '../lib/pidfile.js';
+import { IbmsClient } from './client.js';
+import { readAdminCredential } from './credentials.js';
+import { initHome, IBMS_CONF } from './init.js';
+import { PID_FILE, runMonitor } from './monitor.js';
+import { dataFiles, loadData } from './persist.js';
+import type { Session } from './sessions.js';
+
+export interface CliOptions {
+  conf?: string;
+  action?: string;
+  show?: string;
+  node?: string;
+  invalid?: string;
+  keyExp?: string;
+  ip?: string;
+  port?: string;
+  app?: string;
+  desc?: string;
+  bin?: string;
+  timeout?: string;
+  timeout2?: string;
+  serverNode?: string;
+  project?: string;
+  serverNodes?: string;
+  clientNodes?: string;
+  apps?: string;
+  key?: string;
+  value?: string;
+  json?: boolean;
+}
+
+const USAGE = `
+IBP usage (every command of IBP's ibms):
+  ibms -f ibms.conf -a start | stop | kill | check | init [--ip IP] [--port PORT]
+                    -s status
+                    -s sessions | nodes | apps | projects | nodes_kv | nodes_changed   [--node N | --app A | --project P]
+                    -s node_credential --node N
+                    -a add_node | set_node --node N [--invalid 0|1] [--key-exp K]
+                    -a remove_node --node N
+                    -a add_node_host | remove_node_host --node N --ip IP --port P
+                    -a add_app | set_app --app A --desc D --bin B.so --timeout T [--timeout2 T2] [--invalid 0|1] [--server-node N]
+                    -a update_app --app A
+                    -a remove_app --app A
+                    -a add_project | set_project --project P --server-nodes "N1 N2" --client-nodes "N3" --apps "A1 A2"
+                    -a remove_project --project P
+                    -a add_node_kv | set_node_kv --node N --key K --value V
+                    -a remove_node_kv --node N --key K
+                    -a save_config | distribute_config | build_config
+                    -a download_config --node N
+  (set_* change only the options given; --json prints JSON for scripts)
+kill -TERM (monitor pid) : stop        kill -USR1 (monitor pid) : reopen logs
+`;
+
+interface Ctx {
+  o: CliOptions;
+  home: Home;
+  confFile: string;
+  json: boolean;
+  out: (s: string) => void;
+  conf(): IbmsConf;
+  client(): IbmsClient;
+}
+
+function need(o: CliOptions, key: keyof CliOptions, flag: string, what: string): string {
+  const v = o[key];
+  if (v === undefined || v === '') throw badArg(flag, `is required for ${what}`);
+  return String(v);
+}
+
+const NAME_RE = new RegExp(NAME_PATTERN);
+function nameArg(flag: string, value: string): string {
+  if (!NAME_RE.test(value)) throw badArg(flag, `"${value}" is not a name (letters, digits, _ - ., at most 64)`);
+  return value;
+}
+
+function namesArg(flag: string, value: string | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  return listArg(value).map((n) => nameArg(flag, n));
+}
+
+function flagArg(flag: string, value: string | undefined): 0 | 1 | undefined {
+  return value === undefined ? undefined : (intArg(flag, value, 0, 1) as 0 | 1);
+}
+
+function secondsArg(flag: string, value: string | undefined, min0 = false): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || (!min0 && n === 0) || n > 86400) throw badArg(flag, `"${value}" is not a number of seconds (${min0 ? '>= 0' : '> 0'}, at most 86400)`);
+  return n;
+}
+
+function ipArg(flag: string, value: string): string {
+  if (!net.isIPv4(value)) throw badArg(flag, `"${value}" is not an IPv4 address`);
+  return value;
+}
+
+const enc = encodeURIComponent;
+
+// ---------------------------------------------------------------- outputs
+
+function printOk(ctx: Ctx, answer: unknown, lines: string[] = []): void {
+  if (ctx.json) {
+    ctx.out(`${JSON.stringify(answer, null, 2)}\n`);
+    return;
+  }
+  ctx.out(`OK\n${lines.map((l) => `${l}\n`).join('')}`);
+}
+
+const NODE_COLUMNS: Column<NodeConf>[] = [
+  { header: 'NODE', value: (n) => n.node },
+  { header: 'INVALID', value: (n) => n.invalid },
+  { header: 'KEY_EXP', value: (n) => n.key_exp ?? '' },
+  { header: 'HOSTS', value: (n) => n.hosts.map((h) => `${h.ip}:${h.port}${h.invalid ? '(invalid)' : ''}`).join(' ') },
+  { header: 'KVS', value: (n) => Object.keys(n.kvs).length },
+];
+
+const APP_COLUMNS: Column<AppWithPackage>[] = [
+  { header: 'APP', value: (a) => a.app },
+  { header: 'DESC', value: (a) => a.desc },
+  { header: 'BIN', value: (a) => a.bin },
+  { header: 'TIMEOUT', value: (a) => a.timeout },
+  { header: 'TIMEOUT2', value: (a) => a.timeout2 },
+  { header: 'INVALID', value: (a) => a.invalid },
+  { header: 'SERVER_NODE', value: (a) => a.server_node ?? '' },
+  { header: 'SIZE', value: (a) => (a.sha256 ? a.size : '-') },
+  { header: 'SHA256', value: (a) => (a.sha256 ? a.sha256.slice(0, 16) : '(no package)') },
+];
+
+const PROJECT_COLUMNS: Column<ProjectConf>[] = [
+  { header: 'PROJECT', value: (p) => p.project },
+  { header: 'SERVER_NODES', value: (p) => p.server_nodes.join(' ') },
+  { header: 'CLIENT_NODES', value: (p) => p.client_nodes.join(' ') },
+  { header: 'APPS', value: (p) => p.apps.join(' ') },
+];
+
+type SessionRow = Session & { idle_seconds: number };
+const SESSION_COLUMNS: Column<SessionRow>[] = [
+  { header: 'ROLE', value: (s) => s.role },
+  { header: 'NODE', value: (s) => s.node },
+  { header: 'IP', value: (s) => s.ip },
+  { header: 'PORT', value: (s) => s.port || '' },
+  { header: 'PID', value: (s) => s.pid || '' },
+  { header: 'LOAD', value: (s) => s.load ?? '' },
+  { header: 'WATCHES', value: (s) => s.watches },
+  { header: 'IDLE_S', value: (s) => s.idle_seconds },
+  { header: 'SINCE', value: (s) => new Date(s.since).toISOString() },
+];
+
+// ---------------------------------------------------------------- shows
+
+type Handler = (ctx: Ctx) => Promise<void>;
+
+const filterQuery = (o: CliOptions): string => {
+  const q = new URLSearchParams();
+  if (o.node) q.set('node', nameArg('--node', o.node));
+  if (o.app) q.set('app', nameArg('--app', o.app));
+  if (o.project) q.set('project', nameArg('--project', o.project));
+  const s = q.toString();
+  return s ? `?${s}` : '';
+};
+
+const SHOWS: Record<string, Handler> = {
+  async status(ctx) {
+    const pidFile = ctx.home.run(PID_FILE);
+    const pid = runningPid(pidFile);
+    if (pid === undefined) throw new IbpError('IBP_ERR_DAEMON_NOT_RUNNING', { tool: 'ibms', pidfile: pidFile });
+    let st: Record<string, unknown> | undefined;
+    let problem: string | undefined;
+    try {
+      st = await ctx.client().request<Record<string, unknown>>('GET', '/v1/status');
+    } catch (e) {
+      problem = (e as Error).message;
+    }
+    if (ctx.json) {
+      ctx.out(`${JSON.stringify({ running: true, monitor_pid: pid, worker: st ?? null, problem }, null, 2)}\n`);
+      return;
+    }
+    if (!st) {
+      ctx.out(`ibms is running: monitor pid ${pid}; the API does not answer (${problem})\n`);
+      return;
+    }
+    ctx.out(`ibms is running: monitor pid ${pid}, worker pid ${st.pid}, listening ${st.server}\n`);
+    ctx.out(`  epoch ${st.epoch}, started ${st.started_at}, loaded from ${Object.values(st.loaded_from as object).join('/')} in ${st.load_ms} ms\n`);
+    ctx.out(`  nodes ${st.nodes}, apps ${st.apps}, projects ${st.projects}, nodes changed ${st.nodes_changed}, watches ${st.watches}, sessions ${st.sessions}\n`);
+  },
+  async sessions(ctx) {
+    const r = await ctx.client().request<{ sessions: SessionRow[] }>('GET', '/v1/sessions');
+    printRows(r.sessions, SESSION_COLUMNS, ctx.json, ctx.out);
+  },
+  async nodes(ctx) {
+    const r = await ctx.client().request<{ nodes: NodeConf[] }>('GET', `/v1/nodes${filterQuery({ node: ctx.o.node })}`);
+    printRows(r.nodes, NODE_COLUMNS, ctx.json, ctx.out);
+  },
+  async apps(ctx) {
+    const r = await ctx.client().request<{ apps: AppWithPackage[] }>('GET', `/v1/apps${filterQuery({ app: ctx.o.app })}`);
+    printRows(r.apps, APP_COLUMNS, ctx.json, ctx.out);
+  },
+  async projects(ctx) {
+    const r = await ctx.client().request<{ projects: ProjectConf[] }>('GET', `/v1/projects${filterQuery({ project: ctx.o.project })}`);
+    printRows(r.projects, PROJECT_COLUMNS, ctx.json, ctx.out);
+  },
+  async nodes_kv(ctx) {
+    const r = await ctx.client().request<{ kvs: { node: string; key: string; value: string }[] }>('GET', `/v1/nodes_kv${filterQuery({ node: ctx.o.node })}`);
+    printRows(r.kvs, [{ header: 'NODE', value: (k) => k.node }, { header: 'KEY', value: (k) => k.key }, { header: 'VALUE', value: (k) => k.value }], ctx.json, ctx.out);
+  },
+  async nodes_changed(ctx) {
+    const r = await ctx.client().request<{ nodes: string[] }>('GET', '/v1/nodes_changed');
+    if (ctx.json) ctx.out(`${JSON.stringify(r.nodes)}\n`);
+    else ctx.out(r.nodes.map((n) => `${n}\n`).join(''));
+  },
+  async node_credential(ctx) {
+    const node = nameArg('--node', need(ctx.o, 'node', '--node', '-s node_credential'));
+    const r = await ctx.client().request<{ credential: string }>('GET', `/v1/nodes/${enc(node)}/credential`);
+    ctx.out(ctx.json ? `${JSON.stringify(r)}\n` : `${r.credential}\n`);
+  },
+};
+
+// ---------------------------------------------------------------- actions
+
+function nodeOf(ctx: Ctx, what: string): string {
+  return nameArg('--node', need(ctx.o, 'node', '--node', what));
+}
+function appOf(ctx: Ctx, what: string): string {
+  return nameArg('--app', need(ctx.o, 'app', '--app', what));
+}
+function projectOf(ctx: Ctx, what: string): string {
+  return nameArg('--project', need(ctx.o, 'project', '--project', what));
+}
+function hostOf(ctx: Ctx, what: string): { ip: string; port: number } {
+  return { ip: ipArg('--ip', need(ctx.o, 'ip', '--ip', what)), port: intArg('--port', need(ctx.o, 'port', '--port', what), 1, 65535) };
+}
+function binArg(value: string): string {
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,126}\.so$/.test(value)) throw badArg('--bin', `"${value}" is not a plain .so file name (no path)`);
+  return value;
+}
+
+function appBody(ctx: Ctx, what: string, add: boolean): Record<string, unknown> {
+  const o = ctx.o;
+  const body: Record<string, unknown> = {};
+  if (add) {
+    body.app = appOf(ctx, what);
+    body.desc = need(o, 'desc', '--desc', what);
+    body.bin = binArg(need(o, 'bin', '--bin', what));
+    body.timeout = secondsArg('--timeout', need(o, 'timeout', '--timeout', what));
+  } else {
+    if (o.desc !== undefined) body.desc = o.desc;
+    if (o.bin !== undefined) body.bin = binArg(o.bin);
+    if (o.timeout !== undefined) body.timeout = secondsArg('--timeout', o.timeout);
+  }
+  if (o.timeout2 !== undefined) body.timeout2 = secondsArg('--timeout2', o.timeout2, true);
+  if (o.invalid !== undefined) body.invalid = flagArg('--invalid', o.invalid);
+  if (o.serverNode !== undefined) body.server_node = o.serverNode === '' ? '' : nameArg('--server-node', o.serverNode);
+  return body;
+}
+
+function projectLists(ctx: Ctx): Record<string, string[]> {
+  const body: Record<string, string[]> = {};
+  const s = namesArg('--server-nodes', ctx.o.serverNodes);
+  const c = namesArg('--client-nodes', ctx.o.clientNodes);
+  const a = namesArg('--apps', ctx.o.apps);
+  if (s) body.server_nodes = s;
+  if (c) body.client_nodes = c;
+  if (a) body.apps = a;
+  return body;
+}
+
+const ACTIONS: Record<string, Handler> = {
+  async init(ctx) {
+    const port = ctx.o.port === undefined ? undefined : intArg('--port', ctx.o.port, 1, 65535);
+    const ip = ctx.o.ip === undefined ? undefined : ipArg('--ip', ctx.o.ip);
+    for (const line of initHome(ctx.home, { ...(ip ? { ip } : {}), ...(port ? { port } : {}), confFile: ctx.confFile })) ctx.out(`${line}\n`);
+  },
+  async check(ctx) {
+    const conf = ctx.conf();
+    const loaded = loadData(dataFiles(ctx.home, conf));
+    const files = dataFiles(ctx.home, conf);
+    if (ctx.json) {
+      ctx.out(`${JSON.stringify({ ok: true, conf: ctx.confFile, files, loaded_from: loaded.sources, nodes: loaded.store.nodes.size, apps: loaded.store.apps.size, projects: loaded.store.projects.size }, null, 2)}\n`);
+      return;
+    }
+    ctx.out(`ibms: ${ctx.confFile} is ok\n`);
+    ctx.out(`ibms: ${files.nodes}${loaded.sources.nodes === 'bin' ? '.bin' : ''}: ${loaded.store.nodes.size} nodes\n`);
+    ctx.out(`ibms: ${files.apps}${loaded.sources.apps === 'bin' ? '.bin' : ''}: ${loaded.store.apps.size} apps\n`);
+    ctx.out(`ibms: ${files.projects}${loaded.sources.projects === 'bin' ? '.bin' : ''}: ${loaded.store.projects.size} projects\n`);
+    ctx.out('ibms: config check ok\n');
+  },
+  async start(ctx) {
+    const conf = ctx.conf();
+    if (isDaemonChild()) {
+      await runMonitor({ confFile: ctx.confFile, home: ctx.home, conf });
+      return;
+    }
+    ctx.home.ensure();
+    const pid = await startDaemon({
+      tool: 'ibms',
+      pidFile: ctx.home.run(PID_FILE),
+      logFile: ctx.home.resolve(conf.log.monitor ?? 'log/ibms_monitor.log'),
+      argv: [process.argv[1]!, '-f', ctx.confFile, '-a', 'start'],
+      env: { ...process.env, IBP_HOME: ctx.home.root },
+      timeoutMs: 120_000,
+    });
+    ctx.out(`ibms start ok (pid ${pid}, listening ${conf.server.ip}:${conf.server.port})\n`);
+  },
+  async stop(ctx) {
+    const pid = await stopDaemon('ibms', ctx.home.run(PID_FILE), { timeoutMs: 60_000 });
+    ctx.out(`ibms stopped (pid ${pid})\n`);
+  },
+  async kill(ctx) {
+    const pid = await killDaemon('ibms', ctx.home.run(PID_FILE));
+    ctx.out(`ibms killed (pid ${pid})\n`);
+  },
+
+  async add_node(ctx) {
+    const body: Record<string, unknown> = { node: nodeOf(ctx, '-a add_node') };
+    if (ctx.o.invalid !== undefined) body.invalid = flagArg('--invalid', ctx.o.invalid);
+    if (ctx.o.keyExp !== undefined) body.key_exp = ctx.o.keyExp;
+    printOk(ctx, await ctx.client().request('POST', '/v1/nodes', body));
+  },
+  async set_node(ctx) {
+    const node = nodeOf(ctx, '-a set_node');
+    const body: Record<string, unknown> = {};
+    if (ctx.o.invalid !== undefined) body.invalid = flagArg('--invalid', ctx.o.invalid);
+    if (ctx.o.keyExp !== undefined) body.key_exp = ctx.o.keyExp;
+    if (Object.keys(body).length === 0) throw badArg('--invalid', 'set_node needs --invalid or --key-exp');
+    printOk(ctx, await ctx.client().request('PATCH', `/v1/nodes/${enc(node)}`, body));
+  },
+  async remove_node(ctx) {
+    printOk(ctx, await ctx.client().request('DELETE', `/v1/nodes/${enc(nodeOf(ctx, '-a remove_node'))}`));
+  },
+  async add_node_host(ctx) {
+    const node = nodeOf(ctx, '-a add_node_host');
+    printOk(ctx, await ctx.client().request('POST', `/v1/nodes/${enc(node)}/hosts`, hostOf(ctx, '-a add_node_host')));
+  },
+  async remove_node_host(ctx) {
+    const node = nodeOf(ctx, '-a remove_node_host');
+    const h = hostOf(ctx, '-a remove_node_host');
+    printOk(ctx, await ctx.client().request('DELETE', `/v1/nodes/${enc(node)}/hosts/${h.ip}/${h.port}`));
+  },
+  async add_node_kv(ctx) {
+    const node = nodeOf(ctx, '-a add_node_kv');
+    const key = nameArg('--key', need(ctx.o, 'key', '--key', '-a add_node_kv'));
+    const value = need(ctx.o, 'value', '--value', '-a add_node_kv');
+    printOk(ctx, await ctx.client().request('POST', `/v1/nodes/${enc(node)}/kvs`, { key, value }));
+  },
+  async set_node_kv(ctx) {
+    const node = nodeOf(ctx, '-a set_node_kv');
+    const key = nameArg('--key', need(ctx.o, 'key', '--key', '-a set_node_kv'));
+    if (ctx.o.value === undefined) throw badArg('--value', 'is required for -a set_node_kv');
+    printOk(ctx, await ctx.client().request('PUT', `/v1/nodes/${enc(node)}/kvs/${enc(key)}`, { value: ctx.o.value }));
+  },
+  async remove_node_kv(ctx) {
+    const node = nodeOf(ctx, '-a remove_node_kv');
+    const key = nameArg('--key', need(ctx.o, 'key', '--key', '-a remove_node_kv'));
+    printOk(ctx, await ctx.client().request('DELETE', `/v1/nodes/${enc(node)}/kvs/${enc(key)}`));
+  },
+
+  async add_app(ctx) {
+    printOk(ctx, await ctx.client().request('POST', '/v1/apps', appBody(ctx, '-a add_app', true)));
+  },
+  async set_app(ctx) {
+    const app = appOf(ctx, '-a set_app');
+    const body = appBody(ctx, '-a set_app', false);
+    if (Object.keys(body).length === 0) throw badArg('--desc', 'set_app needs at least one of --desc --bin --timeout --timeout2 --invalid --server-node');
+    printOk(ctx, await ctx.client().request('PATCH', `/v1/apps/${enc(app)}`, body));
+  },
+  async update_app(ctx) {
+    const r = await ctx.client().request<{ sha256: string; size: number }>('POST', `/v1/apps/${enc(appOf(ctx, '-a update_app'))}/update`);
+    printOk(ctx, r, [`package sha256 ${r.sha256} size ${r.size}`]);
+  },
+  async remove_app(ctx) {
+    printOk(ctx, await ctx.client().request('DELETE', `/v1/apps/${enc(appOf(ctx, '-a remove_app'))}`));
+  },
+
+  async add_project(ctx) {
+    const project = projectOf(ctx, '-a add_project');
+    printOk(ctx, await ctx.client().request('POST', '/v1/projects', { project, ...projectLists(ctx) }));
+  },
+  async set_project(ctx) {
+    const project = projectOf(ctx, '-a set_project');
+    const body = projectLists(ctx);
+    if (Object.keys(body).length === 0) throw badArg('--server-nodes', 'set_project needs at least one of --server-nodes --client-nodes --apps');
+    printOk(ctx, await ctx.client().request('PATCH', `/v1/projects/${enc(project)}`, body));
+  },
+  async remove_project(ctx) {
+    printOk(ctx, await ctx.client().request('DELETE', `/v1/projects/${enc(projectOf(ctx, '-a remove_project'))}`));
+  },
+
+  async distribute_config(ctx) {
+    const r = await ctx.client().request<{ distributed: { node: string; version: number }[] }>('POST', '/v1/config/distribute');
+    printOk(ctx, r, r.distributed.map((d) => `${d.node} version ${d.version}`));
+  },
+  async download_config(ctx) {
+    const r = await ctx.client().request<{ node: string; version: number }>('POST', '/v1/config/download', { node: nodeOf(ctx, '-a download_config') });
+    printOk(ctx, r, [`${r.node} version ${r.version}`]);
+  },
+  async save_config(ctx) {
+    const r = await ctx.client().request<{ files: string[]; images: string[]; second: string[] }>('POST', '/v1/config/save');
+    printOk(ctx, r, [...r.files, ...r.images, ...r.second].map((f) => `${f} saved`));
+  },
+  async build_config(ctx) {
+    const r = await ctx.client().request<{ images: string[] }>('POST', '/v1/config/build');
+    printOk(ctx, r, r.images.map((f) => `${f} built`));
+  },
+};
+
+export const ACTION_NAMES = Object.keys(ACTIONS);
+export const SHOW_NAMES = Object.keys(SHOWS);
+
+function makeCtx(o: CliOptions): Ctx {
+  const confName = o.conf ?? IBMS_CONF;
+  const home = confName.includes('/') ? homeOfConf(confName) : new Home();
+  const confFile = home.confPath(confName);
+  let conf: IbmsConf | undefined;
+  let client: IbmsClient | undefined;
+  const ctx: Ctx = {
+    o,
+    home,
+    confFile,
+    json: o.json === true,
+    out: (s) => void process.stdout.write(s),
+    conf: () => (conf ??= loadConfigFile(IbmsConf, confFile, 'ibms')),
+    client: () => {
+      if (!client) {
+        const c = ctx.conf();
+        client = new IbmsClient({ ip: c.server.ip, port: c.server.port, credential: readAdminCredential(home), minCompressSize: c.comm.min_compress_size });
+      }
+      return client;
+    },
+  };
+  return ctx;
+}
+
+export function buildProgram(): Command {
+  const program = createProgram('ibms', 'IBP-TS registry: cluster config (nodes, apps, projects), distribution to node agents, app packages');
+  program
+    .option('-f, --conf <file>', 'ibms.conf (a name without a path means $IBP_HOME/etc/NAME)', IBMS_CONF)
+    .option('-a, --action <action>', `action: ${ACTION_NAMES.join(' ')}`)
+    .option('-s, --show <what>', `show: ${SHOW_NAMES.join(' ')}`)
+    .option('--node <node>', 'node name')
+    .option('--invalid <0|1>', 'mark invalid (1) or valid (0)')
+    .option('--key-exp <exp>', "node's key expression")
+    .option('--ip <ip>', 'host IP (add_node_host, remove_node_host) or listen IP (init)')
+    .option('--port <port>', 'host port (add_node_host, remove_node_host) or listen port (init)')
+    .option('--app <app>', 'app (transaction code)')
+    .option('--desc <desc>', 'app description')
+    .option('--bin <file.so>', 'app package file name in so/')
+    .option('--timeout <seconds>', 'client timeout T')
+    .option('--timeout2 <seconds>', 'server timeout (0 = T × 1.5)')
+    .option('--server-node <node>', "app's default server node ('' for none)")
+    .option('--project <project>', 'project name')
+    .option('--server-nodes <list>', 'server nodes, "N1 N2" or "N1,N2"')
+    .option('--client-nodes <list>', 'client nodes')
+    .option('--apps <list>', 'apps')
+    .option('--key <key>', 'kv key')
+    .option('--value <value>', 'kv value')
+    .option('--json', 'print JSON instead of tables')
+    .addHelpText('after', USAGE)
+    .action(async (o: CliOptions) => {
+      if (o.action && o.show) throw badArg('-a/-s', 'give either -a <action> or -s <what>, not both');
+      if (o.action) {
+        const h = ACTIONS[o.action];
+        if (!h || !Object.hasOwn(ACTIONS, o.action)) throw badArg('-a', `unknown action "${o.action}" (one of ${ACTION_NAMES.join(', ')})`);
+        await h(makeCtx(o));
+      } else if (o.show) {
+        const h = SHOWS[o.show];
+        if (!h || !Object.hasOwn(SHOWS, o.show)) throw badArg('-s', `unknown show "${o.show}" (one of ${SHOW_NAMES.join(', ')})`);
+        await h(makeCtx(o));
+      } else {
+        throw badArg('-a/-s', 'nothing to do: give -a <action> or -s <what> (ibms --help)');
+      }
+    });
+  return program;
+}
+
+export async function main(argv = process.argv): Promise<void> {
+  // `ibms -s nodes | head`: a reader that goes away is not an error
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+  const program = buildProgram();
+  if (argv.length <= 2) {
+    process.stderr.write(`${program.helpInformation()}${USAGE}`);
+    process.exitCode = 2;
+    return;
+  }
+  await runCli(program, argv);
+}

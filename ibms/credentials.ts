@@ -1,0 +1,123 @@
+/**
+ * Credentials: bearer tokens in the home's keys/ folder, each file readable only by its owner.
+ *
+ *   keys/admin.credential        the administrator (written by `ibms -a init`)
+ *   keys/node_<NODE>.credential  one per node, generated when the node is added (or first seen)
+ *
+ * A credential is 32 random bytes in hex. Files are created exclusively (O_EXCL), so the daemon
+ * and a CLI never both generate one for the same node; whoever loses the race reads the winner's.
+ * Comparisons are constant-time.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import type { Home } from '../lib/home.js';
+import { IbpError } from '../lib/errors.js';
+
+export const ADMIN_CREDENTIAL_FILE = 'admin.credential';
+export const nodeCredentialFile = (node: string): string => `node_${node}.credential`;
+
+export function generateCredential(): string {
+  return crypto.randomBytes(32).toString('hex');
+}
+
+function readCredential(file: string): string | undefined {
+  try {
+    const text = fs.readFileSync(file, 'utf8').trim();
+    return text.length > 0 ? text : undefined;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+/** Create the credential file if absent (0600). Returns the credential and whether it was created. */
+export function ensureCredentialFile(file: string): { credential: string; created: boolean } {
+  const existing = readCredential(file);
+  if (existing) return { credential: existing, created: false };
+  const credential = generateCredential();
+  try {
+    fs.writeFileSync(file, `${credential}\n`, { flag: 'wx', mode: 0o600 });
+    return { credential, created: true };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+      const raced = readCredential(file);
+      if (raced) return { credential: raced, created: false };
+    }
+    throw new IbpError('IBP_ERR_HOME_LAYOUT', { home: file, detail: `cannot write credential: ${(e as Error).message}` });
+  }
+}
+
+/** The admin credential of a home, for the CLI. */
+export function readAdminCredential(home: Home): string {
+  const file = home.keys(ADMIN_CREDENTIAL_FILE);
+  const c = readCredential(file);
+  if (!c) throw new IbpError('IBP_ERR_CFG_NOT_FOUND', { file, tool: 'ibms' });
+  return c;
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const ha = crypto.createHash('sha256').update(a).digest();
+  const hb = crypto.createHash('sha256').update(b).digest();
+  return crypto.timingSafeEqual(ha, hb);
+}
+
+export type Principal = { kind: 'admin' } | { kind: 'node'; node: string };
+
+/** The daemon's view: the admin credential and every node's, by credential. */
+export class Credentials {
+  readonly #home: Home;
+  #admin: string;
+  readonly #byNode = new Map<string, string>();
+  /** sha256(credential) → node, so a lookup does not scan. */
+  readonly #byDigest = new Map<string, string>();
+
+  constructor(home: Home) {
+    this.#home = home;
+    this.#admin = ensureCredentialFile(home.keys(ADMIN_CREDENTIAL_FILE)).credential;
+  }
+
+  static digest(credential: string): string {
+    return crypto.createHash('sha256').update(credential).digest('hex');
+  }
+
+  /** Make sure a node has a credential (generate it when the node is new). */
+  ensureNode(node: string): string {
+    const known = this.#byNode.get(node);
+    if (known) return known;
+    const { credential } = ensureCredentialFile(this.#home.keys(nodeCredentialFile(node)));
+    this.#byNode.set(node, credential);
+    this.#byDigest.set(Credentials.digest(credential), node);
+    return credential;
+  }
+
+  /** A removed node's credential stops working and its file is deleted. */
+  removeNode(node: string): void {
+    const c = this.#byNode.get(node);
+    if (c) this.#byDigest.delete(Credentials.digest(c));
+    this.#byNode.delete(node);
+    try {
+      fs.unlinkSync(this.#home.keys(nodeCredentialFile(node)));
+    } catch {
+      // never written
+    }
+  }
+
+  nodeCredential(node: string): string | undefined {
+    return this.#byNode.get(node);
+  }
+
+  /** Who presents this bearer token, if anyone. */
+  identify(token: string | undefined): Principal | undefined {
+    if (!token) return undefined;
+    if (sameSecret(token, this.#admin)) return { kind: 'admin' };
+    const node = this.#byDigest.get(Credentials.digest(token));
+    return node === undefined ? undefined : { kind: 'node', node };
+  }
+}
+
+/** The token of an `Authorization: Bearer <token>` header. */
+export function bearerToken(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return m?.[1];
+}

@@ -1,0 +1,48 @@
+/**
+ * `ibms -a init [--ip IP] [--port PORT]`: create the home's folders, the default config files
+ * and the admin credential. Idempotent, IBP's way: what exists is kept and reported as
+ * `WARN : <path> exist !`.
+ */
+import fs from 'node:fs';
+import { defaultIbmsConf } from '../lib/config/ibms-conf.js';
+import { HOME_DIRS, type Home } from '../lib/home.js';
+import { ADMIN_CREDENTIAL_FILE, ensureCredentialFile } from './credentials.js';
+
+export const IBMS_CONF = 'ibms.conf';
+
+function writeNew(file: string, text: string, mode = 0o644): boolean {
+  try {
+    fs.writeFileSync(file, text, { flag: 'wx', mode });
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw e;
+  }
+}
+
+/** Returns the lines to print. */
+export function initHome(home: Home, opts: { ip?: string; port?: number; confFile?: string } = {}): string[] {
+  const out: string[] = [];
+  for (const d of HOME_DIRS) {
+    const dir = home.dir(d);
+    if (fs.existsSync(dir)) {
+      out.push(`WARN : ${dir} exist !`);
+    } else {
+      fs.mkdirSync(dir, { recursive: true, mode: d === 'keys' ? 0o700 : 0o755 });
+      out.push(`mkdir ${dir} ok${d === 'so' ? " , don't forget copy .so files in it" : ''}`);
+    }
+  }
+  home.ensure();
+  const conf = defaultIbmsConf(opts.ip, opts.port);
+  const confFile = opts.confFile ?? home.etc(IBMS_CONF);
+  const files: [string, string][] = [
+    [confFile, `${JSON.stringify(conf, null, 2)}\n`],
+    [home.confPath(conf.config.nodes), `${JSON.stringify({ nodes: [] }, null, 2)}\n`],
+    [home.confPath(conf.config.apps), `${JSON.stringify({ apps: [] }, null, 2)}\n`],
+    [home.confPath(conf.config.projects), `${JSON.stringify({ projects: [] }, null, 2)}\n`],
+  ];
+  for (const [file, text] of files) out.push(writeNew(file, text) ? `${file} created` : `WARN : ${file} exist !`);
+  const cred = home.keys(ADMIN_CREDENTIAL_FILE);
+  out.push(ensureCredentialFile(cred).created ? `${cred} created (mode 0600)` : `WARN : ${cred} exist !`);
+  return out;
+}

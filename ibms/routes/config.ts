@@ -1,0 +1,32 @@
+/**
+ * Admin routes for distribution, persistence and the daemon's state: -s nodes_changed|sessions|status,
+ * -a distribute_config|download_config|save_config|build_config.
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import type { Registry } from '../registry.js';
+import { DownloadBody, check } from '../schemas.js';
+
+const admin = { config: { access: 'admin' as const } };
+
+export function configRoutes(reg: Registry): FastifyPluginAsync {
+  return async (app) => {
+    app.get('/nodes_changed', admin, async () => ({ nodes: reg.versions.changed() }));
+
+    app.post('/config/distribute', admin, async () => reg.distribute());
+
+    app.post('/config/download', admin, async (req) => reg.download(check(DownloadBody, req.body, 'request body').node));
+
+    app.post('/config/save', admin, async () => ({ ok: true, ...(await reg.save()) }));
+
+    app.post('/config/build', admin, async () => ({ ok: true, images: await reg.build() }));
+
+    app.get('/sessions', admin, async () => {
+      const now = Date.now();
+      return {
+        sessions: reg.sessions.list().map((s) => ({ ...s, idle_seconds: Math.round((now - s.last_seen) / 100) / 10 })),
+      };
+    });
+
+    app.get('/status', admin, async () => reg.status());
+  };
+}
