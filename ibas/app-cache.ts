@@ -239,6 +239,7 @@ export class AppCache {
   readonly #rspBuf: Buffer;
   readonly #out: Partial<HostOutValue> = {};
   #watcher: FSWatcher | undefined;
+  #ready: Promise<void> = Promise.resolve();
   #loadSeq = 0;
   #closed = false;
   readonly #stats = { hits: 0, misses: 0, loads: 0, loadFailures: 0, unloads: 0, staleEvictions: 0 };
@@ -302,6 +303,11 @@ export class AppCache {
       }
     }
     return n;
+  }
+
+  /** Resolves once the so/ folder watcher is watching (at once when watching is off). */
+  ready(): Promise<void> {
+    return this.#ready;
   }
 
   stats(): AppCacheStats {
@@ -484,6 +490,7 @@ export class AppCache {
     const w = watch(this.soDir, { ignoreInitial: true, depth: 0, persistent: false });
     w.on('all', (event, file) => this.#markStale(file, event));
     w.on('error', (e) => this.log.warn({ err: errorText(e) }, `so folder watch error , dir[${this.soDir}]`));
+    this.#ready = new Promise((resolve) => w.once('ready', () => resolve()));
     this.#watcher = w;
   }
 }

@@ -6,6 +6,7 @@
  * writes, with async-signal-safe calls only,
  *
  *   ibp_crash | signal , name[SIGSEGV] signo[11] code[1] addr[0x0] pid[1234]
+ *       (addr[…] for a fault; from[<pid>] for a signal sent by a process, as abort() does)
  *   ibp_crash | backtrace , frames[9]
  *   /…/ibp_test_crash.so(ibp_crash_here+0x11)[0x7f…]
  *   …
@@ -82,14 +83,21 @@ static void on_crash(int signo, siginfo_t *si, void *uc) {
     for (size_t i = 0; i < NSIGNALS; i++)
         if (SIGNALS[i].signo == signo) name = SIGNALS[i].name;
 
+    int code = si != NULL ? si->si_code : 0;
     put("ibp_crash | signal , name[");
     put(name);
     put("] signo[");
     put_num((uintptr_t)signo, 0);
     put("] code[");
-    put_num((uintptr_t)(si != NULL ? (unsigned)si->si_code : 0u), 0);
-    put("] addr[");
-    put_num((uintptr_t)(si != NULL ? si->si_addr : NULL), 1);
+    if (code < 0) put("-");
+    put_num((uintptr_t)(code < 0 ? -(long)code : code), 0);
+    if (si != NULL && code > 0) { /* a fault: the address */
+        put("] addr[");
+        put_num((uintptr_t)si->si_addr, 1);
+    } else if (si != NULL) { /* sent by a process (kill, abort, raise): who */
+        put("] from[");
+        put_num((uintptr_t)si->si_pid, 0);
+    }
     put("] pid[");
     put_num((uintptr_t)getpid(), 0);
     put("]\n");
