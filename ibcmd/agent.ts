@@ -15,6 +15,9 @@ import { Runner } from './exec.js';
 import { buildServer, currentUser, type AgentState } from './server.js';
 import { Sandbox } from './transfer.js';
 
+/** How long a stop waits for answers in flight before cutting the connections. */
+const STOP_GRACE_MS = 3000;
+
 export async function runAgent(loaded: LoadedConf): Promise<void> {
   const { conf, home } = loaded;
   const pidFile = home.run(PID_NAME);
@@ -45,18 +48,21 @@ export async function runAgent(loaded: LoadedConf): Promise<void> {
       audit: createLogger({ name: 'ibcmd-audit', level: 'info', file: home.resolve(conf.audit.file) }),
       requests: 0,
       refused: 0,
+      stopping: false,
     };
     const app = buildServer(state, { commandTimeoutMs: state.exec.timeoutMs });
     await app.listen({ host: conf.server.ip, port: conf.server.port });
     writePid(pidFile);
 
-    let stopping = false;
     installSignals({
       stop: (signal) => {
-        if (stopping) return;
-        stopping = true;
+        if (state.stopping) return;
+        state.stopping = true;
         log.info(`stopping , signal[${signal}] running[${state.runner.running}]`);
+        // killed commands answer at once (with Connection: close); idle keep-alive connections
+        // are closed by close(); whatever still hangs on is cut after a grace period
         state.runner.killAll();
+        setTimeout(() => app.server.closeAllConnections(), STOP_GRACE_MS).unref();
         void app.close().finally(() => {
           removePid(pidFile);
           log.warn(`ibcmd stopped , pid[${process.pid}]`);

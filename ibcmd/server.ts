@@ -36,6 +36,8 @@ export interface AgentState {
   audit: Logger;
   requests: number;
   refused: number;
+  /** Set on SIGTERM: answers then carry `Connection: close` so the server can drain. */
+  stopping: boolean;
 }
 
 export interface AgentStatus {
@@ -126,6 +128,10 @@ export function buildServer(s: AgentState, opts: { commandTimeoutMs: number }): 
   app.addHook('onRequest', async (req) => {
     s.requests += 1;
     if (!checkAuthorization(req.headers.authorization, s.secret)) throw new IbpError('IBP_ERR_CMD_AUTH');
+  });
+
+  app.addHook('onSend', async (_req, reply) => {
+    if (s.stopping) void reply.header('connection', 'close');
   });
 
   app.addHook('onResponse', async (req, reply) => {
