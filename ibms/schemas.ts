@@ -116,6 +116,11 @@ export function check<S extends TSchema>(schema: S, value: unknown, what: string
     compiled.set(schema, v);
   }
   if (value === undefined || value === null) throw new IbpError('IBP_ERR_REG_INVALID', { detail: `${what} is missing: send a JSON object` });
-  if (!v(value)) throw new IbpError('IBP_ERR_REG_INVALID', { detail: `${what}: ${describe(v.errors![0]!)}` });
+  if (!v(value)) {
+    // a union reports each branch's failure first and then itself: name the union
+    const errs = v.errors!;
+    const err = errs.find((e) => e.keyword === 'anyOf') ?? errs[0]!;
+    throw new IbpError('IBP_ERR_REG_INVALID', { detail: `${what}: ${describe(err)}` });
+  }
   return value as Static<S>;
 }

@@ -72,7 +72,7 @@ export function buildServer(reg: Registry) {
     keepAliveTimeout: 5000,
   });
 
-  app.removeContentTypeParser('application/json');
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: maxBody }, (req, body, done) => {
     try {
       done(null, decodeJsonBody(body as Buffer, req.headers['content-encoding'], maxBody));

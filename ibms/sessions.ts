@@ -100,8 +100,10 @@ export class Sessions {
     return () => {
       if (ended) return;
       ended = true;
-      s.watches = Math.max(0, s.watches - 1);
-      s.last_seen = this.#now();
+      // the session may have been replaced meanwhile (first heartbeat of an anonymous watcher)
+      const cur = this.#agentByRemote.get(`${node}|${remote}`) ?? s;
+      cur.watches = Math.max(0, cur.watches - 1);
+      cur.last_seen = this.#now();
     };
   }
 

@@ -12,7 +12,8 @@
  */
 import crypto from 'node:crypto';
 
-type Waiter = () => void;
+/** Called with whether the version changed (false: the registry is stopping). */
+type Waiter = (changed: boolean) => void;
 
 export function newEpoch(): string {
   return `${Date.now().toString(36)}-${crypto.randomBytes(6).toString('hex')}`;
@@ -82,11 +83,11 @@ export class Versions {
     this.#wake(node);
   }
 
-  #wake(node: string): void {
+  #wake(node: string, changed = true): void {
     const ws = this.#waiters.get(node);
     if (!ws) return;
     this.#waiters.delete(node);
-    for (const w of ws) w();
+    for (const w of ws) w(changed);
   }
 
   /** Whether a watch with this index and epoch would be answered at once. */
@@ -114,7 +115,7 @@ export class Versions {
         }
         resolve(changed);
       };
-      const waiter: Waiter = () => done(true);
+      const waiter: Waiter = (changed) => done(changed);
       const onAbort = (): void => done(false);
       const timer = setTimeout(() => done(false), waitMs);
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -133,6 +134,6 @@ export class Versions {
   /** Stopping: answer every held watch now and every later one at once. */
   close(): void {
     this.#closed = true;
-    for (const node of [...this.#waiters.keys()]) this.#wake(node);
+    for (const node of [...this.#waiters.keys()]) this.#wake(node, false);
   }
 }
