@@ -230,6 +230,7 @@ export class Agent {
     const res = await this.#packages.sync(bundle, this.#abort.signal);
     this.#packagesDirty = res.failed.length > 0;
     this.#state.packages = { failed: res.failed, installed: this.#state.packages.installed + res.installed.length };
+    this.#saveState();
   }
 
   /** A new bundle from ibms: packages first (a server switching to the new config finds them), then the space, then the cache. */

@@ -22,6 +22,7 @@ import { errorText, IbpError } from '../lib/errors.js';
 import { checkPlainFileName, type Home } from '../lib/home.js';
 import type { Logger } from '../lib/log.js';
 import type { AppWithPackage, NodeBundle } from '../lib/config/model.js';
+import { LZ4_ENCODING, lz4Decompress } from '../lib/codec/lz4.js';
 import { answerError, type RegistryClient } from './registry-client.js';
 
 export interface PackageResult {
@@ -108,19 +109,32 @@ export class PackageInstaller {
       return 'not-ours';
     }
     if (ans.status !== 200) throw answerError(ans, `package ${app.bin}`);
-    const got = crypto.createHash('sha256').update(ans.body).digest('hex');
+    const body = decodePackage(ans.body, ans.headers.get('content-encoding'), app);
+    const got = crypto.createHash('sha256').update(body).digest('hex');
     const header = ans.headers.get('x-ibp-sha256');
-    if (got !== app.sha256 || (header !== null && header !== app.sha256) || ans.body.length !== app.size) {
+    if (got !== app.sha256 || (header !== null && header !== app.sha256) || body.length !== app.size) {
       this.#log.error(
-        { bin: app.bin, expected: app.sha256, header, got, size: ans.body.length, expectedSize: app.size },
-        `package rejected , bin[${app.bin}] sha256[${got}] expected[${app.sha256}] header[${header ?? ''}] size[${ans.body.length}/${app.size}] , discarded, the old file stays`,
+        { bin: app.bin, expected: app.sha256, header, got, size: body.length, expectedSize: app.size },
+        `package rejected , bin[${app.bin}] sha256[${got}] expected[${app.sha256}] header[${header ?? ''}] size[${body.length}/${app.size}] , discarded, the old file stays`,
       );
-      throw new IbpError('IBP_ERR_AGENT_PACKAGE', { bin: app.bin, detail: `sha256 ${got} of ${ans.body.length} bytes, expected ${app.sha256} of ${app.size} bytes` });
+      throw new IbpError('IBP_ERR_AGENT_PACKAGE', { bin: app.bin, detail: `sha256 ${got} of ${body.length} bytes, expected ${app.sha256} of ${app.size} bytes` });
     }
-    installAtomically(this.#home.dir('so'), app.bin, ans.body);
+    installAtomically(this.#home.dir('so'), app.bin, body);
     this.#hashes.delete(app.bin);
-    this.#log.info({ bin: app.bin, sha256: got, size: ans.body.length }, `package installed , bin[${app.bin}] sha256[${got}] size[${ans.body.length}]`);
+    this.#log.info({ bin: app.bin, sha256: got, size: body.length }, `package installed , bin[${app.bin}] sha256[${got}] size[${body.length}]`);
     return 'installed';
+  }
+}
+
+/** The package bytes; an lz4 content encoding is undone (bounded by the announced size). */
+function decodePackage(body: Buffer, encoding: string | null, app: AppWithPackage): Buffer {
+  const enc = (encoding ?? '').trim().toLowerCase();
+  if (enc === '' || enc === 'identity') return body;
+  if (enc !== LZ4_ENCODING) throw new IbpError('IBP_ERR_AGENT_PACKAGE', { bin: app.bin, detail: `unsupported content encoding "${encoding}"` });
+  try {
+    return lz4Decompress(body, app.size);
+  } catch (e) {
+    throw new IbpError('IBP_ERR_AGENT_PACKAGE', { bin: app.bin, detail: `corrupt lz4 body: ${errorText(e)}` }, { cause: e });
   }
 }
 

@@ -40,7 +40,7 @@ export async function watchConfig(client: RegistryClient, opts: WatchOptions): P
     node: opts.node,
     index: String(opts.held?.version ?? 0),
     epoch: opts.held?.epoch ?? '',
-    wait: String(opts.waitS),
+    wait: String(Math.round(opts.waitS * 1000) / 1000),
   });
   const what = `config of node ${opts.node}`;
   // the registry may hold the answer for `wait` seconds: allow that plus a margin for the body
