@@ -63,6 +63,9 @@ export interface AppView {
   packageSize: number;
 }
 
+/** Decoded strings a view keeps at most (then it starts over). */
+const STRING_CACHE_MAX = 65536;
+
 /** A validated view of one config segment. Does not own the attachment. */
 export class ConfigView {
   readonly seg: Segment;
@@ -88,6 +91,8 @@ export class ConfigView {
   readonly #strings: number;
   readonly #stringsEnd: number;
   readonly generation: number;
+  /** Decoded strings by reference (see #str). */
+  readonly #decoded = new Map<number, string>();
 
   /** Validate the header and every region of a config segment; throws IBP_ERR_SHM_LAYOUT. */
   constructor(seg: Segment) {
@@ -345,22 +350,32 @@ export class ConfigView {
     return i;
   }
 
-  /** Offset and byte length of a string reference, checked against the string area. */
-  #strBounds(ref: number): [number, number] {
-    if (ref < this.#strings || ref % 4 !== 0 || ref + 4 > this.#stringsEnd) this.#corrupt(`string reference ${ref} outside the string area`);
+  /** Byte length of the string at `ref`, checked against the string area (its bytes follow at ref + 4). */
+  #strLength(ref: number): number {
+    if (ref < this.#strings || (ref & 3) !== 0 || ref + 4 > this.#stringsEnd) this.#corrupt(`string reference ${ref} outside the string area`);
     const len = this.#u32[ref >> 2]!;
     if (len > this.#stringsEnd - ref - 4) this.#corrupt(`string at ${ref} of ${len} bytes runs past the string area`);
-    return [ref + 4, len];
+    return len;
   }
 
+  /**
+   * Decode the string at `ref`. Strings of a segment never change, so decoded ones are kept in a
+   * bounded per-segment cache (cleared when full): hot lookups skip the UTF-8 decoding.
+   */
   #str(ref: number): string {
-    const [start, len] = this.#strBounds(ref);
-    return len === 0 ? '' : this.#buf.toString('utf8', start, start + len);
+    let s = this.#decoded.get(ref);
+    if (s !== undefined) return s;
+    const len = this.#strLength(ref);
+    s = len === 0 ? '' : this.#buf.toString('utf8', ref + 4, ref + 4 + len);
+    if (this.#decoded.size >= STRING_CACHE_MAX) this.#decoded.clear();
+    this.#decoded.set(ref, s);
+    return s;
   }
 
   /** Compare a stored string with `s` without decoding it (ASCII fast path). */
   #strEquals(ref: number, s: string): boolean {
-    const [start, len] = this.#strBounds(ref);
+    const len = this.#strLength(ref);
+    const start = ref + 4;
     const b = this.#buf;
     if (len === s.length) {
       let i = 0;
