@@ -1,6 +1,7 @@
 /** etc/ibas.conf: the transaction server's settings, with IBP's keys. */
 import { Type, type Static } from '@sinclair/typebox';
 import { Address, LogSection } from './common.js';
+import { Seconds } from './model.js';
 
 export const MpmMode = Type.Union([
   Type.Literal('FORK'),
@@ -34,6 +35,30 @@ export const IbasConf = Type.Object({
   app: Type.Object({
     max_so_cache_count: Type.Integer({ minimum: 1, maximum: 4096 }),
   }, { additionalProperties: false }),
+  /** Wire limits and connection handling (optional; defaults in {@link commOf}). */
+  comm: Type.Optional(Type.Object({
+    /** Largest frame body accepted, bytes (also the HTTP adapter's body limit). */
+    max_frame_size: Type.Optional(Type.Integer({ minimum: 1024, maximum: 256 * 1024 * 1024 })),
+    /** Largest attached file, bytes. */
+    max_file_size: Type.Optional(Type.Integer({ minimum: 0, maximum: 256 * 1024 * 1024 })),
+    /** Most attached files per direction per transaction. */
+    max_files: Type.Optional(Type.Integer({ minimum: 0, maximum: 1024 })),
+    /** Seconds a connection may sit idle between transactions before the server closes it. */
+    idle_timeout: Type.Optional(Seconds),
+    /** listen(2) backlog of the server socket. */
+    listen_backlog: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+  }, { additionalProperties: false })),
+  /** The manager's own timings (optional; defaults in {@link monitorOf}). */
+  monitor: Type.Optional(Type.Object({
+    /** Milliseconds between manager ticks (signals → reap → timeouts → pool). */
+    tick_ms: Type.Optional(Type.Integer({ minimum: 10, maximum: 5000 })),
+    /** Seconds between dynamic-pool adjustments. */
+    adjust_interval: Type.Optional(Seconds),
+    /** Seconds between heartbeats to ibms. */
+    heartbeat_interval: Type.Optional(Seconds),
+    /** Seconds a graceful stop waits for running transactions before SIGKILL. */
+    stop_timeout: Type.Optional(Seconds),
+  }, { additionalProperties: false })),
   log: LogSection,
   ibma: Type.Object({
     /** The agent's config, to find the config space. */
@@ -41,3 +66,28 @@ export const IbasConf = Type.Object({
   }, { additionalProperties: false }),
 }, { additionalProperties: false });
 export type IbasConf = Static<typeof IbasConf>;
+
+export interface CommSettings { maxFrame: number; maxFile: number; maxFiles: number; idleTimeoutMs: number; backlog: number }
+export interface MonitorSettings { tickMs: number; adjustMs: number; heartbeatMs: number; stopTimeoutMs: number }
+
+/** The comm section with defaults filled in. */
+export function commOf(c: IbasConf): CommSettings {
+  const maxFrame = c.comm?.max_frame_size ?? 16 * 1024 * 1024;
+  return {
+    maxFrame,
+    maxFile: Math.min(c.comm?.max_file_size ?? maxFrame - 1024, maxFrame - 300),
+    maxFiles: c.comm?.max_files ?? 64,
+    idleTimeoutMs: Math.round((c.comm?.idle_timeout ?? 60) * 1000),
+    backlog: c.comm?.listen_backlog ?? 1024,
+  };
+}
+
+/** The monitor section with defaults filled in. */
+export function monitorOf(c: IbasConf): MonitorSettings {
+  return {
+    tickMs: c.monitor?.tick_ms ?? 100,
+    adjustMs: Math.round((c.monitor?.adjust_interval ?? 1) * 1000),
+    heartbeatMs: Math.round((c.monitor?.heartbeat_interval ?? 5) * 1000),
+    stopTimeoutMs: Math.round((c.monitor?.stop_timeout ?? 30) * 1000),
+  };
+}

@@ -22,6 +22,10 @@ export const RC = {
   APP_TIMEOUT: 1005,
   /** The app crashed its worker (a signal). */
   APP_CRASH: 1006,
+  /** The app named a response file that is not there, or a request file name was refused. */
+  APP_FILE: 1007,
+  /** Two-phase commit asked of an app without socommit/sorollback. */
+  APP_NO_2PC: 1008,
   /** A malformed packet (bad field, bad file name, wrong count). */
   PROTO_FRAME: 2001,
   /** A frame or file over the limit. */
@@ -54,6 +58,8 @@ const TO_ERROR: Record<Exclude<ResultCode, 0>, ErrorCode> = {
   [RC.APP_FAILED]: 'IBP_ERR_APP_FAILED',
   [RC.APP_TIMEOUT]: 'IBP_ERR_APP_TIMEOUT',
   [RC.APP_CRASH]: 'IBP_ERR_APP_CRASH',
+  [RC.APP_FILE]: 'IBP_ERR_APP_FILE',
+  [RC.APP_NO_2PC]: 'IBP_ERR_APP_NO_2PC',
   [RC.PROTO_FRAME]: 'IBP_ERR_PROTO_FRAME',
   [RC.PROTO_TOO_LARGE]: 'IBP_ERR_PROTO_TOO_LARGE',
   [RC.PROTO_VERSION]: 'IBP_ERR_PROTO_VERSION',

@@ -1,0 +1,178 @@
+/**
+ * ibas, the transaction server (IBP's 通讯服务端平台).
+ *
+ *   ibas -a init --ip IP --port P [--mode M] [--max-count N] [--min-idle N] [--max-idle N] [--max-process-count N]
+ *   ibas [-f ibas.conf] -a start [--foreground] | stop | kill | check
+ *   ibas [-f ibas.conf] -s status | bbstat | bbdetail [--json]
+ *   kill -USR1 <pid>: reopen logs     kill -TERM <pid>: graceful stop
+ */
+import fs from 'node:fs';
+import { Option } from 'commander';
+import { badArg, createProgram, failCli, intArg, runCli } from '../lib/cli.js';
+import { isDaemonChild, killDaemon, reportFailed, reportReady, startDaemon, stopDaemon } from '../lib/daemon.js';
+import { errorText } from '../lib/errors.js';
+import { EXIT } from '../lib/exit-codes.js';
+import { Home } from '../lib/home.js';
+import { createLogger, type LogLevel, type Logger } from '../lib/log.js';
+import { runningPid } from '../lib/pidfile.js';
+import { loadConfigFile } from '../lib/config/load.js';
+import { IbmaConf } from '../lib/config/ibma-conf.js';
+import type { MpmMode } from '../lib/config/ibas-conf.js';
+import { loadInstance, type Instance } from '../ibas/instance.js';
+import { initConf } from '../ibas/init.js';
+import { Manager } from '../ibas/manager.js';
+import { runForeground } from '../ibas/foreground.js';
+import { show, SHOWS, type Show } from '../ibas/show.js';
+
+const ACTIONS = ['init', 'start', 'stop', 'kill', 'check'] as const;
+type Action = (typeof ACTIONS)[number];
+const MODES = ['FORK', 'STATIC_WORKERPOOL', 'DYNAMIC_WORKERPOOL'] as const;
+
+interface Opts {
+  conf: string;
+  action?: Action;
+  show?: Show;
+  ip?: string;
+  port?: string;
+  mode?: MpmMode;
+  maxCount?: string;
+  minIdle?: string;
+  maxIdle?: string;
+  maxProcessCount?: string;
+  json?: boolean;
+  foreground?: boolean;
+}
+
+const program = createProgram('ibas', 'IBP-TS transaction server: a manager and a pre-forked worker pool running app .so packages')
+  .option('-f, --conf <file>', 'config file (a name without a path means $IBP_HOME/etc/NAME)', 'ibas.conf')
+  .addOption(new Option('-a, --action <action>', 'what to do').choices(ACTIONS))
+  .addOption(new Option('-s, --show <what>', 'what to show from the scoreboard').choices(SHOWS))
+  .option('--ip <ip>', 'init: the listen IP')
+  .option('--port <port>', 'init: the listen port')
+  .addOption(new Option('--mode <mode>', 'init: mpm mode').choices(MODES))
+  .option('--max-count <n>', 'init: workers (static), upper bound (dynamic), concurrent workers (FORK)')
+  .option('--min-idle <n>', 'init: DYNAMIC_WORKERPOOL.min_idle_count')
+  .option('--max-idle <n>', 'init: DYNAMIC_WORKERPOOL.max_idle_count')
+  .option('--max-process-count <n>', 'init: transactions before a worker is recycled (0 = never)')
+  .option('--json', 'output JSON (for scripts)')
+  .option('--foreground', 'start: one process, one worker, logs on stderr too (for a debugger)')
+  .addHelpText('after', '\nSignals: TERM graceful stop, USR1 reopen logs, USR2 graceful upgrade (issue 5).')
+  .action(async (opts: Opts) => {
+    if (!opts.action && !opts.show) throw badArg('-a/-s', 'give an action (-a) or a show (-s)');
+    if (opts.action && opts.show) throw badArg('-a/-s', 'give either an action or a show, not both');
+    const home0 = new Home();
+    const confFile = home0.confPath(opts.conf);
+    if (opts.action === 'init') {
+      for (const line of init(home0, confFile, opts)) process.stdout.write(`${line}\n`);
+      return;
+    }
+    const inst = loadInstance(confFile);
+    if (opts.show) {
+      process.exitCode = show(opts.show, inst, opts.json ?? false);
+      return;
+    }
+    switch (opts.action!) {
+      case 'start':
+        if (opts.foreground) await foreground(inst);
+        else if (isDaemonChild()) await runManager(inst);
+        else {
+          const pid = await startDaemon({ tool: 'ibas', pidFile: inst.pidFile, logFile: inst.monitorLog });
+          process.stdout.write(`ibas start ok , pid[${pid}] listen[${inst.conf.server.ip}:${inst.conf.server.port}] mode[${inst.conf.mpm.mode}]\n`);
+        }
+        return;
+      case 'stop': {
+        const pid = await stopDaemon('ibas', inst.pidFile, { timeoutMs: inst.monitor.stopTimeoutMs + 10_000 });
+        process.stdout.write(`ibas stop ok , pid[${pid}]\n`);
+        return;
+      }
+      case 'kill': {
+        const pid = await killDaemon('ibas', inst.pidFile);
+        process.stdout.write(`ibas killed , pid[${pid}] (workers, scoreboard and lock may be left: run \`ibas -a start\` to clean up and restart)\n`);
+        return;
+      }
+      case 'check':
+        check(inst);
+        return;
+    }
+  });
+
+function init(home: Home, confFile: string, o: Opts): string[] {
+  const need = (v: string | undefined, name: string): string => {
+    if (v === undefined || v === '') throw badArg(name, 'is required by -a init');
+    return v;
+  };
+  const int = (v: string | undefined, name: string, min: number, max: number) => (v === undefined ? undefined : intArg(name, v, min, max));
+  return initConf(home, confFile, {
+    ip: need(o.ip, '--ip'),
+    port: intArg('--port', need(o.port, '--port'), 1, 65535),
+    mode: o.mode,
+    maxCount: int(o.maxCount, '--max-count', 1, 1024),
+    minIdle: int(o.minIdle, '--min-idle', 0, 1024),
+    maxIdle: int(o.maxIdle, '--max-idle', 1, 1024),
+    maxProcessCount: int(o.maxProcessCount, '--max-process-count', 0, 0x7fffffff),
+  });
+}
+
+/** `-a check`: ibas.conf is valid (loadInstance did it), ibma.conf too, the so/ folder is there. */
+function check(inst: Instance): void {
+  const c = inst.conf;
+  const d = c.mpm.DYNAMIC_WORKERPOOL;
+  if (c.mpm.mode === 'DYNAMIC_WORKERPOOL' && d.min_idle_count > d.max_idle_count) {
+    throw badArg(`${inst.confFile} /mpm/DYNAMIC_WORKERPOOL`, `min_idle_count ${d.min_idle_count} is above max_idle_count ${d.max_idle_count}`);
+  }
+  process.stdout.write(`${inst.confFile}: ok (listen ${c.server.ip}:${c.server.port}, mode ${c.mpm.mode}, max_count ${c.mpm.max_count})\n`);
+  const ibma = loadConfigFile(IbmaConf, inst.ibmaConfFile, 'ibma');
+  process.stdout.write(`${inst.ibmaConfFile}: ok (node ${ibma.this_node}, index_key 0x${ibma.shm.index_key.toString(16)})\n`);
+  if (!fs.existsSync(inst.home.dir('so'))) process.stdout.write(`WARN : ${inst.home.dir('so')} does not exist: apps cannot be loaded\n`);
+}
+
+function monitorLogger(inst: Instance, toStderr = false): Logger {
+  return createLogger({
+    name: 'ibas',
+    level: (inst.conf.log.level ?? 'info') as LogLevel,
+    file: toStderr ? '-' : inst.monitorLog,
+    eventFile: inst.eventLog,
+    base: { role: toStderr ? 'foreground' : 'monitor' },
+  });
+}
+
+/** The daemon itself: the detached child of `-a start`. */
+async function runManager(inst: Instance): Promise<void> {
+  const log = monitorLogger(inst);
+  const other = runningPid(inst.pidFile);
+  if (other !== undefined && other !== process.pid) {
+    reportFailed(`already running with pid ${other}`);
+    process.exitCode = EXIT.FAILURE;
+    return;
+  }
+  const manager = new Manager({ inst, log });
+  process.on('uncaughtException', (e) => {
+    log.fatal({ err: errorText(e), stack: e.stack }, `manager crashed , reason[${errorText(e)}]`);
+    manager.abort();
+    process.exit(EXIT.FAILURE);
+  });
+  const finished = manager.finished();
+  try {
+    await manager.start();
+  } catch (e) {
+    log.error({ err: errorText(e) }, `ibas start failed , reason[${errorText(e)}]`);
+    reportFailed(errorText(e));
+    manager.abort();
+    process.exit(EXIT.INIT);
+  }
+  reportReady();
+  process.exit(await finished);
+}
+
+async function foreground(inst: Instance): Promise<void> {
+  const other = runningPid(inst.pidFile);
+  if (other !== undefined && other !== process.pid) throw badArg('-a start', `ibas is already running with pid ${other}`);
+  const log = monitorLogger(inst, true);
+  const code = await runForeground(inst, log, () => {
+    reportReady();
+    process.stderr.write(`ibas foreground ok , pid[${process.pid}] listen[${inst.conf.server.ip}:${inst.conf.server.port}] (Ctrl-C stops)\n`);
+  });
+  process.exit(code);
+}
+
+runCli(program).catch((e) => failCli('ibas', e));

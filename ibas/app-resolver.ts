@@ -1,0 +1,148 @@
+/**
+ * App resolution in a worker (issue 4, "App resolution"): transaction code → the config space
+ * (lib/shm/config-space.ts, written by ibma) → the app's bin → the worker's app cache
+ * (ibas/app-cache.ts) → a loaded .so ready to call.
+ *
+ *   not in the config space            IBP_ERR_APP_UNKNOWN   (rc APP_UNKNOWN)
+ *   configured but invalid             IBP_ERR_APP_INVALID   (rc APP_INVALID)
+ *   .so missing / not loadable         IBP_ERR_APP_LOAD      (rc APP_LOAD, from the cache)
+ *   no config space (ibma not started) IBP_ERR_POOL_NO_SPACE (rc POOL_NO_SPACE)
+ *
+ * The config space is opened lazily (ibas may start before ibma has published) and re-tried at
+ * most once a second while missing. Between transactions {@link idle} lets the reader switch to a
+ * newer segment and the cache drop stale .so files.
+ */
+import { IbpError, errorText, isIbpError } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import { ConfigSpace, type AppView } from '../lib/shm/config-space.js';
+import { AppCache, type LoadedApp } from './app-cache.js';
+
+export interface Resolved {
+  view: AppView;
+  loaded: LoadedApp;
+}
+
+export interface ResolverOptions {
+  ibmaConfFile: string;
+  soDir: string;
+  fileDir: string;
+  maxCache: number;
+  workerIndex: number;
+  log: Logger;
+}
+
+const RETRY_SPACE_MS = 1000;
+
+export class AppResolver {
+  readonly #opts: ResolverOptions;
+  readonly #log: Logger;
+  #space: ConfigSpace | undefined;
+  #spaceError: IbpError | undefined;
+  #spaceTriedAt = 0;
+  #cache: AppCache | undefined;
+  #minCompress: number | undefined;
+
+  constructor(opts: ResolverOptions) {
+    this.#opts = opts;
+    this.#log = opts.log;
+  }
+
+  /** The config space, opened on first use; throws IBP_ERR_POOL_NO_SPACE while there is none. */
+  space(): ConfigSpace {
+    if (this.#space && !this.#space.closed) return this.#space;
+    const now = Date.now();
+    if (this.#spaceError && now - this.#spaceTriedAt < RETRY_SPACE_MS) throw this.#spaceError;
+    this.#spaceTriedAt = now;
+    try {
+      this.#space = ConfigSpace.open(this.#opts.ibmaConfFile);
+      this.#spaceError = undefined;
+      this.#log.info({ generation: this.#space.generation }, `config space attached , generation[${this.#space.generation}]`);
+      return this.#space;
+    } catch (e) {
+      this.#spaceError = new IbpError('IBP_ERR_POOL_NO_SPACE', { detail: errorText(e) }, { cause: e });
+      this.#log.warn(`config space not available , reason[${errorText(e)}]`);
+      throw this.#spaceError;
+    }
+  }
+
+  /** comm.min_compress_size of the config space (the ibma setting); 1 KiB without a space. */
+  minCompressSize(): number {
+    if (this.#minCompress === undefined) {
+      try {
+        this.#minCompress = this.space().header().minCompressSize;
+      } catch {
+        return 1024;
+      }
+    }
+    return this.#minCompress;
+  }
+
+  /** This node's name as the config space knows it ('' without a space). */
+  thisNode(): string {
+    try {
+      return this.space().header().thisNode;
+    } catch {
+      return '';
+    }
+  }
+
+  /** The app's config; throws APP_UNKNOWN / APP_INVALID / POOL_NO_SPACE. */
+  lookup(code: string): AppView {
+    const view = this.space().app(code);
+    if (!view) throw new IbpError('IBP_ERR_APP_UNKNOWN', { app: code });
+    if (view.invalid) throw new IbpError('IBP_ERR_APP_INVALID', { app: code });
+    return view;
+  }
+
+  /** The loaded .so of an app (from the cache, loading it when needed); throws APP_LOAD. */
+  load(view: AppView): LoadedApp {
+    return this.cache().get({ app: view.app, bin: view.bin });
+  }
+
+  resolve(code: string): Resolved {
+    const view = this.lookup(code);
+    return { view, loaded: this.load(view) };
+  }
+
+  cache(): AppCache {
+    if (!this.#cache) {
+      this.#cache = new AppCache({
+        max: this.#opts.maxCache,
+        soDir: this.#opts.soDir,
+        fileDir: this.#opts.fileDir,
+        thisNode: this.thisNode(),
+        workerIndex: this.#opts.workerIndex,
+        log: this.#log,
+      });
+    }
+    return this.#cache;
+  }
+
+  /** Between transactions: follow a newer config segment, drop stale .so handles. */
+  idle(): void {
+    try {
+      if (this.#space && !this.#space.closed && this.#space.checkSwitch()) {
+        this.#minCompress = undefined;
+        this.#log.info({ generation: this.#space.generation }, `config space switched , generation[${this.#space.generation}]`);
+      }
+    } catch (e) {
+      this.#log.warn(`config space switch failed , reason[${errorText(e)}]`);
+      if (!isIbpError(e, 'IBP_ERR_SHM_NO_SPACE')) return;
+      this.#space?.close();
+      this.#space = undefined;
+    }
+    try {
+      this.#cache?.evictIdle();
+    } catch (e) {
+      this.#log.warn(`app cache eviction failed , reason[${errorText(e)}]`);
+    }
+  }
+
+  async close(): Promise<void> {
+    const cache = this.#cache;
+    this.#cache = undefined;
+    if (cache) await cache.close().catch(() => undefined);
+    this.#space?.close();
+    this.#space = undefined;
+  }
+}

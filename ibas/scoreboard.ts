@@ -1,0 +1,404 @@
+/**
+ * The scoreboard: one SysV segment per ibas (key homeKeyBase(home) + KEY_SLOT.SCOREBOARD) with a
+ * header written by the manager and one slot per worker, written by that worker only (the manager
+ * writes a slot only while no live process owns it: before spawning into it and after reaping).
+ * `ibas -s bbstat/bbdetail`, the manager's timeout scan and every answer's load read it.
+ *
+ * No pointers in shm: offsets only. Every slot starts with a sequence number (seqlock): a writer
+ * makes it odd, writes, makes it even. A reader retries while it is odd or changed under it, so it
+ * never returns a torn slot; a writer killed mid-write leaves it odd, and the manager evens it when
+ * it reaps the slot.
+ *
+ * Header (64 bytes, little-endian):
+ *
+ *   @0  i32 magic 0x49425342 ("IBSB")     @4  i32 layout version (1)
+ *   @8  i32 slot count                     @12 i32 slot size (128)
+ *   @16 i32 manager pid                    @20 i32 generation of the manager
+ *   @24 i32 mode (0 FORK, 1 STATIC, 2 DYNAMIC, 3 FOREGROUND)
+ *   @28 i32 header sequence (seqlock of the counters below)
+ *   @32 f64 manager start (ms epoch)       @40 f64 transactions of exited workers
+ *   @48 f64 errors of exited workers       @56 i32 workers spawned   @60 i32 abnormal exits
+ *
+ * Slot i at 64 + i × 128:
+ *
+ *   @0  i32 sequence   @4  i32 pid   @8  i32 generation   @12 i32 state (WORKER_STATES index)
+ *   @16 i32 transactions served        @20 i32 failed transactions
+ *   @24 i32 connections served         @28 i32 timeout2 of the running transaction (ms)
+ *   @32 f64 process start (ms epoch)   @40 f64 transaction start (ms epoch, 0 = none)
+ *   @48 f64 state since (ms epoch)     @56 u8 app length, @57 app (64 bytes), @121..127 reserved
+ */
+import { IbpError } from '../lib/errors.js';
+import { destroySegment, Segment } from '../lib/shm/sysv.js';
+
+export const SB_MAGIC = 0x49425342;
+export const SB_VERSION = 1;
+export const SB_HEADER = 64;
+export const SB_SLOT = 128;
+const APP_MAX = 64;
+
+/** Worker states, after IBP (listening / working / idle) and httpd's one-character view. */
+export const WORKER_STATES = ['DEAD', 'STARTING', 'IDLE', 'LISTEN', 'WORKING', 'KEEPALIVE', 'GRACEFUL'] as const;
+export type WorkerState = (typeof WORKER_STATES)[number];
+export const STATE_CHAR: Record<WorkerState, string> = {
+  DEAD: '.', STARTING: 'S', IDLE: '_', LISTEN: 'L', WORKING: 'W', KEEPALIVE: 'K', GRACEFUL: 'G',
+};
+const STATE_NUM = Object.fromEntries(WORKER_STATES.map((s, i) => [s, i])) as Record<WorkerState, number>;
+
+export const SB_MODES = ['FORK', 'STATIC_WORKERPOOL', 'DYNAMIC_WORKERPOOL', 'FOREGROUND'] as const;
+export type SbMode = (typeof SB_MODES)[number];
+
+/** Slot field offsets (bytes, from the slot's start). */
+const F = { SEQ: 0, PID: 4, GEN: 8, STATE: 12, COUNT: 16, ERRORS: 20, CONNS: 24, TIMEOUT2: 28, STARTED: 32, TX_START: 40, SINCE: 48, APP_LEN: 56, APP: 57 } as const;
+/** Header field offsets. */
+const H = { MAGIC: 0, VERSION: 4, SLOTS: 8, SLOT_SIZE: 12, PID: 16, GEN: 20, MODE: 24, SEQ: 28, STARTED: 32, RETIRED_TX: 40, RETIRED_ERR: 48, SPAWNED: 56, DEATHS: 60 } as const;
+
+export interface SlotView {
+  index: number;
+  pid: number;
+  generation: number;
+  state: WorkerState;
+  count: number;
+  errors: number;
+  connections: number;
+  timeout2Ms: number;
+  startedAt: number;
+  txStartAt: number;
+  since: number;
+  app: string;
+  /** True when the slot kept changing (or a dead writer left it mid-write): the values may mix two states. */
+  torn: boolean;
+}
+
+export interface HeaderView {
+  slots: number;
+  managerPid: number;
+  generation: number;
+  mode: SbMode;
+  startedAt: number;
+  retiredTx: number;
+  retiredErrors: number;
+  spawned: number;
+  deaths: number;
+}
+
+export class Scoreboard {
+  readonly seg: Segment;
+  readonly slots: number;
+  readonly #i32: Int32Array;
+  readonly #buf: Buffer;
+
+  private constructor(seg: Segment) {
+    this.seg = seg;
+    this.#buf = seg.buf;
+    this.#i32 = seg.i32;
+    if (this.#buf.length < SB_HEADER || this.#buf.readInt32LE(H.MAGIC) !== SB_MAGIC) {
+      throw new IbpError('IBP_ERR_SHM_LAYOUT', { key: seg.key, found: 'no scoreboard magic', expected: `scoreboard v${SB_VERSION}` });
+    }
+    const version = this.#buf.readInt32LE(H.VERSION);
+    if (version !== SB_VERSION || this.#buf.readInt32LE(H.SLOT_SIZE) !== SB_SLOT) {
+      throw new IbpError('IBP_ERR_SHM_LAYOUT', { key: seg.key, found: `scoreboard v${version}`, expected: `scoreboard v${SB_VERSION}` });
+    }
+    this.slots = this.#buf.readInt32LE(H.SLOTS);
+    if (this.slots < 0 || SB_HEADER + this.slots * SB_SLOT > this.#buf.length) {
+      throw new IbpError('IBP_ERR_SHM_LAYOUT', { key: seg.key, found: `${this.slots} slots in ${this.#buf.length} bytes`, expected: 'a consistent slot count' });
+    }
+  }
+
+  /** Create a fresh scoreboard (a stale one with the same key is removed first). */
+  static create(key: number, slots: number, mode: SbMode, generation: number): Scoreboard {
+    destroySegment(key);
+    const seg = Segment.create(key, SB_HEADER + slots * SB_SLOT);
+    if (!seg) throw new IbpError('IBP_ERR_SHM_SYSCALL', { call: 'shmget(scoreboard)', detail: `key 0x${key.toString(16)} is taken` });
+    seg.buf.fill(0);
+    seg.buf.writeInt32LE(SB_VERSION, H.VERSION);
+    seg.buf.writeInt32LE(slots, H.SLOTS);
+    seg.buf.writeInt32LE(SB_SLOT, H.SLOT_SIZE);
+    seg.buf.writeInt32LE(process.pid, H.PID);
+    seg.buf.writeInt32LE(generation, H.GEN);
+    seg.buf.writeInt32LE(SB_MODES.indexOf(mode), H.MODE);
+    seg.buf.writeDoubleLE(Date.now(), H.STARTED);
+    Atomics.store(seg.i32, H.MAGIC >> 2, SB_MAGIC); // last: a reader sees a complete header or none
+    return new Scoreboard(seg);
+  }
+
+  /** Attach an existing scoreboard; undefined when there is none. */
+  static attach(key: number): Scoreboard | undefined {
+    const seg = Segment.attach(key);
+    if (!seg) return undefined;
+    try {
+      return new Scoreboard(seg);
+    } catch (e) {
+      seg.detach();
+      throw e;
+    }
+  }
+
+  detach(): void {
+    this.seg.detach();
+  }
+
+  /** Detach and remove the segment (the manager at stop). */
+  destroy(): void {
+    const key = this.seg.key;
+    this.seg.detach();
+    destroySegment(key);
+  }
+
+  // ------------------------------------------------------------ header (manager)
+
+  header(): HeaderView {
+    const b = this.#buf;
+    for (let tries = 0; ; tries++) {
+      const s1 = Atomics.load(this.#i32, H.SEQ >> 2);
+      const v: HeaderView = {
+        slots: this.slots,
+        managerPid: b.readInt32LE(H.PID),
+        generation: b.readInt32LE(H.GEN),
+        mode: SB_MODES[b.readInt32LE(H.MODE)] ?? 'STATIC_WORKERPOOL',
+        startedAt: b.readDoubleLE(H.STARTED),
+        retiredTx: b.readDoubleLE(H.RETIRED_TX),
+        retiredErrors: b.readDoubleLE(H.RETIRED_ERR),
+        spawned: b.readInt32LE(H.SPAWNED),
+        deaths: b.readInt32LE(H.DEATHS),
+      };
+      if (((s1 & 1) === 0 && Atomics.load(this.#i32, H.SEQ >> 2) === s1) || tries > 1000) return v;
+    }
+  }
+
+  /** Manager: a worker left; fold its counters into the header totals. */
+  retire(count: number, errors: number, abnormal: boolean): void {
+    this.#headerWrite(() => {
+      this.#buf.writeDoubleLE(this.#buf.readDoubleLE(H.RETIRED_TX) + count, H.RETIRED_TX);
+      this.#buf.writeDoubleLE(this.#buf.readDoubleLE(H.RETIRED_ERR) + errors, H.RETIRED_ERR);
+      if (abnormal) this.#buf.writeInt32LE(this.#buf.readInt32LE(H.DEATHS) + 1, H.DEATHS);
+    });
+  }
+
+  /** Manager: one more worker spawned. */
+  countSpawn(): void {
+    this.#headerWrite(() => this.#buf.writeInt32LE(this.#buf.readInt32LE(H.SPAWNED) + 1, H.SPAWNED));
+  }
+
+  /** Manager (USR2 handover, issue 5): the header names the serving manager. */
+  setManager(pid: number, generation: number): void {
+    this.#headerWrite(() => {
+      this.#buf.writeInt32LE(pid, H.PID);
+      this.#buf.writeInt32LE(generation, H.GEN);
+    });
+  }
+
+  #headerWrite(fn: () => void): void {
+    Atomics.add(this.#i32, H.SEQ >> 2, 1);
+    try {
+      fn();
+    } finally {
+      Atomics.add(this.#i32, H.SEQ >> 2, 1);
+    }
+  }
+
+  // ------------------------------------------------------------ slots
+
+  #base(index: number): number {
+    if (!Number.isInteger(index) || index < 0 || index >= this.slots) throw new RangeError(`scoreboard slot ${index} is not within 0..${this.slots - 1}`);
+    return SB_HEADER + index * SB_SLOT;
+  }
+
+  /** The state of a slot without the seqlock (cheap; for load counting). */
+  stateOf(index: number): WorkerState {
+    return WORKER_STATES[Atomics.load(this.#i32, (this.#base(index) + F.STATE) >> 2)] ?? 'DEAD';
+  }
+
+  /** Consistent copy of one slot. */
+  read(index: number): SlotView {
+    const base = this.#base(index);
+    const b = this.#buf;
+    const seqIdx = (base + F.SEQ) >> 2;
+    let v: SlotView;
+    let tries = 0;
+    for (;;) {
+      const s1 = Atomics.load(this.#i32, seqIdx);
+      const appLen = Math.min(b[base + F.APP_LEN]!, APP_MAX);
+      v = {
+        index,
+        pid: b.readInt32LE(base + F.PID),
+        generation: b.readInt32LE(base + F.GEN),
+        state: WORKER_STATES[b.readInt32LE(base + F.STATE)] ?? 'DEAD',
+        count: b.readInt32LE(base + F.COUNT),
+        errors: b.readInt32LE(base + F.ERRORS),
+        connections: b.readInt32LE(base + F.CONNS),
+        timeout2Ms: b.readInt32LE(base + F.TIMEOUT2),
+        startedAt: b.readDoubleLE(base + F.STARTED),
+        txStartAt: b.readDoubleLE(base + F.TX_START),
+        since: b.readDoubleLE(base + F.SINCE),
+        app: b.toString('utf8', base + F.APP, base + F.APP + appLen),
+        torn: false,
+      };
+      if ((s1 & 1) === 0 && Atomics.load(this.#i32, seqIdx) === s1) return v;
+      if (++tries > 2000) return { ...v, torn: true };
+    }
+  }
+
+  all(): SlotView[] {
+    const out: SlotView[] = [];
+    for (let i = 0; i < this.slots; i++) out.push(this.read(i));
+    return out;
+  }
+
+  /** Workers alive (any state but DEAD) and those busy with a connection (WORKING or KEEPALIVE). */
+  load(): { working: number; total: number } {
+    let working = 0;
+    let total = 0;
+    for (let i = 0; i < this.slots; i++) {
+      const s = Atomics.load(this.#i32, (SB_HEADER + i * SB_SLOT + F.STATE) >> 2);
+      if (s === 0) continue;
+      total++;
+      if (s === STATE_NUM.WORKING || s === STATE_NUM.KEEPALIVE) working++;
+    }
+    return { working, total };
+  }
+
+  /** A slot nobody owns (DEAD, pid 0), or -1. */
+  freeSlot(): number {
+    for (let i = 0; i < this.slots; i++) {
+      const base = SB_HEADER + i * SB_SLOT;
+      if (Atomics.load(this.#i32, (base + F.STATE) >> 2) === 0 && Atomics.load(this.#i32, (base + F.PID) >> 2) === 0) return i;
+    }
+    return -1;
+  }
+
+  /**
+   * Manager: claim a slot for a worker about to be spawned (state STARTING, counters 0). The pid
+   * is filled in by {@link assign} once spawn returned it.
+   */
+  prepare(index: number, generation: number): void {
+    this.#write(index, (base) => {
+      this.#buf.fill(0, base + 4, base + SB_SLOT);
+      this.#buf.writeInt32LE(-1, base + F.PID); // taken, pid unknown yet
+      this.#buf.writeInt32LE(generation, base + F.GEN);
+      this.#buf.writeDoubleLE(Date.now(), base + F.STARTED);
+      this.#buf.writeDoubleLE(Date.now(), base + F.SINCE);
+      this.#buf.writeInt32LE(STATE_NUM.STARTING, base + F.STATE);
+    }, true);
+  }
+
+  /** Manager: the spawned worker's pid. Skipped if the worker already wrote its own slot. */
+  assign(index: number, pid: number): void {
+    const base = this.#base(index);
+    Atomics.compareExchange(this.#i32, (base + F.PID) >> 2, -1, pid);
+  }
+
+  /** Manager: the slot's process is gone; mark it free. Returns its last view. */
+  release(index: number): SlotView {
+    const last = this.read(index);
+    this.#write(index, (base) => {
+      this.#buf.fill(0, base + 4, base + SB_SLOT);
+    }, true);
+    return last;
+  }
+
+  /** A writer for a worker's own slot. */
+  writer(index: number): SlotWriter {
+    this.#base(index);
+    return new SlotWriter(this, index);
+  }
+
+  /** @internal seqlock write of a slot; `repair` tolerates an odd sequence left by a dead writer. */
+  #write(index: number, fn: (base: number) => void, repair = false): void {
+    const base = this.#base(index);
+    const seqIdx = (base + F.SEQ) >> 2;
+    if (!repair || (Atomics.load(this.#i32, seqIdx) & 1) === 0) Atomics.add(this.#i32, seqIdx, 1);
+    try {
+      fn(base);
+    } finally {
+      Atomics.add(this.#i32, seqIdx, 1);
+    }
+  }
+
+  /** @internal */
+  writeSlot(index: number, fn: (buf: Buffer, base: number) => void): void {
+    this.#write(index, (base) => fn(this.#buf, base));
+  }
+}
+
+/** The only writer of one worker's slot (used by that worker). */
+export class SlotWriter {
+  readonly index: number;
+  readonly #sb: Scoreboard;
+  #count = 0;
+  #errors = 0;
+  #connections = 0;
+
+  constructor(sb: Scoreboard, index: number) {
+    this.#sb = sb;
+    this.index = index;
+  }
+
+  get count(): number {
+    return this.#count;
+  }
+
+  /** The worker starts: its pid, generation and state. */
+  start(pid: number, generation: number): void {
+    this.#sb.writeSlot(this.index, (b, base) => {
+      b.writeInt32LE(pid, base + F.PID);
+      b.writeInt32LE(generation, base + F.GEN);
+      b.writeInt32LE(0, base + F.COUNT);
+      b.writeInt32LE(0, base + F.ERRORS);
+      b.writeInt32LE(0, base + F.CONNS);
+      b.writeDoubleLE(Date.now(), base + F.STARTED);
+      b.writeDoubleLE(0, base + F.TX_START);
+      b[base + F.APP_LEN] = 0;
+      setState(b, base, 'IDLE');
+    });
+  }
+
+  state(s: WorkerState): void {
+    this.#sb.writeSlot(this.index, (b, base) => setState(b, base, s));
+  }
+
+  /** A connection was accepted. */
+  connection(): void {
+    this.#connections++;
+    this.#sb.writeSlot(this.index, (b, base) => {
+      b.writeInt32LE(this.#connections, base + F.CONNS);
+      setState(b, base, 'WORKING');
+    });
+  }
+
+  /** A transaction starts: state WORKING, app, start time, timeout2 (for the manager's tiers). */
+  txBegin(app: string, timeout2Ms: number): void {
+    this.#sb.writeSlot(this.index, (b, base) => {
+      const n = Math.min(Buffer.byteLength(app), APP_MAX);
+      b[base + F.APP_LEN] = b.write(app, base + F.APP, n, 'utf8');
+      b.writeInt32LE(Math.min(Math.max(Math.round(timeout2Ms), 0), 0x7fffffff), base + F.TIMEOUT2);
+      b.writeDoubleLE(Date.now(), base + F.TX_START);
+      setState(b, base, 'WORKING');
+    });
+  }
+
+  /** The transaction ended (answered); `next` is the state the worker goes to. */
+  txEnd(ok: boolean, next: WorkerState): void {
+    this.#count++;
+    if (!ok) this.#errors++;
+    this.#sb.writeSlot(this.index, (b, base) => {
+      b.writeInt32LE(this.#count, base + F.COUNT);
+      b.writeInt32LE(this.#errors, base + F.ERRORS);
+      b.writeDoubleLE(0, base + F.TX_START);
+      b.writeInt32LE(0, base + F.TIMEOUT2);
+      setState(b, base, next);
+    });
+  }
+
+  /** A failure outside a transaction (a malformed frame): counted as an error. */
+  error(): void {
+    this.#errors++;
+    this.#sb.writeSlot(this.index, (b, base) => b.writeInt32LE(this.#errors, base + F.ERRORS));
+  }
+}
+
+function setState(b: Buffer, base: number, s: WorkerState): void {
+  if (b.readInt32LE(base + F.STATE) !== STATE_NUM[s]) {
+    b.writeInt32LE(STATE_NUM[s], base + F.STATE);
+    b.writeDoubleLE(Date.now(), base + F.SINCE);
+  }
+}

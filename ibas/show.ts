@@ -1,0 +1,142 @@
+/**
+ * `ibas -s status | bbstat | bbdetail`: the scoreboard read from shared memory (Tuxedo's bbstat /
+ * printserver, httpd's mod_status). Tables for people, `--json` for scripts.
+ *
+ *   status    is the manager running: pid, mode, listen address, generation, workers by state,
+ *             and the pool in one line of status characters (`_` idle, `L` listening (holds the
+ *             accept lock), `W` working, `K` keep-alive, `S` starting, `G` leaving, `.` free)
+ *   bbstat    pool totals: workers by state, transactions and errors (live + exited workers),
+ *             workers spawned, abnormal exits, accept lock free/held
+ *   bbdetail  one row per worker: slot, pid, generation, state, app, current transaction age,
+ *             transactions, errors, connections, uptime
+ *
+ * Exit code 7 when ibas is not running.
+ */
+import { printRows, type Column } from '../lib/cli.js';
+import { runningPid } from '../lib/pidfile.js';
+import { Semaphore } from '../lib/shm/sysv.js';
+import type { Instance } from './instance.js';
+import { Scoreboard, STATE_CHAR, WORKER_STATES, type SlotView, type WorkerState } from './scoreboard.js';
+
+export const SHOWS = ['status', 'bbstat', 'bbdetail'] as const;
+export type Show = (typeof SHOWS)[number];
+
+const NOT_RUNNING = 7;
+
+export interface DetailRow {
+  slot: number;
+  pid: number;
+  generation: number;
+  state: WorkerState;
+  app: string;
+  tx_age_ms: number | null;
+  transactions: number;
+  errors: number;
+  connections: number;
+  uptime_s: number;
+}
+
+export function detailRows(sb: Scoreboard, now = Date.now()): DetailRow[] {
+  return sb.all().filter((s) => s.state !== 'DEAD').map((s: SlotView) => ({
+    slot: s.index,
+    pid: s.pid,
+    generation: s.generation,
+    state: s.state,
+    app: s.app,
+    tx_age_ms: s.state === 'WORKING' && s.txStartAt > 0 ? Math.max(0, Math.round(now - s.txStartAt)) : null,
+    transactions: s.count,
+    errors: s.errors,
+    connections: s.connections,
+    uptime_s: Math.round((now - s.startedAt) / 100) / 10,
+  }));
+}
+
+export function statusLine(sb: Scoreboard): string {
+  let line = '';
+  for (let i = 0; i < sb.slots; i++) line += STATE_CHAR[sb.stateOf(i)];
+  return line;
+}
+
+export function bbstat(sb: Scoreboard, inst: Instance): Record<string, number | string> {
+  const h = sb.header();
+  const rows = sb.all();
+  const byState = Object.fromEntries(WORKER_STATES.filter((s) => s !== 'DEAD').map((s) => [s.toLowerCase(), 0])) as Record<string, number>;
+  let tx = h.retiredTx;
+  let errors = h.retiredErrors;
+  for (const r of rows) {
+    if (r.state === 'DEAD') continue;
+    byState[r.state.toLowerCase()]!++;
+    tx += Math.max(r.count, 0);
+    errors += Math.max(r.errors, 0);
+  }
+  let lock: string = 'none';
+  if (h.mode === 'STATIC_WORKERPOOL' || h.mode === 'DYNAMIC_WORKERPOOL') {
+    try {
+      lock = Semaphore.open(inst.acceptLockKey, false).value() > 0 ? 'free' : 'held';
+    } catch {
+      lock = 'missing';
+    }
+  }
+  const load = sb.load();
+  return {
+    mode: h.mode,
+    workers: load.total,
+    ...byState,
+    working_total: `${load.working}/${load.total}`,
+    transactions: tx,
+    errors,
+    spawned: h.spawned,
+    abnormal_exits: h.deaths,
+    accept_lock: lock,
+    pool: statusLine(sb),
+  };
+}
+
+export function show(what: Show, inst: Instance, json: boolean, out: (s: string) => void = (s) => process.stdout.write(s)): number {
+  const pid = runningPid(inst.pidFile);
+  const sb = pid !== undefined ? Scoreboard.attach(inst.scoreboardKey) : undefined;
+  if (pid === undefined || !sb) {
+    if (json) out(`${JSON.stringify({ running: false, pid_file: inst.pidFile })}\n`);
+    else out(`ibas is not running (pid file ${inst.pidFile})\n`);
+    return NOT_RUNNING;
+  }
+  try {
+    const h = sb.header();
+    switch (what) {
+      case 'status': {
+        const load = sb.load();
+        const row = {
+          running: true, pid, mode: h.mode, listen: `${inst.conf.server.ip}:${inst.conf.server.port}`, generation: h.generation,
+          workers: load.total, working: load.working, uptime_s: Math.round((Date.now() - h.startedAt) / 1000), pool: statusLine(sb),
+        };
+        if (json) out(`${JSON.stringify(row, null, 2)}\n`);
+        else out(`ibas is running , pid[${pid}] mode[${h.mode}] listen[${row.listen}] generation[${h.generation}] workers[${load.total}] working[${load.working}] uptime[${row.uptime_s}s]\n${row.pool}\n`);
+        return 0;
+      }
+      case 'bbstat': {
+        const st = bbstat(sb, inst);
+        if (json) out(`${JSON.stringify(st, null, 2)}\n`);
+        else printRows(Object.entries(st).map(([k, v]) => ({ k, v })), [{ header: 'item', value: (r) => r.k }, { header: 'value', value: (r) => r.v }], false, out);
+        return 0;
+      }
+      case 'bbdetail':
+        printRows(detailRows(sb), DETAIL_COLUMNS, json, out);
+        return 0;
+    }
+  } finally {
+    sb.detach();
+  }
+}
+
+const DETAIL_COLUMNS: Column<DetailRow>[] = [
+  { header: 'slot', value: (r) => r.slot },
+  { header: 'pid', value: (r) => r.pid },
+  { header: 'gen', value: (r) => r.generation },
+  { header: 'state', value: (r) => `${STATE_CHAR[r.state]} ${r.state}` },
+  { header: 'app', value: (r) => r.app },
+  { header: 'tx age ms', value: (r) => r.tx_age_ms ?? '' },
+  { header: 'transactions', value: (r) => r.transactions },
+  { header: 'errors', value: (r) => r.errors },
+  { header: 'connections', value: (r) => r.connections },
+  { header: 'uptime s', value: (r) => r.uptime_s },
+];

@@ -1,0 +1,197 @@
+/**
+ * One transaction inside a worker, whatever adapter brought it (binary protocol or HTTP):
+ * resolve the app, lay the request files out in the worker's file folder, call somain, collect
+ * the response files, and turn every failure into a wire result code. The scoreboard slot says
+ * WORKING with the app and start time while it runs (for `-s bbdetail` and the manager's timeout
+ * tiers).
+ *
+ * Files: the worker's folder `$IBP_HOME/file/ibas_w<n>/` holds the files of the running
+ * transaction only; it is emptied before and after each transaction (one transaction at a time
+ * per worker, so no two transactions share it).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { IbpError, errorText, isIbpError } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import type { AppView } from '../lib/shm/config-space.js';
+import { RC, resultOf } from '../lib/protocol/result-codes.js';
+import type { AppResolver } from './app-resolver.js';
+import type { LoadedApp } from './app-cache.js';
+import type { SlotWriter, WorkerState } from './scoreboard.js';
+
+export interface TxFile {
+  name: string;
+  data: Buffer;
+}
+
+export interface TxInput {
+  app: string;
+  clientNode: string;
+  clientIp: string;
+  clientPort: number;
+  journal: string;
+  request: Buffer;
+  files: TxFile[];
+  /** Two-phase commit: somain prepares, a later commit/rollback decides. */
+  prepare?: boolean;
+}
+
+export interface TxOutcome {
+  rc: number;
+  appRc: number;
+  message: string;
+  body: Buffer;
+  files: TxFile[];
+  appUs: number;
+}
+
+/**
+ * Tier 1 of the three-tier timeouts (issue 5) hooks in here: armed with the app's timeout2 right
+ * before somain, disarmed right after.
+ */
+export interface TxGuard {
+  arm(app: string, timeout2Ms: number): void;
+  disarm(): void;
+}
+
+/** A transaction prepared by somain, waiting for the client's commit or rollback. */
+export interface PreparedTx {
+  app: string;
+  journal: string;
+  loaded: LoadedApp;
+  input: TxInput;
+  view: AppView;
+}
+
+export class TransactionRunner {
+  readonly fileDir: string;
+  readonly #resolver: AppResolver;
+  readonly #slot: SlotWriter;
+  readonly #log: Logger;
+  readonly #guard: TxGuard | undefined;
+  /** The file folder may hold files (cleared lazily: most transactions carry none). */
+  #dirty = true;
+
+  constructor(resolver: AppResolver, slot: SlotWriter, fileDir: string, log: Logger, guard?: TxGuard) {
+    this.#resolver = resolver;
+    this.#slot = slot;
+    this.fileDir = fileDir;
+    this.#log = log;
+    this.#guard = guard;
+    fs.mkdirSync(fileDir, { recursive: true });
+  }
+
+  /** For the pre-answer: is the app there and valid? Throws APP_UNKNOWN / APP_INVALID / POOL_NO_SPACE. */
+  check(app: string): AppView {
+    return this.#resolver.lookup(app);
+  }
+
+  /** Answer for a transaction that never reached the app (pre-request rejected, bad input). */
+  refused(e: unknown): TxOutcome {
+    return { rc: resultOf(e), appRc: 0, message: errorText(e).replace(/^IBP_ERR_\w+: /, ''), body: Buffer.alloc(0), files: [], appUs: 0 };
+  }
+
+  /**
+   * Run the transaction. Never throws for a failure of the app or of the input: the outcome
+   * carries the result code. `after` is the slot state once done (KEEPALIVE on a long connection).
+   */
+  run(input: TxInput, after: WorkerState, prepared?: (p: PreparedTx) => void): TxOutcome {
+    let view: AppView;
+    try {
+      view = this.#resolver.lookup(input.app);
+    } catch (e) {
+      this.#slot.txBegin(input.app, 0);
+      this.#slot.txEnd(false, after);
+      return this.refused(e);
+    }
+    const timeout2Ms = Math.round(view.timeout2 * 1000);
+    this.#slot.txBegin(input.app, timeout2Ms);
+    let outcome: TxOutcome;
+    try {
+      outcome = this.#call(view, input, timeout2Ms, prepared);
+    } catch (e) {
+      if (!isIbpError(e)) this.#log.error({ err: errorText(e), stack: (e as Error)?.stack }, `transaction failed inside the server , app[${input.app}] reason[${errorText(e)}]`);
+      outcome = this.refused(e);
+    } finally {
+      if (this.#dirty) this.#clearFiles();
+    }
+    this.#slot.txEnd(outcome.rc === RC.OK, after);
+    return outcome;
+  }
+
+  #call(view: AppView, input: TxInput, timeout2Ms: number, prepared?: (p: PreparedTx) => void): TxOutcome {
+    const loaded = this.#resolver.load(view);
+    if (this.#dirty) this.#clearFiles();
+    const names: string[] = [];
+    const seen = new Set<string>();
+    for (const f of input.files) {
+      if (seen.has(f.name)) throw new IbpError('IBP_ERR_APP_FILE', { app: input.app, name: f.name, detail: 'the same name twice in one transaction' });
+      seen.add(f.name);
+      this.#dirty = true;
+      fs.writeFileSync(path.join(this.fileDir, f.name), f.data);
+      names.push(f.name);
+    }
+    const ctx = {
+      app: input.app,
+      clientNode: input.clientNode,
+      clientIp: input.clientIp,
+      clientPort: input.clientPort,
+      journal: input.journal,
+      timeoutMs: Math.round(view.timeout * 1000),
+      timeout2Ms,
+    };
+    const t0 = process.hrtime.bigint();
+    this.#guard?.arm(input.app, timeout2Ms);
+    let result;
+    try {
+      result = loaded.call(ctx, input.request, names, { prepare: input.prepare === true });
+    } finally {
+      this.#guard?.disarm();
+    }
+    const appUs = Number((process.hrtime.bigint() - t0) / 1000n);
+    if (result.files.length > 0) this.#dirty = true;
+    const files: TxFile[] = result.files.map((name) => ({ name, data: fs.readFileSync(path.join(this.fileDir, name)) }));
+    if (input.prepare && result.rc === 0) prepared?.({ app: input.app, journal: input.journal, loaded, input: { ...input, files: [], request: Buffer.alloc(0) }, view });
+    if (result.rc !== 0) {
+      return { rc: RC.APP_FAILED, appRc: result.rc, message: new IbpError('IBP_ERR_APP_FAILED', { app: input.app, rc: result.rc }).message, body: result.response, files, appUs };
+    }
+    return { rc: RC.OK, appRc: 0, message: '', body: result.response, files, appUs };
+  }
+
+  /** Two-phase commit decision for a prepared transaction (TX_CONTROL). */
+  decide(p: PreparedTx, commit: boolean, after: WorkerState): TxOutcome {
+    this.#slot.txBegin(p.app, Math.round(p.view.timeout2 * 1000));
+    let outcome: TxOutcome;
+    try {
+      const ctx = { app: p.app, clientNode: p.input.clientNode, clientIp: p.input.clientIp, clientPort: p.input.clientPort, journal: p.journal };
+      const t0 = process.hrtime.bigint();
+      this.#guard?.arm(p.app, Math.round(p.view.timeout2 * 1000));
+      let r;
+      try {
+        r = commit ? p.loaded.commit(ctx) : p.loaded.rollback(ctx);
+      } finally {
+        this.#guard?.disarm();
+      }
+      const appUs = Number((process.hrtime.bigint() - t0) / 1000n);
+      outcome = r.rc === 0
+        ? { rc: RC.OK, appRc: 0, message: '', body: r.response, files: [], appUs }
+        : { rc: RC.APP_FAILED, appRc: r.rc, message: new IbpError('IBP_ERR_APP_FAILED', { app: p.app, rc: r.rc }).message, body: r.response, files: [], appUs };
+    } catch (e) {
+      outcome = this.refused(e);
+    }
+    this.#slot.txEnd(outcome.rc === RC.OK, after);
+    return outcome;
+  }
+
+  #clearFiles(): void {
+    this.#dirty = false;
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.fileDir);
+    } catch {
+      fs.mkdirSync(this.fileDir, { recursive: true });
+      return;
+    }
+    for (const n of names) fs.rmSync(path.join(this.fileDir, n), { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * Entry point of a worker process, spawned by the manager (never run by hand):
+ *
+ *   node dist/ibas/worker-main.js      fd 3 = the listen socket (pool) or the connection (FORK)
+ *   env IBAS_CONF, IBAS_SLOT, IBAS_GENERATION, IBAS_WORKER_MODE (pool | fork), IBP_HOME
+ *
+ * stderr is the worker's log file (the manager opens it), so even a crash before the logger is
+ * up leaves its trace there. Exit codes follow lib/exit-codes.ts: CHILD_INIT when it cannot
+ * start (the manager counts it against the restart budget).
+ */
+import { errorText } from '../lib/errors.js';
+import { EXIT } from '../lib/exit-codes.js';
+import { createLogger, type LogLevel } from '../lib/log.js';
+import { installSignals } from '../lib/signals.js';
+import { AcceptLock } from './accept-lock.js';
+import { loadInstance } from './instance.js';
+import { Scoreboard } from './scoreboard.js';
+import { Worker, type WorkerMode } from './worker.js';
+
+const LISTEN_FD = 3;
+
+async function main(): Promise<number> {
+  const confFile = process.env.IBAS_CONF;
+  const index = Number(process.env.IBAS_SLOT);
+  const generation = Number(process.env.IBAS_GENERATION ?? 1);
+  const mode = (process.env.IBAS_WORKER_MODE ?? 'pool') as WorkerMode;
+  if (!confFile || !Number.isInteger(index) || index < 0 || (mode !== 'pool' && mode !== 'fork')) {
+    process.stderr.write('ibas worker: started without IBAS_CONF / IBAS_SLOT / IBAS_WORKER_MODE: workers are spawned by the ibas manager\n');
+    return EXIT.CHILD_INIT;
+  }
+  let worker: Worker;
+  let log;
+  try {
+    const inst = loadInstance(confFile);
+    process.title = `ibas: worker ${index} gen ${generation} [${inst.conf.server.ip}:${inst.conf.server.port}]`;
+    log = createLogger({ name: 'ibas', level: (inst.conf.log.level ?? 'info') as LogLevel, file: inst.workerLog(index), eventFile: inst.eventLog, base: { role: 'worker', slot: index, gen: generation } });
+    const scoreboard = Scoreboard.attach(inst.scoreboardKey);
+    if (!scoreboard) throw new Error(`no scoreboard at key 0x${inst.scoreboardKey.toString(16)}: is the manager gone?`);
+    const lock = mode === 'pool' ? AcceptLock.open(inst.acceptLockKey) : undefined;
+    worker = new Worker({ inst, mode, index, generation, scoreboard, fd: LISTEN_FD, lock, log });
+  } catch (e) {
+    (log ?? console).error?.(`worker init failed , reason[${errorText(e)}]`);
+    process.stderr.write(`ibas worker ${index}: init failed: ${errorText(e)}\n`);
+    return EXIT.CHILD_INIT;
+  }
+  const exitNow = (): void => {
+    worker.slot.state('GRACEFUL');
+    process.exit(EXIT.OK);
+  };
+  installSignals({
+    stop: (sig) => worker.stop(sig, exitNow),
+    special: () => log.info('SIGUSR2 ignored by a worker (the manager upgrades)'),
+  });
+  process.on('uncaughtException', (e) => {
+    log.fatal({ err: errorText(e), stack: e.stack }, `worker uncaught exception , reason[${errorText(e)}]`);
+    process.exit(EXIT.FAILURE);
+  });
+  return worker.run();
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    process.stderr.write(`ibas worker: ${(e as Error)?.stack ?? String(e)}\n`);
+    process.exit(EXIT.FAILURE);
+  },
+);

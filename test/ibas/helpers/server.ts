@@ -1,0 +1,146 @@
+/**
+ * A home with a config space and an ibas.conf, for the ibas tests. The config space is published
+ * by the REAL config-space writer (lib/shm/config-segment.ts, the one ibma uses) from this test
+ * process, so a test does not depend on a running registry; test/ibas/e2e-registry.test.ts runs
+ * the whole chain (ibms → ibma → ibas) instead.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Test } from 'tap';
+import { ConfigSpaceWriter } from '../../../lib/shm/config-segment.js';
+import { homeKeyBase, KEY_SLOT } from '../../../lib/shm/keys.js';
+import { parseJsonText } from '../../../lib/config/load.js';
+import type { AppWithPackage, NodeBundle } from '../../../lib/config/model.js';
+import { Home } from '../../../lib/home.js';
+import { initHome } from '../../../ibma/init.js';
+import { freePort, loopbackIp, reapHome, ROOT, runTool, waitFor, type RunResult } from '../../helpers/procs.js';
+import { Scoreboard, type SlotView } from '../../../ibas/scoreboard.js';
+
+export const NODE = 'ibas_test_node';
+export const APPS_DIR = path.join(ROOT, 'build', 'apps');
+
+export interface IbasSetup {
+  mode?: 'FORK' | 'STATIC_WORKERPOOL' | 'DYNAMIC_WORKERPOOL';
+  maxCount?: number;
+  minIdle?: number;
+  maxIdle?: number;
+  maxProcessCount?: number;
+  /** Changes to ibas.conf after `ibas -a init` (the parsed JSON object). */
+  patch?: (conf: Record<string, any>) => void;
+  /** Extra apps in the config space. */
+  apps?: Partial<AppWithPackage>[];
+  /** Do not publish a config space. */
+  noSpace?: boolean;
+}
+
+export interface IbasHome {
+  home: string;
+  ip: string;
+  port: number;
+  conf: string;
+  ibmaConf: string;
+  indexKey: number;
+  writer?: ConfigSpaceWriter;
+  scoreboardKey: number;
+  lockKey: number;
+  ibas(args: string[], timeoutMs?: number): Promise<RunResult>;
+  start(): Promise<number>;
+  stop(): Promise<RunResult>;
+  /** The manager's pid from the pid file. */
+  managerPid(): number;
+  slots(): SlotView[];
+  log(name: 'monitor' | 'event' | number): string;
+}
+
+export function app(code: string, bin: string, extra: Partial<AppWithPackage> = {}): AppWithPackage {
+  return { app: code, desc: `${code} for tests`, bin, timeout: 5, timeout2: 0, invalid: 0, server_node: NODE, sha256: '', size: 0, ...extra };
+}
+
+export const DEFAULT_APPS: AppWithPackage[] = [
+  app('ibp_test_echo', 'ibp_test_echo.so'),
+  app('ibp_test_file', 'ibp_test_file.so'),
+  app('ibp_test_rc', 'ibp_test_rc.so'),
+  app('ibp_test_invalid', 'ibp_test_echo.so', { invalid: 1 }),
+  app('ibp_test_missing', 'ibp_test_no_such_file.so'),
+  app('ibp_test_nosomain', 'ibp_test_nosomain.so'),
+];
+
+export async function setupIbas(t: Test, o: IbasSetup = {}): Promise<IbasHome> {
+  const home = fs.realpathSync(t.testdir());
+  const ip = loopbackIp();
+  const port = await freePort(ip);
+  const h = new Home(home);
+  const ibmaConf = h.etc('ibma.conf');
+  const base = homeKeyBase(home);
+  const indexKey = base + KEY_SLOT.INDEX;
+  initHome(h, ibmaConf, { node: NODE, ibmsIp: ip, ibmsPort: 1, credential: 'c'.repeat(32), indexKey });
+  for (const f of fs.readdirSync(APPS_DIR)) if (f.endsWith('.so')) fs.copyFileSync(path.join(APPS_DIR, f), h.so(f));
+  let writer: ConfigSpaceWriter | undefined;
+  t.teardown(async () => {
+    await reapHome(home);
+    try { writer?.removeAll(); } catch { /* gone */ }
+  });
+  if (!o.noSpace) {
+    writer = new ConfigSpaceWriter(indexKey);
+    const bundle: NodeBundle = {
+      epoch: 'test', version: 1, this_node: NODE,
+      nodes: [{ node: NODE, invalid: 0, hosts: [{ ip, port }], kvs: {} }],
+      apps: [...DEFAULT_APPS, ...(o.apps ?? []).map((a) => app(a.app!, a.bin ?? 'ibp_test_echo.so', a))],
+    };
+    writer.publish(bundle, { ibms: { ip, port: 1 }, connecting_timeout: 2, retry_connect_timeval: 5, min_compress_size: 512 });
+  }
+  const conf = h.etc('ibas.conf');
+  const ibas = (args: string[], timeoutMs = 60_000) => runTool('ibas', args, { home, timeoutMs });
+  const init = await ibas(['-a', 'init', '--ip', ip, '--port', String(port),
+    '--mode', o.mode ?? 'STATIC_WORKERPOOL', '--max-count', String(o.maxCount ?? 2),
+    ...(o.minIdle !== undefined ? ['--min-idle', String(o.minIdle)] : []),
+    ...(o.maxIdle !== undefined ? ['--max-idle', String(o.maxIdle)] : []),
+    '--max-process-count', String(o.maxProcessCount ?? 0)]);
+  if (init.code !== 0) throw new Error(`ibas -a init failed: ${init.stderr}`);
+  const parsed = parseJsonText(fs.readFileSync(conf, 'utf8'), conf) as Record<string, any>;
+  parsed.monitor.heartbeat_interval = 60;
+  o.patch?.(parsed);
+  fs.writeFileSync(conf, JSON.stringify(parsed, null, 2));
+  const self: IbasHome = {
+    home, ip, port, conf, ibmaConf, indexKey, writer,
+    scoreboardKey: base + KEY_SLOT.SCOREBOARD,
+    lockKey: base + KEY_SLOT.ACCEPT_LOCK,
+    ibas,
+    async start() {
+      const r = await ibas(['-f', conf, '-a', 'start']);
+      if (r.code !== 0) throw new Error(`ibas -a start failed (${r.code}): ${r.stderr}\n${r.stdout}`);
+      return self.managerPid();
+    },
+    stop: () => ibas(['-f', conf, '-a', 'stop']),
+    managerPid() {
+      return Number(fs.readFileSync(h.run('ibas.pid'), 'utf8').trim());
+    },
+    slots() {
+      const sb = Scoreboard.attach(self.scoreboardKey);
+      if (!sb) return [];
+      try {
+        return sb.all().filter((s) => s.state !== 'DEAD');
+      } finally {
+        sb.detach();
+      }
+    },
+    log(name) {
+      const tag = `ibas_${ip}-${port}`;
+      const file = name === 'event' ? h.log('event.log') : name === 'monitor' ? h.log(`${tag}_monitor.log`) : h.log(`${tag}_worker_${name}.log`);
+      try {
+        return fs.readFileSync(file, 'utf8');
+      } catch {
+        return '';
+      }
+    },
+  };
+  return self;
+}
+
+/** Wait until the pool has `n` live workers, none starting. */
+export async function waitWorkers(s: IbasHome, n: number, timeoutMs = 20_000): Promise<SlotView[]> {
+  return waitFor(`${n} ready workers`, () => {
+    const live = s.slots();
+    return live.length === n && live.every((w) => w.state !== 'STARTING' && w.pid > 0) ? live : undefined;
+  }, timeoutMs);
+}
