@@ -53,59 +53,24 @@ export const APP_SYMBOLS: readonly AppSymbol[] = [
   { name: 'ibp_app_abi_version', required: false, kind: 'data', type: 'uint32_t', doc: 'IBP_APP_DECLARE(): the ABI the app was built for' },
 ];
 
-/** Per-call input of ibp_host_call (ibp_host_in in ibp_host.c). */
-export const HostIn = koffi.struct('ibp_host_in', {
-  phase: 'uint32_t',
-  client_port: 'uint32_t',
-  worker_index: 'uint32_t',
-  timeout_ms: 'uint32_t',
-  timeout2_ms: 'uint32_t',
-  req_file_count: 'uint32_t',
-  file_dir: 'const char *',
-  this_node: 'const char *',
-  app: 'const char *',
-  client_node: 'const char *',
-  client_ip: 'const char *',
-  journal: 'const char *',
-  req_files: 'const char **',
-});
+/**
+ * Per-call input of ibp_host_call: a byte buffer, no struct marshalling (IN_* in ibp_host.c).
+ * HOST_IN.FIELDS uint32 values, then NUL-terminated strings that the *_OFF fields point at.
+ */
+export const HOST_IN = {
+  PHASE: 0, CLIENT_PORT: 1, WORKER_INDEX: 2, TIMEOUT_MS: 3, TIMEOUT2_MS: 4, REQ_FILE_COUNT: 5,
+  FILE_DIR_OFF: 6, THIS_NODE_OFF: 7, APP_OFF: 8, CLIENT_NODE_OFF: 9, CLIENT_IP_OFF: 10, JOURNAL_OFF: 11,
+  FIELDS: 12,
+} as const;
 
-export interface HostInValue {
-  phase: number;
-  client_port: number;
-  worker_index: number;
-  timeout_ms: number;
-  timeout2_ms: number;
-  req_file_count: number;
-  file_dir: string;
-  this_node: string;
-  app: string;
-  client_node: string;
-  client_ip: string;
-  journal: string;
-  req_files: string[] | null;
-}
-
-/** Per-call output of ibp_host_call (ibp_host_out in ibp_host.c). */
-export const HostOut = koffi.struct('ibp_host_out', {
-  rc: 'int32_t',
-  in_place: 'uint32_t',
-  rsp_file_count: 'uint32_t',
-  bad_len: 'uint32_t',
-  rsp: 'void *',
-  rsp_len: 'uint64_t',
-  rsp_files: 'void *',
-});
-
-export interface HostOutValue {
-  rc: number;
-  in_place: number;
-  rsp_file_count: number;
-  bad_len: number;
-  rsp: bigint | null;
-  rsp_len: number | bigint;
-  rsp_files: bigint | null;
-}
+/** Per-call output (ibp_host_out in ibp_host.c), read through typed-array views. */
+export const HOST_OUT = {
+  SIZE: 40,
+  /** int32 indexes */
+  RC: 0, IN_PLACE: 1, RSP_FILE_COUNT: 2, BAD_LEN: 3,
+  /** byte offsets */
+  RSP_LEN_F64: 16, RSP_PTR: 24, RSP_FILES_PTR: 32,
+} as const;
 
 /** A pointer as koffi 3 gives it (BigInt address). */
 export type Pointer = bigint;
@@ -116,24 +81,30 @@ export interface HostLibrary {
   newCtx(): Pointer | null;
   freeCtx(ctx: Pointer): void;
   release(ctx: Pointer): void;
-  call(fn: Pointer, ctx: Pointer, req: Buffer | null, reqLen: number, buf: Buffer, bufCap: number, input: HostInValue, out: Partial<HostOutValue>): number;
+  call(fn: Pointer, ctx: Pointer, req: Buffer | null, reqLen: number, buf: Buffer, bufCap: number, input: Buffer, inputLen: number, reqFiles: string[] | null, out: Uint8Array): number;
 }
 
 let host: HostLibrary | undefined;
 
 /**
  * The host helper, loaded once per process. Checks that the built helper matches this file
- * (ABI version and struct sizes): a stale build gives IBP_ERR_NATIVE_MISSING, not a crash.
+ * (ABI version and call layouts): a stale build gives IBP_ERR_NATIVE_MISSING, not a crash.
  */
 export function hostLibrary(): HostLibrary {
   if (host) return host;
   const file = nativeLibrary('ibp_host');
   const lib = koffi.load(file);
-  const u32 = (name: string) => (lib.func(`uint32_t ${name}(void)`) as () => number)();
+  const u32 = (name: string) => {
+    try {
+      return (lib.func(`uint32_t ${name}(void)`) as () => number)();
+    } catch {
+      return -1; // an older helper without this function
+    }
+  };
   const checks: [string, number, number][] = [
     ['ABI version', u32('ibp_host_abi_version'), APP_ABI_VERSION],
-    ['sizeof(ibp_host_in)', u32('ibp_host_in_size'), koffi.sizeof(HostIn)],
-    ['sizeof(ibp_host_out)', u32('ibp_host_out_size'), koffi.sizeof(HostOut)],
+    ['input fields', u32('ibp_host_in_fields'), HOST_IN.FIELDS],
+    ['sizeof(ibp_host_out)', u32('ibp_host_out_size'), HOST_OUT.SIZE],
   ];
   for (const [what, built, expected] of checks) {
     if (built !== expected) {
@@ -147,8 +118,130 @@ export function hostLibrary(): HostLibrary {
     freeCtx: lib.func('void ibp_host_free(ibp_app_ctx *ctx)') as HostLibrary['freeCtx'],
     release: lib.func('void ibp_host_release(ibp_app_ctx *ctx)') as HostLibrary['release'],
     call: lib.func(
-      'int32_t ibp_host_call(ibp_app_entry_fn *fn, ibp_app_ctx *ctx, const uint8_t *req, size_t req_len, uint8_t *buf, size_t buf_cap, const ibp_host_in *input, _Out_ ibp_host_out *out)',
+      'int32_t ibp_host_call(ibp_app_entry_fn *fn, ibp_app_ctx *ctx, const uint8_t *req, size_t req_len, uint8_t *buf, size_t buf_cap, ' +
+        'const uint8_t *input, size_t input_len, const char **req_files, uint8_t *out)',
     ) as HostLibrary['call'],
   };
   return host;
+}
+
+/** What one crossing gives the app (strings may be empty). */
+export interface HostCallInput {
+  phase: Phase;
+  clientPort: number;
+  workerIndex: number;
+  timeoutMs: number;
+  timeout2Ms: number;
+  fileDir: string;
+  thisNode: string;
+  app: string;
+  clientNode: string;
+  clientIp: string;
+  journal: string;
+}
+
+export interface HostCallOutput {
+  rc: number;
+  response: Buffer;
+  /** Response file names as the app registered them (already checked as plain names in C). */
+  files: string[];
+  /** The app set rsp_len beyond rsp_cap; the response was cut to rsp_cap. */
+  badLength: boolean;
+}
+
+const u32 = (n: number): number => (!Number.isFinite(n) ? 0 : Math.min(0xffffffff, Math.max(0, Math.round(n))));
+const STRING_FIELDS = [
+  ['fileDir', HOST_IN.FILE_DIR_OFF], ['thisNode', HOST_IN.THIS_NODE_OFF], ['app', HOST_IN.APP_OFF],
+  ['clientNode', HOST_IN.CLIENT_NODE_OFF], ['clientIp', HOST_IN.CLIENT_IP_OFF], ['journal', HOST_IN.JOURNAL_OFF],
+] as const;
+
+/**
+ * One worker's side of the host helper: its ibp_app_ctx, the response buffer an app writes into
+ * in place, and the input/output buffers of ibp_host_call. Not re-entrant (one call at a time,
+ * which is how a worker calls apps).
+ */
+export class HostCall {
+  readonly #host: HostLibrary;
+  #ctx: Pointer;
+  readonly #rsp: Buffer;
+  #in: Buffer;
+  #inU32: Uint32Array;
+  readonly #out = new Uint8Array(HOST_OUT.SIZE);
+  readonly #outI32 = new Int32Array(this.#out.buffer, 0, 4);
+  readonly #outLen = new Float64Array(this.#out.buffer, HOST_OUT.RSP_LEN_F64, 1);
+  readonly #outPtr = new BigUint64Array(this.#out.buffer, HOST_OUT.RSP_PTR, 2);
+
+  constructor(responseBufferSize = 64 * 1024) {
+    this.#host = hostLibrary();
+    const ctx = this.#host.newCtx();
+    if (ctx === null) throw new IbpError('IBP_ERR_NATIVE_CALL', { call: 'ibp_host_new', detail: 'out of memory' });
+    this.#ctx = ctx;
+    this.#rsp = Buffer.allocUnsafeSlow(Math.max(256, responseBufferSize));
+    this.#in = Buffer.allocUnsafeSlow(4096);
+    this.#inU32 = new Uint32Array(this.#in.buffer, this.#in.byteOffset, HOST_IN.FIELDS);
+  }
+
+  get open(): boolean { return this.#ctx !== 0n; }
+
+  /** Call `fn` (an entry point of a loaded app) once. */
+  call(fn: Pointer, input: HostCallInput, request: Buffer | null, files: readonly string[]): HostCallOutput {
+    if (this.#ctx === 0n) throw new IbpError('IBP_ERR_NATIVE_CALL', { call: 'ibp_host_call', detail: 'the host context was freed' });
+    const inLen = this.#encode(input, files.length);
+    const req = request && request.length ? request : null;
+    const host = this.#host;
+    const rc = host.call(fn, this.#ctx, req, req ? req.length : 0, this.#rsp, this.#rsp.length, this.#in, inLen, files.length ? [...files] : null, this.#out);
+    const o = this.#outI32;
+    const len = this.#outLen[0]!;
+    let response: Buffer;
+    if (len === 0) {
+      response = Buffer.alloc(0);
+    } else if (o[HOST_OUT.IN_PLACE]) {
+      response = Buffer.allocUnsafe(len);
+      this.#rsp.copy(response, 0, 0, len);
+    } else {
+      response = Buffer.from(Buffer.from(koffi.view(this.#outPtr[0]!, len))); // copy out of C memory
+      host.release(this.#ctx);
+    }
+    const names: string[] = [];
+    const count = o[HOST_OUT.RSP_FILE_COUNT]!;
+    for (let i = 0; i < count; i++) names.push(koffi.decode.string(this.#outPtr[1]! + BigInt(i * (APP_FILE_NAME_MAX + 1))));
+    return { rc, response, files: names, badLength: o[HOST_OUT.BAD_LEN] === 1 };
+  }
+
+  /** Free the context (after the last call). */
+  free(): void {
+    if (this.#ctx === 0n) return;
+    this.#host.freeCtx(this.#ctx);
+    this.#ctx = 0n;
+  }
+
+  #encode(input: HostCallInput, fileCount: number): number {
+    let need = HOST_IN.FIELDS * 4 + 1;
+    for (const [key] of STRING_FIELDS) need += Buffer.byteLength(input[key]) + 1;
+    if (need > this.#in.length) {
+      this.#in = Buffer.allocUnsafeSlow(Math.max(need, this.#in.length * 2));
+      this.#inU32 = new Uint32Array(this.#in.buffer, this.#in.byteOffset, HOST_IN.FIELDS);
+    }
+    const f = this.#inU32;
+    f[HOST_IN.PHASE] = input.phase;
+    f[HOST_IN.CLIENT_PORT] = u32(input.clientPort);
+    f[HOST_IN.WORKER_INDEX] = u32(input.workerIndex);
+    f[HOST_IN.TIMEOUT_MS] = u32(input.timeoutMs);
+    f[HOST_IN.TIMEOUT2_MS] = u32(input.timeout2Ms);
+    f[HOST_IN.REQ_FILE_COUNT] = fileCount;
+    const buf = this.#in;
+    let off = HOST_IN.FIELDS * 4;
+    for (const [key, field] of STRING_FIELDS) {
+      const s = input[key];
+      if (s.length === 0) {
+        f[field] = 0;
+        continue;
+      }
+      f[field] = off;
+      off += buf.write(s, off, 'utf8');
+      buf[off++] = 0;
+    }
+    buf[off++] = 0; // the buffer ends with a NUL (checked by the helper)
+    return off;
+  }
 }

@@ -15,8 +15,9 @@
  *
  * Staleness: a chokidar watcher on the so/ folder marks an entry stale when its file (or, for an
  * entry loaded from `.updating`, either name) is added, changed, removed or renamed; as a belt
- * and braces against a lagging watcher, get() and evictIdle() also compare the file's identity
- * (dev, ino, size, mtime, ctime) with the one loaded.
+ * and braces against a lagging watcher, get() (at most every statCheckMs while the watcher is up,
+ * every time without one) and evictIdle() also compare the file's identity (dev, ino, size,
+ * mtime, ctime) with the one loaded.
  *
  * Unloading happens only between transactions (koffi: calling into an unloaded library crashes).
  * JS is single-threaded and app calls are synchronous, so get()/evictIdle()/LRU eviction never run
@@ -35,8 +36,8 @@ import { IbpError, errorText, isIbpError } from '../lib/errors.js';
 import { checkPlainFileName } from '../lib/home.js';
 import type { Logger } from '../lib/log.js';
 import {
-  APP_ABI_VERSION, APP_FILE_NAME_MAX, APP_MAX_FILES, APP_SYMBOLS, PHASE, hostLibrary,
-  type HostInValue, type HostLibrary, type HostOutValue, type Phase, type Pointer, type SymbolName,
+  APP_ABI_VERSION, APP_FILE_NAME_MAX, APP_MAX_FILES, APP_SYMBOLS, HostCall, PHASE,
+  type Phase, type Pointer, type SymbolName,
 } from './app-abi.js';
 
 /** What the cache needs to know of an app (an AppConf fits). */
@@ -87,6 +88,12 @@ export interface AppCacheOptions {
   watch?: boolean;
   /** Bytes of the response buffer an app writes into in place (default 64 KiB). */
   responseBufferSize?: number;
+  /**
+   * While the watcher is up, get() re-checks a cached file's identity at most this often (ms;
+   * default 250). 0 = on every get. Without a watcher (or before it is ready) get() checks every
+   * time; evictIdle() always does.
+   */
+  statCheckMs?: number;
 }
 
 export interface AppCacheStats {
@@ -111,7 +118,6 @@ function sameIdentity(a: FileIdentity | undefined, b: FileIdentity | undefined):
 }
 
 const UPDATING = '.updating';
-const u32 = (n: number | undefined): number => (n === undefined || !Number.isFinite(n) ? 0 : Math.min(0xffffffff, Math.max(0, Math.round(n))));
 
 /** One loaded .so. Obtain it from {@link AppCache.get}; do not keep it across transactions. */
 export class LoadedApp {
@@ -126,6 +132,8 @@ export class LoadedApp {
   /** Set by the watcher or the identity check: the file on disk is not what is loaded. */
   stale = false;
   #identity: FileIdentity;
+  /** performance.now() of the last identity check. */
+  checkedAt = performance.now();
   #lib: LibraryHandle | undefined;
   #symbols: Map<SymbolName, Pointer>;
   #cache: AppCache;
@@ -193,6 +201,7 @@ export class LoadedApp {
 
   /** @internal — identity check: is the file on disk still what is loaded? */
   fileChanged(): boolean {
+    this.checkedAt = performance.now();
     if (this.fromUpdating) {
       // the update finished (bin appeared) or the .updating file changed: reload
       return fs.existsSync(this.file.slice(0, -UPDATING.length)) || !sameIdentity(this.#identity, identityOf(this.file));
@@ -234,12 +243,12 @@ export class AppCache {
   readonly log: Logger;
   readonly #opts: AppCacheOptions;
   readonly #lru: LRUCache<string, LoadedApp>;
-  readonly #host: HostLibrary;
-  #ctx: Pointer;
-  readonly #rspBuf: Buffer;
-  readonly #out: Partial<HostOutValue> = {};
+  readonly #host: HostCall;
   #watcher: FSWatcher | undefined;
   #ready: Promise<void> = Promise.resolve();
+  /** The watcher reported ready and no error since. */
+  #watching = false;
+  readonly #statCheckMs: number;
   #loadSeq = 0;
   #closed = false;
   readonly #stats = { hits: 0, misses: 0, loads: 0, loadFailures: 0, unloads: 0, staleEvictions: 0 };
@@ -250,11 +259,8 @@ export class AppCache {
     this.log = opts.log;
     this.soDir = path.resolve(opts.soDir);
     this.fileDir = path.resolve(opts.fileDir ?? path.join(this.soDir, '..', 'file'));
-    this.#host = hostLibrary();
-    const ctx = this.#host.newCtx();
-    if (ctx === null) throw new IbpError('IBP_ERR_NATIVE_CALL', { call: 'ibp_host_new', detail: 'out of memory' });
-    this.#ctx = ctx;
-    this.#rspBuf = Buffer.allocUnsafeSlow(Math.max(256, opts.responseBufferSize ?? 64 * 1024));
+    this.#host = new HostCall(opts.responseBufferSize);
+    this.#statCheckMs = Math.max(0, opts.statCheckMs ?? 250);
     this.privateDir = opts.privateDir ?? makePrivateDir();
     fs.mkdirSync(this.privateDir, { recursive: true, mode: 0o700 });
     this.#lru = new LRUCache<string, LoadedApp>({
@@ -270,7 +276,8 @@ export class AppCache {
     const key = this.#keyOf(ref);
     const cached = this.#lru.get(key);
     if (cached) {
-      if (!cached.stale && !cached.fileChanged()) {
+      const check = !this.#watching || this.#statCheckMs === 0 || performance.now() - cached.checkedAt >= this.#statCheckMs;
+      if (!cached.stale && !(check && cached.fileChanged())) {
         this.#stats.hits++;
         return cached;
       }
@@ -322,8 +329,7 @@ export class AppCache {
       this.#lru.delete(key);
       if (loaded.loaded) loaded.unload('cache closed'); // even with a pending two-phase commit
     }
-    this.#host.freeCtx(this.#ctx);
-    this.#ctx = 0n;
+    this.#host.free();
     fs.rmSync(this.privateDir, { recursive: true, force: true });
     const w = this.#watcher;
     this.#watcher = undefined;
@@ -420,7 +426,7 @@ export class AppCache {
   /** @internal — one crossing into the app through the host helper. */
   invoke(fn: Pointer, phase: Phase, ctx: AppCallContext, request: Buffer | null, files: readonly string[]): AppCallResult {
     const app = ctx.app ?? '';
-    if (this.#ctx === 0n) throw new IbpError('IBP_ERR_APP_UNLOADED', { app, file: '(app cache closed)' });
+    if (!this.#host.open) throw new IbpError('IBP_ERR_APP_UNLOADED', { app, file: '(app cache closed)' });
     if (files.length > APP_MAX_FILES) throw new IbpError('IBP_ERR_APP_FILE', { app, name: files[APP_MAX_FILES], detail: `more than ${APP_MAX_FILES} request files` });
     for (const name of files) {
       try {
@@ -430,43 +436,24 @@ export class AppCache {
         throw new IbpError('IBP_ERR_APP_FILE', { app, name: JSON.stringify(name), detail: (e as Error).message });
       }
     }
-    const input: HostInValue = {
+    const out = this.#host.call(fn, {
       phase,
-      client_port: u32(ctx.clientPort),
-      worker_index: u32(ctx.workerIndex ?? this.#opts.workerIndex),
-      timeout_ms: u32(ctx.timeoutMs),
-      timeout2_ms: u32(ctx.timeout2Ms),
-      req_file_count: files.length,
-      file_dir: this.fileDir,
-      this_node: ctx.thisNode ?? this.#opts.thisNode ?? '',
+      clientPort: ctx.clientPort ?? 0,
+      workerIndex: ctx.workerIndex ?? this.#opts.workerIndex ?? 0,
+      timeoutMs: ctx.timeoutMs ?? 0,
+      timeout2Ms: ctx.timeout2Ms ?? 0,
+      fileDir: this.fileDir,
+      thisNode: ctx.thisNode ?? this.#opts.thisNode ?? '',
       app,
-      client_node: ctx.clientNode ?? '',
-      client_ip: ctx.clientIp ?? '',
+      clientNode: ctx.clientNode ?? '',
+      clientIp: ctx.clientIp ?? '',
       journal: ctx.journal ?? '',
-      req_files: files.length ? [...files] : null,
-    };
-    const out = this.#out;
-    const req = request && request.length ? request : null;
-    this.#host.call(fn, this.#ctx, req, req ? req.length : 0, this.#rspBuf, this.#rspBuf.length, input, out);
-    const len = Number(out.rsp_len);
-    let response: Buffer;
-    if (len === 0) {
-      response = Buffer.alloc(0);
-    } else if (out.in_place) {
-      response = Buffer.allocUnsafe(len);
-      this.#rspBuf.copy(response, 0, 0, len);
-    } else {
-      response = Buffer.from(Buffer.from(koffi.view(out.rsp!, len))); // copy out of C memory
-      this.#host.release(this.#ctx);
-    }
-    if (out.bad_len) this.log.warn({ app }, `app set rsp_len beyond rsp_cap , app[${app}] (response cut to rsp_cap)`);
-    const rspFiles: string[] = [];
-    for (let i = 0; i < (out.rsp_file_count ?? 0); i++) {
-      const name = koffi.decode.string(out.rsp_files! + BigInt(i * (APP_FILE_NAME_MAX + 1)));
+    }, request, files);
+    if (out.badLength) this.log.warn({ app }, `app set rsp_len beyond rsp_cap , app[${app}] (response cut to rsp_cap)`);
+    for (const name of out.files) {
       if (!identityOf(path.join(this.fileDir, name))) throw new IbpError('IBP_ERR_APP_FILE', { app, name, detail: `the app named it as a response file but ${this.fileDir}/${name} is not a regular file` });
-      rspFiles.push(name);
     }
-    return { rc: out.rc ?? 0, response, files: rspFiles };
+    return { rc: out.rc, response: out.response, files: out.files };
   }
 
   /** @internal */
@@ -489,8 +476,14 @@ export class AppCache {
   #startWatcher(): void {
     const w = watch(this.soDir, { ignoreInitial: true, depth: 0, persistent: false });
     w.on('all', (event, file) => this.#markStale(file, event));
-    w.on('error', (e) => this.log.warn({ err: errorText(e) }, `so folder watch error , dir[${this.soDir}]`));
-    this.#ready = new Promise((resolve) => w.once('ready', () => resolve()));
+    w.on('error', (e) => {
+      this.#watching = false; // fall back to checking on every get
+      this.log.warn({ err: errorText(e) }, `so folder watch error , dir[${this.soDir}]`);
+    });
+    this.#ready = new Promise((resolve) => w.once('ready', () => {
+      this.#watching = true;
+      resolve();
+    }));
     this.#watcher = w;
   }
 }

@@ -4,7 +4,7 @@
  *
  * It owns one ibp_app_ctx per worker and implements the context's functions in C (response
  * growth, response files), so an app never calls back into JavaScript. One transaction is ONE
- * crossing from JS: ibp_host_call() fills the context from a small input struct, calls the app's
+ * crossing from JS: ibp_host_call() fills the context from a packed input buffer, calls the app's
  * entry point and reports rc, response and response files in an output struct.
  *
  * Response memory: the caller passes a buffer of its own (a Node Buffer, pinned for the
@@ -28,31 +28,23 @@ struct ibp_host {
     char rsp_files[IBP_APP_MAX_FILES][IBP_APP_FILE_NAME_MAX + 1];
 };
 
-/* Per call input, mirrored by HostIn in ibas/app-abi.ts. */
-typedef struct {
-    uint32_t phase;
-    uint32_t client_port;
-    uint32_t worker_index;
-    uint32_t timeout_ms;
-    uint32_t timeout2_ms;
-    uint32_t req_file_count;
-    const char *file_dir;
-    const char *this_node;
-    const char *app;
-    const char *client_node;
-    const char *client_ip;
-    const char *journal;
-    const char *const *req_files;
-} ibp_host_in;
+/* Per call input: a byte buffer the caller fills (HOST_IN in ibas/app-abi.ts), no struct
+ * marshalling: IN_FIELDS uint32 values (native byte order), then the NUL-terminated strings the
+ * *_OFF fields point at by offset into the buffer (0 = empty string). */
+enum {
+    IN_PHASE, IN_CLIENT_PORT, IN_WORKER_INDEX, IN_TIMEOUT_MS, IN_TIMEOUT2_MS, IN_REQ_FILE_COUNT,
+    IN_FILE_DIR_OFF, IN_THIS_NODE_OFF, IN_APP_OFF, IN_CLIENT_NODE_OFF, IN_CLIENT_IP_OFF, IN_JOURNAL_OFF,
+    IN_FIELDS
+};
 
-/* Per call output, mirrored by HostOut in ibas/app-abi.ts. */
+/* Per call output, read by the caller through typed-array views (HOST_OUT in ibas/app-abi.ts). */
 typedef struct {
     int32_t rc;
     uint32_t in_place;       /* 1: the response is in the caller's buffer */
     uint32_t rsp_file_count;
     uint32_t bad_len;        /* 1: the app set rsp_len beyond rsp_cap (clamped) */
+    double rsp_len;          /* a double: exact up to 2^53, and no BigInt on the JS side */
     unsigned char *rsp;
-    uint64_t rsp_len;
     const char *rsp_files;   /* rsp_file_count names, IBP_APP_FILE_NAME_MAX + 1 bytes apart */
 } ibp_host_out;
 
@@ -110,8 +102,8 @@ static int host_rsp_file_add(ibp_app_ctx *ctx, const char *name) {
 
 VISIBLE uint32_t ibp_host_abi_version(void) { return IBP_APP_ABI_VERSION; }
 VISIBLE uint32_t ibp_host_ctx_size(void) { return (uint32_t)sizeof(ibp_app_ctx); }
-/* Sizes of the call structs, checked by ibas/app-abi.ts against its koffi mirrors. */
-VISIBLE uint32_t ibp_host_in_size(void) { return (uint32_t)sizeof(ibp_host_in); }
+/* The call layouts, checked by ibas/app-abi.ts against its own constants. */
+VISIBLE uint32_t ibp_host_in_fields(void) { return IN_FIELDS; }
 VISIBLE uint32_t ibp_host_out_size(void) { return (uint32_t)sizeof(ibp_host_out); }
 
 VISIBLE ibp_app_ctx *ibp_host_new(void) {
@@ -144,34 +136,53 @@ VISIBLE void ibp_host_free(ibp_app_ctx *ctx) {
     free(ctx->host);
 }
 
-static const char *or_empty(const char *s) { return s == NULL ? "" : s; }
+static uint32_t in_u32(const unsigned char *in, int field) {
+    uint32_t v;
+    memcpy(&v, in + (size_t)field * sizeof v, sizeof v);
+    return v;
+}
 
+static const char *in_str(const unsigned char *in, size_t in_len, int field) {
+    uint32_t off = in_u32(in, field);
+    return off == 0 || off >= in_len ? "" : (const char *)in + off;
+}
+
+/* One transaction (or lifecycle call): fill the context, call fn, report in *out.
+ * in/in_len: see IN_*; the caller ends the buffer with a NUL (checked). req_files: NULL or the
+ * request file names (IN_REQ_FILE_COUNT of them). Returns fn's result, or -1 without calling it
+ * when `in` is malformed. */
 VISIBLE int32_t ibp_host_call(ibp_app_entry_fn *fn, ibp_app_ctx *ctx, const unsigned char *req, size_t req_len,
-                              unsigned char *buf, size_t buf_cap, const ibp_host_in *in, ibp_host_out *out) {
+                              unsigned char *buf, size_t buf_cap, const unsigned char *in, size_t in_len,
+                              const char *const *req_files, ibp_host_out *out) {
     struct ibp_host *h = (struct ibp_host *)ctx;
     memset(out, 0, sizeof *out);
     ibp_host_release(ctx);
+    if (in == NULL || in_len < IN_FIELDS * sizeof(uint32_t) + 1 || in[in_len - 1] != '\0' || fn == NULL) {
+        out->rc = -1;
+        return -1;
+    }
 
-    ctx->phase = in->phase;
+    ctx->phase = in_u32(in, IN_PHASE);
     ctx->req = req_len > 0 ? req : NULL;
     ctx->req_len = req_len;
     h->caller_buf = buf;
     ctx->rsp = buf;
     ctx->rsp_cap = buf == NULL ? 0 : buf_cap;
     ctx->rsp_len = 0;
-    ctx->file_dir = or_empty(in->file_dir);
-    ctx->req_file_count = in->req_files == NULL ? 0 : (in->req_file_count > IBP_APP_MAX_FILES ? IBP_APP_MAX_FILES : in->req_file_count);
-    ctx->req_files = in->req_files;
+    ctx->file_dir = in_str(in, in_len, IN_FILE_DIR_OFF);
+    uint32_t nfiles = in_u32(in, IN_REQ_FILE_COUNT);
+    ctx->req_file_count = req_files == NULL ? 0 : (nfiles > IBP_APP_MAX_FILES ? IBP_APP_MAX_FILES : nfiles);
+    ctx->req_files = req_files;
     ctx->rsp_file_count = 0;
-    ctx->this_node = or_empty(in->this_node);
-    ctx->app = or_empty(in->app);
-    ctx->client_node = or_empty(in->client_node);
-    ctx->client_ip = or_empty(in->client_ip);
-    ctx->client_port = in->client_port;
-    ctx->worker_index = in->worker_index;
-    ctx->journal = or_empty(in->journal);
-    ctx->timeout_ms = in->timeout_ms;
-    ctx->timeout2_ms = in->timeout2_ms;
+    ctx->this_node = in_str(in, in_len, IN_THIS_NODE_OFF);
+    ctx->app = in_str(in, in_len, IN_APP_OFF);
+    ctx->client_node = in_str(in, in_len, IN_CLIENT_NODE_OFF);
+    ctx->client_ip = in_str(in, in_len, IN_CLIENT_IP_OFF);
+    ctx->client_port = in_u32(in, IN_CLIENT_PORT);
+    ctx->worker_index = in_u32(in, IN_WORKER_INDEX);
+    ctx->journal = in_str(in, in_len, IN_JOURNAL_OFF);
+    ctx->timeout_ms = in_u32(in, IN_TIMEOUT_MS);
+    ctx->timeout2_ms = in_u32(in, IN_TIMEOUT2_MS);
 
     out->rc = fn(ctx);
 
@@ -180,7 +191,7 @@ VISIBLE int32_t ibp_host_call(ibp_app_entry_fn *fn, ibp_app_ctx *ctx, const unsi
         out->bad_len = 1;
     }
     out->rsp = ctx->rsp;
-    out->rsp_len = ctx->rsp_len;
+    out->rsp_len = (double)ctx->rsp_len;
     out->in_place = ctx->rsp == buf ? 1u : 0u;
     out->rsp_file_count = ctx->rsp_file_count > IBP_APP_MAX_FILES ? IBP_APP_MAX_FILES : ctx->rsp_file_count;
     out->rsp_files = h->rsp_files[0];
@@ -188,5 +199,6 @@ VISIBLE int32_t ibp_host_call(ibp_app_entry_fn *fn, ibp_app_ctx *ctx, const unsi
     /* Nothing of this call's inputs outlives it. */
     ctx->req = NULL;
     ctx->req_files = NULL;
+    ctx->file_dir = ctx->this_node = ctx->app = ctx->client_node = ctx->client_ip = ctx->journal = "";
     return out->rc;
 }
