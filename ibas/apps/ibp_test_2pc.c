@@ -1,12 +1,14 @@
 /*
  * ibp_test_2pc.so (app code ibp_test_2pc): an app taking part in two-phase commit.
  *
- *   somain      prepares: writes <file_dir>/ibp_test_2pc.<journal>.prepared holding the request,
+ *   somain      prepares: writes <dir>/ibp_test_2pc.<journal>.prepared holding the request,
  *               answers "prepared:<request>"
- *   socommit    writes <file_dir>/ibp_test_2pc.<journal>.committed, answers "committed:<journal>"
- *   sorollback  writes <file_dir>/ibp_test_2pc.<journal>.rolledback, answers "rolledback:<journal>"
+ *   socommit    writes <dir>/ibp_test_2pc.<journal>.committed, answers "committed:<journal>"
+ *   sorollback  writes <dir>/ibp_test_2pc.<journal>.rolledback, answers "rolledback:<journal>"
  *
- * A test reads those marker files to check which outcome the server delivered. A request that
+ * A test reads those marker files to check which outcome the server delivered. <dir> must
+ * outlive the transaction (ibas empties a worker's file folder after each one), so it is
+ * $IBP_TEST_2PC_DIR if set, else $IBP_HOME/file if IBP_HOME is set, else ctx->file_dir. A request that
  * is exactly "fail" makes the prepare fail with rc 7 (no marker written), for the client's
  * "one participant refuses" case.
  *
@@ -14,6 +16,7 @@
  * 7 prepare refused on request.
  */
 #include <fcntl.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "ibp_app.h"
@@ -30,9 +33,15 @@ static int journal_ok(const char *j) {
 }
 
 static int marker(ibp_app_ctx *ctx, const char *state, const unsigned char *data, size_t len) {
-    char name[256], path[4096];
-    snprintf(name, sizeof name, "ibp_test_2pc.%s.%s", ctx->journal, state);
-    if (ibp_file_path(ctx, name, path, sizeof path) != 0) return 6;
+    char path[4096];
+    const char *dir = getenv("IBP_TEST_2PC_DIR");
+    const char *home = getenv("IBP_HOME");
+    int n = dir != NULL && dir[0] != '\0' ? snprintf(path, sizeof path, "%s", dir)
+            : home != NULL && home[0] != '\0' ? snprintf(path, sizeof path, "%s/file", home)
+            : snprintf(path, sizeof path, "%s", ctx->file_dir);
+    if (n < 0 || (size_t)n >= sizeof path) return 6;
+    int m = snprintf(path + n, sizeof path - (size_t)n, "/ibp_test_2pc.%s.%s", ctx->journal, state);
+    if (m < 0 || (size_t)m >= sizeof path - (size_t)n) return 6;
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return 6;
     int rc = IBP_APP_OK;

@@ -30,10 +30,10 @@
  * that log a backtrace and let the worker die. Do not install handlers for these signals nor
  * for SIGALRM; an app that must block signals restores the mask before it returns.
  *
- * Stability: the layout of ibp_app_ctx only ever GROWS at the end (new fields go before
- * `reserved` shrinks, or after it). An incompatible change bumps IBP_APP_ABI_VERSION; the host
- * refuses an app whose ibp_app_abi_version differs. ctx->ctx_size tells an app built against a
- * newer header which fields this host fills.
+ * Stability: existing fields of ibp_app_ctx never move; a new field takes a `reserved` slot or
+ * goes after it. An incompatible change bumps IBP_APP_ABI_VERSION; the host refuses an app whose
+ * ibp_app_abi_version differs. ctx->ctx_size tells an app built against a newer header which
+ * fields this host fills.
  *
  * Build: gcc -O2 -g -fPIC -shared -I<ibp-ts>/lib/native -o my_app.so my_app.c
  * (scripts/build-apps.sh does this for ibas/apps/ and test/fixtures/apps/ → build/apps/).

@@ -172,7 +172,11 @@ t.test('app result codes come back with the response', async (t) => {
 t.test('two-phase commit: prepare, commit or rollback; a prepared app stays loaded', async (t) => {
   const home = makeHome(t, ['ibp_test_2pc', 'ibp_test_echo']);
   const cache = makeCache(t, home, 1);
-  const marker = (j: string, s: string) => path.join(home.file, `ibp_test_2pc.${j}.${s}`);
+  const ledger = path.join(home.root, 'ledger');
+  fs.mkdirSync(ledger);
+  process.env.IBP_TEST_2PC_DIR = ledger; // setenv(3): the app's getenv sees it
+  t.teardown(() => void delete process.env.IBP_TEST_2PC_DIR);
+  const marker = (j: string, s: string) => path.join(ledger, `ibp_test_2pc.${j}.${s}`);
 
   const a = cache.get(ref('ibp_test_2pc'));
   t.ok(a.twoPhase);
