@@ -99,11 +99,14 @@ export const ERRORS = {
   IBP_ERR_POOL_NO_SPACE: { message: 'server has no config space ({detail}): is ibma started on the server host?' },
 
   /** Client (ibac) */
-  IBP_ERR_CLIENT_NO_HOST: { message: 'no usable host for node {node}: every host is invalid or suspended' },
-  IBP_ERR_CLIENT_CONNECT: { message: 'cannot connect to {host}: {detail}' },
-  IBP_ERR_CLIENT_SAFE: { message: 'transaction failed before the request left ({detail}): safe to retry' },
-  IBP_ERR_CLIENT_SUSPICIOUS: { message: 'transaction SUSPICIOUS: the request may have reached {host} but no complete response came back ({detail}); verify, reverse or escalate' },
+  IBP_ERR_CLIENT_NO_HOST: { message: 'no usable host for node {node}: every host is invalid or suspended', exit: 12 },
+  IBP_ERR_CLIENT_CONNECT: { message: 'cannot connect to {host}: {detail}', exit: 12 },
+  IBP_ERR_CLIENT_SAFE: { message: 'transaction failed before the request left ({detail}): safe to retry', exit: 12 },
+  IBP_ERR_CLIENT_SUSPICIOUS: { message: 'transaction SUSPICIOUS: the request may have reached {host} but no complete response came back ({detail}); verify, reverse or escalate', exit: 13 },
   IBP_ERR_CLIENT_NOT_SUPPORTED: { message: '{feature} is not supported yet' },
+  IBP_ERR_CLIENT_NODE_UNKNOWN: { message: 'node {node} is not in the config space of node {thisNode}: put both in one project (ibms -a set_project) and distribute', exit: 12 },
+  IBP_ERR_CLIENT_NODE_INVALID: { message: 'node {node} is marked invalid in the registry: ibms -a set_node --node {node} --invalid 0 makes it usable', exit: 12 },
+  IBP_ERR_CLIENT_USAGE: { message: '{detail}', exit: 2 },
 
   /** Remote command agent (ibcmd) */
   IBP_ERR_CMD_DENIED: { message: 'command refused: {detail}', http: 403, exit: 10 },
