@@ -240,6 +240,7 @@ export class AppCache {
   readonly soDir: string;
   readonly fileDir: string;
   readonly privateDir: string;
+  readonly #ownPrivateDir: boolean;
   readonly log: Logger;
   readonly #opts: AppCacheOptions;
   readonly #lru: LRUCache<string, LoadedApp>;
@@ -261,8 +262,10 @@ export class AppCache {
     this.fileDir = path.resolve(opts.fileDir ?? path.join(this.soDir, '..', 'file'));
     this.#host = new HostCall(opts.responseBufferSize);
     this.#statCheckMs = Math.max(0, opts.statCheckMs ?? 250);
+    this.#ownPrivateDir = opts.privateDir === undefined;
     this.privateDir = opts.privateDir ?? makePrivateDir();
     fs.mkdirSync(this.privateDir, { recursive: true, mode: 0o700 });
+    if (this.#ownPrivateDir) PRIVATE_DIRS.add(this.privateDir);
     this.#lru = new LRUCache<string, LoadedApp>({
       max: opts.max,
       dispose: (loaded, _key, reason) => loaded.retire(reason === 'evict' ? 'least recently used' : reason === 'delete' ? 'stale or closed' : reason),
@@ -330,7 +333,10 @@ export class AppCache {
       if (loaded.loaded) loaded.unload('cache closed'); // even with a pending two-phase commit
     }
     this.#host.free();
-    fs.rmSync(this.privateDir, { recursive: true, force: true });
+    if (this.#ownPrivateDir) {
+      fs.rmSync(this.privateDir, { recursive: true, force: true });
+      PRIVATE_DIRS.delete(this.privateDir);
+    }
     const w = this.#watcher;
     this.#watcher = undefined;
     if (w) await w.close();
@@ -487,6 +493,18 @@ export class AppCache {
     this.#watcher = w;
   }
 }
+
+/** Private folders of this process, removed at exit even when a cache was not closed. */
+const PRIVATE_DIRS = new Set<string>();
+process.once('exit', () => {
+  for (const d of PRIVATE_DIRS) {
+    try {
+      fs.rmSync(d, { recursive: true, force: true });
+    } catch {
+      // leave it to the next cache's cleanup of dead processes' folders
+    }
+  }
+});
 
 /**
  * A private folder for this process's copies, under os.tmpdir(). Folders of processes that died

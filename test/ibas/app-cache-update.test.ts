@@ -158,6 +158,8 @@ t.test('bad .so files give clear errors and the process stays alive', async (t) 
     ['empty.so', '', /file too short|invalid ELF header/],
     ['nosomain.so', fs.readFileSync(builtApp('ibp_test_nosomain')), /does not export somain/],
     ['bootfail.so', fs.readFileSync(builtApp('ibp_test_bootfail')), /soinit returned 3/],
+    ['undef.so', fs.readFileSync(builtApp('ibp_test_undef')), /undefined symbol: ibp_no_such_function/],
+    ['abi99.so', fs.readFileSync(builtApp('ibp_test_abi99')), /built for app ABI 99, this server speaks 1/],
   ];
   for (const [bin, content, why] of cases) {
     fs.writeFileSync(path.join(home.so, bin), content);
