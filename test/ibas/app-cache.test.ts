@@ -159,6 +159,23 @@ t.test('attached file names are checked before the app sees them', async (t) => 
   t.equal(text(app.call({}, Buffer.from('still fine')).response), 'still fine');
 });
 
+t.test('response file names are checked in C (rsp_file_add) and must exist', async (t) => {
+  const home = makeHome(t, ['ibp_test_rspfile']);
+  const cache = makeCache(t, home, 2);
+  const app = cache.get(ref('ibp_test_rspfile'));
+  const bad = ['../x', 'a/b', '', '.', '..', 'x..y', 'tab\there', 'n'.repeat(256)];
+  const r = app.call({}, Buffer.from(['+good', ...bad, 'good'].join('\n')));
+  t.equal(r.response.toString(), ['ok', ...bad.map(() => 'refused'), 'refused'].join('\n') + '\n', 'bad names and a duplicate refused');
+  t.same(r.files, ['good']);
+  const many = Array.from({ length: 65 }, (_, i) => `+f${i}`).join('\n');
+  const m = app.call({}, Buffer.from(many));
+  t.equal(m.files.length, 64, 'at most 64 response files');
+  t.match(m.response.toString(), /(ok\n){64}refused\n$/);
+  t.equal(fs.readFileSync(path.join(home.file, 'f63'), 'utf8'), 'f63');
+  t.throws(() => app.call({}, Buffer.from('never-created')), { code: 'IBP_ERR_APP_FILE', message: /never-created.*not a regular file/ });
+  t.same(app.call({}, Buffer.from('')).files, [], 'the next call starts with no response files');
+});
+
 t.test('app result codes come back with the response', async (t) => {
   const home = makeHome(t, ['ibp_test_rc']);
   const cache = makeCache(t, home, 2);
