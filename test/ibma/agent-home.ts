@@ -27,9 +27,10 @@ export const FAST_AGENT = { watch_wait: 2, reconnect_min: 0.05, reconnect_max: 0
 
 export async function makeAgentHome(
   t: Test,
-  o: { node: string; ibmsIp: string; ibmsPort: number; credential: string; dir?: string; agent?: IbmaConf['agent'] },
+  o: { node: string; ibmsIp: string; ibmsPort: number; credential: string; root: string; agent?: IbmaConf['agent'] },
 ): Promise<AgentHome> {
-  const home = o.dir ?? t.testdir();
+  // t.testdir() wipes its folder on every call: the test calls it once and passes it as root
+  const home = path.join(o.root, `agent-${o.node}`);
   fs.mkdirSync(home, { recursive: true });
   t.teardown(() => reapHome(home));
   const init = await runTool('ibma', ['-a', 'init', '--node', o.node, '--ibms-ip', o.ibmsIp, '--ibms-port', String(o.ibmsPort), '--credential', o.credential], { home });

@@ -32,9 +32,10 @@ let space: ConfigSpace;
 let gen1 = 0;
 
 t.before(async () => {
+  const root = t.testdir();
   await fake.start();
   t.teardown(() => fake.stop());
-  a = await makeAgentHome(t, { node: 'ALPHA', ibmsIp: ip, ibmsPort: fake.port, credential: CRED, agent: { max_bundle_size: 1 << 20 } });
+  a = await makeAgentHome(t, { root, node: 'ALPHA', ibmsIp: ip, ibmsPort: fake.port, credential: CRED, agent: { max_bundle_size: 1 << 20 } });
 });
 
 t.test('the agent starts and publishes the first bundle', async (t) => {

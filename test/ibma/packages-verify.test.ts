@@ -40,11 +40,12 @@ let space: ConfigSpace;
 let so1 = '';
 
 t.before(async () => {
+  const root = t.testdir();
   await fake.start();
   t.teardown(() => fake.stop());
   fake.packages.set('app1.so', { body: A });
   fake.packages.set('app2.so', { body: OTHER, forbidden: true });
-  a = await makeAgentHome(t, { node: 'GAMMA', ibmsIp: ip, ibmsPort: fake.port, credential: CRED });
+  a = await makeAgentHome(t, { root, node: 'GAMMA', ibmsIp: ip, ibmsPort: fake.port, credential: CRED });
   so1 = path.join(a.home, 'so', 'app1.so');
 });
 
