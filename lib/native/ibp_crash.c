@@ -19,7 +19,9 @@
  * recognises as a wasm trap is handed back to V8 (v8::TryHandleWebAssemblyTrapPosix, exported by
  * the node binary) and is not a crash.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dlfcn.h>
 #include <errno.h>
 #include <execinfo.h>
