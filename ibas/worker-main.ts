@@ -16,6 +16,19 @@ import { AcceptLock } from './accept-lock.js';
 import { loadInstance } from './instance.js';
 import { Scoreboard } from './scoreboard.js';
 import { Worker, type WorkerMode } from './worker.js';
+import { libc } from '../lib/native/libc.js';
+
+/**
+ * Leave with _exit(2), not process.exit(): a worker queueing for the accept lock has a thread of
+ * the pool blocked in semop(2), and Node's exit joins the thread pool (libuv's shutdown), so
+ * process.exit() would hang until the lock holder lets go. Logs are written synchronously, so
+ * nothing is lost by skipping the exit handlers.
+ */
+const sysExit = libc.func('void _exit(int status)') as unknown as (status: number) => void;
+function hardExit(code: number): never {
+  sysExit(code);
+  throw new Error('unreachable');
+}
 
 const LISTEN_FD = 3;
 
@@ -45,7 +58,7 @@ async function main(): Promise<number> {
   }
   const exitNow = (): void => {
     worker.slot.state('GRACEFUL');
-    process.exit(EXIT.OK);
+    hardExit(EXIT.OK);
   };
   installSignals({
     stop: (sig) => worker.stop(sig, exitNow),
@@ -53,15 +66,15 @@ async function main(): Promise<number> {
   });
   process.on('uncaughtException', (e) => {
     log.fatal({ err: errorText(e), stack: e.stack }, `worker uncaught exception , reason[${errorText(e)}]`);
-    process.exit(EXIT.FAILURE);
+    hardExit(EXIT.FAILURE);
   });
   return worker.run();
 }
 
 main().then(
-  (code) => process.exit(code),
+  (code) => hardExit(code),
   (e) => {
     process.stderr.write(`ibas worker: ${(e as Error)?.stack ?? String(e)}\n`);
-    process.exit(EXIT.FAILURE);
+    hardExit(EXIT.FAILURE);
   },
 );

@@ -144,3 +144,43 @@ export async function waitWorkers(s: IbasHome, n: number, timeoutMs = 20_000): P
     return live.length === n && live.every((w) => w.state !== 'STARTING' && w.pid > 0) ? live : undefined;
   }, timeoutMs);
 }
+
+/** SysV semaphore sets of a home's key block (from /proc/sysvipc/sem). */
+export function semaphoresOfHome(home: string): number[] {
+  const base = homeKeyBase(home);
+  try {
+    return fs.readFileSync('/proc/sysvipc/sem', 'utf8').trim().split('\n').slice(1)
+      .map((r) => Number(r.trim().split(/\s+/)[0]))
+      .filter((k) => k >= base && k <= base + 255);
+  } catch {
+    return [];
+  }
+}
+
+/** Every process, segment and semaphore of ibas is gone (the config space of the test stays). */
+export async function assertStoppedClean(t: Test, s: IbasHome): Promise<void> {
+  const { processesOfHome, segmentsOfHome } = await import('../../helpers/procs.js');
+  await waitFor('ibas processes to be gone', () => processesOfHome(s.home).length === 0, 15_000).catch(() => undefined);
+  t.same(processesOfHome(s.home), [], 'no process of the home is left');
+  const segs = (await segmentsOfHome(s.home)).map((x) => x.key);
+  t.notOk(segs.includes(s.scoreboardKey), 'the scoreboard segment is removed');
+  t.same(semaphoresOfHome(s.home), [], 'the accept-lock semaphore is removed');
+  t.notOk(fs.existsSync(path.join(s.home, 'run', 'ibas.pid')), 'the pid file is removed');
+}
+
+/** Run `n` transactions on one long connection, checking each echo. */
+export async function echoLoop(s: IbasHome, n: number, sizeMax = 2000): Promise<number> {
+  const { TestClient } = await import('./client.js');
+  const c = await TestClient.connect(s.ip, s.port);
+  let ok = 0;
+  try {
+    for (let i = 0; i < n; i++) {
+      const body = Buffer.alloc(Math.floor(Math.random() * sizeMax), `tx${i}-`);
+      const r = await c.call('ibp_test_echo', body, { journal: `J${i}` });
+      if (r.rc === 0 && r.body.equals(body)) ok++;
+    }
+  } finally {
+    c.close();
+  }
+  return ok;
+}
