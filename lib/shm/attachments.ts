@@ -18,6 +18,10 @@
  * again every detached segment that still exists, so the handler sees a non-zero attach count.
  * Segments are only ever removed explicitly (destroySegment).
  *
+ * Detaching goes by key in shm-typed-array, so a segment removed while still attached here (only
+ * `removeAll`/start_cleanly do that) stays mapped until exit: detaching it could hit the segment
+ * that re-uses its key.
+ *
  * Known limit (lib/shm/sysv.ts): once a segment is detached, attaching the SAME shmid again in the
  * same process maps it anew, and that mapping is never unmapped before the process exits (it keeps
  * the segment's attach count up). Readers attach each config segment once per process in normal
@@ -39,7 +43,10 @@ const retired = new Map<number, Segment>();
 const exitPins: Segment[] = [];
 
 function retire(seg: Segment): void {
-  seg.detach();
+  // Segment.detach() goes through shm-typed-array, which detaches BY KEY: once the segment was
+  // removed and its key re-used, that would unmap the new segment's mapping instead (SIGSEGV on the
+  // next access). A removed segment's mapping is then left to the process exit.
+  if (shmidOf(seg.key) === seg.shmid) seg.detach();
   retired.set(seg.shmid, seg);
 }
 

@@ -29,11 +29,14 @@ export class ConfigSpace {
   readonly indexKey: number;
   #index: IndexSegment;
   #view: ConfigView | undefined;
+  /** shmid of the index segment the current view was found through. */
+  #viewIndex: number;
 
   private constructor(indexKey: number, index: IndexSegment, view: ConfigView) {
     this.indexKey = indexKey;
     this.#index = index;
     this.#view = view;
+    this.#viewIndex = index.shmid;
   }
 
   /** Open the config space of the node whose ibma.conf this is (its shm.index_key). */
@@ -66,7 +69,6 @@ export class ConfigSpace {
    */
   checkSwitch(): boolean {
     const view = this.#live();
-    let indexRenewed = false;
     const id = shmidOf(this.indexKey);
     if (id >= 0 && id !== this.#index.shmid) {
       let fresh: IndexSegment | undefined;
@@ -78,12 +80,11 @@ export class ConfigSpace {
       if (fresh) {
         this.#index.close();
         this.#index = fresh;
-        indexRenewed = true;
       }
     }
     const { key, generation } = this.#index.read();
     if (key === 0) return false;
-    if (!indexRenewed && key === view.key && generation === view.generation) return false;
+    if (this.#viewIndex === this.#index.shmid && key === view.key && generation === view.generation) return false;
     let next: ConfigView | undefined;
     try {
       next = attachCurrent(this.#index);
@@ -91,6 +92,7 @@ export class ConfigSpace {
       next = undefined;
     }
     if (!next) return false;
+    this.#viewIndex = this.#index.shmid;
     if (next.seg === view.seg) {
       releaseShared(next.seg); // the same attachment, counted twice
       return false;

@@ -4,12 +4,15 @@
  */
 import t from 'tap';
 import { fork } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { ConfigSpaceWriter, type SpaceSettings } from '../../lib/shm/config-segment.js';
 import { ConfigSpace } from '../../lib/shm/config-space.js';
 import { homeKeyBase, KEY_SLOT } from '../../lib/shm/keys.js';
-import { attachCount, shmidOf } from '../../lib/shm/sysv.js';
+import { attachCount, destroySegment, shmidOf } from '../../lib/shm/sysv.js';
+import { createShared, releaseShared } from '../../lib/shm/attachments.js';
 import type { NodeBundle } from '../../lib/config/model.js';
 import { reapHome, segmentsOfHome } from '../helpers/procs.js';
 import { isIbpError } from '../../lib/errors.js';
@@ -144,4 +147,75 @@ t.test('bad input is refused with a clear error and the current config stays', a
   t.same(w.current(), p1);
   t.equal((await segmentsOfHome(home)).length, 2, 'no half-built segment left');
   w.removeAll();
+});
+
+t.test('open(ibma.conf) reads shm.index_key', async (t) => {
+  const home = t.testdir();
+  t.teardown(() => reapHome(home));
+  const indexKey = homeKeyBase(home);
+  const conf = path.join(home, 'ibma.conf');
+  const write = (key: number) => fs.writeFileSync(conf, `// the node agent\n${JSON.stringify({
+    this_node: 'ECIF',
+    ibms: { ip: '127.0.0.1', port: 18000 },
+    credential: 'c'.repeat(32),
+    comm: { min_compress_size: 4096 },
+    ibac: { connecting_timeout: 2, retry_connect_timeval: 10 },
+    shm: { index_key: key },
+    log: {},
+  }, null, 2)}\n`);
+  write(indexKey);
+  t.throws(() => ConfigSpace.open(conf), { code: 'IBP_ERR_SHM_NO_SPACE' }, 'no agent yet');
+  t.throws(() => ConfigSpace.open(path.join(home, 'missing.conf')), { code: 'IBP_ERR_CFG_NOT_FOUND' });
+  const w = new ConfigSpaceWriter(indexKey);
+  w.publish(bundle(1), settings);
+  const r = ConfigSpace.open(conf);
+  t.equal(r.indexKey, indexKey);
+  t.equal(r.header().thisNode, 'ECIF');
+  r.close();
+  write(0);
+  t.throws(() => ConfigSpace.open(conf), { code: 'IBP_ERR_CFG_INVALID' }, 'index_key 0 refused by the schema');
+  w.removeAll();
+});
+
+t.test('readers follow a re-created index and keep serving while it is gone', async (t) => {
+  const home = t.testdir();
+  t.teardown(() => reapHome(home));
+  const indexKey = homeKeyBase(home);
+  const w1 = new ConfigSpaceWriter(indexKey);
+  const p1 = w1.publish(bundle(1), settings);
+  const r = ConfigSpace.openKey(indexKey);
+  w1.removeAll(); // ibma -a stop_cleanly
+  t.equal(shmidOf(indexKey), -1);
+  t.equal(r.checkSwitch(), false, 'nothing to switch to');
+  t.equal(r.kv('ECIF', 'db'), 'ecifdb', 'the removed segment stays mapped for the reader');
+
+  // a new agent: same key and generation as before, but new segments
+  const w2 = new ConfigSpaceWriter(indexKey);
+  t.equal(r.checkSwitch(), false, 'a new index with nothing published yet');
+  const b2 = bundle(1);
+  b2.nodes[0]!.kvs.db = 'fresh';
+  const p2 = w2.publish(b2, settings);
+  t.same(p2, p1, 'same key and generation as the old publication');
+  t.equal(r.checkSwitch(), true, 'switched anyway: the index was re-created');
+  t.equal(r.kv('ECIF', 'db'), 'fresh');
+  t.equal(r.checkSwitch(), false);
+  r.close();
+  w2.removeAll();
+  t.same(await segmentsOfHome(home), []);
+});
+
+t.test('removeLeftovers (start_cleanly) removes IBP segments of the block only', async (t) => {
+  const home = t.testdir();
+  t.teardown(() => reapHome(home));
+  const indexKey = homeKeyBase(home);
+  const w = new ConfigSpaceWriter(indexKey);
+  w.publish(bundle(1), settings);
+  w.publish(bundle(2), settings);
+  w.close();
+  const foreign = createShared(indexKey + 100, 64)!;
+  foreign.buf.write('not ours');
+  t.same(ConfigSpaceWriter.removeLeftovers(indexKey).sort(), [indexKey, indexKey + 16, indexKey + 17]);
+  t.same((await segmentsOfHome(home)).map((s) => s.key), [indexKey + 100], 'a foreign segment in the block is left alone');
+  releaseShared(foreign);
+  destroySegment(indexKey + 100);
 });
