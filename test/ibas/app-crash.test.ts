@@ -15,7 +15,27 @@ const CHILD = fileURLToPath(new URL('./app-crash-child.ts', import.meta.url));
 
 interface Outcome { code: number | null; signal: NodeJS.Signals | null; stdout: string; log: string }
 
-async function runChild(t: Tap.Test, dir: string, args: string[]): Promise<Outcome> {
+// Each child loads the TypeScript sources (about a second of CPU): run up to 3 at a time, every
+// scenario started up front and awaited by its own subtest.
+const MAX_CHILDREN = 3;
+let running = 0;
+const queue: (() => void)[] = [];
+async function slot<T>(f: () => Promise<T>): Promise<T> {
+  if (running >= MAX_CHILDREN) await new Promise<void>((r) => queue.push(r));
+  running++;
+  try {
+    return await f();
+  } finally {
+    running--;
+    queue.shift()?.();
+  }
+}
+
+function runChild(t: Tap.Test, dir: string, args: string[]): Promise<Outcome> {
+  return slot(() => spawnChild(t, dir, args));
+}
+
+async function spawnChild(t: Tap.Test, dir: string, args: string[]): Promise<Outcome> {
   const logFile = path.join(dir, `worker-${args.join('-').replace(/[^\w-]/g, '_')}.log`);
   const child = fork(CHILD, [path.join(dir, 'so'), logFile, ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   let stdout = '';
@@ -36,11 +56,9 @@ async function runChild(t: Tap.Test, dir: string, args: string[]): Promise<Outco
   return { code, signal, stdout, log: fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '' };
 }
 
-function setup(t: Tap.Test): string {
-  const dir = t.testdir({ so: {}, file: {} });
-  for (const a of ['ibp_test_crash', 'ibp_test_abort', 'ibp_test_echo']) fs.copyFileSync(builtApp(a), path.join(dir, 'so', `${a}.so`));
-  return dir;
-}
+// one folder for every scenario (each child writes its own log file there)
+const DIR = t.testdir({ so: {}, file: {} });
+for (const a of ['ibp_test_crash', 'ibp_test_abort', 'ibp_test_echo']) fs.copyFileSync(builtApp(a), path.join(DIR, 'so', `${a}.so`));
 
 // deep: the recursion fills the 64 frames of the report, so somain and the host are not in it
 const cases: { name: string; bin: string; req: string; signal: NodeJS.Signals; fn: string; deep?: boolean }[] = [
@@ -51,10 +69,18 @@ const cases: { name: string; bin: string; req: string; signal: NodeJS.Signals; f
   { name: 'stack overflow (alternate stack)', bin: 'ibp_test_crash.so', req: 'stack', signal: 'SIGSEGV', fn: 'ibp_crash_stack_here', deep: true },
 ];
 
-for (const c of cases) {
+// every child starts now (at most MAX_CHILDREN at a time); each subtest awaits its own
+const outcomes = cases.map((c) => runChild(t, DIR, [c.bin, c.req]));
+const nullAddr = runChild(t, DIR, ['ibp_test_crash.so', '']);
+const noCapture = runChild(t, DIR, ['ibp_test_crash.so', 'segv', '--no-capture']);
+const normal = runChild(t, DIR, ['ibp_test_echo.so', 'hello']);
+const wasm = runChild(t, DIR, ['--wasm-trap']);
+// no unhandled rejection before a subtest gets to await it
+for (const p of [...outcomes, nullAddr, noCapture, normal, wasm]) p.catch(() => undefined);
+
+cases.forEach((c, i) => {
   t.test(`${c.name}: backtrace names ${c.fn}, the process dies by ${c.signal}`, async (t) => {
-    const dir = setup(t);
-    const r = await runChild(t, dir, [c.bin, c.req]);
+    const r = await outcomes[i]!;
     t.equal(r.signal, c.signal, `killed by ${c.signal}`);
     t.equal(r.code, null);
     t.equal(r.stdout, '', 'the call never returned');
@@ -67,25 +93,22 @@ for (const c of cases) {
     }
     t.match(r.log, new RegExp(`ibp_crash \\| end , re-raising ${c.signal} with the default action`));
   });
-}
+});
 
 t.test('NULL pointer in the app address: the fault address is 0x0', async (t) => {
-  const dir = setup(t);
-  const r = await runChild(t, dir, ['ibp_test_crash.so', '']);
+  const r = await nullAddr;
   t.equal(r.signal, 'SIGSEGV');
   t.match(r.log, /name\[SIGSEGV\] signo\[11\] code\[1\] addr\[0x0\]/);
 });
 
 t.test('without capture the process dies by the same signal, with no report', async (t) => {
-  const dir = setup(t);
-  const r = await runChild(t, dir, ['ibp_test_crash.so', 'segv', '--no-capture']);
+  const r = await noCapture;
   t.equal(r.signal, 'SIGSEGV');
   t.notMatch(r.log, /ibp_crash/);
 });
 
 t.test('with capture installed, a normal call and exit are untouched', async (t) => {
-  const dir = setup(t);
-  const r = await runChild(t, dir, ['ibp_test_echo.so', 'hello']);
+  const r = await normal;
   t.equal(r.code, 0);
   t.equal(r.signal, null);
   t.equal(r.stdout, 'rc=0 response=hello\n');
@@ -93,8 +116,7 @@ t.test('with capture installed, a normal call and exit are untouched', async (t)
 });
 
 t.test('WebAssembly bounds traps still reach V8 with the handlers installed', async (t) => {
-  const dir = setup(t);
-  const r = await runChild(t, dir, ['--wasm-trap']);
+  const r = await wasm;
   t.equal(r.code, 0);
   t.match(r.stdout, /^wasm-trap:.*out of bounds/);
   t.notMatch(r.log, /ibp_crash/);
