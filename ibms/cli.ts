@@ -15,9 +15,7 @@ import { Home, homeOfConf } from '../lib/home.js';
 import { runningPid } from '../lib/pidfile.js';
 import { IbmsClient } from './client.js';
 import { readAdminCredential } from './credentials.js';
-import { initHome, IBMS_CONF } from './init.js';
-import { PID_FILE, runMonitor } from './monitor.js';
-import { dataFiles, loadData } from './persist.js';
+import { initHome, IBMS_CONF, PID_FILE } from './init.js';
 import type { Session } from './sessions.js';
 
 export interface CliOptions {
@@ -287,6 +285,7 @@ const ACTIONS: Record<string, Handler> = {
   },
   async check(ctx) {
     const conf = ctx.conf();
+    const { dataFiles, loadData } = await import('./persist.js');
     const loaded = loadData(dataFiles(ctx.home, conf));
     const files = dataFiles(ctx.home, conf);
     if (ctx.json) {
@@ -302,6 +301,7 @@ const ACTIONS: Record<string, Handler> = {
   async start(ctx) {
     const conf = ctx.conf();
     if (isDaemonChild()) {
+      const { runMonitor } = await import('./monitor.js');
       await runMonitor({ confFile: ctx.confFile, home: ctx.home, conf });
       return;
     }

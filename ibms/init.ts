@@ -9,6 +9,8 @@ import { HOME_DIRS, type Home } from '../lib/home.js';
 import { ADMIN_CREDENTIAL_FILE, ensureCredentialFile } from './credentials.js';
 
 export const IBMS_CONF = 'ibms.conf';
+/** The monitor's pid file, in run/. */
+export const PID_FILE = 'ibms.pid';
 
 function writeNew(file: string, text: string, mode = 0o644): boolean {
   try {
