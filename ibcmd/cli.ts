@@ -22,7 +22,6 @@ import { isDaemonChild, killDaemon, startDaemon, stopDaemon } from '../lib/daemo
 import { IbpError, isIbpError } from '../lib/errors.js';
 import { checkPlainFileName, HOME_DIRS, type Home } from '../lib/home.js';
 import { removePid, runningPid } from '../lib/pidfile.js';
-import { runAgent } from './agent.js';
 import { IbcmdClient, type ExecAnswer } from './client.js';
 import { checkConfFiles, defaultConf, loadConf, PID_NAME, renderConf, resolveConf, type LoadedConf } from './config.js';
 import { ensureCredential, readCredential } from './credential.js';
@@ -78,6 +77,7 @@ function portArg(v: string | undefined): number | undefined {
 }
 
 function init(o: Opts): void {
+  const conf = defaultConf(ipArg(o.ip), portArg(o.port));
   const { file, home } = resolveConf(o.conf);
   for (const d of HOME_DIRS) {
     const dir = home.dir(d);
@@ -85,7 +85,6 @@ function init(o: Opts): void {
     else out(`mkdir ${dir} ok\n`);
   }
   home.ensure();
-  const conf = defaultConf(ipArg(o.ip), portArg(o.port));
   if (fs.existsSync(file)) {
     out(`WARN : ${file} exist !\n`);
   } else {
@@ -121,6 +120,8 @@ async function start(o: Opts): Promise<void> {
   const { errors } = checkConfFiles(loaded);
   if (errors.length > 0) throw new IbpError('IBP_ERR_CFG_INVALID', { file: loaded.file, key: '(files)', detail: errors.join('; ') });
   if (isDaemonChild() || o.foreground) {
+    // loaded only here: client verbs start faster without fastify
+    const { runAgent } = await import('./agent.js');
     await runAgent(loaded);
     return;
   }

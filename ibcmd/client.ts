@@ -5,6 +5,7 @@
  */
 import crypto from 'node:crypto';
 import { ERRORS, IbpError, type ErrorCode } from '../lib/errors.js';
+import { checkPlainFileName } from '../lib/home.js';
 import type { ExecResult } from './exec.js';
 import type { AgentStatus } from './server.js';
 import type { ListedFile, StoredFile } from './transfer.js';
@@ -84,7 +85,9 @@ export class IbcmdClient {
     return ((await (await this.#request('GET', '/v1/files')).json()) as { files: ListedFile[] }).files;
   }
 
+  /** The name is checked here too (as the agent does), so a URL can never normalise it away. */
   async put(name: string, data: Buffer): Promise<StoredFile> {
+    checkPlainFileName(name);
     const stored = (await (await this.#request('PUT', `/v1/files/${encodeURIComponent(name)}`, { bytes: data })).json()) as StoredFile;
     const mine = crypto.createHash('sha256').update(data).digest('hex');
     if (stored.sha256 !== mine) throw new IbpError('IBP_ERR_CMD_ANSWER', { status: 200, detail: `the agent stored ${name} with sha256 ${stored.sha256}, sent ${mine}` });
@@ -92,6 +95,7 @@ export class IbcmdClient {
   }
 
   async get(name: string): Promise<{ data: Buffer; sha256: string }> {
+    checkPlainFileName(name);
     const res = await this.#request('GET', `/v1/files/${encodeURIComponent(name)}`);
     const data = Buffer.from(await res.arrayBuffer());
     const sha256 = crypto.createHash('sha256').update(data).digest('hex');

@@ -120,6 +120,8 @@ export function buildServer(s: AgentState, opts: { commandTimeoutMs: number }): 
     requestTimeout: opts.commandTimeoutMs + 60_000,
     connectionTimeout: opts.commandTimeoutMs + 60_000,
     return503OnClosing: true,
+    // longer than any plain file name, so a long name reaches checkPlainFileName and its message
+    maxParamLength: 1024,
   });
   app.decorateRequest('ibcmdNote', null);
 
