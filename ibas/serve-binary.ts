@@ -102,6 +102,7 @@ export function serveBinary(socket: net.Socket, first: Buffer, ctx: ConnectionCo
   const onRequest = (st: TxState, body: Buffer): void => {
     const { pre } = st;
     const receivedNs = nowNs();
+    if (st.rejected) ctx.runner.countRejected(pre.app, 'KEEPALIVE');
     const outcome = st.rejected ?? ctx.runner.run({
       app: pre.app, clientNode: pre.clientNode, clientIp: peer.ip, clientPort: peer.port, journal: pre.journal,
       request: body, files: st.files, prepare: (pre.flags & TX_FLAG.PREPARE) !== 0,

@@ -91,6 +91,12 @@ export class TransactionRunner {
     return { rc: resultOf(e), appRc: 0, message: errorText(e).replace(/^IBP_ERR_\w+: /, ''), body: Buffer.alloc(0), files: [], appUs: 0 };
   }
 
+  /** A transaction rejected at its pre-request ends: count it on the slot like any other. */
+  countRejected(app: string, after: WorkerState): void {
+    this.#slot.txBegin(app, 0);
+    this.#slot.txEnd(false, after);
+  }
+
   /**
    * Run the transaction. Never throws for a failure of the app or of the input: the outcome
    * carries the result code. `after` is the slot state once done (KEEPALIVE on a long connection).
