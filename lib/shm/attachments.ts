@@ -1,52 +1,45 @@
 /**
  * One attachment per segment per process, shared and reference-counted.
  *
- * Why: shm-typed-array keeps one record per shmid, not per mapping. If a process maps the same
- * segment twice (a writer and a reader in one process, or two readers) and detaches one of them,
- * shm-typed-array unmaps the OTHER mapping (the first one it recorded): the next access to it kills
- * the process with SIGSEGV. So every config-space module attaches through here: a second user of a
- * segment in the same process gets the same {@link Segment}, and the segment is detached when its
- * last user releases it.
+ * Every config-space module attaches through here instead of calling Segment.attach/detach itself,
+ * because of four traps of shm-typed-array (under lib/shm/sysv.ts), which keeps one record per
+ * shmid, not per mapping, and never forgets it:
  *
- * Detached is not forgotten. shm-typed-array keeps the shmid of every segment a process ever mapped,
- * and removes the segment (IPC_RMID) when its attach count is 0 at two moments: when the Buffer is
- * garbage-collected, and at process exit — even long after an explicit detach. The pin of
- * lib/shm/sysv.ts covers segments that are still attached, not detached ones: a reader that closed
- * the config space and exited would remove the live config segment of the node. So this module
- * (1) keeps every detached Segment reachable for the life of the process (its Buffer is never
- * collected: no finalizer runs), and (2) at exit, BEFORE shm-typed-array's own exit handler, pins
- * again every detached segment that still exists, so the handler sees a non-zero attach count.
- * Segments are only ever removed explicitly (destroySegment).
- *
- * Detaching goes by key in shm-typed-array, so a segment removed while still attached here (only
- * `removeAll`/start_cleanly do that) stays mapped until exit: detaching it could hit the segment
- * that re-uses its key.
- *
- * Known limit (lib/shm/sysv.ts): once a segment is detached, attaching the SAME shmid again in the
- * same process maps it anew, and that mapping is never unmapped before the process exits (it keeps
- * the segment's attach count up). Readers attach each config segment once per process in normal
- * use; the index segment is the exception (see {@link attachShared}'s `keep`).
+ * 1. Two mappings of one segment in a process: detaching one unmaps the OTHER (SIGSEGV on its next
+ *    access). So a process maps a segment once; further users share it, reference-counted.
+ * 2. It removes a segment (IPC_RMID) whose attach count is 0 when one of its Buffers is
+ *    garbage-collected and at process exit, even long after an explicit detach: a reader that closed
+ *    the config space and exited would remove the node's live config. So every detached Segment
+ *    stays reachable for the life of the process (no finalizer runs), and at exit, BEFORE
+ *    shm-typed-array's exit handler, every detached segment that still exists is pinned again so
+ *    the handler sees a non-zero count. Segments are only removed explicitly (destroySegment).
+ * 3. It detaches by key: once a segment is removed and its key re-used, detaching the old one would
+ *    unmap the new one. A segment whose key no longer names it is not detached; its mapping goes at
+ *    exit (only removeAll / start_cleanly remove segments that are still attached).
+ * 4. Attaching a segment again after detaching it maps it anew, and that mapping is never unmapped
+ *    before exit. So such a re-attachment is made sticky (kept until exit: at most one extra mapping
+ *    per segment), and a closed config space lingers a moment before it detaches, so that a process
+ *    that opens and closes the space per call (ibac's requester) re-uses one mapping.
  */
 import { Segment, shmidOf } from './sysv.js';
 
 interface Entry {
   seg: Segment;
   users: number;
-  /** Never detached before exit (see attachShared). */
+  /** Never detached before exit (the index segment; re-attached segments, see trap 4). */
   keep: boolean;
+  /** Set while a released segment lingers before its detach. */
+  linger?: NodeJS.Timeout;
 }
 
 const byShmid = new Map<number, Entry>();
-/** Every segment this process detached, by shmid (kept reachable on purpose: see above). */
+/** Every segment this process detached, by shmid (kept reachable on purpose: trap 2). */
 const retired = new Map<number, Segment>();
 /** Pins taken at exit (reachable until the kernel drops them). */
 const exitPins: Segment[] = [];
 
 function retire(seg: Segment): void {
-  // Segment.detach() goes through shm-typed-array, which detaches BY KEY: once the segment was
-  // removed and its key re-used, that would unmap the new segment's mapping instead (SIGSEGV on the
-  // next access). A removed segment's mapping is then left to the process exit.
-  if (shmidOf(seg.key) === seg.shmid) seg.detach();
+  if (shmidOf(seg.key) === seg.shmid) seg.detach(); // trap 3
   retired.set(seg.shmid, seg);
 }
 
@@ -65,8 +58,8 @@ process.prependListener('exit', () => {
 
 /**
  * Attach the segment with this key, or share this process's attachment of it. Undefined when no
- * segment has the key. `keep`: stay mapped after the last release (for the index segment, which a
- * process re-opens often and which never goes away while ibma lives).
+ * segment has the key. `keep`: stay mapped after the last release (for the index segment, which
+ * never goes away while ibma lives).
  */
 export function attachShared(key: number, keep = false): Segment | undefined {
   const id = shmidOf(key);
@@ -75,17 +68,20 @@ export function attachShared(key: number, keep = false): Segment | undefined {
   if (known?.seg.attached) {
     known.users++;
     known.keep ||= keep;
+    if (known.linger) {
+      clearTimeout(known.linger);
+      known.linger = undefined;
+    }
     return known.seg;
   }
   const seg = Segment.attach(key);
   if (!seg) return undefined;
-  const again = byShmid.get(seg.shmid);
-  if (again?.seg.attached) {
+  if (byShmid.get(seg.shmid)?.seg.attached) {
     // the key was re-created between the two lookups onto a segment we already hold: impossible in
-    // practice (a new shmid is never one we hold); refuse rather than map it twice
+    // practice (a new shmid is never one we hold); refuse rather than map it twice (trap 1)
     throw new Error(`shm: segment ${seg.shmid} mapped twice in one process`);
   }
-  byShmid.set(seg.shmid, { seg, users: 1, keep });
+  byShmid.set(seg.shmid, { seg, users: 1, keep: keep || retired.has(seg.shmid) }); // trap 4
   return seg;
 }
 
@@ -97,18 +93,32 @@ export function createShared(key: number, size: number, perm = 0o600): Segment |
   return seg;
 }
 
-/** Give back one use; the last one detaches (unless kept). Idempotent per use only: call once. */
-export function releaseShared(seg: Segment): void {
+/**
+ * Give back one use. The last one detaches, unless the segment is kept, or after `lingerMs` (an
+ * unref'd timer: it keeps no process alive) when nobody took it again meanwhile.
+ */
+export function releaseShared(seg: Segment, lingerMs = 0): void {
   const e = byShmid.get(seg.shmid);
   if (!e || e.seg !== seg) {
     if (seg.attached) retire(seg);
     return;
   }
   e.users = Math.max(0, e.users - 1);
-  if (e.users === 0 && !e.keep) {
-    byShmid.delete(seg.shmid);
-    retire(seg);
+  if (e.users > 0 || e.keep) return;
+  if (lingerMs > 0) {
+    if (e.linger) clearTimeout(e.linger);
+    e.linger = setTimeout(() => {
+      e.linger = undefined;
+      if (e.users === 0 && !e.keep && byShmid.get(seg.shmid) === e) {
+        byShmid.delete(seg.shmid);
+        retire(seg);
+      }
+    }, lingerMs);
+    e.linger.unref();
+    return;
   }
+  byShmid.delete(seg.shmid);
+  retire(seg);
 }
 
 /** Detach a kept segment for good once nobody in this process uses it (e.g. after removing it). */
@@ -117,20 +127,23 @@ export function forgetShared(seg: Segment): void {
   if (e && e.seg === seg) {
     e.keep = false;
     if (e.users === 0) {
+      if (e.linger) clearTimeout(e.linger);
       byShmid.delete(seg.shmid);
       retire(seg);
     }
   }
 }
 
-/** Users of this shmid in this process (0 when not attached here). */
+/** Users of this shmid in this process, counting a kept or lingering attachment as one. */
 export function localUsers(shmid: number): number {
   const e = byShmid.get(shmid);
-  return e?.seg.attached ? Math.max(e.users, e.keep ? 1 : 0) : 0;
+  if (!e?.seg.attached) return 0;
+  return Math.max(e.users, e.keep || e.linger ? 1 : 0);
 }
 
-/** Attachments this process holds on the segment: a mapped Segment counts 2 (mapping + pin). */
-export function localAttachments(shmid: number): number {
+/** How this process holds a segment (ops and tests): undefined when it does not. */
+export function attachmentInfo(shmid: number): { users: number; kept: boolean; lingering: boolean } | undefined {
   const e = byShmid.get(shmid);
-  return e?.seg.attached ? 2 : 0;
+  if (!e?.seg.attached) return undefined;
+  return { users: e.users, kept: e.keep, lingering: e.linger !== undefined };
 }

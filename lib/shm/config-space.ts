@@ -24,6 +24,8 @@ export type { AppView, HostView, NodeView, SpaceHeader } from './config-view.js'
 
 /** Attempts to catch a consistent (index word, segment) pair while the writer flips and collects. */
 const ATTACH_ATTEMPTS = 8;
+/** How long a closed reader keeps the current segment mapped, in case the process opens it again. */
+const CLOSE_LINGER_MS = 1000;
 
 export class ConfigSpace {
   readonly indexKey: number;
@@ -166,11 +168,18 @@ export class ConfigSpace {
     return this.#view === undefined;
   }
 
-  /** Detach the config segment (the index segment stays mapped until exit; see attachments.ts). Idempotent. */
+  /**
+   * Detach the config segment (the index segment stays mapped until exit). A segment that is still
+   * the current one lingers CLOSE_LINGER_MS first, so a process that opens and closes the space per
+   * call re-uses one mapping (lib/shm/attachments.ts, trap 4). Idempotent.
+   */
   close(): void {
-    if (!this.#view) return;
-    releaseShared(this.#view.seg);
+    const view = this.#view;
+    if (!view) return;
     this.#view = undefined;
+    const { key, generation } = this.#index.read();
+    const current = key === view.key && generation === view.generation && shmidOf(this.indexKey) === this.#index.shmid;
+    releaseShared(view.seg, current ? CLOSE_LINGER_MS : 0);
     this.#index.close();
   }
 

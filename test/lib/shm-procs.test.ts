@@ -9,9 +9,10 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { ConfigSpaceWriter } from '../../lib/shm/config-segment.js';
 import { ConfigSpace } from '../../lib/shm/config-space.js';
+import { attachmentInfo } from '../../lib/shm/attachments.js';
 import { homeKeyBase, KEY_SLOT } from '../../lib/shm/keys.js';
 import { attachCount, listSegments, shmidOf } from '../../lib/shm/sysv.js';
-import { reapHome, segmentsOfHome } from '../helpers/procs.js';
+import { reapHome, segmentsOfHome, waitFor } from '../helpers/procs.js';
 import { childBundle, encodeLoad } from './shm-child.js';
 
 const CHILD = fileURLToPath(new URL('./shm-child.ts', import.meta.url));
@@ -198,4 +199,33 @@ t.test('ipcs -m shows nothing of the home after removeAll', async (t) => {
   const out = execFileSync('ipcs', ['-m'], { encoding: 'utf8' });
   const keys = out.split('\n').map((l) => l.split(/\s+/)[0]).filter((k) => k?.startsWith('0x')).map((k) => Number.parseInt(k!, 16));
   t.same(keys.filter((k) => k >= indexKey && k <= indexKey + 255), []);
+});
+
+t.test('a process that opens and closes the space per call keeps its mappings bounded', async (t) => {
+  const home = t.testdir();
+  t.teardown(() => reapHome(home));
+  const indexKey = homeKeyBase(home);
+  const writer = spawnChild(t, ['publish', String(indexKey), '1']);
+  const { published } = await writer.next<{ published: { key: number; generation: number }[] }>();
+  await once(writer.proc, 'exit');
+  const key = published[0]!.key;
+  const perCall = () => {
+    const r = ConfigSpace.openKey(indexKey);
+    const v = r.kv('N0', 'v');
+    r.close();
+    return v;
+  };
+  const shmid = shmidOf(key);
+  for (let i = 0; i < 30; i++) t.equal(perCall(), '1');
+  t.equal(attachCount(key), 2, 'calls in quick succession share one attachment (mapping + pin)');
+  t.same(attachmentInfo(shmid), { users: 0, kept: false, lingering: true }, 'lingering after close');
+  await waitFor('the lingering attachment to go', () => attachCount(key) === 0, 5000);
+  t.equal(attachmentInfo(shmid), undefined);
+  for (let i = 0; i < 30; i++) perCall();
+  t.equal(attachCount(key), 2, 'attached again after a pause: one attachment, not one per call');
+  t.same(attachmentInfo(shmid), { users: 0, kept: true, lingering: false }, 'sticky: shm-typed-array could not unmap it anyway');
+  t.equal(attachCount(indexKey), 2, 'the index: one attachment for the life of the process');
+  const w = new ConfigSpaceWriter(indexKey);
+  w.removeAll();
+  t.equal(shmidOf(key), -1);
 });
