@@ -194,22 +194,28 @@ export function serveBinary(socket: net.Socket, first: Buffer, ctx: ConnectionCo
     close(RC.PROTO_IDLE, new IbpError('IBP_ERR_PROTO_IDLE', { ms: ctx.idleTimeoutMs }).message);
   });
   socket.on('data', onData);
-  socket.on('end', () => {
+  /** The peer went away (end or reset): a cut frame or transaction is a logged protocol error. */
+  const peerGone = (how: string): void => {
     if (closing) return;
+    closing = true;
     try {
       reader.end();
-      if (state.kind !== 'IDLE') throw new IbpError('IBP_ERR_PROTO_TRUNCATED', { detail: `client closed with the transaction of ${state.pre.app} incomplete` });
+      if (state.kind !== 'IDLE') throw new IbpError('IBP_ERR_PROTO_TRUNCATED', { detail: `client ${how} with the transaction of ${state.pre.app} incomplete` });
     } catch (e) {
       ctx.countError();
-      ctx.log.warn({ client: `${peer.ip}:${peer.port}`, err: errorText(e) }, `protocol error , client[${peer.ip}:${peer.port}] reason[${errorText(e)}]`);
+      ctx.log.warn({ client: `${peer.ip}:${peer.port}`, err: errorText(e) }, `protocol error , client[${peer.ip}:${peer.port}] reason[${errorText(e)}] (${how})`);
     }
-    closing = true;
+  };
+  socket.on('end', () => {
+    peerGone('closed');
     socket.end();
   });
   socket.on('error', (e) => {
     if (!closing) ctx.log.info({ client: `${peer.ip}:${peer.port}` }, `connection error , client[${peer.ip}:${peer.port}] reason[${e.message}]`);
+    peerGone(`reset (${(e as NodeJS.ErrnoException).code ?? e.message})`);
   });
   socket.on('close', () => {
+    peerGone('went away');
     closing = true;
     for (const tx of prepared.values()) {
       const outcome = ctx.runner.decide(tx, false, 'WORKING');

@@ -1,0 +1,85 @@
+// Malformed, truncated, out-of-order and oversized input on the binary protocol: the server
+// answers an ERROR packet naming the problem, logs it, closes the connection — and the worker
+// stays alive and serves the next client.
+import t from 'tap';
+import { setupIbas, waitWorkers } from './helpers/server.js';
+import { callOnce, TestClient } from './helpers/client.js';
+import { encodePacket } from '../../lib/protocol/codec.js';
+import { encodeFrame, FRAME_TYPE, HEADER_SIZE } from '../../lib/protocol/frame.js';
+import { RC } from '../../lib/protocol/result-codes.js';
+import { waitFor } from '../helpers/procs.js';
+
+function header(type: number, length: number, version = 1, flags = 0): Buffer {
+  const h = Buffer.alloc(HEADER_SIZE);
+  h.write('IB', 0, 'latin1');
+  h[2] = version;
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(length, 8);
+  return h;
+}
+
+const pre = (fileCount = 0) => encodePacket({ type: 'PRE_REQUEST', flags: 0, fileCount, timeoutMs: 0, clientNode: 'bad', app: 'ibp_test_echo', journal: 'M' });
+
+t.test('bad input never takes a worker down', async (t) => {
+  const s = await setupIbas(t, { maxCount: 1, patch: (c) => { c.comm.max_frame_size = 8192; c.comm.idle_timeout = 1; } });
+  await s.start();
+  const [worker] = await waitWorkers(s, 1);
+
+  const cases: { what: string; bytes: Buffer; rc: number; log: RegExp; thenEnd?: boolean }[] = [
+    { what: 'unsupported version', bytes: header(FRAME_TYPE.PRE_REQUEST, 0, 9), rc: RC.PROTO_VERSION, log: /protocol version 9 not supported/ },
+    { what: 'unknown packet type', bytes: header(0x3c, 0), rc: RC.PROTO_FRAME, log: /unknown packet type 0x3c/ },
+    { what: 'unknown frame flag', bytes: header(FRAME_TYPE.REQUEST, 0, 1, 0x40), rc: RC.PROTO_FRAME, log: /unknown frame flags/ },
+    { what: 'oversized frame', bytes: header(FRAME_TYPE.REQUEST, 1_000_000), rc: RC.PROTO_TOO_LARGE, log: /frame of 1000000 bytes is over the limit of 8192/ },
+    { what: 'request before pre-request', bytes: encodeFrame(FRAME_TYPE.REQUEST, Buffer.from('x')), rc: RC.PROTO_SEQUENCE, log: /unexpected REQUEST packet before a pre-request/ },
+    { what: 'file not announced', bytes: Buffer.concat([pre(0), encodePacket({ type: 'PUSH_FILE', index: 0, name: 'f', data: Buffer.from('x') })]), rc: RC.PROTO_SEQUENCE, log: /unexpected PUSH_FILE/ },
+    { what: 'garbage pre-request body', bytes: encodeFrame(FRAME_TYPE.PRE_REQUEST, Buffer.from([0, 0, 0])), rc: RC.PROTO_FRAME, log: /PRE_REQUEST body ends inside/ },
+    { what: 'hostile file name', bytes: Buffer.concat([pre(1), encodeFrame(FRAME_TYPE.PUSH_FILE, Buffer.concat([Buffer.from([0, 0, 6]), Buffer.from('../etc'), Buffer.from([0, 0, 0, 0])]))]), rc: RC.PROTO_FRAME, log: /file name .{1,2}\.\.\/etc.{1,2} refused/ },
+    { what: 'file over max_file_size', bytes: Buffer.concat([pre(1), encodeFrame(FRAME_TYPE.PUSH_FILE, Buffer.concat([Buffer.from([0, 0, 1]), Buffer.from('f'), Buffer.from([0, 0, 0x20, 0]), Buffer.alloc(0x2000)]))]), rc: RC.PROTO_TOO_LARGE, log: /over the limit/ },
+    { what: 'server packet from a client', bytes: encodePacket({ type: 'RESPONSE', rc: 0, appRc: 0, load: { working: 0, total: 0 }, fileCount: 0, appUs: 0, message: '', body: Buffer.alloc(0) }), rc: RC.PROTO_SEQUENCE, log: /unexpected RESPONSE/ },
+    { what: 'bad lz4 body', bytes: Buffer.concat([header(FRAME_TYPE.PRE_REQUEST, 6, 1, 1), Buffer.from([0, 0, 0, 40, 7, 7])]), rc: RC.PROTO_FRAME, log: /corrupt block|malformed lz4/ },
+  ];
+  for (const c of cases) {
+    const cl = await TestClient.connect(s.ip, s.port);
+    cl.write(c.bytes);
+    const got = await cl.waitClosed(10_000);
+    const err = got.find((p) => p.type === 'ERROR');
+    t.ok(err, `${c.what}: an ERROR packet before the close`);
+    if (err?.type === 'ERROR') t.equal(err.rc, c.rc, `${c.what}: rc ${c.rc}`);
+    await waitFor(`${c.what} to be logged`, () => c.log.test(s.log(worker!.index)), 5000).catch(() => undefined);
+    t.match(s.log(worker!.index), c.log, `${c.what}: logged`) || t.comment(s.log(worker!.index).split("\n").filter((l) => l.includes("protocol error")).slice(-2).join("\n"));
+    t.equal((await callOnce(s.ip, s.port, 'ibp_test_echo', c.what)).body.toString(), c.what, `${c.what}: the worker serves on`);
+  }
+
+  // truncated: half a frame, then the client closes
+  const tr = await TestClient.connect(s.ip, s.port);
+  tr.write(pre().subarray(0, 9));
+  tr.close();
+  await waitFor('truncation logged', () => /connection ended inside a frame/.test(s.log(worker!.index)), 5000);
+  t.pass('a truncated frame is logged as truncated');
+  const tr2 = await TestClient.connect(s.ip, s.port);
+  tr2.write(pre(0));
+  tr2.write(encodePacket({ type: 'REQUEST', body: Buffer.alloc(100) }).subarray(0, 50));
+  tr2.close();
+  await waitFor('truncated body logged', () => /REQUEST body has \d+ of 100 bytes/.test(s.log(worker!.index)), 5000);
+  t.pass('a truncated request body is logged');
+
+  // stalled mid-frame: closed after idle_timeout with PROTO_IDLE
+  const st = await TestClient.connect(s.ip, s.port);
+  st.write(pre().subarray(0, 5));
+  const idle = await st.waitClosed(10_000);
+  t.match(idle.find((p) => p.type === 'ERROR'), { rc: RC.PROTO_IDLE }, 'a stalled client is closed with PROTO_IDLE');
+
+  // non-IB first bytes go to the HTTP adapter, which rejects garbage
+  const g = await TestClient.connect(s.ip, s.port);
+  g.write(Buffer.from('\x00\x01garbage\r\n\r\n'));
+  await g.waitClosed(10_000).catch(() => []);
+  t.pass('garbage that is not HTTP either: closed');
+
+  const alive = s.slots();
+  t.equal(alive.length, 1, 'one worker');
+  t.equal(alive[0]!.pid, worker!.pid, 'the same worker process all along');
+  t.ok(alive[0]!.errors >= cases.length, `protocol errors counted on the slot (${alive[0]!.errors})`);
+  t.notMatch(s.log('monitor'), /worker exited/, 'no worker exited');
+  t.equal((await s.stop()).code, 0);
+});
