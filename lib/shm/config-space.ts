@@ -113,6 +113,12 @@ export class ConfigSpace {
     return this.#live().key;
   }
 
+  /** What the index segment says now (it may be ahead of this reader until checkSwitch). */
+  indexInfo(): { key: number; generation: number; writerPid: number; publishedAt: number } {
+    this.#live();
+    return { ...this.#index.read(), writerPid: this.#index.writerPid(), publishedAt: this.#index.publishedAt() };
+  }
+
   header(): SpaceHeader {
     return this.#live().header();
   }

@@ -87,6 +87,8 @@ t.test('publish, look up, flip, switch, remove all', async (t) => {
   t.equal(r.kv('ECIF', 'db'), 'ecifdb', 'not switched: old data');
   t.same(w.oldSegments(), [p1.key]);
   t.same(w.collectGarbage(), [], 'old segment still attached by the reader');
+  t.match(r.indexInfo(), { key: p2.key, generation: 2, writerPid: process.pid }, 'the index is ahead of the reader');
+  t.ok(Math.abs(r.indexInfo().publishedAt - Date.now()) < 60_000);
   t.equal(r.checkSwitch(), true);
   t.equal(r.checkSwitch(), false);
   t.equal(r.generation, 2);
