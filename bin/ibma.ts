@@ -162,9 +162,11 @@ async function runAgent(conf: IbmaConf, home: Home, pidFile: string, cleanly: bo
     await agent.start();
   } catch (e) {
     log.error({ err: errorText(e) }, `ibma start failed , reason[${errorText(e)}]`);
-    reportFailed(errorText(e));
-    await agent.stop('keep-segments').catch(() => undefined);
+    // an index this start created and never published into is removed; a space clients use stays
+    const mode: StopMode = agent.writer && !agent.writer.current() ? 'remove-segments' : 'keep-segments';
+    await agent.stop(mode).catch(() => undefined);
     removePid(pidFile);
+    reportFailed(errorText(e));
     process.exit(EXIT.INIT);
   }
   log.info({ pid: process.pid }, `ibma started , pid[${process.pid}]`);

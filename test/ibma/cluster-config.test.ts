@@ -12,6 +12,9 @@ import { loopbackIp, segmentsOfHome, waitFor } from '../helpers/procs.js';
 import { makeAgentHome, openSpace, type AgentHome } from './agent-home.js';
 import { makeIbms, type IbmsHome } from './ibms-home.js';
 
+/** The file's root test: what outlives a subtest (readers) is torn down with it. */
+const top = t;
+
 const ip = loopbackIp();
 let reg: IbmsHome;
 let ecif: AgentHome;
@@ -40,8 +43,8 @@ t.test('both agents start and publish their node with its related nodes', async 
   const [a, b] = await Promise.all([ecif.ibma(['-a', 'start']), core.ibma(['-a', 'start'])]);
   t.equal(a.code, 0, a.stderr);
   t.equal(b.code, 0, b.stderr);
-  ecifSpace = await openSpace(t.parent!, ecif.indexKey);
-  coreSpace = await openSpace(t.parent!, core.indexKey);
+  ecifSpace = await openSpace(top, ecif.indexKey);
+  coreSpace = await openSpace(top, core.indexKey);
   t.not(ecif.indexKey, core.indexKey, 'index keys derived from the homes differ');
   t.equal(ecifSpace.header().thisNode, 'ECIF');
   t.equal(coreSpace.header().thisNode, 'CORE');

@@ -14,6 +14,9 @@ import { makeAgentHome, openSpace, type AgentHome } from './agent-home.js';
 import { sha256 } from './fake-ibms.js';
 import { makeIbms, type IbmsHome } from './ibms-home.js';
 
+/** The file's root test: what outlives a subtest (readers) is torn down with it. */
+const top = t;
+
 const ip = loopbackIp();
 const V1 = crypto.randomBytes(2 * 1024 * 1024);
 const V2 = crypto.randomBytes(3 * 1024 * 1024);
@@ -44,7 +47,7 @@ t.test('the server node gets the package with the registry\'s hash, the client n
   const [a, b] = await Promise.all([srv.ibma(['-a', 'start']), cli.ibma(['-a', 'start'])]);
   t.equal(a.code, 0, a.stderr);
   t.equal(b.code, 0, b.stderr);
-  srvSpace = await openSpace(t.parent!, srv.indexKey);
+  srvSpace = await openSpace(top, srv.indexKey);
   const file = path.join(srv.home, 'so', 'pay.so');
   t.equal(sha256(fs.readFileSync(file)), sha256(V1), 'so/pay.so is the registry\'s package');
   t.equal(srvSpace.app('PAY')?.sha256, sha256(V1), 'and the space names the same sha256');

@@ -52,6 +52,8 @@ export class FakeIbms {
   bundle: NodeBundle;
   readonly packages = new Map<string, FakePackage>();
   readonly seen: Seen[] = [];
+  /** When set, any other bearer credential gets 401 (as ibms answers). */
+  credential: string | undefined;
   /** Hostile answers sent so far, by mode. */
   readonly hostile = new Map<AnswerMode, number>();
   readonly #server: http.Server;
@@ -118,6 +120,9 @@ export class FakeIbms {
       }
     }
     this.seen.push(seen);
+    if (this.credential !== undefined && seen.auth !== `Bearer ${this.credential}`) {
+      return json(res, 401, { code: 'IBP_ERR_REG_AUTH', message: 'missing or wrong credential' });
+    }
     if (url.pathname === '/v1/agent/config') return this.#config(url.searchParams, req, res);
     if (url.pathname === '/v1/agent/heartbeat') return json(res, 200, { ok: true });
     const pkg = /^\/v1\/agent\/packages\/([^/]+)$/.exec(url.pathname);

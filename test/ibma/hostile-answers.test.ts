@@ -10,6 +10,9 @@ import type { ConfigSpace } from '../../lib/shm/config-space.js';
 import { makeAgentHome, openSpace, type AgentHome } from './agent-home.js';
 import { FakeIbms, type AnswerMode } from './fake-ibms.js';
 
+/** The file's root test: what outlives a subtest (readers) is torn down with it. */
+const top = t;
+
 const CRED = 'cred-ALPHA-0123456789abcdef';
 
 function bundle(version: number, kv: string, epoch = 'E1'): NodeBundle {
@@ -41,7 +44,7 @@ t.before(async () => {
 t.test('the agent starts and publishes the first bundle', async (t) => {
   const started = await a.ibma(['-a', 'start']);
   t.equal(started.code, 0, `ibma -a start: ${started.stderr}`);
-  space = await openSpace(t.parent!, a.indexKey);
+  space = await openSpace(top, a.indexKey);
   t.equal(space.kv('ALPHA', 'k'), 'v1', 'the first bundle is in the space');
   t.equal(space.hosts('BETA').length, 2);
   t.equal(space.app('APP1')?.timeout2, 7.5, 'timeout2 0 → timeout × 1.5');

@@ -9,6 +9,9 @@ import { loopbackIp, segmentsOfHome, waitFor } from '../helpers/procs.js';
 import { makeAgentHome, openSpace, type AgentHome } from './agent-home.js';
 import { makeIbms, type IbmsHome } from './ibms-home.js';
 
+/** The file's root test: what outlives a subtest (readers) is torn down with it. */
+const top = t;
+
 const ip = loopbackIp();
 let reg: IbmsHome;
 let agent: AgentHome;
@@ -63,7 +66,7 @@ t.test('the agent restarted while ibms is down serves its cached config', async 
   const r = await agent.ibma(['-a', 'start']);
   t.equal(r.code, 0, r.stderr);
   t.pass(`started in ${Date.now() - started} ms with ibms down`);
-  space = await openSpace(t.parent!, agent.indexKey, 2000);
+  space = await openSpace(top, agent.indexKey, 2000);
   t.equal(space.kv('SRV', 'mode'), 'one', 'the cached config is in the space');
   t.equal(space.header().thisNode, 'CLI');
   const st = await status();

@@ -14,6 +14,9 @@ import { loopbackIp, waitFor } from '../helpers/procs.js';
 import { makeAgentHome, openSpace, type AgentHome } from './agent-home.js';
 import { FakeIbms, sha256 } from './fake-ibms.js';
 
+/** The file's root test: what outlives a subtest (readers) is torn down with it. */
+const top = t;
+
 const CRED = 'cred-GAMMA-0123456789abcdef';
 const A = crypto.randomBytes(1024 * 1024);
 const B = crypto.randomBytes(1536 * 1024);
@@ -52,7 +55,7 @@ t.before(async () => {
 t.test('a package is installed with a verified hash before the config is published', async (t) => {
   const r = await a.ibma(['-a', 'start']);
   t.equal(r.code, 0, r.stderr);
-  space = await openSpace(t.parent!, a.indexKey);
+  space = await openSpace(top, a.indexKey);
   t.ok(fs.existsSync(so1), 'so/app1.so is there once the space exists');
   t.equal(sha256(fs.readFileSync(so1)), sha256(A), 'with the registry\'s bytes');
   t.notOk(fs.existsSync(`${so1}.updating`), 'no .updating file left');
