@@ -112,7 +112,22 @@ export interface StatusReport {
   pid?: number;
   node: string;
   index_key: string;
-  space?: { generation: number; this_node: string; build_time: string; key?: number; nodes: number; hosts: number; apps: number; kvs: number; attached?: number };
+  space?: {
+    generation: number;
+    this_node: string;
+    build_time: string;
+    /** Key of the current config segment, its attach count, and the index's writer. */
+    key: string;
+    attached: number;
+    writer_pid: number;
+    published_at: string;
+    epoch: string;
+    version: number;
+    nodes: number;
+    hosts: number;
+    apps: number;
+    kvs: number;
+  };
   space_error?: string;
   ibms?: { url: string; link: string; since: string; failures: number; last_error?: string };
   held?: { epoch: string; version: number; source: string };
@@ -128,7 +143,23 @@ function showStatus(ctx: ShowContext, out: (s: string) => void): number {
     const space = ConfigSpace.openKey(ctx.conf.shm.index_key);
     try {
       const h = space.header();
-      report.space = { generation: h.generation, this_node: h.thisNode, build_time: new Date(h.buildTime).toISOString(), nodes: h.nodeCount, hosts: h.hostCount, apps: h.appCount, kvs: h.kvCount };
+      const ix = space.indexInfo();
+      report.space = {
+        generation: h.generation,
+        this_node: h.thisNode,
+        build_time: new Date(h.buildTime).toISOString(),
+        key: `0x${ix.key.toString(16)}`,
+        // minus this reader's own attachment (mapping + pin)
+        attached: Math.max(0, attachCount(ix.key) - 2),
+        writer_pid: ix.writerPid,
+        published_at: new Date(ix.publishedAt).toISOString(),
+        epoch: h.epoch,
+        version: h.bundleVersion,
+        nodes: h.nodeCount,
+        hosts: h.hostCount,
+        apps: h.appCount,
+        kvs: h.kvCount,
+      };
     } finally {
       space.close();
     }
@@ -140,7 +171,6 @@ function showStatus(ctx: ShowContext, out: (s: string) => void): number {
     report.ibms = { url: st.ibms.url, link: st.ibms.link, since: new Date(st.ibms.since).toISOString(), failures: st.ibms.failures, ...(st.ibms.lastError ? { last_error: st.ibms.lastError } : {}) };
     if (st.held) report.held = st.held;
     if (st.packages.failed.length > 0) report.packages_failed = st.packages.failed;
-    if (st.published && report.space) report.space.attached = attachCount(st.published.key);
   }
   const cf = cacheFile(ctx.home, ctx.conf.this_node);
   report.cache = { file: cf, exists: fs.existsSync(cf) };
@@ -150,7 +180,7 @@ function showStatus(ctx: ShowContext, out: (s: string) => void): number {
     const lines = [
       `ibma ${report.running ? `running, pid ${report.pid}` : 'NOT running'} , node[${report.node}] index_key[${report.index_key}]`,
       report.space
-        ? `config space: generation ${report.space.generation}, built ${report.space.build_time}, ${report.space.nodes} nodes, ${report.space.hosts} hosts, ${report.space.apps} apps, ${report.space.kvs} kvs`
+        ? `config space: generation ${report.space.generation} (version ${report.space.version} of epoch ${report.space.epoch}), segment ${report.space.key} built ${report.space.build_time}, ${report.space.attached} other attachments; ${report.space.nodes} nodes, ${report.space.hosts} hosts, ${report.space.apps} apps, ${report.space.kvs} kvs`
         : `config space: none (${report.space_error ?? 'not built'})`,
     ];
     if (report.ibms) lines.push(`ibms ${report.ibms.url}: ${report.ibms.link} since ${report.ibms.since}${report.ibms.last_error ? ` (${report.ibms.failures} failures, last: ${report.ibms.last_error})` : ''}`);
