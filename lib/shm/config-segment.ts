@@ -43,28 +43,28 @@ const MAX_GENERATION = 0xffffffff;
 /** Strings of a segment, each stored once. */
 class StringArea {
   readonly #at = new Map<string, number>();
-  readonly #list: [string, Buffer][] = [];
+  readonly #list: { s: string; bytes: number }[] = [];
   size = 0;
 
   /** Reserve a string; returns its offset relative to the start of the area. */
   add(s: string): number {
     let off = this.#at.get(s);
     if (off === undefined) {
-      const bytes = Buffer.from(s, 'utf8');
+      const bytes = Buffer.byteLength(s, 'utf8');
       off = this.size;
       this.#at.set(s, off);
-      this.#list.push([s, bytes]);
-      this.size += stringSize(bytes.length);
+      this.#list.push({ s, bytes });
+      this.size += stringSize(bytes);
     }
     return off;
   }
 
   write(buf: Buffer, base: number): void {
     let off = base;
-    for (const [, bytes] of this.#list) {
-      buf.writeUInt32LE(bytes.length, off);
-      bytes.copy(buf, off + 4);
-      off += stringSize(bytes.length);
+    for (const { s, bytes } of this.#list) {
+      buf.writeUInt32LE(bytes, off);
+      if (bytes > 0 && buf.write(s, off + 4, bytes, 'utf8') !== bytes) throw new Error(`string area: ${bytes} bytes expected`);
+      off += stringSize(bytes);
     }
   }
 }
