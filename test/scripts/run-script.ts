@@ -1,0 +1,24 @@
+/** Running the project's bash scripts from tests, with a deadline, in a given home. */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { collect, ROOT, type RunResult } from '../helpers/procs.js';
+
+export const SCRIPT = (name: string): string => path.join(ROOT, 'scripts', name);
+
+export function runScript(name: string, args: string[], opts: { home: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<RunResult> {
+  const child = spawn('bash', [SCRIPT(name), ...args], {
+    env: { ...process.env, IBP_HOME: opts.home, ...opts.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  return collect(child, undefined, opts.timeoutMs ?? 90_000, `${name} ${args.join(' ')}`);
+}
+
+/** The result lines of a cluster script, by "node ip:port". */
+export function resultLines(stdout: string): Map<string, { user: string; status: string; last: string }> {
+  const out = new Map<string, { user: string; status: string; last: string }>();
+  for (const line of stdout.split('\n')) {
+    const m = /^(\S+) (\S+) (\S+) : (OK|FAILED\(\d+\)) : (.*)$/.exec(line);
+    if (m) out.set(`${m[1]} ${m[2]}`, { user: m[3]!, status: m[4]!, last: m[5]! });
+  }
+  return out;
+}
