@@ -15,8 +15,8 @@ import type { Store } from './store.js';
 
 /** N and every node related to N. */
 export function touchedByNode(store: Store, node: string): Set<string> {
-  const out = store.related(node);
-  if (store.nodes.has(node)) out.add(node);
+  const out = new Set<string>(store.nodes.has(node) ? [node] : []);
+  for (const n of store.related(node)) out.add(n);
   return out;
 }
 
