@@ -1,0 +1,160 @@
+/**
+ * ibpsend, IBP's command-line client: send one transaction through ibac and print the response,
+ * the status, the host used and the time taken.
+ *
+ *   ibpsend [-f ibma.conf] [--host IP:PORT] [--timeout S] [--json] node app req_msg_file [req_file …]
+ *
+ * req_msg_file is the request message (`-` = stdin). A req_file is the name of a file in
+ * $IBP_HOME/file (IBP's way) or a path (sent under its base name); at most 4. The response goes
+ * to stdout as is (or to --output); the report goes to stderr. Response files are written to
+ * $IBP_HOME/file.
+ *
+ * Exit: 0 ok · 12 SAFE failure (the app did not run: retry) · 13 SUSPICIOUS (the request may have
+ * been processed: verify, reverse or escalate) · 14 the server answered a failure (app rc ≠ 0,
+ * app timeout, crash) · 2 usage · others from docs/ERRORS.md.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Option } from 'commander';
+import { badArg, createProgram, failCli, runCli } from '../lib/cli.js';
+import { IbpError } from '../lib/errors.js';
+import { resultName } from '../lib/protocol/result-codes.js';
+import { createEnvironment, IbacError, PHASE, ServerError, type IbacResponse, type RequestFile } from '../ibac/index.js';
+
+interface Opts {
+  conf: string;
+  host?: string;
+  timeout?: string;
+  output?: string;
+  journal?: string;
+  json?: boolean;
+  compress: boolean;
+  sign?: boolean;
+  encrypt?: boolean;
+}
+
+export const EXIT_SEND = { OK: 0, SAFE: 12, SUSPICIOUS: 13, ANSWERED: 14 } as const;
+
+const STATUS_TEXT: Record<string, string> = {
+  [PHASE.SAFE]: 'SAFE: the request did not leave or was refused before the app ran; it is safe to retry',
+  [PHASE.SUSPICIOUS]: 'SUSPICIOUS: the request may have been processed but no complete response came back; verify, reverse or escalate',
+  [PHASE.ANSWERED]: 'FAILED: the server answered with a failure',
+};
+
+function readRequest(file: string): Buffer {
+  try {
+    return file === '-' ? fs.readFileSync(0) : fs.readFileSync(file);
+  } catch (e) {
+    throw badArg('req_msg_file', `cannot read ${file}: ${(e as Error).message}`);
+  }
+}
+
+function requestFiles(names: string[]): RequestFile[] {
+  return names.map((n) => {
+    if (!n.includes('/')) return n;
+    try {
+      return { name: path.basename(n), data: fs.readFileSync(n) };
+    } catch (e) {
+      throw badArg('req_file', `cannot read ${n}: ${(e as Error).message}`);
+    }
+  });
+}
+
+function report(lines: [string, string][]): string {
+  return lines.map(([k, v]) => `${k.padEnd(12)}: ${v}\n`).join('');
+}
+
+const program = createProgram('ibpsend', 'send one IBP transaction through ibac and print the response, status, host and time')
+  .argument('<node>', 'server node')
+  .argument('<app>', 'app (transaction code)')
+  .argument('<req_msg_file>', 'file holding the request message (- for stdin)')
+  .argument('[req_files...]', 'attached request files: names in $IBP_HOME/file, or paths (at most 4)')
+  .option('-f, --conf <file>', "the client node's ibma.conf (a name without a path means $IBP_HOME/etc/NAME)", 'ibma.conf')
+  .option('--host <ip:port>', 'use this host of the node instead of the least loaded')
+  .option('--timeout <seconds>', "override the app's client timeout")
+  .option('-o, --output <file>', 'write the response message to this file instead of stdout')
+  .option('--journal <journal>', 'journal number of the transaction (default: generated)')
+  .option('--no-compress', 'do not ask the server for lz4 compression')
+  .addOption(new Option('--sign', 'ask for signing (not supported yet: refused)'))
+  .addOption(new Option('--encrypt', 'ask for encryption (not supported yet: refused)'))
+  .option('--json', 'print one JSON object (response as utf8 and base64) instead of the raw response and report')
+  .addHelpText('after', '\nExit: 0 ok, 12 SAFE failure, 13 SUSPICIOUS (verify, reverse or escalate), 14 failure answered by the server, 2 usage.')
+  .action(async (node: string, app: string, reqFile: string, reqFiles: string[], o: Opts) => {
+    let timeoutMs: number | undefined;
+    if (o.timeout !== undefined) {
+      const s = Number(o.timeout);
+      if (!Number.isFinite(s) || s <= 0 || s > 86400) throw badArg('--timeout', `"${o.timeout}" is not a number of seconds (> 0, at most 86400)`);
+      timeoutMs = Math.round(s * 1000);
+    }
+    if (o.host !== undefined && !/^\d{1,3}(\.\d{1,3}){3}:\d{1,5}$/.test(o.host)) throw badArg('--host', `"${o.host}" is not IP:PORT`);
+    if (reqFiles.length > 4) throw badArg('req_file', `${reqFiles.length} files: at most 4`);
+    const request = readRequest(reqFile);
+    const files = requestFiles(reqFiles);
+    const env = createEnvironment({ config: o.conf, compress: o.compress });
+    const t0 = performance.now();
+    let rsp: IbacResponse;
+    try {
+      rsp = await env.requester(node, app, request, files, { host: o.host, timeoutMs, journal: o.journal, sign: o.sign, encrypt: o.encrypt });
+    } catch (e) {
+      printFailure(e, node, app, performance.now() - t0, o.json === true);
+      return;
+    } finally {
+      env.destroy();
+    }
+    printSuccess(rsp, o);
+  });
+
+function printSuccess(rsp: IbacResponse, o: Opts): void {
+  if (o.json) {
+    process.stdout.write(`${JSON.stringify({
+      ok: true, status: 'OK', node: rsp.node, app: rsp.app, host: rsp.host, journal: rsp.journal, elapsed_ms: round(rsp.elapsedMs), app_us: rsp.appUs,
+      load: rsp.load, comm_status: rsp.commStatus, response: rsp.body.toString('utf8'), response_base64: rsp.body.toString('base64'),
+      files: rsp.files.map((f) => ({ name: f.name, path: f.path, size: f.size })),
+    })}\n`);
+    return;
+  }
+  if (o.output) fs.writeFileSync(o.output, rsp.body);
+  else process.stdout.write(rsp.body);
+  process.stderr.write(report([
+    ['status', 'OK (rc 0, app rc 0)'],
+    ['host', `${rsp.host} (node ${rsp.node})`],
+    ['time', `${round(rsp.elapsedMs)} ms (app ${round(rsp.appUs / 1000)} ms)`],
+    ['journal', rsp.journal],
+    ['load', `${rsp.load.working}/${rsp.load.total} workers busy`],
+    ['response', `${rsp.body.length} bytes${o.output ? ` written to ${o.output}` : ''}`],
+    ...rsp.files.map((f, i): [string, string] => [`rsp_file ${i + 1}`, `${f.path} (${f.size} bytes)`]),
+  ]));
+  process.exitCode = EXIT_SEND.OK;
+}
+
+function printFailure(e: unknown, node: string, app: string, ms: number, json: boolean): void {
+  if (!(e instanceof IbacError)) {
+    failCli('ibpsend', e);
+    if (json && e instanceof IbpError) process.stdout.write(`${JSON.stringify({ ok: false, status: 'ERROR', code: e.code, message: e.message })}\n`);
+    return;
+  }
+  const exit = e.phase === PHASE.SUSPICIOUS ? EXIT_SEND.SUSPICIOUS : e.phase === PHASE.SAFE ? EXIT_SEND.SAFE : EXIT_SEND.ANSWERED;
+  const rc = e instanceof ServerError ? e.rc : (e as { rc?: number }).rc;
+  if (json) {
+    process.stdout.write(`${JSON.stringify({
+      ok: false, status: e.phase, code: e.code, message: e.message, comm_status: e.commStatus, node, app, host: e.host ?? null, journal: e.journal ?? null,
+      rc: rc ?? null, app_rc: e instanceof ServerError ? e.appRc : null, elapsed_ms: round(ms),
+    })}\n`);
+  }
+  process.stderr.write(`ibpsend: ${e.message} (${e.code})\n`);
+  process.stderr.write(report([
+    ['status', STATUS_TEXT[e.phase]!],
+    ['comm status', e.commStatus],
+    ...(rc !== undefined ? [['server rc', `${rc} ${resultName(rc)}${e instanceof ServerError && e.appRc ? `, app rc ${e.appRc}` : ''}`] as [string, string]] : []),
+    ['host', `${e.host ?? '(none)'} (node ${node}, app ${app})`],
+    ['time', `${round(ms)} ms`],
+    ...(e.journal ? [['journal', e.journal] as [string, string]] : []),
+  ]));
+  process.exitCode = exit;
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
+
+await runCli(program);

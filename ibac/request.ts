@@ -1,0 +1,217 @@
+/**
+ * One transaction on a channel, IBP's four packets (docs/ARCHITECTURE.md §6.3):
+ *
+ *   PRE_REQUEST ──▶                   client node, app, journal, flags asked, file count, timeout
+ *               ◀── PRE_ANSWER        rc ≠ 0: rejected → ServerError, phase SAFE (nothing ran)
+ *   PUSH_FILE × n ──▶                 only once the pre-request was accepted (no upload in vain)
+ *   REQUEST ──▶                       commStatus ON_SENDING from its first byte, AFTER_SEND once written
+ *               ◀── PULL_FILE × m
+ *               ◀── RESPONSE          rc ≠ 0 → ServerError, phase ANSWERED
+ *
+ * Waiting for the pre-answer before pushing files and the request is what keeps a failure SAFE
+ * as long as possible: a server that dies, refuses or is stopping before the REQUEST packet
+ * costs the caller a retry, never a suspicious transaction.
+ *
+ * A rejected pre-request still owes the server its n files and the request (the server reads and
+ * drops them, then repeats the rejection in a RESPONSE): the client sends them empty so that the
+ * connection stays in step and can serve the next transaction.
+ *
+ * The whole exchange, pre-request to response, is bounded by the app's client timeout.
+ */
+import { encodePacket, TX_FLAG, type Load, type Packet } from '../lib/protocol/codec.js';
+import { CommStatusTracker, COMM_STATUS, type CommStatus } from '../lib/protocol/comm-status.js';
+import { RC } from '../lib/protocol/result-codes.js';
+import { isBreak, type Break, type Channel } from './channel.js';
+import { IbacError, SafeError, ServerError, SuspiciousError, type FailureContext } from './errors.js';
+import { MAX_FILES } from './files.js';
+
+/** Where a transaction stands (for `conn.step`, ops and tests). @enum */
+export const STEP = {
+  IDLE: 'IDLE',
+  /** PRE_REQUEST written, waiting for PRE_ANSWER. */
+  PRE_REQUEST: 'PRE_REQUEST',
+  /** Pushing request files. */
+  PUSH_FILES: 'PUSH_FILES',
+  /** Writing the REQUEST packet. */
+  SENDING: 'SENDING',
+  /** REQUEST written, waiting for PULL_FILE / RESPONSE. */
+  RESPONSE: 'RESPONSE',
+  /** TX_CONTROL written, waiting for its answer. */
+  CONTROL: 'CONTROL',
+} as const;
+export type Step = (typeof STEP)[keyof typeof STEP];
+
+export interface ExchangeInput {
+  clientNode: string;
+  app: string;
+  journal: string;
+  request: Buffer;
+  files: { name: string; data: Buffer }[];
+  /** TX_FLAG bits asked (COMPRESS, PREPARE). */
+  flags: number;
+  timeoutMs: number;
+  /** Bodies at least this long are lz4-compressed once COMPRESS was granted. */
+  compressMin: number;
+}
+
+export interface ExchangeResult {
+  appRc: number;
+  body: Buffer;
+  files: { name: string; data: Buffer }[];
+  load: Load;
+  granted: number;
+  appUs: number;
+  message: string;
+}
+
+/** The per-connection state an exchange updates. */
+export interface ExchangeState {
+  tracker: CommStatusTracker;
+  step: Step;
+  /** Called with the load of every answer (one CAS write to shm). */
+  onLoad(load: Load): void;
+}
+
+/** Turn a broken channel into the right error for how far the transaction got. */
+export function failureOf(b: Break, status: CommStatus, ctx: FailureContext): IbacError {
+  if (status === COMM_STATUS.BEFORE_SEND) return new SafeError(b.reason, b.detail, ctx, b.rc, { cause: b.cause });
+  return new SuspiciousError(b.reason, b.detail, status, ctx, b.rc, { cause: b.cause });
+}
+
+function unexpected(p: Packet, expected: string): Break {
+  return { reason: 'protocol', detail: `the server sent ${p.type} where ${expected} was due` };
+}
+
+/** Run one transaction. Throws SafeError, SuspiciousError or ServerError (and never leaves the channel out of step). */
+export async function exchange(ch: Channel, input: ExchangeInput, st: ExchangeState, ctx: FailureContext): Promise<ExchangeResult> {
+  st.tracker.reset();
+  ch.busy(true);
+  ch.arm(input.timeoutMs, `complete answer from ${ch.key} for ${input.app} (client timeout)`);
+  try {
+    return await run(ch, input, st, ctx);
+  } catch (e) {
+    if (isBreak(e)) {
+      ch.breakOff(e);
+      throw failureOf(e, st.tracker.status, ctx);
+    }
+    throw e;
+  } finally {
+    ch.disarm();
+    ch.busy(false);
+    st.step = STEP.IDLE;
+  }
+}
+
+async function run(ch: Channel, input: ExchangeInput, st: ExchangeState, ctx: FailureContext): Promise<ExchangeResult> {
+  if (ch.pending > 0) throw { reason: 'protocol', detail: `${ch.pending} unexpected packets from the server between transactions` } satisfies Break;
+  st.step = STEP.PRE_REQUEST;
+  // the channel's write errors surface through next(): no need to wait for the pre-request's flush
+  ch.write(encodePacket({
+    type: 'PRE_REQUEST', flags: input.flags, fileCount: input.files.length, timeoutMs: Math.min(Math.round(input.timeoutMs), 0xffffffff),
+    clientNode: input.clientNode, app: input.app, journal: input.journal,
+  })).catch(() => undefined);
+  const pre = await ch.next();
+  if (pre.type !== 'PRE_ANSWER') throw unexpected(pre, 'PRE_ANSWER');
+  st.onLoad(pre.load);
+  if (pre.rc !== RC.OK) {
+    await drainRejected(ch, input, st);
+    throw new ServerError({ rc: pre.rc, appRc: 0, message: pre.message, body: Buffer.alloc(0) }, true, ctx);
+  }
+  const compress = (pre.granted & TX_FLAG.COMPRESS) !== 0 ? { compressMin: input.compressMin } : {};
+  if (input.files.length > 0) {
+    st.step = STEP.PUSH_FILES;
+    await ch.write(Buffer.concat(input.files.map((f, index) => encodePacket({ type: 'PUSH_FILE', index, name: f.name, data: f.data }, compress))));
+  }
+  st.step = STEP.SENDING;
+  const request = encodePacket({ type: 'REQUEST', body: input.request }, compress);
+  st.tracker.sending();
+  await ch.write(request);
+  st.tracker.sent();
+  st.step = STEP.RESPONSE;
+  const files: { name: string; data: Buffer }[] = [];
+  for (;;) {
+    const p = await ch.next();
+    if (p.type === 'PULL_FILE') {
+      if (p.index !== files.length || files.length >= MAX_FILES) {
+        throw { reason: 'protocol', detail: `PULL_FILE index ${p.index} where ${files.length} was due (at most ${MAX_FILES} response files)` } satisfies Break;
+      }
+      files.push({ name: p.name, data: p.data });
+      continue;
+    }
+    if (p.type !== 'RESPONSE') throw unexpected(p, 'PULL_FILE or RESPONSE');
+    if (p.fileCount !== files.length) throw { reason: 'protocol', detail: `RESPONSE announces ${p.fileCount} files, ${files.length} came` } satisfies Break;
+    st.onLoad(p.load);
+    if (p.rc !== RC.OK) throw new ServerError({ rc: p.rc, appRc: p.appRc, message: p.message, body: p.body }, false, ctx);
+    return { appRc: p.appRc, body: p.body, files, load: p.load, granted: pre.granted, appUs: p.appUs, message: p.message };
+  }
+}
+
+/** After a rejected pre-request: send the owed files (empty) and request (empty), read the repeated rejection. */
+async function drainRejected(ch: Channel, input: ExchangeInput, st: ExchangeState): Promise<void> {
+  try {
+    const owed = input.files.map((f, index) => encodePacket({ type: 'PUSH_FILE', index, name: f.name, data: Buffer.alloc(0) }));
+    owed.push(encodePacket({ type: 'REQUEST', body: Buffer.alloc(0) }));
+    await ch.write(Buffer.concat(owed));
+    for (;;) {
+      const p = await ch.next();
+      if (p.type === 'RESPONSE') break;
+      if (p.type !== 'PULL_FILE') throw unexpected(p, 'RESPONSE');
+    }
+  } catch {
+    // the rejection stands; a channel that could not be brought back in step is closed
+    ch.breakOff({ reason: 'protocol', detail: 'closed after a rejected pre-request' });
+  }
+  st.tracker.reset();
+}
+
+/** Two-phase commit decision for a prepared transaction on this channel (TX_CONTROL). */
+export async function control(ch: Channel, op: 'COMMIT' | 'ROLLBACK', journal: string, timeoutMs: number, st: ExchangeState, ctx: FailureContext): Promise<{ load: Load; message: string }> {
+  st.tracker.reset();
+  ch.busy(true);
+  ch.arm(timeoutMs, `answer to ${op} from ${ch.key}`);
+  try {
+    if (ch.pending > 0) throw { reason: 'protocol', detail: `${ch.pending} unexpected packets from the server between transactions` } satisfies Break;
+    st.step = STEP.CONTROL;
+    st.tracker.sending();
+    await ch.write(encodePacket({ type: 'TX_CONTROL', op, journal }));
+    st.tracker.sent();
+    const p = await ch.next();
+    if (p.type !== 'TX_CONTROL_ANSWER') throw unexpected(p, 'TX_CONTROL_ANSWER');
+    st.onLoad(p.load);
+    if (p.rc !== RC.OK) throw new ServerError({ rc: p.rc, appRc: 0, message: p.message, body: Buffer.alloc(0) }, false, ctx);
+    return { load: p.load, message: p.message };
+  } catch (e) {
+    if (isBreak(e)) {
+      ch.breakOff(e);
+      throw failureOf(e, st.tracker.status, ctx);
+    }
+    throw e;
+  } finally {
+    ch.disarm();
+    ch.busy(false);
+    st.step = STEP.IDLE;
+  }
+}
+
+/** KEEPALIVE on an idle long connection; returns the server's load. */
+export async function keepAlive(ch: Channel, timeoutMs: number, st: ExchangeState, ctx: FailureContext): Promise<Load> {
+  st.tracker.reset();
+  ch.busy(true);
+  ch.arm(timeoutMs, `KEEPALIVE_ACK from ${ch.key}`);
+  try {
+    ch.write(encodePacket({ type: 'KEEPALIVE' })).catch(() => undefined);
+    const p = await ch.next();
+    if (p.type !== 'KEEPALIVE_ACK') throw unexpected(p, 'KEEPALIVE_ACK');
+    st.onLoad(p.load);
+    return p.load;
+  } catch (e) {
+    if (isBreak(e)) {
+      ch.breakOff(e);
+      throw failureOf(e, COMM_STATUS.BEFORE_SEND, ctx);
+    }
+    throw e;
+  } finally {
+    ch.disarm();
+    ch.busy(false);
+  }
+}
