@@ -97,12 +97,18 @@ export class Agent {
     this.#gc = new GarbageCollector(this.#writer, this.log);
     this.#gc.start(this.timings.gcMs);
 
+    let fromCache = false;
     const cached = loadCache(this.#cacheFile, this.conf.this_node);
     if (cached.ok) {
       const b = cached.cached.bundle;
-      this.#publisher.publish(b, 'cache');
-      this.#hold(b, 'cache');
-      this.#packagesDirty = true;
+      try {
+        this.#publisher.publish(b, 'cache');
+        this.#hold(b, 'cache');
+        this.#packagesDirty = true;
+        fromCache = true;
+      } catch (e) {
+        this.log.error({ err: errorText(e) }, `publishing the cached config failed , reason[${errorText(e)}] , waiting for ibms`);
+      }
     } else {
       this.log.info({ reason: cached.reason }, `no cached config , reason[${cached.reason}]`);
     }
@@ -112,7 +118,7 @@ export class Agent {
     this.#heartbeat = new Heartbeat(this.client, this.conf.this_node, this.log);
     this.#heartbeat.start(this.timings.heartbeatMs);
     this.#loop = this.#watch();
-    if (cached.ok) {
+    if (fromCache) {
       this.#firstRound = undefined;
       return;
     }
