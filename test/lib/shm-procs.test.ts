@@ -12,26 +12,44 @@ import { ConfigSpace } from '../../lib/shm/config-space.js';
 import { attachmentInfo } from '../../lib/shm/attachments.js';
 import { homeKeyBase, KEY_SLOT } from '../../lib/shm/keys.js';
 import { attachCount, listSegments, shmidOf } from '../../lib/shm/sysv.js';
+import type { NodeBundle } from '../../lib/config/model.js';
 import { reapHome, segmentsOfHome, waitFor } from '../helpers/procs.js';
-import { childBundle, encodeLoad } from './shm-child.js';
 
-const CHILD = fileURLToPath(new URL('./shm-child.ts', import.meta.url));
+const CHILD = fileURLToPath(new URL('./shm-child.mjs', import.meta.url));
+/** A CAS value: the writer id in bits 0..7, a sequence number in bits 8..30 (shm-child.mjs writes the same). */
+const encodeLoad = (id: number, seq: number): number => ((seq & 0x7fffff) << 8) | id;
+
+function childBundle(version: number): NodeBundle {
+  return {
+    epoch: 'child',
+    version,
+    this_node: 'N0',
+    nodes: [{ node: 'N0', invalid: 0, hosts: [{ ip: '127.0.0.1', port: 1000 + version }, { ip: '127.0.0.2', port: 2000 }, { ip: '127.0.0.3', port: 3000 }], kvs: { v: String(version) } }],
+    apps: [{ app: 'A0', desc: `v${version}`, bin: 'a0.so', timeout: 1, timeout2: 0, invalid: 0, sha256: '', size: 0 }],
+  };
+}
+
 const settings = { ibms: { ip: '127.0.0.1', port: 18000 }, connecting_timeout: 1, retry_connect_timeval: 5, min_compress_size: 1024 };
 
 interface Child {
   proc: ChildProcess;
   next<T>(): Promise<T>;
-  send(m: string): void;
+  send(m: unknown): void;
 }
 
 function spawnChild(t: Tap.Test, args: string[]): Child {
-  const proc = fork(CHILD, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // plain node: the child runs dist/, without the test's TypeScript loader
+  const proc = fork(CHILD, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
   const queue: unknown[] = [];
   const waiters: ((m: unknown) => void)[] = [];
   proc.on('message', (m) => {
     const w = waiters.shift();
     if (w) w(m);
     else queue.push(m);
+  });
+  proc.on('exit', (code, signal) => {
+    // a child that dies early (e.g. dist/ not built: `npx tsc -p tsconfig.json`) fails the waits at once
+    for (const w of waiters.splice(0)) w({ error: `child ${args.join(' ')} exited (${code ?? signal}) before answering` });
   });
   t.teardown(() => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
@@ -49,7 +67,7 @@ function spawnChild(t: Tap.Test, args: string[]): Child {
         });
       });
     },
-    send(m: string) {
+    send(m: unknown) {
       proc.send(m);
     },
   };
@@ -89,7 +107,8 @@ t.test('a reader that closes and exits never removes the config space', async (t
   t.teardown(() => reapHome(home));
   const indexKey = homeKeyBase(home);
   // the writer publishes and exits (ibma -a stop): nobody is attached to anything afterwards
-  const writer = spawnChild(t, ['publish', String(indexKey), '1']);
+  const writer = spawnChild(t, ['publish', String(indexKey)]);
+  writer.send({ bundles: [childBundle(1)], settings });
   const { published } = await writer.next<{ published: { key: number; generation: number }[] }>();
   await once(writer.proc, 'exit');
   const key = published[0]!.key;
@@ -205,7 +224,8 @@ t.test('a process that opens and closes the space per call keeps its mappings bo
   const home = t.testdir();
   t.teardown(() => reapHome(home));
   const indexKey = homeKeyBase(home);
-  const writer = spawnChild(t, ['publish', String(indexKey), '1']);
+  const writer = spawnChild(t, ['publish', String(indexKey)]);
+  writer.send({ bundles: [childBundle(1)], settings });
   const { published } = await writer.next<{ published: { key: number; generation: number }[] }>();
   await once(writer.proc, 'exit');
   const key = published[0]!.key;

@@ -17,7 +17,7 @@ import type { NodeBundle } from '../../lib/config/model.js';
 import { reapHome, segmentsOfHome } from '../helpers/procs.js';
 import { isIbpError } from '../../lib/errors.js';
 
-const CHILD = fileURLToPath(new URL('./shm-child.ts', import.meta.url));
+const CHILD = fileURLToPath(new URL('./shm-child.mjs', import.meta.url));
 const settings: SpaceSettings = { ibms: { ip: '127.0.0.1', port: 18000 }, connecting_timeout: 2.5, retry_connect_timeval: 10, min_compress_size: 4096 };
 
 function bundle(version: number, extra: Partial<NodeBundle> = {}): NodeBundle {
@@ -111,7 +111,9 @@ t.test('a new writer adopts the current segment of a previous writer process and
   t.teardown(() => reapHome(home));
   const indexKey = homeKeyBase(home);
   // the previous agent: another process that published twice and exited without cleaning
-  const child = fork(CHILD, ['publish', String(indexKey), '2'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(CHILD, ['publish', String(indexKey)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
+  t.teardown(() => child.kill('SIGKILL'));
+  child.send({ bundles: [bundle(1), bundle(2)], settings });
   const [msg] = (await once(child, 'message')) as [{ published: { key: number; generation: number }[] }];
   await once(child, 'exit');
   const p2 = msg.published[1]!;
