@@ -193,7 +193,14 @@ export function buildConfigSegment(key: number, bundle: NodeBundle, settings: Sp
   const appRefs = bundle.apps.map((a) => ({ code: ref(a.app), desc: ref(a.desc), bin: ref(a.bin), server: ref(a.server_node ?? ''), sha: ref(a.sha256) }));
   const plan = planLayout(bundle, strings);
 
-  const seg = createShared(key, plan.size);
+  let seg: Segment | undefined;
+  try {
+    seg = createShared(key, plan.size);
+  } catch (e) {
+    if (e instanceof IbpError) throw e;
+    // shm-typed-array throws plain errors (EINVAL over SHMMAX, ENOSPC/ENOMEM over SHMALL/SHMMNI)
+    throw new IbpError('IBP_ERR_SHM_SYSCALL', { call: `shmget(${key}, ${plan.size} bytes)`, detail: `${(e as Error).message}; check kernel.shmmax/shmall/shmmni` }, { cause: e });
+  }
   if (!seg) return undefined;
   try {
     const buf = seg.buf;
