@@ -1,0 +1,39 @@
+// The whole chain: ibms (registry) → ibma (installs ibp_test_echo.so / ibp_test_file.so, publishes
+// the config space) → ibas (resolves the apps through it): transactions echo, the file app works,
+// and `ibms -s sessions` lists the server through its heartbeat.
+import t from 'tap';
+import { Cluster } from '../helpers/cluster.js';
+import { waitFor } from '../helpers/procs.js';
+import { TestClient } from './helpers/client.js';
+
+t.test('ibms + ibma + ibas', async (t) => {
+  const c = await Cluster.start(t, { bins: ['ibp_test_echo.so', 'ibp_test_file.so'] });
+  await c.configure({
+    nodes: { ECHO_SRV: [], CLIENTS: [] },
+    apps: [{ app: 'ibp_test_echo', bin: 'ibp_test_echo.so', timeout: 5 }, { app: 'ibp_test_file', bin: 'ibp_test_file.so', timeout: 5 }],
+    projects: [{ project: 'P1', serverNodes: ['ECHO_SRV'], clientNodes: ['CLIENTS'], apps: ['ibp_test_echo', 'ibp_test_file'] }],
+  });
+  const port = await (await import('../helpers/procs.js')).freePort(c.ip);
+  await c.admin(['-a', 'add_node_host', '--node', 'ECHO_SRV', '--ip', c.ip, '--port', String(port)], ['-a', 'distribute_config']);
+  const s = await c.server('ECHO_SRV', { port, maxCount: 2, ibas: { monitor: { heartbeat_interval: 0.5 } } });
+  await c.waitPackages(s, ['ibp_test_echo.so', 'ibp_test_file.so']);
+  await c.waitSpace(s, 'the apps', (sp) => sp.app('ibp_test_echo') && sp.app('ibp_test_file'));
+
+  const cl = await TestClient.connect(s.ip, s.port);
+  t.teardown(() => cl.close());
+  const r = await waitFor('the echo app to answer', async () => {
+    const x = await cl.call('ibp_test_echo', 'through the registry');
+    return x.rc === 0 ? x : undefined;
+  }, 20_000);
+  t.equal(r.body.toString(), 'through the registry', 'echo resolved through ibma\'s config space');
+  const f = await cl.call('ibp_test_file', 'files', { files: [{ name: 'one', data: Buffer.from('1') }, { name: 'two', data: Buffer.from('22') }] });
+  t.same(f.files.map((x) => [x.name, x.data.toString()]), [['one.echo', '1'], ['two.echo', '22']], 'file app from the registry');
+
+  const sessions = await waitFor('ibas in ibms -s sessions', async () => {
+    const out = await c.ibms(['-s', 'sessions', '--json']);
+    const rows = JSON.parse(out.stdout) as { role: string; node: string; port?: number }[];
+    return rows.find((x) => x.role === 'ibas' && x.node === 'ECHO_SRV' && x.port === port);
+  }, 20_000);
+  t.ok(sessions, 'the server is a session of ibms (heartbeat)');
+  t.equal((await s.run('ibas', ['-a', 'stop'])).code, 0);
+});
