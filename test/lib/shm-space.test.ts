@@ -223,3 +223,28 @@ t.test('removeLeftovers (start_cleanly) removes IBP segments of the block only',
   releaseShared(foreign);
   destroySegment(indexKey + 100);
 });
+
+t.test('config keys go round-robin over +16 … +255, skipping taken keys', async (t) => {
+  const home = t.testdir();
+  t.teardown(() => reapHome(home));
+  const indexKey = homeKeyBase(home);
+  const foreign = createShared(indexKey + 20, 64)!; // someone else's segment inside the block
+  const w = new ConfigSpaceWriter(indexKey);
+  const r = ConfigSpace.openKey((w.publish(bundle(0), settings), indexKey));
+  const keys: number[] = [];
+  for (let v = 1; v <= 245; v++) {
+    keys.push(w.publish(bundle(v), settings).key - indexKey);
+    t.equal(r.checkSwitch(), true);
+    w.collectGarbage();
+  }
+  t.same(keys.slice(0, 4), [17, 18, 19, 21], '+20 is taken: skipped');
+  t.same(keys.slice(234, 245), [252, 253, 254, 255, 16, 17, 18, 19, 21, 22, 23], 'wraps from +255 to +16');
+  t.equal(r.generation, 246);
+  t.equal(r.header().bundleVersion, 245);
+  t.same(w.oldSegments(), []);
+  r.close();
+  w.removeAll();
+  releaseShared(foreign);
+  destroySegment(indexKey + 20);
+  t.same(await segmentsOfHome(home), []);
+});
