@@ -81,7 +81,7 @@ export function defaultConf(ip = '127.0.0.1', port = DEFAULT_PORT): IbcmdConf {
 /** The commented sample `ibcmd -a init` writes (JSON with comments, as IBP's configs). */
 export function renderConf(conf: IbcmdConf): string {
   const j = (v: unknown): string => JSON.stringify(v);
-  const list = (items: string[]): string => `[\n${items.map((s) => `    ${j(s)}`).join(',\n')}\n  ]`;
+  const list = (items: string[], indent = '  '): string => `[\n${items.map((s) => `${indent}  ${j(s)}`).join(',\n')}\n${indent}]`;
   return `{
   // listen address of this agent (clients: ibcmd --ip IP --port PORT -a execmd ...)
   "server": { "ip": ${j(conf.server.ip)}, "port": ${conf.server.port} },
@@ -96,7 +96,7 @@ export function renderConf(conf: IbcmdConf): string {
   "white_list": ${list(conf.white_list)},
   "exec": {
     // folders put in front of PATH for commands (the project's scripts/ and bin/)
-    "path": ${list(conf.exec.path)},
+    "path": ${list(conf.exec.path, '    ')},
     "max_output_size": ${conf.exec.max_output_size}, // bytes kept of stdout and of stderr each
     "command_timeout": ${conf.exec.command_timeout}, // seconds; then the command's process group is killed
     "max_concurrent": ${conf.exec.max_concurrent} // commands at once; more are refused
