@@ -68,7 +68,6 @@ export function defaultConf(ip = '127.0.0.1', port = DEFAULT_PORT): IbcmdConf {
     black_list: ['rm *', '* rm *', 'shutdown*', 'reboot*', 'halt*', 'poweroff*', 'init *', 'mkfs*', 'dd *', 'kill * 1', 'chmod *', 'chown *'],
     white_list: [
       'ibms.sh *', 'ibma.sh *', 'ibas.sh *', 'ibcmd.sh status',
-      'ibms -s *', 'ibma -s *', 'ibas -s *',
       'ls', 'ls *', 'uptime', 'df -h', 'echo *', 'hostname',
     ],
     exec: { path: [path.join(root, 'scripts'), path.join(root, 'bin')], max_output_size: 1024 * 1024, command_timeout: 60, max_concurrent: 4 },
