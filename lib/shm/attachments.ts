@@ -1,60 +1,35 @@
 /**
  * One attachment per segment per process, shared and reference-counted.
  *
- * Every config-space module attaches through here instead of calling Segment.attach/detach itself,
- * because of four traps of shm-typed-array (under lib/shm/sysv.ts), which keeps one record per
- * shmid, not per mapping, and never forgets it:
+ * Every config-space module attaches through here instead of calling Segment.attach/detach itself.
+ * shm-typed-array (under lib/shm/sysv.ts) keeps one record per shmid, not per mapping: two
+ * mappings of one segment in a process would confuse it, so a process maps a segment once and
+ * further users share it, reference-counted. lib/shm/sysv.ts itself makes a detach safe (by
+ * address, detached Buffers kept reachable, re-pinned at exit so nothing is removed implicitly).
  *
- * 1. Two mappings of one segment in a process: detaching one unmaps the OTHER (SIGSEGV on its next
- *    access). So a process maps a segment once; further users share it, reference-counted.
- * 2. It removes a segment (IPC_RMID) whose attach count is 0 when one of its Buffers is
- *    garbage-collected and at process exit, even long after an explicit detach: a reader that closed
- *    the config space and exited would remove the node's live config. So every detached Segment
- *    stays reachable for the life of the process (no finalizer runs), and at exit, BEFORE
- *    shm-typed-array's exit handler, every detached segment that still exists is pinned again so
- *    the handler sees a non-zero count. Segments are only removed explicitly (destroySegment).
- * 3. It detaches by key: once a segment is removed and its key re-used, detaching the old one would
- *    unmap the new one. A segment whose key no longer names it is not detached; its mapping goes at
- *    exit (only removeAll / start_cleanly remove segments that are still attached).
- * 4. Attaching a segment again after detaching it maps it anew, and that mapping is never unmapped
- *    before exit. So such a re-attachment is made sticky (kept until exit: at most one extra mapping
- *    per segment), and a closed config space lingers a moment before it detaches, so that a process
- *    that opens and closes the space per call (ibac's requester) re-uses one mapping.
+ * A re-attachment of a segment this process detached before is kept until exit (at most one extra
+ * mapping per segment), and a closed config space lingers a moment before it detaches, so that a
+ * process that opens and closes the space per call (ibac's requester) re-uses one mapping.
  */
 import { Segment, shmidOf } from './sysv.js';
 
 interface Entry {
   seg: Segment;
   users: number;
-  /** Never detached before exit (the index segment; re-attached segments, see trap 4). */
+  /** Never detached before exit (the index segment; re-attached segments). */
   keep: boolean;
   /** Set while a released segment lingers before its detach. */
   linger?: NodeJS.Timeout;
 }
 
 const byShmid = new Map<number, Entry>();
-/** Every segment this process detached, by shmid (kept reachable on purpose: trap 2). */
-const retired = new Map<number, Segment>();
-/** Pins taken at exit (reachable until the kernel drops them). */
-const exitPins: Segment[] = [];
+/** Shmids this process detached before (a re-attachment of one is kept: see the header). */
+const retired = new Set<number>();
 
 function retire(seg: Segment): void {
-  if (shmidOf(seg.key) === seg.shmid) seg.detach(); // trap 3
-  retired.set(seg.shmid, seg);
+  seg.detach();
+  retired.add(seg.shmid);
 }
-
-process.prependListener('exit', () => {
-  for (const [shmid, seg] of retired) {
-    try {
-      if (shmidOf(seg.key) === shmid) {
-        const pin = Segment.attach(seg.key);
-        if (pin) exitPins.push(pin);
-      }
-    } catch {
-      // exiting anyway
-    }
-  }
-});
 
 /**
  * Attach the segment with this key, or share this process's attachment of it. Undefined when no
@@ -78,10 +53,10 @@ export function attachShared(key: number, keep = false): Segment | undefined {
   if (!seg) return undefined;
   if (byShmid.get(seg.shmid)?.seg.attached) {
     // the key was re-created between the two lookups onto a segment we already hold: impossible in
-    // practice (a new shmid is never one we hold); refuse rather than map it twice (trap 1)
+    // practice (a new shmid is never one we hold); refuse rather than map it twice
     throw new Error(`shm: segment ${seg.shmid} mapped twice in one process`);
   }
-  byShmid.set(seg.shmid, { seg, users: 1, keep: keep || retired.has(seg.shmid) }); // trap 4
+  byShmid.set(seg.shmid, { seg, users: 1, keep: keep || retired.has(seg.shmid) }); // re-attachment: kept
   return seg;
 }
 

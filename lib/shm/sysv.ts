@@ -12,6 +12,16 @@
  * never see a count of 0, and when the process exits the kernel drops the pin without removing the
  * segment. Removal is always explicit: {@link destroySegment}.
  *
+ * SAFE DETACH. shm-typed-array keeps a record per shmid for the life of the process. Its own
+ * detach (by key) leaves that record behind, and when the Buffer is garbage-collected or the
+ * process exits it IPC_RMIDs the segment if nobody is attached at that moment — "detached" would
+ * later mean "removed". So {@link Segment.detach} keeps the detached Buffer reachable (no
+ * finalizer runs) and, at exit, every detached segment that still exists is pinned again before
+ * shm-typed-array's exit handler runs. A key that no longer names this segment (removed and
+ * reused) is not detached by key (that would unmap the newer segment): the mapping is dropped by
+ * address instead. Two mappings of one segment in one process confuse shm-typed-array's record:
+ * lib/shm/attachments.ts shares one per process.
+ *
  * Layout of struct shmid_ds on x86_64/aarch64 Linux (glibc): shm_segsz @48, shm_cpid @80,
  * shm_lpid @84, shm_nattch @88, 112 bytes in all.
  */
@@ -134,15 +144,27 @@ export class Segment {
   /** Unmap. The segment stays until someone calls {@link destroySegment}. Idempotent. */
   detach(): void {
     if (this.#pin === undefined) return;
-    try {
-      shm.detach(this.key, false);
-    } catch {
-      // the key may already be removed (IPC_RMID): the mapping goes at exit
-    }
+    if (shmidOf(this.key) === this.shmid) shm.detach(this.key, false); // the pin keeps the count above 0
+    else shmdt(this.buf);
     shmdt(this.#pin);
     this.#pin = undefined;
+    retired.set(this.shmid, this);
   }
 }
+
+/** Every segment this process detached, by shmid: kept reachable on purpose (see the header). */
+const retired = new Map<number, Segment>();
+const exitPins: unknown[] = [];
+
+process.prependListener('exit', () => {
+  for (const [shmid, seg] of retired) {
+    try {
+      if (shmidOf(seg.key) === shmid) exitPins.push(pin(shmid, true));
+    } catch {
+      // exiting anyway
+    }
+  }
+});
 
 function pin(shmid: number, soft = false): unknown {
   const p = shmat(shmid, null, SHM_RDONLY);

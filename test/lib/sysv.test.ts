@@ -38,6 +38,18 @@ t.test('a pinned segment survives detach and the exit of every process', async (
   t.equal(Segment.attach(key), undefined, 'attach of a missing key → undefined');
 });
 
+t.test('a segment detached by a process is not removed when that process exits', async (t) => {
+  const key = base + KEY_SLOT.CONFIG_FIRST + 1;
+  const script = `import('${ROOT}/dist/lib/shm/sysv.js').then((m) => { const s = m.Segment.create(${key}, 64); s.buf.write('kept', 0); s.detach(); const r = m.Segment.attach(${key}); r.detach(); })`;
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30_000 });
+  t.equal(r.status, 0, r.stderr);
+  t.ok(shmidOf(key) >= 0, 'still there');
+  const s = Segment.attach(key)!;
+  t.equal(s.buf.toString('utf8', 0, 4), 'kept');
+  s.detach();
+  t.ok(destroySegment(key));
+});
+
 t.test('semaphore mutex: trylock, unlock, released when the holder dies', async (t) => {
   const sem = Semaphore.open(base + KEY_SLOT.ACCEPT_LOCK, true);
   t.equal(sem.value(), 1);
