@@ -3,6 +3,8 @@
  * working; the agent restarted while ibms is down serves its cached config; when ibms comes back
  * (a new epoch: it restarted) the agent catches up, and a later change reaches the readers.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import t from 'tap';
 import type { ConfigSpace } from '../../lib/shm/config-space.js';
 import { loopbackIp, segmentsOfHome, waitFor } from '../helpers/procs.js';
@@ -20,6 +22,14 @@ let space: ConfigSpace;
 interface Status { running: boolean; ibms?: { link: string }; held?: { version: number; epoch: string; source: string }; space?: { generation: number } }
 async function status(): Promise<Status> {
   return JSON.parse((await agent.ibma(['-s', 'status', '--json'])).stdout) as Status;
+}
+/** The agent's state file (what `-s status` reads), for polling without spawning a command each time. */
+function state(): { ibms?: { link: string }; held?: { version: number; epoch: string; source: string } } {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(agent.home, 'run', 'ibma_CLI.state.json'), 'utf8'));
+  } catch {
+    return {};
+  }
 }
 
 t.before(async () => {
@@ -44,7 +54,7 @@ t.test('ibms killed: the agent and the readers keep working', async (t) => {
   t.equal(space.kv('SRV', 'mode'), 'one');
   await reg.ibms(['-a', 'save_config']);
   await reg.crash();
-  await waitFor('the agent to notice', async () => (await status()).ibms?.link === 'unreachable', 10_000);
+  await waitFor('the agent to notice', () => state().ibms?.link === 'unreachable', 10_000);
   const st = await status();
   t.equal(st.running, true, 'the agent is still running');
   t.equal(st.held?.version !== undefined, true);
@@ -76,10 +86,10 @@ t.test('the agent restarted while ibms is down serves its cached config', async 
 });
 
 t.test('ibms back: the agent reconnects, resyncs the new epoch, and follows changes again', async (t) => {
-  const before = await status();
+  const before = state();
   await reg.start();
-  await waitFor('the agent connected with the new epoch', async () => {
-    const st = await status();
+  await waitFor('the agent connected with the new epoch', () => {
+    const st = state();
     return st.ibms?.link === 'connected' && st.held?.source === 'ibms' && st.held.epoch !== before.held?.epoch;
   }, 15_000);
   t.ok(agent.logLines().some((l) => /^registry epoch changed/.test(l.msg)), 'the epoch change was logged (full resync)');
