@@ -10,6 +10,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { homeKeyBase } from '../../lib/shm/keys.js';
 import { destroySegment, listSegments } from '../../lib/shm/sysv.js';
+import { isAlive } from '../../lib/pidfile.js';
+
+export { isAlive };
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = (tool: string): string => path.join(ROOT, 'bin', tool);
@@ -73,15 +76,6 @@ export async function waitFor<T>(what: string, cond: () => T | Promise<T>, timeo
     }
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
     await new Promise((r) => setTimeout(r, stepMs));
-  }
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
