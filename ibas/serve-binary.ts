@@ -110,7 +110,6 @@ export function serveBinary(socket: net.Socket, first: Buffer, ctx: ConnectionCo
     state = { kind: 'IDLE' };
     const compress = (st.granted & TX_FLAG.COMPRESS) !== 0;
     const sendNs = nowNs();
-    socket.cork();
     outcome.files.forEach((f, index) => write({ type: 'PULL_FILE', index, name: f.name, data: f.data }, compress));
     write({
       type: 'RESPONSE', rc: outcome.rc, appRc: outcome.appRc, load: ctx.load(), fileCount: outcome.files.length,
@@ -122,7 +121,6 @@ export function serveBinary(socket: net.Socket, first: Buffer, ctx: ConnectionCo
         receiveUs: Number((receivedNs - st.startNs) / 1000n), appUs: outcome.appUs, sendUs: Number((nowNs() - sendNs) / 1000n),
       });
     });
-    socket.uncork();
     if (ctx.mustClose() && closeAfterTx === undefined) closeAfterTx = 'the worker is leaving (stop or recycle): reconnect';
   };
 
@@ -174,6 +172,8 @@ export function serveBinary(socket: net.Socket, first: Buffer, ctx: ConnectionCo
   const onData = (chunk: Buffer): void => {
     if (closing) return;
     const arrived = nowNs();
+    // answers to one chunk leave in one write (PRE_ANSWER + RESPONSE of a pipelined transaction)
+    socket.cork();
     try {
       for (const frame of reader.push(chunk)) {
         if (closing) return;
@@ -182,6 +182,8 @@ export function serveBinary(socket: net.Socket, first: Buffer, ctx: ConnectionCo
     } catch (e) {
       protocolError(e);
       return;
+    } finally {
+      socket.uncork();
     }
     betweenTransactions();
   };
