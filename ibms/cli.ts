@@ -3,19 +3,21 @@
  * `--json`. Daemon control (init, start, stop, kill, check, -s status) works on the home; every
  * other command talks to the running daemon over REST with the home's admin credential.
  */
+import fs from 'node:fs';
 import net from 'node:net';
 import type { Command } from 'commander';
+import stripJsonComments from 'strip-json-comments';
+import sjson from 'secure-json-parse';
 import { createProgram, runCli, badArg, intArg, listArg, printRows, type Column } from '../lib/cli.js';
-import { IbmsConf } from '../lib/config/ibms-conf.js';
-import { loadConfigFile } from '../lib/config/load.js';
-import { NAME_PATTERN, type AppWithPackage, type NodeConf, type ProjectConf } from '../lib/config/model.js';
+import type { IbmsConf } from '../lib/config/ibms-conf.js';
+import type { AppWithPackage, NodeConf, ProjectConf } from '../lib/config/model.js';
 import { isDaemonChild, killDaemon, startDaemon, stopDaemon } from '../lib/daemon.js';
 import { IbpError } from '../lib/errors.js';
 import { Home, homeOfConf } from '../lib/home.js';
 import { runningPid } from '../lib/pidfile.js';
 import { IbmsClient } from './client.js';
 import { readAdminCredential } from './credentials.js';
-import { initHome, IBMS_CONF, PID_FILE } from './init.js';
+import { IBMS_CONF, PID_FILE } from './paths.js';
 import type { Session } from './sessions.js';
 
 export interface CliOptions {
@@ -70,8 +72,9 @@ interface Ctx {
   confFile: string;
   json: boolean;
   out: (s: string) => void;
-  conf(): IbmsConf;
-  client(): IbmsClient;
+  /** ibms.conf; `full` validates every key (check, start). */
+  conf(full?: boolean): Promise<IbmsConf>;
+  client(): Promise<IbmsClient>;
 }
 
 function need(o: CliOptions, key: keyof CliOptions, flag: string, what: string): string {
@@ -80,7 +83,14 @@ function need(o: CliOptions, key: keyof CliOptions, flag: string, what: string):
   return String(v);
 }
 
-const NAME_RE = new RegExp(NAME_PATTERN);
+/**
+ * The patterns of lib/config/model.ts (NAME_PATTERN, BinName), repeated here so that a command
+ * does not load TypeBox (~250 module files) before doing anything; test/ibms/cli-args.test.ts
+ * pins them equal to the model's.
+ */
+export const CLI_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
+export const CLI_BIN_RE = /^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,126}\.so$/;
+const NAME_RE = CLI_NAME_RE;
 function nameArg(flag: string, value: string): string {
   if (!NAME_RE.test(value)) throw badArg(flag, `"${value}" is not a name (letters, digits, _ - ., at most 64)`);
   return value;
@@ -180,7 +190,7 @@ const SHOWS: Record<string, Handler> = {
     let st: Record<string, unknown> | undefined;
     let problem: string | undefined;
     try {
-      st = await ctx.client().request<Record<string, unknown>>('GET', '/v1/status');
+      st = await (await ctx.client()).request<Record<string, unknown>>('GET', '/v1/status');
     } catch (e) {
       problem = (e as Error).message;
     }
@@ -197,33 +207,33 @@ const SHOWS: Record<string, Handler> = {
     ctx.out(`  nodes ${st.nodes}, apps ${st.apps}, projects ${st.projects}, nodes changed ${st.nodes_changed}, watches ${st.watches}, sessions ${st.sessions}\n`);
   },
   async sessions(ctx) {
-    const r = await ctx.client().request<{ sessions: SessionRow[] }>('GET', '/v1/sessions');
+    const r = await (await ctx.client()).request<{ sessions: SessionRow[] }>('GET', '/v1/sessions');
     printRows(r.sessions, SESSION_COLUMNS, ctx.json, ctx.out);
   },
   async nodes(ctx) {
-    const r = await ctx.client().request<{ nodes: NodeConf[] }>('GET', `/v1/nodes${filterQuery({ node: ctx.o.node })}`);
+    const r = await (await ctx.client()).request<{ nodes: NodeConf[] }>('GET', `/v1/nodes${filterQuery({ node: ctx.o.node })}`);
     printRows(r.nodes, NODE_COLUMNS, ctx.json, ctx.out);
   },
   async apps(ctx) {
-    const r = await ctx.client().request<{ apps: AppWithPackage[] }>('GET', `/v1/apps${filterQuery({ app: ctx.o.app })}`);
+    const r = await (await ctx.client()).request<{ apps: AppWithPackage[] }>('GET', `/v1/apps${filterQuery({ app: ctx.o.app })}`);
     printRows(r.apps, APP_COLUMNS, ctx.json, ctx.out);
   },
   async projects(ctx) {
-    const r = await ctx.client().request<{ projects: ProjectConf[] }>('GET', `/v1/projects${filterQuery({ project: ctx.o.project })}`);
+    const r = await (await ctx.client()).request<{ projects: ProjectConf[] }>('GET', `/v1/projects${filterQuery({ project: ctx.o.project })}`);
     printRows(r.projects, PROJECT_COLUMNS, ctx.json, ctx.out);
   },
   async nodes_kv(ctx) {
-    const r = await ctx.client().request<{ kvs: { node: string; key: string; value: string }[] }>('GET', `/v1/nodes_kv${filterQuery({ node: ctx.o.node })}`);
+    const r = await (await ctx.client()).request<{ kvs: { node: string; key: string; value: string }[] }>('GET', `/v1/nodes_kv${filterQuery({ node: ctx.o.node })}`);
     printRows(r.kvs, [{ header: 'NODE', value: (k) => k.node }, { header: 'KEY', value: (k) => k.key }, { header: 'VALUE', value: (k) => k.value }], ctx.json, ctx.out);
   },
   async nodes_changed(ctx) {
-    const r = await ctx.client().request<{ nodes: string[] }>('GET', '/v1/nodes_changed');
+    const r = await (await ctx.client()).request<{ nodes: string[] }>('GET', '/v1/nodes_changed');
     if (ctx.json) ctx.out(`${JSON.stringify(r.nodes)}\n`);
     else ctx.out(r.nodes.map((n) => `${n}\n`).join(''));
   },
   async node_credential(ctx) {
     const node = nameArg('--node', need(ctx.o, 'node', '--node', '-s node_credential'));
-    const r = await ctx.client().request<{ credential: string }>('GET', `/v1/nodes/${enc(node)}/credential`);
+    const r = await (await ctx.client()).request<{ credential: string }>('GET', `/v1/nodes/${enc(node)}/credential`);
     ctx.out(ctx.json ? `${JSON.stringify(r)}\n` : `${r.credential}\n`);
   },
 };
@@ -243,7 +253,7 @@ function hostOf(ctx: Ctx, what: string): { ip: string; port: number } {
   return { ip: ipArg('--ip', need(ctx.o, 'ip', '--ip', what)), port: intArg('--port', need(ctx.o, 'port', '--port', what), 1, 65535) };
 }
 function binArg(value: string): string {
-  if (!/^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,126}\.so$/.test(value)) throw badArg('--bin', `"${value}" is not a plain .so file name (no path)`);
+  if (!CLI_BIN_RE.test(value)) throw badArg('--bin', `"${value}" is not a plain .so file name (no path)`);
   return value;
 }
 
@@ -281,10 +291,11 @@ const ACTIONS: Record<string, Handler> = {
   async init(ctx) {
     const port = ctx.o.port === undefined ? undefined : intArg('--port', ctx.o.port, 1, 65535);
     const ip = ctx.o.ip === undefined ? undefined : ipArg('--ip', ctx.o.ip);
+    const { initHome } = await import('./init.js');
     for (const line of initHome(ctx.home, { ...(ip ? { ip } : {}), ...(port ? { port } : {}), confFile: ctx.confFile })) ctx.out(`${line}\n`);
   },
   async check(ctx) {
-    const conf = ctx.conf();
+    const conf = await ctx.conf(true);
     const { dataFiles, loadData } = await import('./persist.js');
     const loaded = loadData(dataFiles(ctx.home, conf));
     const files = dataFiles(ctx.home, conf);
@@ -299,7 +310,7 @@ const ACTIONS: Record<string, Handler> = {
     ctx.out('ibms: config check ok\n');
   },
   async start(ctx) {
-    const conf = ctx.conf();
+    const conf = await ctx.conf(true);
     if (isDaemonChild()) {
       const { runMonitor } = await import('./monitor.js');
       await runMonitor({ confFile: ctx.confFile, home: ctx.home, conf });
@@ -329,7 +340,7 @@ const ACTIONS: Record<string, Handler> = {
     const body: Record<string, unknown> = { node: nodeOf(ctx, '-a add_node') };
     if (ctx.o.invalid !== undefined) body.invalid = flagArg('--invalid', ctx.o.invalid);
     if (ctx.o.keyExp !== undefined) body.key_exp = ctx.o.keyExp;
-    printOk(ctx, await ctx.client().request('POST', '/v1/nodes', body));
+    printOk(ctx, await (await ctx.client()).request('POST', '/v1/nodes', body));
   },
   async set_node(ctx) {
     const node = nodeOf(ctx, '-a set_node');
@@ -337,89 +348,112 @@ const ACTIONS: Record<string, Handler> = {
     if (ctx.o.invalid !== undefined) body.invalid = flagArg('--invalid', ctx.o.invalid);
     if (ctx.o.keyExp !== undefined) body.key_exp = ctx.o.keyExp;
     if (Object.keys(body).length === 0) throw badArg('--invalid', 'set_node needs --invalid or --key-exp');
-    printOk(ctx, await ctx.client().request('PATCH', `/v1/nodes/${enc(node)}`, body));
+    printOk(ctx, await (await ctx.client()).request('PATCH', `/v1/nodes/${enc(node)}`, body));
   },
   async remove_node(ctx) {
-    printOk(ctx, await ctx.client().request('DELETE', `/v1/nodes/${enc(nodeOf(ctx, '-a remove_node'))}`));
+    printOk(ctx, await (await ctx.client()).request('DELETE', `/v1/nodes/${enc(nodeOf(ctx, '-a remove_node'))}`));
   },
   async add_node_host(ctx) {
     const node = nodeOf(ctx, '-a add_node_host');
-    printOk(ctx, await ctx.client().request('POST', `/v1/nodes/${enc(node)}/hosts`, hostOf(ctx, '-a add_node_host')));
+    printOk(ctx, await (await ctx.client()).request('POST', `/v1/nodes/${enc(node)}/hosts`, hostOf(ctx, '-a add_node_host')));
   },
   async remove_node_host(ctx) {
     const node = nodeOf(ctx, '-a remove_node_host');
     const h = hostOf(ctx, '-a remove_node_host');
-    printOk(ctx, await ctx.client().request('DELETE', `/v1/nodes/${enc(node)}/hosts/${h.ip}/${h.port}`));
+    printOk(ctx, await (await ctx.client()).request('DELETE', `/v1/nodes/${enc(node)}/hosts/${h.ip}/${h.port}`));
   },
   async add_node_kv(ctx) {
     const node = nodeOf(ctx, '-a add_node_kv');
     const key = nameArg('--key', need(ctx.o, 'key', '--key', '-a add_node_kv'));
     const value = need(ctx.o, 'value', '--value', '-a add_node_kv');
-    printOk(ctx, await ctx.client().request('POST', `/v1/nodes/${enc(node)}/kvs`, { key, value }));
+    printOk(ctx, await (await ctx.client()).request('POST', `/v1/nodes/${enc(node)}/kvs`, { key, value }));
   },
   async set_node_kv(ctx) {
     const node = nodeOf(ctx, '-a set_node_kv');
     const key = nameArg('--key', need(ctx.o, 'key', '--key', '-a set_node_kv'));
     if (ctx.o.value === undefined) throw badArg('--value', 'is required for -a set_node_kv');
-    printOk(ctx, await ctx.client().request('PUT', `/v1/nodes/${enc(node)}/kvs/${enc(key)}`, { value: ctx.o.value }));
+    printOk(ctx, await (await ctx.client()).request('PUT', `/v1/nodes/${enc(node)}/kvs/${enc(key)}`, { value: ctx.o.value }));
   },
   async remove_node_kv(ctx) {
     const node = nodeOf(ctx, '-a remove_node_kv');
     const key = nameArg('--key', need(ctx.o, 'key', '--key', '-a remove_node_kv'));
-    printOk(ctx, await ctx.client().request('DELETE', `/v1/nodes/${enc(node)}/kvs/${enc(key)}`));
+    printOk(ctx, await (await ctx.client()).request('DELETE', `/v1/nodes/${enc(node)}/kvs/${enc(key)}`));
   },
 
   async add_app(ctx) {
-    printOk(ctx, await ctx.client().request('POST', '/v1/apps', appBody(ctx, '-a add_app', true)));
+    printOk(ctx, await (await ctx.client()).request('POST', '/v1/apps', appBody(ctx, '-a add_app', true)));
   },
   async set_app(ctx) {
     const app = appOf(ctx, '-a set_app');
     const body = appBody(ctx, '-a set_app', false);
     if (Object.keys(body).length === 0) throw badArg('--desc', 'set_app needs at least one of --desc --bin --timeout --timeout2 --invalid --server-node');
-    printOk(ctx, await ctx.client().request('PATCH', `/v1/apps/${enc(app)}`, body));
+    printOk(ctx, await (await ctx.client()).request('PATCH', `/v1/apps/${enc(app)}`, body));
   },
   async update_app(ctx) {
-    const r = await ctx.client().request<{ sha256: string; size: number }>('POST', `/v1/apps/${enc(appOf(ctx, '-a update_app'))}/update`);
+    const r = await (await ctx.client()).request<{ sha256: string; size: number }>('POST', `/v1/apps/${enc(appOf(ctx, '-a update_app'))}/update`);
     printOk(ctx, r, [`package sha256 ${r.sha256} size ${r.size}`]);
   },
   async remove_app(ctx) {
-    printOk(ctx, await ctx.client().request('DELETE', `/v1/apps/${enc(appOf(ctx, '-a remove_app'))}`));
+    printOk(ctx, await (await ctx.client()).request('DELETE', `/v1/apps/${enc(appOf(ctx, '-a remove_app'))}`));
   },
 
   async add_project(ctx) {
     const project = projectOf(ctx, '-a add_project');
-    printOk(ctx, await ctx.client().request('POST', '/v1/projects', { project, ...projectLists(ctx) }));
+    printOk(ctx, await (await ctx.client()).request('POST', '/v1/projects', { project, ...projectLists(ctx) }));
   },
   async set_project(ctx) {
     const project = projectOf(ctx, '-a set_project');
     const body = projectLists(ctx);
     if (Object.keys(body).length === 0) throw badArg('--server-nodes', 'set_project needs at least one of --server-nodes --client-nodes --apps');
-    printOk(ctx, await ctx.client().request('PATCH', `/v1/projects/${enc(project)}`, body));
+    printOk(ctx, await (await ctx.client()).request('PATCH', `/v1/projects/${enc(project)}`, body));
   },
   async remove_project(ctx) {
-    printOk(ctx, await ctx.client().request('DELETE', `/v1/projects/${enc(projectOf(ctx, '-a remove_project'))}`));
+    printOk(ctx, await (await ctx.client()).request('DELETE', `/v1/projects/${enc(projectOf(ctx, '-a remove_project'))}`));
   },
 
   async distribute_config(ctx) {
-    const r = await ctx.client().request<{ distributed: { node: string; version: number }[] }>('POST', '/v1/config/distribute');
+    const r = await (await ctx.client()).request<{ distributed: { node: string; version: number }[] }>('POST', '/v1/config/distribute');
     printOk(ctx, r, r.distributed.map((d) => `${d.node} version ${d.version}`));
   },
   async download_config(ctx) {
-    const r = await ctx.client().request<{ node: string; version: number }>('POST', '/v1/config/download', { node: nodeOf(ctx, '-a download_config') });
+    const r = await (await ctx.client()).request<{ node: string; version: number }>('POST', '/v1/config/download', { node: nodeOf(ctx, '-a download_config') });
     printOk(ctx, r, [`${r.node} version ${r.version}`]);
   },
   async save_config(ctx) {
-    const r = await ctx.client().request<{ files: string[]; images: string[]; second: string[] }>('POST', '/v1/config/save');
+    const r = await (await ctx.client()).request<{ files: string[]; images: string[]; second: string[] }>('POST', '/v1/config/save');
     printOk(ctx, r, [...r.files, ...r.images, ...r.second].map((f) => `${f} saved`));
   },
   async build_config(ctx) {
-    const r = await ctx.client().request<{ images: string[] }>('POST', '/v1/config/build');
+    const r = await (await ctx.client()).request<{ images: string[] }>('POST', '/v1/config/build');
     printOk(ctx, r, r.images.map((f) => `${f} built`));
   },
 };
 
 export const ACTION_NAMES = Object.keys(ACTIONS);
 export const SHOW_NAMES = Object.keys(SHOWS);
+
+/**
+ * Read ibms.conf for a command that talks to the daemon. It needs only the address and the
+ * compression threshold, so those are checked here and TypeBox/ajv are not loaded (they cost
+ * most of a command's start on a busy machine). A file that fails this check, and every
+ * `-a check` / `-a start`, goes through the full validation (lib/config/load.ts), which names
+ * the file and the key.
+ */
+async function readIbmsConf(file: string, full: boolean): Promise<IbmsConf> {
+  if (!full) {
+    try {
+      const c = sjson.parse(stripJsonComments(fs.readFileSync(file, 'utf8')), undefined, { protoAction: 'error', constructorAction: 'error' }) as IbmsConf;
+      const ok =
+        net.isIPv4(c?.server?.ip) && Number.isInteger(c.server.port) && c.server.port >= 1 && c.server.port <= 65535 &&
+        Number.isInteger(c.comm?.min_compress_size) && c.comm.min_compress_size >= 0;
+      if (ok) return c;
+    } catch {
+      // fall through: the full loader names the problem
+    }
+  }
+  const [{ loadConfigFile }, { IbmsConf: schema }] = await Promise.all([import('../lib/config/load.js'), import('../lib/config/ibms-conf.js')]);
+  return loadConfigFile(schema, file, 'ibms');
+}
 
 function makeCtx(o: CliOptions): Ctx {
   const confName = o.conf ?? IBMS_CONF;
@@ -433,10 +467,10 @@ function makeCtx(o: CliOptions): Ctx {
     confFile,
     json: o.json === true,
     out: (s) => void process.stdout.write(s),
-    conf: () => (conf ??= loadConfigFile(IbmsConf, confFile, 'ibms')),
-    client: () => {
+    conf: async (full = false) => (conf ??= await readIbmsConf(confFile, full)),
+    client: async () => {
       if (!client) {
-        const c = ctx.conf();
+        const c = await ctx.conf();
         client = new IbmsClient({ ip: c.server.ip, port: c.server.port, credential: readAdminCredential(home), minCompressSize: c.comm.min_compress_size });
       }
       return client;

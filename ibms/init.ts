@@ -8,9 +8,9 @@ import { defaultIbmsConf } from '../lib/config/ibms-conf.js';
 import { HOME_DIRS, type Home } from '../lib/home.js';
 import { ADMIN_CREDENTIAL_FILE, ensureCredentialFile } from './credentials.js';
 
-export const IBMS_CONF = 'ibms.conf';
-/** The monitor's pid file, in run/. */
-export const PID_FILE = 'ibms.pid';
+import { IBMS_CONF } from './paths.js';
+
+export { IBMS_CONF, PID_FILE } from './paths.js';
 
 function writeNew(file: string, text: string, mode = 0o644): boolean {
   try {

@@ -21,7 +21,7 @@ import { createLogger, type Logger, type LogLevel } from '../lib/log.js';
 import { removePid, writePid } from '../lib/pidfile.js';
 import { installSignals } from '../lib/signals.js';
 import type { WorkerMessage } from './worker.js';
-import { PID_FILE } from './init.js';
+import { PID_FILE } from './paths.js';
 
 const WORKER_JS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'worker.js');
 const STOP_TIMEOUT_MS = 30_000;

@@ -50,6 +50,7 @@ export class Registry {
   readonly packages: Packages;
   readonly loadedFrom: Record<Part, 'json' | 'bin'>;
   readonly loadMs: number;
+  readonly loadCpuMs: number;
   readonly startedAt = Date.now();
   #saving: Promise<unknown> = Promise.resolve();
   readonly #bundles = new LRUCache<string, CachedBundle>({ max: 2048 });
@@ -63,6 +64,7 @@ export class Registry {
     this.store = loaded.store;
     this.loadedFrom = loaded.sources;
     this.loadMs = loaded.ms;
+    this.loadCpuMs = loaded.cpuMs;
     this.versions = new Versions(this.store.nodes.keys(), opts.epoch);
     this.sessions = new Sessions(opts.conf.session.expire_seconds);
     this.credentials = new Credentials(opts.home);
@@ -273,6 +275,7 @@ export class Registry {
       started_at: new Date(this.startedAt).toISOString(),
       loaded_from: this.loadedFrom,
       load_ms: Math.round(this.loadMs * 10) / 10,
+      load_cpu_ms: Math.round(this.loadCpuMs * 10) / 10,
       nodes: this.store.nodes.size,
       apps: this.store.apps.size,
       projects: this.store.projects.size,

@@ -37,18 +37,25 @@ export type ProjectPatch = Partial<Omit<ProjectConf, 'project'>>;
 
 const hostKey = (ip: string, port: number): string => `${ip}:${port}`;
 
-function addTo(index: Map<string, Set<string>>, key: string, value: string): void {
-  let s = index.get(key);
-  if (!s) index.set(key, (s = new Set()));
-  s.add(value);
+/*
+ * Indexes map a name to a small array (not a Set): most apps are in one project and most nodes
+ * in a few, and a 100,000-app registry then loads without allocating 100,000 Sets.
+ */
+function addTo(index: Map<string, string[]>, key: string, value: string): void {
+  const a = index.get(key);
+  if (!a) index.set(key, [value]);
+  else if (!a.includes(value)) a.push(value);
 }
 
-function removeFrom(index: Map<string, Set<string>>, key: string, value: string): void {
-  const s = index.get(key);
-  if (!s) return;
-  s.delete(value);
-  if (s.size === 0) index.delete(key);
+function removeFrom(index: Map<string, string[]>, key: string, value: string): void {
+  const a = index.get(key);
+  if (!a) return;
+  const i = a.indexOf(value);
+  if (i >= 0) a.splice(i, 1);
+  if (a.length === 0) index.delete(key);
 }
+
+const NONE: readonly string[] = Object.freeze([]);
 
 function listUsers(kind: string, names: Iterable<string>, max = 5): string {
   const all = [...names];
@@ -64,15 +71,15 @@ export class Store {
   generation = 0;
 
   /** node → projects naming it (as server or client node). */
-  readonly #nodeProjects = new Map<string, Set<string>>();
+  readonly #nodeProjects = new Map<string, string[]>();
   /** app → projects holding it. */
-  readonly #appProjects = new Map<string, Set<string>>();
+  readonly #appProjects = new Map<string, string[]>();
   /** node → apps whose server_node it is. */
-  readonly #serverNodeApps = new Map<string, Set<string>>();
+  readonly #serverNodeApps = new Map<string, string[]>();
   /** "ip:port" → node. */
   readonly #hosts = new Map<string, string>();
   /** bin → apps using it. */
-  readonly #bins = new Map<string, Set<string>>();
+  readonly #bins = new Map<string, string[]>();
 
   /**
    * Build a store from file contents (already schema-validated). Reference errors throw
@@ -181,18 +188,18 @@ export class Store {
   }
 
   /** Projects naming the node (as server or client). */
-  projectsOfNode(node: string): ReadonlySet<string> {
-    return this.#nodeProjects.get(node) ?? new Set();
+  projectsOfNode(node: string): readonly string[] {
+    return this.#nodeProjects.get(node) ?? NONE;
   }
 
   /** Projects holding the app. */
-  projectsOfApp(app: string): ReadonlySet<string> {
-    return this.#appProjects.get(app) ?? new Set();
+  projectsOfApp(app: string): readonly string[] {
+    return this.#appProjects.get(app) ?? NONE;
   }
 
   /** Apps using a package file. */
-  appsOfBin(bin: string): ReadonlySet<string> {
-    return this.#bins.get(bin) ?? new Set();
+  appsOfBin(bin: string): readonly string[] {
+    return this.#bins.get(bin) ?? NONE;
   }
 
   /** The node owning a host, if any. */
@@ -253,9 +260,9 @@ export class Store {
   removeNode(name: string): void {
     const n = this.node(name);
     const projects = this.projectsOfNode(name);
-    if (projects.size > 0) throw new IbpError('IBP_ERR_REG_IN_USE', { kind: 'node', name, users: listUsers('project', projects) });
+    if (projects.length > 0) throw new IbpError('IBP_ERR_REG_IN_USE', { kind: 'node', name, users: listUsers('project', projects) });
     const apps = this.#serverNodeApps.get(name);
-    if (apps && apps.size > 0) throw new IbpError('IBP_ERR_REG_IN_USE', { kind: 'node', name, users: listUsers('app (as server_node)', apps) });
+    if (apps && apps.length > 0) throw new IbpError('IBP_ERR_REG_IN_USE', { kind: 'node', name, users: listUsers('app (as server_node)', apps) });
     for (const h of n.hosts) this.#hosts.delete(hostKey(h.ip, h.port));
     this.nodes.delete(name);
     this.#changed();

@@ -57,7 +57,7 @@ export function agentRoutes(reg: Registry): FastifyPluginAsync {
         reg.log.warn(`package refused , node[${p.node}] bin[${bin}]`);
         throw new IbpError('IBP_ERR_REG_FORBIDDEN', { who: `node ${p.node}`, what: `package ${bin} (it serves no project holding an app of it)` });
       }
-      if (reg.store.appsOfBin(bin).size === 0) throw new IbpError('IBP_ERR_REG_NOT_FOUND', { kind: 'package', name: bin });
+      if (reg.store.appsOfBin(bin).length === 0) throw new IbpError('IBP_ERR_REG_NOT_FOUND', { kind: 'package', name: bin });
       const got = reg.packages.read(bin);
       if (!got) throw new IbpError('IBP_ERR_REG_NO_PACKAGE', { bin, app: [...reg.store.appsOfBin(bin)].join(','), dir: reg.packages.dir });
       reg.log.info(`package sent , ${p.kind === 'node' ? `node[${p.node}]` : 'admin'} bin[${bin}] size[${got.bytes.length}] sha256[${got.sha256}]`);

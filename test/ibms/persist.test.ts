@@ -119,3 +119,26 @@ t.test('save_config and build_config through the API; concurrent saves are seria
   t.same(built.json.images, Object.values(files).map(binOf));
   t.same(loadData(files).sources, { nodes: 'bin', apps: 'bin', projects: 'bin' });
 });
+
+t.test('property: an image decodes to exactly what was encoded (keys, order, absent optionals)', async (t) => {
+  const { default: fc } = await import('fast-check');
+  const { decodeImage: dec, encodeImage: enc } = await import('../../ibms/image.js');
+  const name = fc.stringMatching(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,10}$/);
+  const text = fc.string({ maxLength: 20, unit: 'binary' });
+  const host = fc.record({ ip: fc.ipV4(), port: fc.integer({ min: 1, max: 65535 }), invalid: fc.constantFrom(0, 1) }, { requiredKeys: ['ip', 'port'] });
+  const node = fc.record({ node: name, invalid: fc.constantFrom(0, 1), key_exp: text, hosts: fc.array(host, { maxLength: 4 }), kvs: fc.dictionary(name, text, { maxKeys: 3 }) }, { requiredKeys: ['node', 'invalid', 'hosts', 'kvs'] });
+  const app = fc.record({ app: name, desc: text, bin: name.map((n) => `${n}.so`), timeout: fc.double({ min: 0.001, max: 86400, noNaN: true }), timeout2: fc.double({ min: 0, max: 86400, noNaN: true }), invalid: fc.constantFrom(0, 1), server_node: fc.oneof(name, fc.constant('')) }, { requiredKeys: ['app', 'desc', 'bin', 'timeout', 'timeout2', 'invalid'] });
+  const project = fc.record({ project: name, server_nodes: fc.array(name, { maxLength: 4 }), client_nodes: fc.array(name, { maxLength: 4 }), apps: fc.array(name, { maxLength: 4 }) });
+  const order = (o: Record<string, unknown>, keys: string[]) => Object.fromEntries(keys.filter((k) => k in o).map((k) => [k, o[k]]));
+  fc.assert(
+    fc.property(fc.array(node, { maxLength: 6 }), fc.array(app, { maxLength: 6 }), fc.array(project, { maxLength: 4 }), (nodes, apps, projects) => {
+      const n = nodes.map((x) => ({ ...order(x, ['node', 'invalid', 'key_exp', 'hosts', 'kvs']), hosts: x.hosts.map((h) => order(h, ['ip', 'port', 'invalid'])) }));
+      const a = apps.map((x) => order(x, ['app', 'desc', 'bin', 'timeout', 'timeout2', 'invalid', 'server_node']));
+      return JSON.stringify(dec('f', 'nodes', enc('nodes', n as never))) === JSON.stringify(n)
+        && JSON.stringify(dec('f', 'apps', enc('apps', a as never))) === JSON.stringify(a)
+        && JSON.stringify(dec('f', 'projects', enc('projects', projects as never))) === JSON.stringify(projects);
+    }),
+    { numRuns: 300 },
+  );
+  t.pass('300 random configs round-trip');
+});

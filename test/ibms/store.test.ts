@@ -69,7 +69,7 @@ t.test('removing an app drops it from its projects', async (t) => {
   t.same(s.removeApp('ibp_test_echo'), ['echo_project']);
   t.same(s.project('echo_project').apps, ['ibp_test_file']);
   t.same(sorted(s.appsOfNode('ECIF')), ['ibp_test_file']);
-  t.equal(s.appsOfBin('ibp_test_echo.so').size, 0);
+  t.equal(s.appsOfBin('ibp_test_echo.so').length, 0);
 });
 
 t.test('package entitlement: server nodes of projects holding the app, or its server_node', async (t) => {
