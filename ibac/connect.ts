@@ -15,7 +15,7 @@ import type { Home } from '../lib/home.js';
 import { TX_FLAG, type Load } from '../lib/protocol/codec.js';
 import { CommStatusTracker, type CommStatus } from '../lib/protocol/comm-status.js';
 import type { HostChoice } from './balance.js';
-import type { Channel } from './channel.js';
+import { CLIENT_LIMITS, type Channel } from './channel.js';
 import { NotSupportedError, UsageError, type FailureContext } from './errors.js';
 import { loadRequestFiles, saveResponseFiles, type RequestFile, type ResponseFile } from './files.js';
 import { control, exchange, keepAlive, STEP, type ExchangeState, type Step } from './request.js';
@@ -161,6 +161,7 @@ export class IbacConnection {
       ctx.journal = journal;
       const reqFiles = loadRequestFiles(this.#dialer.home, files);
       const body = typeof request === 'string' ? Buffer.from(request) : request;
+      checkSizes(body, reqFiles, ctx);
       const ch = await this.#ready();
       ctx.host = this.host;
       const flags = (this.#dialer.compress ? TX_FLAG.COMPRESS : 0) | (opts.prepare ? TX_FLAG.PREPARE : 0);
@@ -247,5 +248,13 @@ export class IbacConnection {
     this.#channel = channel;
     this.#host = host;
     return channel;
+  }
+}
+
+/** Frames this client would not accept itself are refused before anything is sent. */
+function checkSizes(body: Buffer, files: readonly { name: string; data: Buffer }[], ctx: FailureContext): void {
+  if (body.length > CLIENT_LIMITS.maxFrame) throw new UsageError(`request of ${body.length} bytes is over the frame limit of ${CLIENT_LIMITS.maxFrame}`, ctx);
+  for (const f of files) {
+    if (f.data.length > CLIENT_LIMITS.maxFile) throw new UsageError(`request file ${f.name} of ${f.data.length} bytes is over the file limit of ${CLIENT_LIMITS.maxFile}`, ctx);
   }
 }

@@ -17,6 +17,7 @@ import {
   createEnvironment, requester, IbacEnv, SafeError, ServerError, SuspiciousError, UsageError, NotSupportedError, ConnectError,
   PHASE, COMM_STATUS, STEP, TX_FLAG, LOAD_SCALE, MAX_FILES,
 } from '../../ibac/index.js';
+import { CLIENT_LIMITS } from '../../ibac/channel.js';
 
 const APPS = [
   { app: 'ibp_test_echo', bin: 'ibp_test_echo.so', timeout: 10 },
@@ -150,6 +151,7 @@ t.test('failures answered by the server and refused locally', async (t) => {
   t.equal((e as ServerError).body.toString(), 'no such account', 'the app\'s response bytes come with the failure');
   await t.rejects(env.requester('SRV', 'no_such_app', 'x'), { code: 'IBP_ERR_APP_UNKNOWN', phase: PHASE.SAFE }, 'an app unknown to the client node');
   await t.rejects(env.requester('NOPE', 'ibp_test_echo', 'x'), { code: 'IBP_ERR_CLIENT_NODE_UNKNOWN', phase: PHASE.SAFE });
+  await t.rejects(env.requester('SRV', 'ibp_test_echo', Buffer.alloc(CLIENT_LIMITS.maxFrame + 1)), { code: 'IBP_ERR_CLIENT_USAGE', phase: PHASE.SAFE, message: /over the frame limit/ }, 'an oversized request is refused before sending');
   await t.rejects(env.requester('CLI', 'ibp_test_echo', 'x'), { code: 'IBP_ERR_CLIENT_NO_HOST', phase: PHASE.SAFE }, 'a node without hosts');
   const conn = await env.connect('SRV', 'ibp_test_rc');
   await t.rejects(conn.sendRequestAndReceiveResponse('ibp_test_rc', '3'), { code: 'IBP_ERR_APP_FAILED', appRc: 3 });
