@@ -4,12 +4,14 @@
  * environment runs (it must pick it up), then a host C where nothing listens. A host made busy by
  * a slow app gets few new calls (measured split); a dead host is suspended for
  * retry_connect_timeval without the caller seeing an error, and tried again afterwards; a long
- * connection whose server stops re-opens on another host.
+ * connection whose server stops re-opens on another host; a host that hangs (accept queue full)
+ * costs connecting_timeout and is suspended.
  */
 import t from 'tap';
-import { Cluster, type NodeHome, type ServerHome } from '../helpers/cluster.js';
+import net from 'node:net';
+import { Cluster, ibasPids, type NodeHome, type ServerHome } from '../helpers/cluster.js';
 import { freePort, waitFor } from '../helpers/procs.js';
-import { createEnvironment, STEP, LOAD_SCALE, type IbacEnv, type IbacResponse } from '../../ibac/index.js';
+import { createEnvironment, ConnectError, STEP, LOAD_SCALE, type IbacEnv, type IbacResponse } from '../../ibac/index.js';
 
 const APPS = [
   { app: 'ibp_test_echo', bin: 'ibp_test_echo.so', timeout: 10 },
@@ -33,7 +35,7 @@ t.before(async () => {
   });
   await Promise.all([cluster.credential('SRV'), cluster.credential('CLI')]);
   [a, b, cli] = await Promise.all([
-    cluster.server('SRV', { name: 'srv-a', port: portA, maxCount: 3 }),
+    cluster.server('SRV', { name: 'srv-a', port: portA, maxCount: 3, ibas: { comm: { listen_backlog: 2 } } }),
     cluster.server('SRV', { name: 'srv-b', maxCount: 3 }),
     cluster.agent('CLI', { ibac: { connecting_timeout: 1, retry_connect_timeval: RETRY_S } }),
   ]);
@@ -135,4 +137,37 @@ t.test('a long connection whose server stops re-opens on another host', async (t
   t.equal(r.host, a.hostKey, 'on A (B is gone, C is dead)');
   t.equal(conn.host, a.hostKey);
   conn.disconnect();
+});
+
+t.test('a host that hangs (its accept queue full) times out within connecting_timeout and is suspended', async (t) => {
+  const pids = ibasPids(a);
+  const held: net.Socket[] = [];
+  t.teardown(() => {
+    for (const s of held) s.destroy();
+    for (const p of pids) try { process.kill(p, 'SIGCONT'); } catch { /* gone */ }
+  });
+  for (const p of pids) process.kill(p, 'SIGSTOP');
+  // connects complete while the kernel can queue them (listen_backlog 2); then SYNs are dropped
+  let queued = 0;
+  for (let i = 0; i < 64; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: a.ip, port: a.port });
+      held.push(s);
+      const timer = setTimeout(() => resolve(false), 300);
+      s.once('error', () => resolve(false));
+      s.once('connect', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    if (!ok) break;
+    queued++;
+  }
+  t.ok(queued < 64, `A's accept queue is full after ${queued} connections`);
+  const e = await env.requester('SRV', 'ibp_test_echo', 'hang').catch((x: unknown) => x);
+  t.ok(e instanceof ConnectError, `every host failed: ${(e as Error).message}`);
+  const attempt = (e as ConnectError).attempts.find((x) => x.startsWith(`${a.hostKey}:`));
+  t.match(attempt, /no connection within 1000 ms \(connecting_timeout\)/, 'A was given connecting_timeout, no more');
+  const stateA = env.hosts('SRV').find((h) => h.key === a.hostKey)!;
+  t.ok(stateA.retryAt > Date.now(), 'A is suspended');
 });
