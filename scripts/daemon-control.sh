@@ -30,11 +30,14 @@ pid_file() {
   echo "${IBP_HOME}/run/${TOOL}.pid"
 }
 
-# The pid in the pid file when that process is alive; fails otherwise.
+# The pid in the pid file when that process is alive (a zombie is not); fails otherwise.
 running_pid() {
-  local pid
+  local pid state
   pid="$(tr -cd '0-9' 2>/dev/null < "$(pid_file)" || true)"
-  [[ -n "${pid}" ]] && kill -0 "${pid}" 2>/dev/null && echo "${pid}"
+  [[ -n "${pid}" ]] && kill -0 "${pid}" 2>/dev/null || return 1
+  state="$(sed -E 's/^.*\) ([A-Za-z]).*$/\1/' "/proc/${pid}/stat" 2>/dev/null || true)"
+  [[ "${state}" != "Z" && "${state}" != "X" ]] || return 1
+  echo "${pid}"
 }
 
 send_signal() {

@@ -9,7 +9,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { isIbpError } from '../../lib/errors.js';
 import { IbcmdClient } from '../../ibcmd/client.js';
-import { isAlive, processesOfHome, waitFor } from '../helpers/procs.js';
+import { isAlive } from '../../lib/pidfile.js';
+import { processesOfHome, waitFor } from '../helpers/procs.js';
 import { makeAgentHome, rawRequest } from './agent-home.js';
 
 // one testdir for the whole file (a second t.testdir() call would empty it): the agent's home

@@ -6,7 +6,8 @@ import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseJsonText } from '../../lib/config/load.js';
-import { isAlive, loopbackIp, freePort, reapHome, runTool, processesOfHome } from '../helpers/procs.js';
+import { isAlive } from '../../lib/pidfile.js';
+import { loopbackIp, freePort, reapHome, runTool, processesOfHome } from '../helpers/procs.js';
 
 const home = t.testdir();
 t.teardown(() => reapHome(home));

@@ -10,7 +10,8 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { isIbpError } from '../../lib/errors.js';
 import { Sandbox } from '../../ibcmd/transfer.js';
-import { isAlive } from '../helpers/procs.js';
+import { isAlive } from '../../lib/pidfile.js';
+import {  } from '../helpers/procs.js';
 import { makeAgentHome } from './agent-home.js';
 
 const root = t.testdir({ home: {}, local: {}, outside: { 'secret.txt': 'outside the sandbox\n' } });

@@ -6,8 +6,8 @@ import t from 'tap';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readPid } from '../../lib/pidfile.js';
-import { freePort, isAlive, processesOfHome, runTool, waitFor } from '../helpers/procs.js';
+import { isAlive, readPid } from '../../lib/pidfile.js';
+import { freePort, processesOfHome, runTool, waitFor } from '../helpers/procs.js';
 import { makeAgentHome, type AgentHome } from '../ibcmd/agent-home.js';
 import { resultLines, runScript } from './run-script.js';
 

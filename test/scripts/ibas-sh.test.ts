@@ -2,8 +2,8 @@
 import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
-import { readPid } from '../../lib/pidfile.js';
-import { freePort, isAlive, loopbackIp, processesOfHome, reapHome, runTool, waitFor } from '../helpers/procs.js';
+import { isAlive, readPid } from '../../lib/pidfile.js';
+import { freePort, loopbackIp, processesOfHome, reapHome, runTool, waitFor } from '../helpers/procs.js';
 import { runScript } from './run-script.js';
 
 const home = t.testdir();

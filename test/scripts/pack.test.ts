@@ -16,7 +16,7 @@ const version = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'ut
 const name = `ibp-ts-${version}-bin`;
 
 const run = (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}) =>
-  collect(spawn(cmd, args, { env: { ...process.env, IBP_HOME: home, ...env }, stdio: ['pipe', 'pipe', 'pipe'] }), undefined, 60_000, `${cmd} ${args.join(' ')}`);
+  collect(spawn(cmd, args, { env: { ...process.env, IBP_HOME: home, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }), undefined, 60_000, `${cmd} ${args.join(' ')}`);
 
 t.test('bad arguments print the usage', async (t) => {
   let r = await runScript('pack.sh', ['--bogus'], { home });

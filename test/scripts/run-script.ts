@@ -8,7 +8,8 @@ export const SCRIPT = (name: string): string => path.join(ROOT, 'scripts', name)
 export function runScript(name: string, args: string[], opts: { home: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<RunResult> {
   const child = spawn('bash', [SCRIPT(name), ...args], {
     env: { ...process.env, IBP_HOME: opts.home, ...opts.env },
-    stdio: ['pipe', 'pipe', 'pipe'],
+    // no stdin: a script that exits at once (usage) must not race a write to its stdin (EPIPE)
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   return collect(child, undefined, opts.timeoutMs ?? 90_000, `${name} ${args.join(' ')}`);
 }
