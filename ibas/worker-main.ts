@@ -31,6 +31,19 @@ function hardExit(code: number): never {
 }
 
 const LISTEN_FD = 3;
+const PR_SET_PDEATHSIG = 1;
+const prctl = libc.func('int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)') as unknown as (o: number, a: number, b: number, c: number, d: number) => number;
+
+/**
+ * A worker must not outlive its manager (`ibas -a kill`, a manager crash): it would keep the
+ * listen socket open and serve unsupervised. The kernel sends it SIGTERM when the manager dies
+ * (PR_SET_PDEATHSIG), which is a graceful stop like any other.
+ */
+function followManager(): boolean {
+  const manager = process.ppid;
+  prctl(PR_SET_PDEATHSIG, 15, 0, 0, 0);
+  return process.ppid === manager && manager !== 1;
+}
 
 async function main(): Promise<number> {
   const confFile = process.env.IBAS_CONF;
@@ -39,6 +52,10 @@ async function main(): Promise<number> {
   const mode = (process.env.IBAS_WORKER_MODE ?? 'pool') as WorkerMode;
   if (!confFile || !Number.isInteger(index) || index < 0 || (mode !== 'pool' && mode !== 'fork')) {
     process.stderr.write('ibas worker: started without IBAS_CONF / IBAS_SLOT / IBAS_WORKER_MODE: workers are spawned by the ibas manager\n');
+    return EXIT.CHILD_INIT;
+  }
+  if (!followManager()) {
+    process.stderr.write('ibas worker: the manager is already gone\n');
     return EXIT.CHILD_INIT;
   }
   let worker: Worker;
