@@ -76,7 +76,8 @@ const program = createProgram('ibas', 'IBP-TS transaction server: a manager and 
         if (opts.foreground) await foreground(inst);
         else if (isDaemonChild()) await runManager(inst);
         else {
-          const pid = await startDaemon({ tool: 'ibas', pidFile: inst.pidFile, logFile: inst.monitorLog });
+          // the home in the environment of every ibas process (process titles replace the command line)
+          const pid = await startDaemon({ tool: 'ibas', pidFile: inst.pidFile, logFile: inst.monitorLog, env: { ...process.env, IBP_HOME: inst.home.root } });
           process.stdout.write(`ibas start ok , pid[${pid}] listen[${inst.conf.server.ip}:${inst.conf.server.port}] mode[${inst.conf.mpm.mode}]\n`);
         }
         return;
