@@ -5,8 +5,8 @@
 import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
-import { isAlive, readPid } from '../../lib/pidfile.js';
-import { freePort, loopbackIp, processesOfHome, reapHome, runTool, waitFor } from '../helpers/procs.js';
+import { readPid } from '../../lib/pidfile.js';
+import { freePort, loopbackIp, processesOfHome, reapHome, runTool } from '../helpers/procs.js';
 import { runScript } from './run-script.js';
 
 const home = t.testdir();

@@ -1,6 +1,5 @@
 /** ibms.sh against a real ibms in a temporary home: status, start, show_*, reload_log, restart, stop, kill. */
 import t from 'tap';
-import fs from 'node:fs';
 import path from 'node:path';
 import { isAlive, readPid } from '../../lib/pidfile.js';
 import { freePort, loopbackIp, processesOfHome, reapHome, runTool, waitFor } from '../helpers/procs.js';
