@@ -17,7 +17,7 @@
 // the server is stopped by its pid and every segment removed, also on Ctrl-C.
 //
 // Env: WORKERS (16: a pre-fork pool serves at most WORKERS long connections), DURATION (3),
-//      WARMUP (1), ROUNDS (2), MSG_SIZE (100), CONCS ("1 16"), MODES ("long short"), MAX_TX (1e6)
+//      WARMUP (1), ROUNDS (3), MSG_SIZE (100), CONCS ("1 16"), MODES ("long short"), MAX_TX (1e6)
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -32,7 +32,7 @@ const dist = (p) => import(path.join(ROOT, 'dist', p));
 const WORKERS = Number(process.env.WORKERS ?? 16);
 const DURATION = Number(process.env.DURATION ?? 3);
 const WARMUP = Number(process.env.WARMUP ?? 1);
-const ROUNDS = Number(process.env.ROUNDS ?? 2);
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const MSG_SIZE = Number(process.env.MSG_SIZE ?? 100);
 const CONCS = (process.env.CONCS ?? '1 16').split(/\s+/).filter(Boolean).map(Number);
 const MODES = (process.env.MODES ?? 'long short').split(/\s+/).filter(Boolean);
@@ -275,6 +275,7 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-bench-'));
 const started = new Date();
 const load0 = os.loadavg();
 const rows = [];
+const allRuns = [];
 let cluster;
 let env;
 const cleanup = async () => {
@@ -305,6 +306,7 @@ try {
     for (let round = 0; round < ROUNDS; round++) {
       for (const kind of ['raw', 'ibac']) {
         const r = await run(kind, mode, conc, cluster, env);
+        allRuns.push({ round: round + 1, ...r });
         log(`${kind.padEnd(4)} ${mode.padEnd(5)} c=${String(conc).padEnd(2)} round ${round + 1}: ${r.tps} tps p50 ${r.p50_us} us p99 ${r.p99_us} us${r.errors ? ` errors ${r.errors}` : ''}`);
         if (!best[kind] || r.tps > best[kind].tps) best[kind] = r;
       }
@@ -362,8 +364,11 @@ lines.push('The ratio ibac / raw TPS is the library\'s overhead: 1.00 = none. Sh
 lines.push('');
 lines.push('## Raw');
 lines.push('');
+lines.push('Every run, in the order made (the spread between rounds shows the noise of the shared machine):');
+lines.push('');
 lines.push('```');
-for (const r of rows) lines.push(JSON.stringify(r));
+for (const r of allRuns) lines.push(JSON.stringify(r));
+lines.push(JSON.stringify(find('ibac', 'short env', 1)));
 lines.push('```');
 fs.mkdirSync(path.join(ROOT, 'docs/bench'), { recursive: true });
 fs.writeFileSync(path.join(ROOT, 'docs/bench/e2e.md'), `${lines.join('\n')}\n`);

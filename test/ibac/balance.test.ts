@@ -4,7 +4,7 @@
  * hosts skipped, suspension expiring, pinning, exploration rate, one-CAS load writes that follow
  * the host when a new publication moves it to another slot.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ConfigSpaceWriter, type SpaceSettings } from '../../lib/shm/config-segment.js';
 import { ConfigSpace } from '../../lib/shm/config-space.js';
 import { homeKeyBase, KEY_SLOT } from '../../lib/shm/keys.js';
@@ -36,7 +36,7 @@ function seeded(seed: number): () => number {
   };
 }
 
-function setup(t: Parameters<Parameters<typeof t.test>[1]>[0], nodes: NodeConf[]) {
+function setup(t: Test, nodes: NodeConf[]) {
   const home = t.testdir();
   t.teardown(() => reapHome(home));
   const writer = new ConfigSpaceWriter(homeKeyBase(home) + KEY_SLOT.INDEX);
