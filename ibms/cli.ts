@@ -62,7 +62,8 @@ IBP usage (every command of IBP's ibms):
                     -a remove_node_kv --node N --key K
                     -a save_config | distribute_config | build_config
                     -a download_config --node N
-  (set_* change only the options given; --json prints JSON for scripts)
+  (set_* change only the options given; --json prints JSON for scripts;
+   IBP's other names work too: -a commit_config, -s changed_nodes, -s cnodes_changed)
 kill -TERM (monitor pid) : stop        kill -USR1 (monitor pid) : reopen logs
 `;
 
@@ -317,14 +318,24 @@ const ACTIONS: Record<string, Handler> = {
       return;
     }
     ctx.home.ensure();
-    const pid = await startDaemon({
-      tool: 'ibms',
-      pidFile: ctx.home.run(PID_FILE),
-      logFile: ctx.home.resolve(conf.log.monitor ?? 'log/ibms_monitor.log'),
-      argv: [process.argv[1]!, '-f', ctx.confFile, '-a', 'start'],
-      env: { ...process.env, IBP_HOME: ctx.home.root },
-      timeoutMs: 120_000,
-    });
+    const { createLogger } = await import('../lib/log.js');
+    const main = createLogger({ name: 'ibms', file: ctx.home.resolve(conf.log.main ?? 'log/ibms_main.log'), base: { role: 'main' } });
+    main.info(`start requested , conf[${ctx.confFile}] listen[${conf.server.ip}:${conf.server.port}]`);
+    let pid: number;
+    try {
+      pid = await startDaemon({
+        tool: 'ibms',
+        pidFile: ctx.home.run(PID_FILE),
+        logFile: ctx.home.resolve(conf.log.monitor ?? 'log/ibms_monitor.log'),
+        argv: [process.argv[1]!, '-f', ctx.confFile, '-a', 'start'],
+        env: { ...process.env, IBP_HOME: ctx.home.root },
+        timeoutMs: 120_000,
+      });
+    } catch (e) {
+      main.error(`start failed , ${(e as Error).message}`);
+      throw e;
+    }
+    main.info(`start ok , pid[${pid}]`);
     ctx.out(`ibms start ok (pid ${pid}, listening ${conf.server.ip}:${conf.server.port})\n`);
   },
   async stop(ctx) {
@@ -432,6 +443,14 @@ const ACTIONS: Record<string, Handler> = {
 export const ACTION_NAMES = Object.keys(ACTIONS);
 export const SHOW_NAMES = Object.keys(SHOWS);
 
+/** Other names IBP's documents use for the same commands. */
+const ALIASES: Record<string, string> = {
+  commit_config: 'distribute_config',
+  changed_nodes: 'nodes_changed',
+  cnodes_changed: 'nodes_changed',
+};
+const canonical = (name: string): string => (Object.hasOwn(ALIASES, name) ? ALIASES[name]! : name);
+
 /**
  * Read ibms.conf for a command that talks to the daemon. It needs only the address and the
  * compression threshold, so those are checked here and TypeBox/ajv are not loaded (they cost
@@ -506,6 +525,8 @@ export function buildProgram(): Command {
     .addHelpText('after', USAGE)
     .action(async (o: CliOptions) => {
       if (o.action && o.show) throw badArg('-a/-s', 'give either -a <action> or -s <what>, not both');
+      if (o.action) o.action = canonical(o.action);
+      if (o.show) o.show = canonical(o.show);
       if (o.action) {
         const h = ACTIONS[o.action];
         if (!h || !Object.hasOwn(ACTIONS, o.action)) throw badArg('-a', `unknown action "${o.action}" (one of ${ACTION_NAMES.join(', ')})`);

@@ -72,3 +72,31 @@ t.test('USR1 reopens the logs', async (t) => {
   t.pass('the worker writes to a fresh file');
   t.ok(fs.existsSync(d.home.log('ibms_monitor.log')));
 });
+
+t.test('lz4 with the real daemon both ways; a watcher that goes away is forgotten; kill leaves no worker', async (t) => {
+  const d = await makeDaemon(t, { data: structuredClone(SAMPLE), conf: (c) => { c.comm.min_compress_size = 256; } });
+  const { lz4Compress, lz4Decompress } = await import('../../lib/codec/lz4.js');
+  const body = lz4Compress(Buffer.from(JSON.stringify({ value: 'x'.repeat(3000) })))!;
+  let r = await d.http('PUT', '/v1/nodes/CRM/kvs/big', { body, headers: { 'content-type': 'application/json', 'content-encoding': 'lz4' } });
+  t.equal(r.status, 200, 'an lz4 request body is accepted');
+  r = await d.http('GET', '/v1/nodes_kv?node=CRM', { headers: { 'accept-encoding': 'lz4' } });
+  t.equal(r.headers['content-encoding'], 'lz4', 'an answer above min_compress_size is compressed');
+  t.equal(JSON.parse(lz4Decompress(r.body, 1 << 20).toString()).kvs[0].value, 'x'.repeat(3000));
+  r = await d.http('GET', '/v1/nodes_changed', { headers: { 'accept-encoding': 'lz4' } });
+  t.notOk(r.headers['content-encoding'], 'a small answer is not');
+  t.same(JSON.parse(r.body.toString()), { nodes: ['CRM'] });
+  t.match(await d.ok('-s', 'nodes_kv', '--node', 'CRM'), /CRM.*big.*xxxx/, 'the CLI decodes compressed answers');
+
+  const cred = (await d.ok('-s', 'node_credential', '--node', 'CRM')).trim();
+  const first = await d.http('GET', '/v1/agent/config?node=CRM', { headers: { authorization: `Bearer ${cred}` } });
+  const q = `index=${first.headers['x-ibp-index']}&epoch=${first.headers['x-ibp-epoch']}&wait=60`;
+  const gone = d.http('GET', `/v1/agent/config?node=CRM&${q}`, { headers: { authorization: `Bearer ${cred}` }, timeoutMs: 1000 });
+  await t.rejects(gone, /timed out/, 'the client gives up');
+  await waitFor('the abandoned watch to be released', async () => JSON.parse(await d.ok('-s', 'status', '--json')).worker.watches === 0, 10_000, 100);
+  t.pass('released');
+
+  const k = await d.ibms('-a', 'kill');
+  t.equal(k.code, 0);
+  await waitFor('the orphaned worker to stop by itself', () => processesOfHome(d.home.root).length === 0, 20_000, 100);
+  t.pass('no process left after kill');
+});
