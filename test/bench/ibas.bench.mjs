@@ -12,7 +12,7 @@
 // skips that; the wrk rows are then marked missing). Bounded: every run lasts WARMUP + DURATION
 // seconds; every server is stopped by the pid it was started with.
 //
-// Env: WORKERS (2), DURATION (5), WARMUP (1), MSG_SIZE (100), CONCS ("1 16"), MODES ("short long"),
+// Env: WORKERS (2), DURATION (3), RUNS (3, interleaved; medians reported), WARMUP (1), MSG_SIZE (100), CONCS ("1 16"), MODES ("short long"),
 //      POLICY (none | rr: the Node cluster scheduling of the baseline; none = workers share the
 //      listen socket, the closest to pre-fork), LOG_LEVEL (info: ibas's transaction log on, as shipped),
 //      IBAS_NODE_ARGS (node flags for the ibas processes, e.g. --prof), KEEP=1 (keep the temporary folder)
@@ -28,7 +28,8 @@ const ROOT = path.resolve(HERE, '../..');
 const dist = (p) => import(path.join(ROOT, 'dist', p));
 
 const WORKERS = Number(process.env.WORKERS ?? 2);
-const DURATION = Number(process.env.DURATION ?? 5);
+const DURATION = Number(process.env.DURATION ?? 3);
+const RUNS = Number(process.env.RUNS ?? 3);
 const WARMUP = Number(process.env.WARMUP ?? 1);
 const MSG_SIZE = Number(process.env.MSG_SIZE ?? 100);
 const CONCS = (process.env.CONCS ?? '1 16').split(/\s+/).filter(Boolean).map(Number);
@@ -198,8 +199,11 @@ function gitCommit() {
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ibas-bench-'));
 const started = new Date();
+const LOAD_START = os.loadavg().map((x) => x.toFixed(1)).join(' ');
 const rows = [];
 const wrkRows = [];
+const runs = [];
+const wrkRuns = [];
 const servers = [];
 process.on('SIGINT', async () => {
   for (const s of servers) await s.stop().catch(() => undefined);
@@ -207,42 +211,50 @@ process.on('SIGINT', async () => {
 });
 try {
   const client = buildClient(tmp);
-  log(`ibas bench: ${WORKERS} workers, ${MSG_SIZE}-byte echo, ${DURATION} s (+${WARMUP} s warm-up) per run, loopback ${IP}`);
-
+  log(`ibas bench: ${WORKERS} workers, ${MSG_SIZE}-byte echo, ${RUNS} runs of ${DURATION} s (+${WARMUP} s warm-up) per cell, interleaved, loopback ${IP}`);
+  // both servers up at once; each cell runs ibas then node back to back, RUNS times: the
+  // machine's load swings hit both sides alike, and the median per cell is reported
   const ibas = await startIbas(tmp);
   servers.push(ibas);
-  for (const mode of MODES) for (const conc of CONCS) {
-    const r = echoclient(client, { port: ibas.port, proto: 'ibp', mode, conc, uri: 'ibp_test_echo' });
-    rows.push({ server: 'ibas', mode, conc, ...r });
-    log(`ibas      ${mode.padEnd(5)} c=${String(conc).padEnd(2)} ${r.tps} tps p50 ${r.p50_us} us p99 ${r.p99_us} us served ${r.served} errors ${r.err_connect + r.err_io + r.err_proto}`);
-  }
-  const haveWrk = ensureWrk();
-  if (haveWrk) {
-    const w = wrk(`http://${IP}:${ibas.port}/ibp/ibp_test_echo`, 16);
-    wrkRows.push({ server: 'ibas HTTP adapter', ...w });
-    log(`ibas http wrk c=16 ${w.tps} tps p50 ${w.p50_us} us p99 ${w.p99_us} us errors ${w.errors}`);
-  }
-  await ibas.stop();
-  servers.pop();
-
   const node = await startNode('ibas-baseline-net.cjs');
   servers.push(node);
-  for (const mode of MODES) for (const conc of CONCS) {
-    const r = echoclient(client, { port: node.port, proto: 'tdhb', mode, conc });
-    rows.push({ server: `node-net-${POLICY}`, mode, conc, ...r });
-    log(`node-net  ${mode.padEnd(5)} c=${String(conc).padEnd(2)} ${r.tps} tps p50 ${r.p50_us} us p99 ${r.p99_us} us served ${r.served} errors ${r.err_connect + r.err_io + r.err_proto}`);
+  const haveWrk = ensureWrk();
+  const http = haveWrk ? await startNode('ibas-baseline-http.cjs') : undefined;
+  if (http) servers.push(http);
+  const sides = [
+    { server: 'ibas', port: ibas.port, proto: 'ibp', uri: 'ibp_test_echo' },
+    { server: `node-net-${POLICY}`, port: node.port, proto: 'tdhb' },
+  ];
+  for (let run = 1; run <= RUNS; run++) {
+    for (const mode of MODES) for (const conc of CONCS) for (const side of sides) {
+      const r = echoclient(client, { port: side.port, proto: side.proto, mode, conc, uri: side.uri });
+      runs.push({ server: side.server, mode, conc, run, ...r });
+      log(`run ${run} ${side.server.padEnd(14)} ${mode.padEnd(5)} c=${String(conc).padEnd(2)} ${r.tps} tps p50 ${r.p50_us} us p99 ${r.p99_us} us served ${r.served} errors ${r.err_connect + r.err_io + r.err_proto}`);
+    }
+    if (http) {
+      for (const [server, url] of [['ibas HTTP adapter', `http://${IP}:${ibas.port}/ibp/ibp_test_echo`], [`node-http-${POLICY}`, `http://${IP}:${http.port}/echo`]]) {
+        const w = wrk(url, 16);
+        wrkRuns.push({ server, run, ...w });
+        log(`run ${run} ${server.padEnd(17)} wrk c=16 ${w.tps} tps p50 ${w.p50_us} us p99 ${w.p99_us} us errors ${w.errors}`);
+      }
+    }
   }
-  await node.stop();
-  servers.pop();
-
-  if (haveWrk) {
-    const http = await startNode('ibas-baseline-http.cjs');
-    servers.push(http);
-    const w = wrk(`http://${IP}:${http.port}/echo`, 16);
-    wrkRows.push({ server: `node-http-${POLICY}`, ...w });
-    log(`node http wrk c=16 ${w.tps} tps p50 ${w.p50_us} us p99 ${w.p99_us} us errors ${w.errors}`);
-    await http.stop();
-    servers.pop();
+  const median = (xs) => {
+    const v = [...xs].sort((a, b) => a - b);
+    return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+  };
+  for (const side of sides) for (const mode of MODES) for (const conc of CONCS) {
+    const rs = runs.filter((r) => r.server === side.server && r.mode === mode && r.conc === conc);
+    rows.push({
+      server: side.server, mode, conc,
+      tps: Math.round(median(rs.map((r) => r.tps))), p50_us: Math.round(median(rs.map((r) => r.p50_us))), p99_us: Math.round(median(rs.map((r) => r.p99_us))),
+      tps_min: Math.round(Math.min(...rs.map((r) => r.tps))), tps_max: Math.round(Math.max(...rs.map((r) => r.tps))),
+      served: rs[rs.length - 1].served, errors: rs.reduce((n, r) => n + r.err_connect + r.err_io + r.err_proto, 0),
+    });
+  }
+  for (const server of [...new Set(wrkRuns.map((w) => w.server))]) {
+    const ws = wrkRuns.filter((w) => w.server === server);
+    wrkRows.push({ server, tps: Math.round(median(ws.map((w) => w.tps))), p50_us: median(ws.map((w) => w.p50_us)), p99_us: median(ws.map((w) => w.p99_us)), errors: ws.reduce((n, w) => n + w.errors, 0) });
   }
 } finally {
   for (const s of servers) await s.stop().catch(() => undefined);
@@ -252,7 +264,7 @@ try {
 
 // ------------------------------------------------------------ report
 
-const cell = (r) => (r ? `${r.tps} · ${r.p50_us}/${r.p99_us}${r.served && !String(r.served).startsWith(`${r.conc}/`) ? ` (served ${r.served})` : ''}` : '-');
+const cell = (r) => (r ? `${r.tps} (${r.tps_min}..${r.tps_max}) · ${r.p50_us}/${r.p99_us}${r.served && !String(r.served).startsWith(`${r.conc}/`) ? ` (served ${r.served})` : ''}` : '-');
 const find = (server, mode, conc) => rows.find((r) => r.server === server && r.mode === mode && r.conc === conc);
 const cols = MODES.flatMap((m) => CONCS.map((c) => [m, c]));
 const ratio = (a, b) => (a && b && b.tps > 0 ? (a.tps / b.tps).toFixed(2) : '-');
@@ -263,13 +275,13 @@ lines.push(`Written by \`npm run bench:ibas\` (test/bench/ibas.bench.mjs). Run $
 lines.push('');
 lines.push('## Parameters and machine');
 lines.push('');
-lines.push(`- ${WORKERS} workers each side; ${MSG_SIZE}-byte echo; ${DURATION} s measured per run after ${WARMUP} s warm-up; one run per cell; loopback only.`);
+lines.push(`- ${WORKERS} workers each side; ${MSG_SIZE}-byte echo; ${RUNS} runs per cell of ${DURATION} s measured after ${WARMUP} s warm-up, ibas and node back to back in each cell (interleaved); medians, TPS min..max in parentheses; loopback only.`);
 lines.push(`- ibas: STATIC_WORKERPOOL, app ibp_test_echo.so, IBP-TS binary protocol pipelined (PRE_REQUEST + REQUEST in one write, PRE_ANSWER + RESPONSE back), log level \`${LOG_LEVEL}\` (one transaction log line per transaction).`);
 lines.push(`- baseline: bare Node \`cluster\` + \`net\` echo (test/bench/ibas-baseline-net.cjs, NODE_CLUSTER_SCHED_POLICY=${POLICY}), 4-digit length framing.`);
 lines.push('- load generator: test/bench/ibas-echoclient.c (the bench anchors\' echoclient with `-P ibp`), the same binary for both; it shares the cores with the servers.');
-lines.push(`- machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ${os.type()} ${os.release()}, Node ${process.version}. Other work on the machine during the run adds noise.`);
+lines.push(`- machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ${os.type()} ${os.release()}, Node ${process.version}. Load average at the start ${LOAD_START}, at the end ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} (other work on the machine during the run adds noise: compare rows of the same run only).`);
 lines.push('');
-lines.push('## Echo over TCP (TPS · p50/p99 µs)');
+lines.push('## Echo over TCP (median TPS (min..max) · p50/p99 µs)');
 lines.push('');
 lines.push(`| server | ${cols.map(([m, c]) => `${m} c=${c}`).join(' | ')} |`);
 lines.push(`|---|${cols.map(() => '---:').join('|')}|`);
@@ -278,7 +290,7 @@ lines.push(`| **ratio ibas / node (TPS)** | ${cols.map(([m, c]) => ratio(find('i
 lines.push('');
 lines.push('"served a/b": only a of the b connections got an answer during the run: a pre-fork pool of W blocking workers serves at most W long connections at a time (the model, not a fault; see the bench anchors\' README).');
 lines.push('');
-lines.push('## HTTP, wrk, long connections, c=16 (TPS · p50/p99 µs)');
+lines.push('## HTTP, wrk, long connections, c=16 (median TPS · p50/p99 µs)');
 lines.push('');
 if (wrkRows.length) {
   lines.push('| server | TPS · p50/p99 | errors |');
@@ -292,11 +304,11 @@ lines.push('');
 lines.push('## Raw');
 lines.push('');
 lines.push('```');
-for (const r of rows) lines.push(JSON.stringify(r));
-for (const w of wrkRows) lines.push(JSON.stringify(w));
+for (const r of runs) lines.push(JSON.stringify(r));
+for (const w of wrkRuns) lines.push(JSON.stringify(w));
 lines.push('```');
 fs.mkdirSync(path.join(ROOT, 'docs/bench'), { recursive: true });
 fs.writeFileSync(path.join(ROOT, 'docs/bench/ibas.md'), `${lines.join('\n')}\n`);
 log('');
-log(lines.slice(lines.indexOf('## Echo over TCP (TPS · p50/p99 µs)'), lines.indexOf('## Raw')).join('\n'));
+log(lines.slice(lines.indexOf('## Echo over TCP (median TPS (min..max) · p50/p99 µs)'), lines.indexOf('## Raw')).join('\n'));
 log('written docs/bench/ibas.md');
