@@ -25,7 +25,7 @@ export function createProgram(name: string, description: string): Command {
  */
 export async function runCli(program: Command, argv = process.argv): Promise<void> {
   if (argv.length <= 2) {
-    process.stderr.write(program.helpInformation());
+    program.outputHelp({ error: true }); // with the text added by addHelpText
     process.exitCode = EXIT.USAGE;
     return;
   }

@@ -2,12 +2,14 @@
  * Starting, stopping and asking after daemons, the same way for ibms, ibma, ibas and ibcmd.
  *
  * `-a start` re-runs the same entry point detached, with IBP_DAEMON_CHILD=1 in its environment
- * and a readiness pipe on fd 3. The child calls {@link reportReady} once it serves (or
+ * and a readiness pipe on fd 3; its stderr is appended to `<log dir>/<tool>_stderr.log`. The
+ * child calls {@link reportReady} once it serves (or
  * {@link reportFailed}), and the starting command returns 0 only then — or prints why not and
  * exits non-zero. `-a stop` sends SIGTERM and waits for the process to be gone.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { IbpError } from './errors.js';
 import { isAlive, runningPid } from './pidfile.js';
 
@@ -34,16 +36,27 @@ export async function startDaemon(opts: StartOptions): Promise<number> {
   const pid = runningPid(opts.pidFile);
   if (pid !== undefined) throw new IbpError('IBP_ERR_DAEMON_RUNNING', { tool: opts.tool, pid, pidfile: opts.pidFile });
   const argv = opts.argv ?? process.argv.slice(1);
+  // The daemon's stderr goes to a file next to its log: it outlives this starter (no EPIPE when
+  // the daemon writes later), and it catches what no logger can (native aborts, early crashes).
+  const stderrFile = path.join(path.dirname(opts.logFile), `${opts.tool}_stderr.log`);
+  fs.mkdirSync(path.dirname(stderrFile), { recursive: true });
+  const stderrFd = fs.openSync(stderrFile, 'a');
+  const stderrStart = fs.fstatSync(stderrFd).size;
   const child = spawn(process.execPath, [...process.execArgv, ...argv], {
     detached: true,
-    stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', 'ignore', stderrFd, 'pipe'],
     env: { ...(opts.env ?? process.env), IBP_DAEMON_CHILD: '1' },
   });
+  fs.closeSync(stderrFd);
   const timeoutMs = opts.timeoutMs ?? 30_000;
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => {
-    if (stderr.length < 8192) stderr += d;
-  });
+  const stderrTail = (): string => {
+    try {
+      const text = fs.readFileSync(stderrFile).subarray(stderrStart).toString('utf8').trim();
+      return text ? `: ${text.split('\n').slice(-3).join(' | ')}` : '';
+    } catch {
+      return '';
+    }
+  };
   const ready = child.stdio[READY_FD] as NodeJS.ReadableStream;
   const result = await new Promise<{ ok: boolean; detail: string }>((resolve) => {
     let text = '';
@@ -60,14 +73,13 @@ export async function startDaemon(opts: StartOptions): Promise<number> {
     });
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
-      resolve({ ok: false, detail: `exited with ${signal ?? `code ${code}`}${stderr ? `: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}` });
+      resolve({ ok: false, detail: `exited with ${signal ?? `code ${code}`}${stderrTail()}` });
     });
     child.on('error', (e) => {
       clearTimeout(timer);
       resolve({ ok: false, detail: e.message });
     });
   });
-  child.stderr?.destroy();
   (ready as unknown as { destroy(): void }).destroy();
   if (!result.ok) {
     if (child.exitCode === null && child.pid) {
@@ -89,7 +101,7 @@ function writeReadyPipe(line: string): void {
   }
 }
 
-/** Tell the starting command that the daemon serves. Also detaches stderr. */
+/** Tell the starting command that the daemon serves. */
 export function reportReady(): void {
   writeReadyPipe('READY');
 }

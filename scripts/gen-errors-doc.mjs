@@ -8,6 +8,6 @@ let out = '# Error codes\n\nEvery failure that crosses a module boundary is an `
   + '(lib/errors.ts). A code never changes meaning once released. Regenerate this page with\n'
   + '`node scripts/gen-errors-doc.mjs`; `test/lib/errors.test.ts` keeps page and table in step.\n\n'
   + '| code | message | HTTP | exit |\n|---|---|---|---|\n';
-const re = /^\s+(IBP_ERR_\w+): \{ message: '([^']*)'(?:, http: (\d+))?(?:, exit: (\d+))? \}/gm;
-for (const m of src.matchAll(re)) out += `| \`${m[1]}\` | ${m[2].replace(/\|/g, '\\|')} | ${m[3] ?? ''} | ${m[4] ?? ''} |\n`;
+const re = /^\s+(IBP_ERR_\w+): \{ message: '((?:[^'\\]|\\.)*)'(?:, http: (\d+))?(?:, exit: (\d+))? \}/gm;
+for (const m of src.matchAll(re)) out += `| \`${m[1]}\` | ${m[2].replace(/\\'/g, "'").replace(/\|/g, '\\|')} | ${m[3] ?? ''} | ${m[4] ?? ''} |\n`;
 fs.writeFileSync(new URL('docs/ERRORS.md', root), out);

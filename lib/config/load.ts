@@ -14,8 +14,11 @@ import { IbpError } from '../errors.js';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
-/** One ajv for the whole process; defaults are filled in, unknown keys rejected by the schemas. */
-export const ajv = addFormats(new Ajv({ allErrors: false, useDefaults: true, strict: false, verbose: true }));
+/**
+ * One ajv for the whole process; defaults are filled in, unknown keys rejected by the schemas.
+ * Our schemas are built by TypeBox, so ajv's meta-schema check (≈150 ms at each tool start) is off.
+ */
+export const ajv = addFormats(new Ajv({ allErrors: false, useDefaults: true, strict: false, verbose: true, validateSchema: false }));
 
 const compiled = new WeakMap<TSchema, ValidateFunction>();
 

@@ -50,6 +50,7 @@ export async function collect(child: ChildProcess, input: string | undefined, ti
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  child.stdin?.on('error', () => undefined); // the child may exit before reading (EPIPE)
   child.stdin?.end(input ?? '');
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
