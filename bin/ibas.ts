@@ -56,7 +56,7 @@ const program = createProgram('ibas', 'IBP-TS transaction server: a manager and 
   .option('--max-process-count <n>', 'init: transactions before a worker is recycled (0 = never)')
   .option('--json', 'output JSON (for scripts)')
   .option('--foreground', 'start: one process, one worker, logs on stderr too (for a debugger)')
-  .addHelpText('after', '\nSignals: TERM graceful stop, USR1 reopen logs, USR2 graceful upgrade (issue 5).')
+  .addHelpText('after', '\nSignals: TERM graceful stop, USR1 reopen logs, USR2 graceful upgrade (new generation from the code on disk; pid file kept as <pid file>.oldbin meanwhile).')
   .action(async (opts: Opts) => {
     if (!opts.action && !opts.show) throw badArg('-a/-s', 'give an action (-a) or a show (-s)');
     if (opts.action && opts.show) throw badArg('-a/-s', 'give either an action or a show, not both');
@@ -146,7 +146,17 @@ async function runManager(inst: Instance): Promise<void> {
     process.exitCode = EXIT.FAILURE;
     return;
   }
-  const manager = new Manager({ inst, log });
+  // a USR2 new generation (ibas/manager.ts upgrade): the listen fd, generation and old manager
+  const upgradeFrom = Number(process.env.IBAS_UPGRADE_FROM);
+  const listenFd = Number(process.env.IBAS_LISTEN_FD);
+  const generation = Number(process.env.IBAS_GENERATION);
+  for (const k of ['IBAS_UPGRADE_FROM', 'IBAS_LISTEN_FD', 'IBAS_GENERATION']) delete process.env[k];
+  const manager = new Manager({
+    inst, log,
+    ...(Number.isInteger(upgradeFrom) && upgradeFrom > 0 ? { upgradeFrom } : {}),
+    ...(Number.isInteger(listenFd) && listenFd >= 0 ? { listenFd } : {}),
+    ...(Number.isInteger(generation) && generation > 0 ? { generation } : {}),
+  });
   process.on('uncaughtException', (e) => {
     log.fatal({ err: errorText(e), stack: e.stack }, `manager crashed , reason[${errorText(e)}]`);
     manager.abort();

@@ -16,16 +16,25 @@
  * running transaction), SIGKILL what is left after monitor.stop_timeout, then remove the
  * scoreboard and the accept lock, close the listen socket, remove the pid file.
  *
- * Room for issue 5: slots carry a generation; the listen fd can be inherited (IBAS_LISTEN_FD) so a
- * new-generation manager never re-binds; tier 1 hooks in through TxGuard.
+ * Resilience (issue 5):
+ *   - timeouts: tier 1 is the worker's alarm (ibas/tx-guard.ts), tiers 2/3 the scan below
+ *     (ibas/timeouts.ts); the reaper logs which tier ended a worker and answers its client.
+ *   - restart budget: workers dying at start (a boot-error exit code of lib/exit-codes.ts, or any
+ *     death before they were ready) are counted over monitor.restart_window; at
+ *     monitor.max_restarts respawning stops with an error alert (event log), and with no worker
+ *     left the manager stops; during `-a start` the start fails.
+ *   - crashes: a worker dead by SIGSEGV/SIGBUS/SIGABRT/SIGFPE/SIGILL is logged with the app it ran
+ *     (its log has the backtrace, lib/native/ibp_crash.c) and replaced.
+ *   - USR2 graceful upgrade (nginx's protocol): see {@link Manager.upgrade}.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IbpError, errorText } from '../lib/errors.js';
 import { EXIT } from '../lib/exit-codes.js';
 import type { Logger } from '../lib/log.js';
-import { removePid, writePid } from '../lib/pidfile.js';
+import { isAlive, removePid, writePid } from '../lib/pidfile.js';
 import { installSignals } from '../lib/signals.js';
 import { AcceptLock } from './accept-lock.js';
 import { Heartbeat } from './heartbeat.js';
@@ -40,6 +49,12 @@ import { TimeoutScanner } from './timeouts.js';
 import { resetFileDir } from './worker.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('./worker-main.js', import.meta.url));
+/** The ibas entry point on disk: a USR2 new generation runs whatever code is there now. */
+const IBAS_MAIN = fileURLToPath(new URL('../bin/ibas.js', import.meta.url));
+/** Fds of a USR2 new generation: 3 = its ready pipe (lib/daemon.ts), 4 = the inherited listen socket. */
+const UPGRADE_LISTEN_FD = 4;
+const CRASH_SIGNALS = new Set(['SIGSEGV', 'SIGBUS', 'SIGABRT', 'SIGFPE', 'SIGILL']);
+const BOOT_ERRORS = new Set<number>([EXIT.CHILD_INIT, EXIT.APP_LOAD, EXIT.CHILD_FATAL]);
 
 interface Exit { pid: number; code: number | null; signal: NodeJS.Signals | null }
 
@@ -49,7 +64,11 @@ export interface ManagerOptions {
   generation?: number;
   /** An inherited listen fd (USR2 handover); otherwise the manager binds server.ip:port. */
   listenFd?: number;
+  /** USR2 new generation: the pid of the manager it takes over from (shares its scoreboard and lock). */
+  upgradeFrom?: number;
 }
+
+interface Upgrade { child: ChildProcess; pid: number; generation: number; since: number; settled: boolean }
 
 export function policyOf(inst: Instance): PoolPolicy {
   switch (inst.conf.mpm.mode) {
@@ -79,6 +98,19 @@ export class Manager implements PoolHost {
   #stopping: { since: number; reason: string; killed: boolean } | undefined;
   #finished: ((code: number) => void) | undefined;
   #uninstallSignals: (() => void) | undefined;
+  /** False while a previous generation's manager lives (it owns the scoreboard and lock until it exits). */
+  #owner: boolean;
+  #upgradeFrom: number | undefined;
+  /** A USR2 new generation being started by this manager. */
+  #upgrade: Upgrade | undefined;
+  /** Handed over to a new generation: leave the shared scoreboard, lock and pid file to it. */
+  #handedOver = false;
+  /** Generation whose slots must be freed once their processes are gone (after a rollback). */
+  #orphanGen: number | undefined;
+  /** Times of workers that died at start (restart budget). */
+  #bootDeaths: number[] = [];
+  /** Why respawning stopped, once the restart budget was exhausted. */
+  #respawnStopped: string | undefined;
 
   constructor(opts: ManagerOptions) {
     this.inst = opts.inst;
@@ -86,6 +118,8 @@ export class Manager implements PoolHost {
     this.generation = opts.generation ?? 1;
     this.policy = policyOf(opts.inst);
     if (opts.listenFd !== undefined) this.listenFd = opts.listenFd;
+    this.#upgradeFrom = opts.upgradeFrom;
+    this.#owner = opts.upgradeFrom === undefined;
   }
 
   get conf() {
@@ -108,8 +142,16 @@ export class Manager implements PoolHost {
       const bound = boundAddress(this.listenFd);
       if (!bound || bound.port !== port) throw new IbpError('IBP_ERR_DAEMON_START', { tool: 'ibas', detail: `inherited fd ${this.listenFd} is not a socket bound to port ${port}`, log: inst.monitorLog });
     }
-    this.scoreboard = Scoreboard.create(inst.scoreboardKey, slotCapacity(inst.conf, false), sbModeOf(inst.conf, false), this.generation);
-    if (inst.conf.mpm.mode !== 'FORK') this.#lock = AcceptLock.create(inst.acceptLockKey);
+    if (this.#owner) {
+      this.scoreboard = Scoreboard.create(inst.scoreboardKey, slotCapacity(inst.conf, false), sbModeOf(inst.conf, false), this.generation);
+      if (inst.conf.mpm.mode !== 'FORK') this.#lock = AcceptLock.create(inst.acceptLockKey);
+    } else {
+      // a new generation shares the scoreboard (room for two generations) and the accept lock
+      const sb = Scoreboard.attach(inst.scoreboardKey);
+      if (!sb) throw new IbpError('IBP_ERR_DAEMON_START', { tool: 'ibas', detail: 'upgrade: no scoreboard of the previous generation', log: inst.monitorLog });
+      this.scoreboard = sb;
+      if (inst.conf.mpm.mode !== 'FORK') this.#lock = AcceptLock.open(inst.acceptLockKey);
+    }
     process.title = `ibas: monitor [${ip}:${port}] gen ${this.generation}`;
     this.#uninstallSignals = installSignals({
       stop: (s) => this.#signal(s),
@@ -121,6 +163,7 @@ export class Manager implements PoolHost {
     this.policy.start(this);
     this.#timer = setInterval(() => this.#tick(), inst.monitor.tickMs);
     await this.#waitReady(readyTimeoutMs);
+    if (this.#owner) this.scoreboard.setManager(process.pid, this.generation);
     writePid(inst.pidFile);
     this.#heartbeat = Heartbeat.fromIbmaConf(inst.ibmaConfFile, { ip, port, load: () => this.scoreboard.load() }, this.log);
     this.#heartbeat?.start(inst.monitor.heartbeatMs);
@@ -139,8 +182,8 @@ export class Manager implements PoolHost {
       const live = this.liveWorkers();
       const starting = live.filter((w) => this.scoreboard.stateOf(w.index) === 'STARTING').length;
       if (live.length > 0 && starting === 0) return;
-      if (this.scoreboard.header().deaths >= Math.max(3, this.conf.mpm.max_count)) {
-        throw new IbpError('IBP_ERR_DAEMON_START', { tool: 'ibas', detail: 'workers die at start', log: this.inst.monitorLog });
+      if (this.#respawnStopped) {
+        throw new IbpError('IBP_ERR_DAEMON_START', { tool: 'ibas', detail: `workers die at start: ${this.#respawnStopped}`, log: this.inst.monitorLog });
       }
       if (Date.now() > deadline) throw new IbpError('IBP_ERR_DAEMON_START', { tool: 'ibas', detail: `workers not ready within ${timeoutMs} ms`, log: this.inst.monitorLog });
       await new Promise((r) => setTimeout(r, 20));
@@ -158,8 +201,8 @@ export class Manager implements PoolHost {
   }
 
   spawnWorker(kind: 'pool' | 'fork', connFd?: number): WorkerRecord | undefined {
-    if (this.#stopping) return undefined;
-    const index = this.scoreboard.freeSlot();
+    if (this.#stopping || this.#respawnStopped) return undefined;
+    const index = this.scoreboard.claimSlot();
     if (index < 0) {
       this.log.error(`no free scoreboard slot , slots[${this.scoreboard.slots}] workers[${this.#workers.size}]`);
       return undefined;
@@ -248,6 +291,7 @@ export class Manager implements PoolHost {
     try {
       this.#drainSignals();
       this.#reap();
+      this.#watchGenerations();
       if (!this.#stopping) {
         this.#timeouts.scan(this.scoreboard, this.#workers.values(), this.log);
         this.policy.maintain(this, Date.now());
@@ -275,7 +319,7 @@ export class Manager implements PoolHost {
           for (const w of this.#workers.values()) try { process.kill(w.pid, 'SIGUSR1'); } catch { /* gone */ }
           break;
         case 'SIGUSR2':
-          this.log.warn('signal SIGUSR2 received , graceful upgrade is not available in this build (issue 5): ignored');
+          this.upgrade();
           break;
         default:
           this.log.info(`signal ${s} received , ignored`);
@@ -289,15 +333,156 @@ export class Manager implements PoolHost {
       const rec = this.#workers.get(pid);
       this.#workers.delete(pid);
       this.#children.delete(pid);
-      this.#timeouts.forget(pid);
       if (!rec) continue;
       const last = this.scoreboard.release(rec.index);
       const abnormal = signal !== null || code !== EXIT.OK;
+      this.#timeouts.exited(pid, signal, last, this.log);
+      if (signal && CRASH_SIGNALS.has(signal)) {
+        this.log.warn({ pid, slot: rec.index, signal, app: last.app }, `worker crashed , pid[${pid}] slot[${rec.index}] signal[${signal}]${last.txStartAt > 0 ? ` app[${last.app}] (in a transaction: the client got a crash answer)` : ''} , the backtrace is in ${this.inst.workerLog(rec.index)}`);
+      }
+      if ((code !== null && BOOT_ERRORS.has(code)) || (abnormal && last.state === 'STARTING')) this.#bootDeath(pid, code, signal);
       this.scoreboard.retire(Math.max(last.count, 0), Math.max(last.errors, 0), abnormal);
       const what = `worker exited , pid[${pid}] slot[${rec.index}] ${signal ? `signal[${signal}]` : `code[${code}]`} transactions[${last.count}] state[${last.state}]${rec.retiring ? ` retired[${rec.retiring}]` : ''}`;
       if (abnormal && !this.#stopping) this.log.warn({ pid, slot: rec.index, code, signal }, `${what} , replacing`);
       else this.log.info({ pid, slot: rec.index, code, signal }, what);
       this.policy.exited?.(rec);
+    }
+  }
+
+  /** A worker died at start: count it against the restart budget. */
+  #bootDeath(pid: number, code: number | null, signal: NodeJS.Signals | null): void {
+    const now = Date.now();
+    const { maxRestarts, restartWindowMs } = this.inst.monitor;
+    this.#bootDeaths = this.#bootDeaths.filter((t) => now - t <= restartWindowMs);
+    this.#bootDeaths.push(now);
+    if (this.#respawnStopped || this.#bootDeaths.length < maxRestarts) return;
+    this.#respawnStopped = `${this.#bootDeaths.length} workers died at start within ${restartWindowMs} ms (last: pid ${pid} ${signal ? `signal ${signal}` : `code ${code}`})`;
+    this.log.error({ alert: 'restart_budget', deaths: this.#bootDeaths.length, windowMs: restartWindowMs }, `ALERT restart budget exhausted , ${this.#respawnStopped} , respawning stopped (monitor.max_restarts ${maxRestarts}): see the worker logs, fix the cause, restart ibas`);
+    if (this.liveWorkers().length === 0 && !this.#stopping) this.stop(`restart budget exhausted: ${this.#respawnStopped}`);
+  }
+
+  // ---------------------------------------------------------------- USR2 graceful upgrade
+
+  /**
+   * SIGUSR2 (nginx's protocol): rename the pid file to `<pid file>.oldbin`, start a new-generation
+   * manager from the code on disk (dist/bin/ibas.js) with the listen socket inherited on fd 4 and
+   * a ready pipe on fd 3. It attaches the shared scoreboard and accept lock, starts its workers and
+   * writes the pid file; when it reports ready this manager stops (its workers finish their
+   * current connection; queued connections are accepted by the new workers, the socket is never
+   * closed) and exits without removing what the new generation now uses. A new generation that
+   * exits, reports a failure or is not ready within monitor.upgrade_timeout is killed, `.oldbin`
+   * is renamed back, and this generation keeps serving. A second USR2 while two generations live
+   * is refused.
+   */
+  upgrade(): void {
+    const refuse = (why: string): void => this.log.warn(`signal SIGUSR2 received , upgrade refused: ${why}`);
+    if (this.#stopping) return refuse('the server is stopping');
+    if (this.#upgrade) return refuse(`generation ${this.#upgrade.generation} (pid ${this.#upgrade.pid}) is already starting`);
+    if (!this.#owner) return refuse(`the previous generation (pid ${this.#upgradeFrom}) is still leaving`);
+    const { inst } = this;
+    const oldbin = `${inst.pidFile}.oldbin`;
+    const generation = this.generation + 1;
+    let child: ChildProcess;
+    let errFd: number | undefined;
+    try {
+      fs.renameSync(inst.pidFile, oldbin);
+      errFd = fs.openSync(path.join(path.dirname(inst.monitorLog), 'ibas_stderr.log'), 'a');
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        IBP_DAEMON_CHILD: '1',
+        IBP_HOME: inst.home.root,
+        IBAS_LISTEN_FD: String(UPGRADE_LISTEN_FD),
+        IBAS_GENERATION: String(generation),
+        IBAS_UPGRADE_FROM: String(process.pid),
+      };
+      const execArgv = process.execArgv.filter((a) => !a.startsWith('--inspect'));
+      child = spawn(process.execPath, [...execArgv, IBAS_MAIN, '-f', inst.confFile, '-a', 'start'], {
+        detached: true,
+        stdio: ['ignore', 'ignore', errFd, 'pipe', this.listenFd],
+        env,
+      });
+    } catch (e) {
+      try { if (fs.existsSync(oldbin)) fs.renameSync(oldbin, inst.pidFile); } catch { /* keep going */ }
+      this.log.error(`upgrade failed , reason[${errorText(e)}] , generation ${this.generation} keeps serving`);
+      return;
+    } finally {
+      if (errFd !== undefined) fs.closeSync(errFd);
+    }
+    const up: Upgrade = { child, pid: child.pid ?? -1, generation, since: Date.now(), settled: false };
+    this.#upgrade = up;
+    this.log.info(`signal SIGUSR2 received , upgrade: pid file renamed to ${path.basename(oldbin)} , starting generation ${generation} pid[${up.pid}] from ${IBAS_MAIN}`);
+    const timer = setTimeout(() => this.#upgradeFailed(up, `not ready within ${inst.monitor.upgradeTimeoutMs} ms`), inst.monitor.upgradeTimeoutMs);
+    const ready = child.stdio[3] as NodeJS.ReadableStream | null;
+    let text = '';
+    ready?.setEncoding('utf8');
+    ready?.on('data', (d: string) => {
+      text += d;
+      const nl = text.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      const line = text.slice(0, nl);
+      if (line === 'READY') this.#upgradeReady(up);
+      else this.#upgradeFailed(up, line.replace(/^FAILED /, 'it reported: '));
+    });
+    ready?.on('error', () => undefined);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      this.#upgradeFailed(up, e.message);
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      this.#upgradeFailed(up, `it exited with ${signal ? `signal ${signal}` : `code ${code}`} (see ibas_stderr.log and the monitor log)`);
+    });
+  }
+
+  #upgradeReady(up: Upgrade): void {
+    if (up.settled) return;
+    up.settled = true;
+    (up.child.stdio[3] as unknown as { destroy(): void } | null)?.destroy();
+    up.child.removeAllListeners('exit');
+    up.child.on('exit', () => undefined);
+    up.child.unref();
+    this.#handedOver = true;
+    this.log.info(`upgrade: generation ${up.generation} pid[${up.pid}] is ready , generation ${this.generation} stops accepting; its workers finish their current connection`);
+    this.stop(`handed over to generation ${up.generation} (pid ${up.pid})`);
+  }
+
+  #upgradeFailed(up: Upgrade, why: string): void {
+    if (up.settled) return;
+    up.settled = true;
+    this.#upgrade = undefined;
+    (up.child.stdio[3] as unknown as { destroy(): void } | null)?.destroy();
+    try { process.kill(up.pid, 'SIGKILL'); } catch { /* gone */ }
+    const { pidFile } = this.inst;
+    try {
+      fs.renameSync(`${pidFile}.oldbin`, pidFile);
+    } catch {
+      writePid(pidFile);
+    }
+    this.#orphanGen = up.generation;
+    this.log.error({ alert: 'upgrade_rollback', generation: up.generation }, `upgrade rolled back , generation ${up.generation} pid[${up.pid}] failed: ${why} , it was killed, the pid file is back, generation ${this.generation} keeps serving`);
+    this.kick();
+  }
+
+  /** Ownership after a handover, and slots left by a rolled-back generation. */
+  #watchGenerations(): void {
+    if (!this.#owner && this.#upgradeFrom !== undefined && !isAlive(this.#upgradeFrom)) {
+      this.#owner = true;
+      this.scoreboard.setManager(process.pid, this.generation);
+      this.log.info(`upgrade complete , the previous generation (pid ${this.#upgradeFrom}) is gone , generation ${this.generation} owns the scoreboard and lock`);
+      this.#upgradeFrom = undefined;
+    }
+    if (this.#orphanGen !== undefined) {
+      let left = 0;
+      for (const s of this.scoreboard.all()) {
+        if (s.generation !== this.#orphanGen || (s.state === 'DEAD' && s.pid === 0)) continue;
+        if (s.pid > 0 && isAlive(s.pid)) {
+          left++;
+          continue;
+        }
+        this.scoreboard.release(s.index);
+      }
+      if (left === 0) this.#orphanGen = undefined;
     }
   }
 
@@ -335,18 +520,26 @@ export class Manager implements PoolHost {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     this.#uninstallSignals?.();
-    try {
-      this.scoreboard.destroy();
-    } catch (e) {
-      this.log.warn(`scoreboard removal failed , reason[${errorText(e)}]`);
-    }
-    try {
-      this.#lock?.remove();
-    } catch (e) {
-      this.log.warn(`accept lock removal failed , reason[${errorText(e)}]`);
+    this.#timeouts.clear();
+    if (this.#owner && !this.#handedOver) {
+      try {
+        this.scoreboard.destroy();
+      } catch (e) {
+        this.log.warn(`scoreboard removal failed , reason[${errorText(e)}]`);
+      }
+      try {
+        this.#lock?.remove();
+      } catch (e) {
+        this.log.warn(`accept lock removal failed , reason[${errorText(e)}]`);
+      }
+    } else {
+      this.scoreboard.detach();
     }
     closeSocket(this.listenFd);
     removePid(this.inst.pidFile);
+    if (this.#handedOver) {
+      try { fs.unlinkSync(`${this.inst.pidFile}.oldbin`); } catch { /* gone */ }
+    }
     this.log.info(`manager stopped , reason[${this.#stopping?.reason}]`);
     this.#finished?.(EXIT.OK);
   }
@@ -356,8 +549,12 @@ export class Manager implements PoolHost {
     for (const w of this.#workers.values()) try { process.kill(w.pid, 'SIGKILL'); } catch { /* gone */ }
     if (this.#timer) clearInterval(this.#timer);
     this.#uninstallSignals?.();
-    try { this.scoreboard?.destroy(); } catch { /* none */ }
-    try { this.#lock?.remove(); } catch { /* none */ }
+    if (this.#owner) {
+      try { this.scoreboard?.destroy(); } catch { /* none */ }
+      try { this.#lock?.remove(); } catch { /* none */ }
+    } else {
+      try { this.scoreboard?.detach(); } catch { /* none */ }
+    }
     closeSocket(this.listenFd);
   }
 }

@@ -25,7 +25,10 @@
  *   @16 i32 transactions served        @20 i32 failed transactions
  *   @24 i32 connections served         @28 i32 timeout2 of the running transaction (ms)
  *   @32 f64 process start (ms epoch)   @40 f64 transaction start (ms epoch, 0 = none)
- *   @48 f64 state since (ms epoch)     @56 u8 app length, @57 app (64 bytes), @121..127 reserved
+ *   @48 f64 state since (ms epoch)     @56 u8 app length, @57 app (64 bytes)
+ *   @121 u8 transport of the connection (0 none, 1 binary, 2 http; ibas/last-answer.ts)
+ *   @122 u8 1 = answers of the running transaction are held unsent in the worker (the pre-answer)
+ *   @123 reserved                      @124 i32 the connection's fd in the worker (for tiers 2/3)
  */
 import { IbpError } from '../lib/errors.js';
 import { destroySegment, Segment } from '../lib/shm/sysv.js';
@@ -48,7 +51,7 @@ export const SB_MODES = ['FORK', 'STATIC_WORKERPOOL', 'DYNAMIC_WORKERPOOL', 'FOR
 export type SbMode = (typeof SB_MODES)[number];
 
 /** Slot field offsets (bytes, from the slot's start). */
-const F = { SEQ: 0, PID: 4, GEN: 8, STATE: 12, COUNT: 16, ERRORS: 20, CONNS: 24, TIMEOUT2: 28, STARTED: 32, TX_START: 40, SINCE: 48, APP_LEN: 56, APP: 57 } as const;
+const F = { SEQ: 0, PID: 4, GEN: 8, STATE: 12, COUNT: 16, ERRORS: 20, CONNS: 24, TIMEOUT2: 28, STARTED: 32, TX_START: 40, SINCE: 48, APP_LEN: 56, APP: 57, TRANSPORT: 121, HELD: 122, CONN_FD: 124 } as const;
 /** Header field offsets. */
 const H = { MAGIC: 0, VERSION: 4, SLOTS: 8, SLOT_SIZE: 12, PID: 16, GEN: 20, MODE: 24, SEQ: 28, STARTED: 32, RETIRED_TX: 40, RETIRED_ERR: 48, SPAWNED: 56, DEATHS: 60 } as const;
 
@@ -65,6 +68,11 @@ export interface SlotView {
   txStartAt: number;
   since: number;
   app: string;
+  /** The connection being served: its protocol (0 none, 1 binary, 2 http) and fd in the worker. */
+  transport: number;
+  connFd: number;
+  /** The worker holds its pre-answer unsent (a tier 2/3 answer must carry one first). */
+  held: boolean;
   /** True when the slot kept changing (or a dead writer left it mid-write): the values may mix two states. */
   torn: boolean;
 }
@@ -231,6 +239,9 @@ export class Scoreboard {
         txStartAt: b.readDoubleLE(base + F.TX_START),
         since: b.readDoubleLE(base + F.SINCE),
         app: b.toString('utf8', base + F.APP, base + F.APP + appLen),
+        transport: b[base + F.TRANSPORT]!,
+        held: b[base + F.HELD] === 1,
+        connFd: b[base + F.TRANSPORT] ? b.readInt32LE(base + F.CONN_FD) : -1,
         torn: false,
       };
       if ((s1 & 1) === 0 && Atomics.load(this.#i32, seqIdx) === s1) return v;
@@ -262,6 +273,19 @@ export class Scoreboard {
     for (let i = 0; i < this.slots; i++) {
       const base = SB_HEADER + i * SB_SLOT;
       if (Atomics.load(this.#i32, (base + F.STATE) >> 2) === 0 && Atomics.load(this.#i32, (base + F.PID) >> 2) === 0) return i;
+    }
+    return -1;
+  }
+
+  /**
+   * Claim a free slot atomically (pid 0 → -1), so two managers sharing the scoreboard during a
+   * USR2 handover never take the same one. Returns its index or -1. Follow with {@link prepare}.
+   */
+  claimSlot(): number {
+    for (let i = 0; i < this.slots; i++) {
+      const base = SB_HEADER + i * SB_SLOT;
+      if (Atomics.load(this.#i32, (base + F.STATE) >> 2) !== 0) continue;
+      if (Atomics.compareExchange(this.#i32, (base + F.PID) >> 2, 0, -1) === 0) return i;
     }
     return -1;
   }
@@ -362,6 +386,21 @@ export class SlotWriter {
     this.#sb.writeSlot(this.index, (b, base) => {
       b.writeInt32LE(this.#connections, base + F.CONNS);
       setState(b, base, 'WORKING');
+    });
+  }
+
+  /** The connection's protocol and fd (transport 0 when the connection is over). */
+  transport(fd: number, transport: number): void {
+    this.#sb.writeSlot(this.index, (b, base) => {
+      b[base + F.TRANSPORT] = transport;
+      b.writeInt32LE(fd, base + F.CONN_FD);
+    });
+  }
+
+  /** Whether answers are held unsent in the worker while its app runs. */
+  held(on: boolean): void {
+    this.#sb.writeSlot(this.index, (b, base) => {
+      b[base + F.HELD] = on ? 1 : 0;
     });
   }
 

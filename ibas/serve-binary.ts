@@ -37,6 +37,11 @@ export interface ConnectionContext {
   mustClose(): boolean;
   /** Count a failure outside a transaction (protocol error) on the slot. */
   countError(): void;
+  /**
+   * Told where to find the answers written but not yet sent (held by cork while a chunk is
+   * handled): a worker dying inside the app (tier 1, crash) sends them before its last answer.
+   */
+  onPending?(pending: (() => Buffer | undefined) | undefined): void;
 }
 
 /** A connection being served; `done` settles when the socket is closed. */
@@ -63,9 +68,15 @@ export function serveBinary(socket: net.Socket, first: Buffer, ctx: ConnectionCo
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
 
+  /** Frames written while the socket is corked (sent at uncork). */
+  const corked: Buffer[] = [];
+  let inChunk = false;
+  ctx.onPending?.(() => (corked.length === 0 ? undefined : corked.length === 1 ? corked[0] : Buffer.concat(corked)));
   const write = (p: Packet, compress = false, cb?: () => void): void => {
     if (socket.destroyed) return;
-    socket.write(encodePacket(p, compress ? { compressMin: ctx.compressMin() } : {}), cb);
+    const b = encodePacket(p, compress ? { compressMin: ctx.compressMin() } : {});
+    if (inChunk) corked.push(b);
+    socket.write(b, cb);
   };
 
   const close = (rc: number, message: string): void => {
@@ -174,6 +185,7 @@ export function serveBinary(socket: net.Socket, first: Buffer, ctx: ConnectionCo
     const arrived = nowNs();
     // answers to one chunk leave in one write (PRE_ANSWER + RESPONSE of a pipelined transaction)
     socket.cork();
+    inChunk = true;
     try {
       for (const frame of reader.push(chunk)) {
         if (closing) return;
@@ -183,6 +195,8 @@ export function serveBinary(socket: net.Socket, first: Buffer, ctx: ConnectionCo
       protocolError(e);
       return;
     } finally {
+      inChunk = false;
+      corked.length = 0;
       socket.uncork();
     }
     betweenTransactions();

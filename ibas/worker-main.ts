@@ -17,6 +17,8 @@ import { loadInstance } from './instance.js';
 import { Scoreboard } from './scoreboard.js';
 import { Worker, type WorkerMode } from './worker.js';
 import { libc } from '../lib/native/libc.js';
+import { installCrashCapture } from '../lib/native/crash.js';
+import { AlarmGuard } from './tx-guard.js';
 
 /**
  * Leave with _exit(2), not process.exit(): a worker queueing for the accept lock has a thread of
@@ -67,11 +69,23 @@ async function main(): Promise<number> {
     const scoreboard = Scoreboard.attach(inst.scoreboardKey);
     if (!scoreboard) throw new Error(`no scoreboard at key 0x${inst.scoreboardKey.toString(16)}: is the manager gone?`);
     const lock = mode === 'pool' ? AcceptLock.open(inst.acceptLockKey) : undefined;
-    worker = new Worker({ inst, mode, index, generation, scoreboard, fd: LISTEN_FD, lock, log });
+    // stderr (fd 2) is this worker's log file: a crashing app leaves its signal and backtrace there
+    installCrashCapture(2);
+    worker = new Worker({ inst, mode, index, generation, scoreboard, fd: LISTEN_FD, lock, log, alarm: new AlarmGuard() });
   } catch (e) {
     (log ?? console).error?.(`worker init failed , reason[${errorText(e)}]`);
     process.stderr.write(`ibas worker ${index}: init failed: ${errorText(e)}\n`);
     return EXIT.CHILD_INIT;
+  }
+  // app.preload: load now; a failure is a boot error the manager's restart budget counts
+  for (const app of worker.opts.inst.conf.app.preload ?? []) {
+    try {
+      worker.resolver.load(worker.resolver.lookup(app));
+      log.info(`app preloaded , app[${app}]`);
+    } catch (e) {
+      log.error(`app preload failed , app[${app}] reason[${errorText(e)}] , the worker cannot serve`);
+      return EXIT.APP_LOAD;
+    }
   }
   const exitNow = (): void => {
     worker.slot.state('GRACEFUL');

@@ -30,6 +30,8 @@ import { serveBinary, type ConnectionContext, type ServedConnection } from './se
 import { HttpAdapter } from './serve-http.js';
 import { TransactionRunner, type TxGuard } from './transaction.js';
 import { TxLog } from './tx-log.js';
+import type { AlarmGuard } from './tx-guard.js';
+import { TRANSPORT } from './last-answer.js';
 
 export type WorkerMode = 'pool' | 'fork' | 'foreground';
 
@@ -46,6 +48,8 @@ export interface WorkerOptions {
   lock?: AcceptLock;
   log: Logger;
   guard?: TxGuard;
+  /** Tier 1 and the crash answer (pool and fork workers): told which connection is served. */
+  alarm?: AlarmGuard;
 }
 
 export class Worker {
@@ -60,6 +64,8 @@ export class Worker {
   #serving: ServedConnection | undefined;
   #busy = false;
   #onIdleStop: (() => void) | undefined;
+  /** Transactions before recycling (max_process_count plus this worker's jitter; 0 = never). */
+  readonly maxCount: number;
 
   constructor(opts: WorkerOptions) {
     this.opts = opts;
@@ -74,8 +80,12 @@ export class Worker {
       workerIndex: opts.index,
       log: opts.log,
     });
-    this.runner = new TransactionRunner(this.resolver, this.slot, inst.fileDir(opts.index), opts.log, opts.guard);
-    const maxCount = inst.conf.mpm.max_process_count;
+    opts.alarm?.attach(this.slot);
+    this.runner = new TransactionRunner(this.resolver, this.slot, inst.fileDir(opts.index), opts.log, opts.alarm ?? opts.guard);
+    const base = inst.conf.mpm.max_process_count;
+    const jitter = inst.conf.mpm.max_process_count_jitter ?? 0;
+    const maxCount = base > 0 ? base + Math.floor(Math.random() * (jitter + 1)) : 0;
+    this.maxCount = maxCount;
     this.#ctx = {
       runner: this.runner,
       limits: inst.limits,
@@ -87,6 +97,7 @@ export class Worker {
       idleTimeoutMs: inst.comm.idleTimeoutMs,
       mustClose: () => this.#stopping !== undefined || (maxCount > 0 && this.slot.count >= maxCount),
       countError: () => this.slot.error(),
+      onPending: (fn) => this.opts.alarm?.pending(fn),
     };
     this.#http = new HttpAdapter();
   }
@@ -94,8 +105,8 @@ export class Worker {
   /** Why the worker is leaving, or undefined while it serves on. */
   leaving(): string | undefined {
     if (this.#stopping) return this.#stopping;
-    const max = this.opts.inst.conf.mpm.max_process_count;
-    if (max > 0 && this.slot.count >= max) return `recycled after ${this.slot.count} transactions (max_process_count ${max})`;
+    const max = this.maxCount;
+    if (max > 0 && this.slot.count >= max) return `recycled after ${this.slot.count} transactions (max_process_count ${this.opts.inst.conf.mpm.max_process_count} + jitter)`;
     return undefined;
   }
 
@@ -176,6 +187,9 @@ export class Worker {
       socket = socketOf(fd);
       const first = await firstChunk(socket, this.opts.inst.comm.idleTimeoutMs);
       if (first === undefined) return;
+      const transport = looksBinary(first) ? TRANSPORT.BINARY : TRANSPORT.HTTP;
+      this.opts.alarm?.connection(fd, transport);
+      this.slot.transport(fd, transport);
       this.#serving = looksBinary(first) ? serveBinary(socket, first, this.#ctx) : this.#http.serve(socket, first, this.#ctx);
       if (this.#stopping) this.#serving.requestClose(`server stopping (${this.#stopping})`);
       await this.#serving.done;
@@ -183,6 +197,9 @@ export class Worker {
       this.#log.error({ err: errorText(e), stack: (e as Error)?.stack }, `connection failed , reason[${errorText(e)}]`);
       socket?.destroy();
     } finally {
+      this.opts.alarm?.connection(-1, TRANSPORT.NONE);
+      this.opts.alarm?.pending(undefined);
+      this.slot.transport(-1, TRANSPORT.NONE);
       this.#serving = undefined;
       this.#busy = false;
       this.slot.state('IDLE');

@@ -26,6 +26,8 @@ export const IbasConf = Type.Object({
     }, { additionalProperties: false }),
     /** A worker exits after this many transactions and is replaced (0 = never). */
     max_process_count: Type.Integer({ minimum: 0 }),
+    /** Each worker adds a random 0..jitter to max_process_count, so a pool does not recycle all at once (gunicorn's max_requests_jitter). */
+    max_process_count_jitter: Type.Optional(Type.Integer({ minimum: 0 })),
   }, { additionalProperties: false }),
   security: Type.Object({
     sign_flag: Type.Union([Type.Literal(0), Type.Literal(1)]),
@@ -34,6 +36,8 @@ export const IbasConf = Type.Object({
   }, { additionalProperties: false }),
   app: Type.Object({
     max_so_cache_count: Type.Integer({ minimum: 1, maximum: 4096 }),
+    /** Apps every worker loads at start; a load failure is a boot error (exit APP_LOAD, counted by the restart budget). */
+    preload: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 64 })),
   }, { additionalProperties: false }),
   /** Wire limits and connection handling (optional; defaults in {@link commOf}). */
   comm: Type.Optional(Type.Object({
@@ -58,6 +62,12 @@ export const IbasConf = Type.Object({
     heartbeat_interval: Type.Optional(Seconds),
     /** Seconds a graceful stop waits for running transactions before SIGKILL. */
     stop_timeout: Type.Optional(Seconds),
+    /** Restart budget: this many workers dying at start (boot error, or before ready) within restart_window stop the respawning. */
+    max_restarts: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000 })),
+    /** Seconds of the restart budget's window. */
+    restart_window: Type.Optional(Seconds),
+    /** Seconds a USR2 new generation has to report ready before it is killed and rolled back. */
+    upgrade_timeout: Type.Optional(Seconds),
   }, { additionalProperties: false })),
   log: LogSection,
   ibma: Type.Object({
@@ -68,7 +78,7 @@ export const IbasConf = Type.Object({
 export type IbasConf = Static<typeof IbasConf>;
 
 export interface CommSettings { maxFrame: number; maxFile: number; maxFiles: number; idleTimeoutMs: number; backlog: number }
-export interface MonitorSettings { tickMs: number; adjustMs: number; heartbeatMs: number; stopTimeoutMs: number }
+export interface MonitorSettings { tickMs: number; adjustMs: number; heartbeatMs: number; stopTimeoutMs: number; maxRestarts: number; restartWindowMs: number; upgradeTimeoutMs: number }
 
 /** The comm section with defaults filled in. */
 export function commOf(c: IbasConf): CommSettings {
@@ -89,5 +99,8 @@ export function monitorOf(c: IbasConf): MonitorSettings {
     adjustMs: Math.round((c.monitor?.adjust_interval ?? 1) * 1000),
     heartbeatMs: Math.round((c.monitor?.heartbeat_interval ?? 5) * 1000),
     stopTimeoutMs: Math.round((c.monitor?.stop_timeout ?? 30) * 1000),
+    maxRestarts: c.monitor?.max_restarts ?? Math.max(5, 2 * c.mpm.max_count),
+    restartWindowMs: Math.round((c.monitor?.restart_window ?? 10) * 1000),
+    upgradeTimeoutMs: Math.round((c.monitor?.upgrade_timeout ?? 30) * 1000),
   };
 }

@@ -18,6 +18,9 @@ import { nativeLibrary } from './built-files.js';
 import { koffi, lastErrno } from './libc.js';
 
 interface CrashLib {
+  guardFrame: (kind: number, frame: Buffer, len: number) => number;
+  guardArm: (fd: number, ms: number) => number;
+  guardDisarm: () => number;
   install: (fd: number) => number;
   uninstall: () => number;
   installed: () => number;
@@ -30,6 +33,9 @@ function crashLib(): CrashLib {
     const file = nativeLibrary('ibp_crash');
     const h = koffi.load(file);
     lib = {
+      guardFrame: h.func('int ibp_guard_frame(int kind, const uint8_t *frame, size_t len)') as CrashLib['guardFrame'],
+      guardArm: h.func('int ibp_guard_arm(int fd, unsigned int ms)') as CrashLib['guardArm'],
+      guardDisarm: h.func('int ibp_guard_disarm(void)') as CrashLib['guardDisarm'],
       install: h.func('int ibp_crash_install(int fd)') as (fd: number) => number,
       uninstall: h.func('int ibp_crash_uninstall(void)') as () => number,
       installed: h.func('int ibp_crash_installed(void)') as () => number,
@@ -54,4 +60,26 @@ export function uninstallCrashCapture(): void {
 
 export function crashCaptureInstalled(): boolean {
   return lib !== undefined && lib.installed() === 1;
+}
+
+/** Which prepared answer (ibp_guard_frame's `kind`). */
+export const GUARD = { TIMEOUT: 0, CRASH: 1 } as const;
+
+/**
+ * Signal-time answers (lib/native/ibp_crash.c "guard"): prepare the bytes written to the armed
+ * connection when the process dies by tier 1 (SIGALRM, TIMEOUT) or by a crash (CRASH). Call it
+ * only while disarmed.
+ */
+export function guardFrame(kind: (typeof GUARD)[keyof typeof GUARD], frame: Buffer): void {
+  if (crashLib().guardFrame(kind, frame, frame.length) !== 0) throw new IbpError('IBP_ERR_NATIVE_CALL', { call: 'ibp_guard_frame', detail: lastErrno().text });
+}
+
+/** Arm: answers go to `fd`; SIGALRM (tier 1) after `ms` (0: no timer). */
+export function guardArm(fd: number, ms: number): void {
+  if (crashLib().guardArm(fd, Math.max(0, Math.min(Math.round(ms), 0xffffffff))) !== 0) throw new IbpError('IBP_ERR_NATIVE_CALL', { call: 'ibp_guard_arm', detail: lastErrno().text });
+}
+
+/** Disarm: stop the timer, forget the connection. */
+export function guardDisarm(): void {
+  crashLib().guardDisarm();
 }

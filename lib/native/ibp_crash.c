@@ -15,6 +15,15 @@
  * to the given fd (the worker's log), then restores the default action and re-raises the signal,
  * so the process dies BY that signal and its manager sees which one.
  *
+ * Signal-time answers (the "guard", issue 5): while a worker runs a transaction it arms the guard
+ * with the connection's fd and a timer of timeout2 (ibp_guard_arm, setitimer). Two answers are
+ * prepared beforehand outside any signal (ibp_guard_frame): a TIMEOUT answer and a CRASH answer,
+ * complete frames of the connection's protocol (binary RESPONSE or an HTTP response). When the
+ * timer fires (tier 1 of the three-tier timeouts: SIGALRM) the handler writes the TIMEOUT answer to
+ * the connection and a line to the crash fd, then dies BY SIGALRM (default action re-raised); a
+ * crash writes the CRASH answer before its report. So the client reads a clear error instead of a
+ * bare close. ibp_guard_disarm() stops the timer and forgets the fd right after the app returns.
+ *
  * Node/V8 use SIGSEGV for WebAssembly bounds checks (the "trap handler"): a fault that V8
  * recognises as a wasm trap is handed back to V8 (v8::TryHandleWebAssemblyTrapPosix, exported by
  * the node binary) and is not a crash.
@@ -29,7 +38,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
+#include <pthread.h>
 
 #define VISIBLE __attribute__((visibility("default")))
 #define ALT_STACK_SIZE (256 * 1024)
@@ -78,9 +89,37 @@ static void put_num(uintptr_t v, int hex) {
     put(p);
 }
 
+/* ---------------------------------------------------------------- guard state */
+enum { GUARD_TIMEOUT = 0, GUARD_CRASH = 1, GUARD_KINDS = 2 };
+static volatile int guard_fd = -1;
+static unsigned char *guard_buf[GUARD_KINDS];
+static size_t guard_len[GUARD_KINDS];
+static size_t guard_cap[GUARD_KINDS];
+static int alarm_installed;
+
+static void put_fd(int fd, const unsigned char *s, size_t n) {
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w <= 0) {
+            if (w < 0 && errno == EINTR) continue;
+            return;
+        }
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Write the prepared answer `kind` to the armed connection (once: the fd is forgotten). */
+static void guard_answer(int kind) {
+    int fd = guard_fd;
+    guard_fd = -1;
+    if (fd >= 0 && guard_len[kind] > 0) put_fd(fd, guard_buf[kind], guard_len[kind]);
+}
+
 static void on_crash(int signo, siginfo_t *si, void *uc) {
     if ((signo == SIGSEGV || signo == SIGBUS) && v8_trap != NULL && v8_trap(signo, si, uc)) return;
     int saved_errno = errno;
+    guard_answer(GUARD_CRASH);
     const char *name = "signal";
     for (size_t i = 0; i < NSIGNALS; i++)
         if (SIGNALS[i].signo == signo) name = SIGNALS[i].name;
@@ -166,6 +205,76 @@ VISIBLE int ibp_crash_install(int fd) {
     }
     installed = 1;
     return 0;
+}
+
+/* Tier 1: the transaction ran past timeout2. Answer the client, say so in the log, die by SIGALRM. */
+static void on_alarm(int signo) {
+    int had = guard_fd >= 0;
+    guard_answer(GUARD_TIMEOUT);
+    if (crash_fd >= 0) {
+        put("ibp_guard | tier 1 , SIGALRM: the transaction ran past timeout2 , ");
+        put(had ? "timeout answer written to the client" : "no connection armed");
+        put(" , pid[");
+        put_num((uintptr_t)getpid(), 0);
+        put("] ending the worker\n");
+    }
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(signo, &dfl, NULL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, signo);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    raise(signo);
+}
+
+/* Prepare answer `kind` (0 TIMEOUT, 1 CRASH): a copy of `len` bytes. Call it while not armed.
+ * 0 = ok, -1 = failed (errno set). */
+VISIBLE int ibp_guard_frame(int kind, const unsigned char *frame, size_t len) {
+    if (kind < 0 || kind >= GUARD_KINDS) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (len > guard_cap[kind]) {
+        unsigned char *b = realloc(guard_buf[kind], len);
+        if (b == NULL) return -1;
+        guard_buf[kind] = b;
+        guard_cap[kind] = len;
+    }
+    if (len > 0) memcpy(guard_buf[kind], frame, len);
+    guard_len[kind] = len;
+    return 0;
+}
+
+/* Arm: answers go to `fd` if the process dies now; SIGALRM after `ms` milliseconds (0 = no
+ * timer). 0 = ok, -1 = failed (errno set). */
+VISIBLE int ibp_guard_arm(int fd, unsigned int ms) {
+    if (!alarm_installed) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_alarm;
+        sa.sa_flags = SA_ONSTACK;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGALRM, &sa, NULL) != 0) return -1;
+        alarm_installed = 1;
+    }
+    guard_fd = fd;
+    struct itimerval it;
+    memset(&it, 0, sizeof it);
+    it.it_value.tv_sec = ms / 1000u;
+    it.it_value.tv_usec = (suseconds_t)(ms % 1000u) * 1000;
+    return setitimer(ITIMER_REAL, &it, NULL);
+}
+
+/* Disarm: stop the timer, forget the connection. */
+VISIBLE int ibp_guard_disarm(void) {
+    struct itimerval it;
+    memset(&it, 0, sizeof it);
+    int r = setitimer(ITIMER_REAL, &it, NULL);
+    guard_fd = -1;
+    return r;
 }
 
 /* Restore the handlers that were there before ibp_crash_install. */

@@ -1,0 +1,71 @@
+/**
+ * Tier 1 of the three-tier timeouts and the crash answer, inside a worker (issue 5). The app call
+ * is synchronous and blocks the event loop, so no JS timer can end it: right before somain the
+ * worker arms a native timer of timeout2 (setitimer through lib/native/crash.ts, the "guard" of
+ * ibp_crash.c) together with the connection's fd; right after, it disarms. When the timer fires
+ * the native SIGALRM handler writes the prepared timeout answer (ibas/last-answer.ts) to the
+ * client and the worker dies BY SIGALRM; the manager sees the signal, logs tier 1 and replaces it.
+ * A crash writes the crash answer the same way.
+ *
+ * Answers still held by the adapter (the binary adapter corks a chunk's answers: the PRE_ANSWER
+ * of a pipelined transaction is not sent yet while its app runs) go out first, so the client
+ * reads PRE_ANSWER then the timeout RESPONSE, in order. The slot says whether such answers are
+ * held, so the manager's tier 2/3 answer can put a pre-answer first too.
+ *
+ * Without held answers the prepared frames are reused while app, timeout2 and transport stay the
+ * same, so a transaction costs two small native calls.
+ */
+import { GUARD, guardArm, guardDisarm, guardFrame } from '../lib/native/crash.js';
+import { crashAnswer, timeoutAnswer, TRANSPORT, type Transport } from './last-answer.js';
+import type { SlotWriter } from './scoreboard.js';
+import type { TxGuard } from './transaction.js';
+
+export class AlarmGuard implements TxGuard {
+  #fd = -1;
+  #transport: Transport = TRANSPORT.NONE;
+  #prepared = '';
+  #pending: (() => Buffer | undefined) | undefined;
+  #slot: SlotWriter | undefined;
+  #held = false;
+
+  attach(slot: SlotWriter): void {
+    this.#slot = slot;
+  }
+
+  /** The connection the next transactions answer on. */
+  connection(fd: number, transport: Transport): void {
+    this.#fd = fd;
+    this.#transport = transport;
+  }
+
+  /** Where the adapter's held (unsent) answers are. */
+  pending(fn: (() => Buffer | undefined) | undefined): void {
+    this.#pending = fn;
+  }
+
+  arm(app: string, timeout2Ms: number): void {
+    const held = this.#fd >= 0 ? this.#pending?.() : undefined;
+    const t = this.#transport === TRANSPORT.NONE ? TRANSPORT.BINARY : this.#transport;
+    if (held) {
+      guardFrame(GUARD.TIMEOUT, Buffer.concat([held, timeoutAnswer(t, app, timeout2Ms, 1)]));
+      guardFrame(GUARD.CRASH, Buffer.concat([held, crashAnswer(t, app)]));
+      this.#prepared = '';
+    } else {
+      const key = `${this.#fd >= 0}|${t}|${app}|${timeout2Ms}`;
+      if (key !== this.#prepared) {
+        guardFrame(GUARD.TIMEOUT, this.#fd >= 0 ? timeoutAnswer(t, app, timeout2Ms, 1) : Buffer.alloc(0));
+        guardFrame(GUARD.CRASH, this.#fd >= 0 ? crashAnswer(t, app) : Buffer.alloc(0));
+        this.#prepared = key;
+      }
+    }
+    if ((held !== undefined) !== this.#held) {
+      this.#held = held !== undefined;
+      this.#slot?.held(this.#held);
+    }
+    guardArm(this.#fd, timeout2Ms);
+  }
+
+  disarm(): void {
+    guardDisarm();
+  }
+}
