@@ -96,8 +96,33 @@ export class Cluster {
   private constructor(t: Test, ip: string) {
     this.t = t;
     this.ip = ip;
+    // registered before t.testdir() (teardowns run in order): a failed test shows the daemons'
+    // logs before the folder goes
+    t.teardown(() => {
+      if (!t.passing()) process.stderr.write(this.logTails());
+    });
     this.root = t.testdir();
     this.registryHome = this.#newHome('reg');
+  }
+
+  /** The last lines of every log file of every home (for a failed test). */
+  logTails(lines = 30): string {
+    let out = '';
+    try {
+      for (const h of fs.readdirSync(this.root)) {
+        const dir = path.join(this.root, h, 'log');
+        if (!fs.existsSync(dir)) continue;
+        for (const f of fs.readdirSync(dir)) {
+          const file = path.join(dir, f);
+          if (!fs.statSync(file).isFile()) continue;
+          const text = fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+          out += `----- ${h}/log/${f}\n${text}\n`;
+        }
+      }
+    } catch (e) {
+      out += `(logs not readable: ${(e as Error).message})\n`;
+    }
+    return out;
   }
 
   /** A running registry with the packages of `bins` (file names in build/apps) in its so/. */
@@ -238,4 +263,60 @@ export function ibasPids(s: ServerHome): number[] {
     }
   }
   return out;
+}
+
+/**
+ * Freeze a server's ibas (SIGSTOP): the manager first, so that it cannot spawn a worker in
+ * between, then every ibas process of the home, listed again until no new one appears.
+ * Returns the frozen pids.
+ */
+export function freezeIbas(s: ServerHome): number[] {
+  const frozen = new Set<number>();
+  try {
+    const manager = Number(fs.readFileSync(path.join(s.home, 'run', 'ibas.pid'), 'utf8').trim());
+    if (manager > 0) {
+      process.kill(manager, 'SIGSTOP');
+      frozen.add(manager);
+    }
+  } catch {
+    // no manager pid file: freeze what is there
+  }
+  for (;;) {
+    const fresh = ibasPids(s).filter((p) => !frozen.has(p));
+    if (fresh.length === 0) return [...frozen];
+    for (const p of fresh) {
+      try {
+        process.kill(p, 'SIGSTOP');
+      } catch {
+        // gone
+      }
+      frozen.add(p);
+    }
+  }
+}
+
+/** Kill a server's ibas for good (SIGKILL, frozen or not) and wait until no ibas process of the home is left. */
+export async function killIbas(s: ServerHome, timeoutMs = 15_000): Promise<void> {
+  const killed = new Set<number>();
+  await waitFor(`every ibas process of ${s.name} to be gone`, () => {
+    for (const p of ibasPids(s)) {
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        // gone
+      }
+      killed.add(p);
+    }
+    return ibasPids(s).length === 0 && [...killed].every(gone);
+  }, timeoutMs, 20);
+}
+
+/** The process has exited (no such pid, or a zombie waiting for its parent). */
+function gone(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
 }

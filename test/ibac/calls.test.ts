@@ -11,8 +11,8 @@
 import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Cluster, ibasPids, type NodeHome, type ServerHome } from '../helpers/cluster.js';
-import { freePort, isAlive, runTool, waitFor } from '../helpers/procs.js';
+import { Cluster, freezeIbas, killIbas, type NodeHome, type ServerHome } from '../helpers/cluster.js';
+import { freePort, runTool, waitFor } from '../helpers/procs.js';
 import {
   createEnvironment, requester, IbacEnv, SafeError, ServerError, SuspiciousError, UsageError, NotSupportedError, ConnectError,
   PHASE, COMM_STATUS, STEP, TX_FLAG, LOAD_SCALE, MAX_FILES,
@@ -204,14 +204,12 @@ t.test('SUSPICIOUS when the worker dies while the app runs', async (t) => {
 t.test('SAFE when the server dies before the request packet; the dead host is suspended', async (t) => {
   const conn = await env.connect('SRV', 'ibp_test_echo');
   t.equal((await conn.sendRequestAndReceiveResponse('ibp_test_echo', 'before')).body.toString(), 'before');
-  const pids = ibasPids(srv);
-  t.ok(pids.length >= 2, `ibas manager and workers: ${pids.join(' ')}`);
-  for (const p of pids) process.kill(p, 'SIGSTOP');
+  const pids = freezeIbas(srv);
+  t.ok(pids.length >= 2, `ibas manager and workers frozen: ${pids.join(' ')}`);
   const pending = conn.sendRequestAndReceiveResponse('ibp_test_echo', 'never runs').catch((x: unknown) => x);
   await waitFor('the pre-request to be written', () => conn.step === STEP.PRE_REQUEST, 10_000, 5);
-  for (const p of pids) process.kill(p, 'SIGKILL');
+  await killIbas(srv);
   const e = await pending;
-  await waitFor('the ibas processes to be gone', () => !pids.some(isAlive), 10_000);
   t.ok(e instanceof SafeError, `a SafeError: ${(e as Error).message}`);
   t.match(e, { code: 'IBP_ERR_CLIENT_SAFE', phase: PHASE.SAFE, commStatus: COMM_STATUS.BEFORE_SEND, suspicious: false, safe: true });
   t.match((e as Error).message, /before the request left.*safe to retry/);
