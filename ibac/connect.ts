@@ -37,6 +37,8 @@ export interface Dialer {
   nextJournal(): string;
   /** Throws when the environment was destroyed. */
   checkLive(): void;
+  /** Between transactions: follow a newer config segment (rate-limited). */
+  idle(): void;
   forget(conn: IbacConnection): void;
 }
 
@@ -162,6 +164,7 @@ export class IbacConnection {
       const reqFiles = loadRequestFiles(this.#dialer.home, files);
       const body = typeof request === 'string' ? Buffer.from(request) : request;
       checkSizes(body, reqFiles, ctx);
+      this.#dialer.idle();
       const ch = await this.#ready();
       ctx.host = this.host;
       const flags = (this.#dialer.compress ? TX_FLAG.COMPRESS : 0) | (opts.prepare ? TX_FLAG.PREPARE : 0);

@@ -7,8 +7,9 @@
  *   short-lived process: await requester(node, app, msg)   (environment + connection for one call)
  *
  * The environment follows the newest config (ibma republished: new host, app changed) with
- * `checkSwitch()` before it picks a host for a new connection — between transactions, never in
- * the middle of one. It holds no timer: an idle environment keeps no process alive.
+ * `checkSwitch()` before it picks a host for a new connection, and before a transaction on a long
+ * connection (at most every SWITCH_CHECK_MS) — between transactions, never in the middle of one.
+ * It holds no timer: an idle environment keeps no process alive.
  */
 import { loadConfigFile } from '../lib/config/load.js';
 import { IbmaConf } from '../lib/config/ibma-conf.js';
@@ -37,6 +38,9 @@ export interface EnvOptions {
 
 let journalSeq = 0;
 
+/** Long connections look for a newer config segment at most this often (one shmget + one atomic read). */
+const SWITCH_CHECK_MS = 100;
+
 export class IbacEnv {
   /** The client node's name (this_node of ibma.conf, as the config space says). */
   readonly thisNode: string;
@@ -52,6 +56,7 @@ export class IbacEnv {
   #destroyed = false;
   readonly #dialer: Dialer;
   #cache: { generation: number; minCompress: number; timeouts: Map<string, number> } | undefined;
+  #switchCheckedAt = 0;
 
   private constructor(confFile: string, opts: EnvOptions) {
     const conf = loadConfigFile(IbmaConf, confFile, 'ibma');
@@ -210,6 +215,12 @@ export class IbacEnv {
       },
       nextJournal: () => `${Date.now().toString(36)}-${process.pid.toString(36)}-${(++journalSeq).toString(36)}`,
       checkLive: () => this.#checkLive(),
+      idle: () => {
+        const now = performance.now();
+        if (now - this.#switchCheckedAt < SWITCH_CHECK_MS) return;
+        this.#switchCheckedAt = now;
+        this.#space.checkSwitch();
+      },
       forget: (conn: IbacConnection) => {
         this.#connections.delete(conn);
       },
@@ -220,6 +231,7 @@ export class IbacEnv {
   async #dial(node: string, exclude: ReadonlySet<string> | undefined, pin: string | undefined): Promise<{ channel: Channel; host: HostChoice }> {
     this.#checkLive();
     this.#space.checkSwitch();
+    this.#switchCheckedAt = performance.now();
     const tried = new Set<string>(exclude ?? []);
     const attempts: string[] = [];
     let lastHost: string | undefined;

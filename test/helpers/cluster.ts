@@ -5,16 +5,29 @@
  * node host with its agent (`ibma -a init` with the node credential, `-a start`) and, for server
  * hosts, an ibas (`ibas -a init / -a start`) whose apps ibma installed from the registry.
  *
- * Every home lives under the test's t.testdir(), named `<name>-home` (no home path is a prefix of
- * another, so reapHome never reaches a neighbour), and is reaped at teardown (processes killed,
- * SysV objects removed). Everything listens on the test's own 127.x.y.z address.
+ * Every home lives under a private temporary folder of the test process (see privateDir), named
+ * `<name>-home` (no home path is a prefix of another, so reapHome never reaches a neighbour), and
+ * is reaped at teardown (processes killed, SysV objects removed). Everything listens on the
+ * test's own 127.x.y.z address.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Test } from 'tap';
 import { parseJsonText } from '../../lib/config/load.js';
 import { ConfigSpace } from '../../lib/shm/config-space.js';
 import { freePort, loopbackIp, reapHome, ROOT, runTool, waitFor, type RunResult } from './procs.js';
+
+/**
+ * A temporary folder of this test process alone, removed at teardown. Unlike t.testdir() (a fixed
+ * path per test file) it cannot collide with another run of the same file in the same tree —
+ * homes and their SysV key blocks (derived from the path) stay private to this run.
+ */
+export function privateDir(t: Test, prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `ibp-${prefix}-`));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 /** Loop timings of agents in tests (fast watch, reconnect and gc). */
 export const FAST_AGENT = { watch_wait: 2, reconnect_min: 0.05, reconnect_max: 0.4, heartbeat_interval: 0.5, gc_interval: 0.2 };
@@ -92,16 +105,19 @@ export class Cluster {
   readonly registryHome: string;
   registryPort = 0;
   readonly #credentials = new Map<string, string>();
+  readonly #homes: string[] = [];
 
   private constructor(t: Test, ip: string) {
     this.t = t;
     this.ip = ip;
-    // registered before t.testdir() (teardowns run in order): a failed test shows the daemons'
-    // logs before the folder goes
-    t.teardown(() => {
+    this.root = fs.mkdtempSync(path.join(os.tmpdir(), 'ibp-cluster-'));
+    // one teardown, in this order: the daemons' logs when the test failed, every home reaped
+    // (processes, SysV objects), then the folder
+    t.teardown(async () => {
       if (!t.passing()) process.stderr.write(this.logTails());
+      await Promise.all(this.#homes.map((h) => reapHome(h)));
+      fs.rmSync(this.root, { recursive: true, force: true });
     });
-    this.root = t.testdir();
     this.registryHome = this.#newHome('reg');
   }
 
@@ -138,7 +154,7 @@ export class Cluster {
   #newHome(name: string): string {
     const home = path.join(this.root, `${name}-home`);
     fs.mkdirSync(home, { recursive: true });
-    this.t.teardown(() => reapHome(home));
+    this.#homes.push(home);
     return home;
   }
 

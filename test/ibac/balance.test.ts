@@ -10,6 +10,7 @@ import { ConfigSpace } from '../../lib/shm/config-space.js';
 import { homeKeyBase, KEY_SLOT } from '../../lib/shm/keys.js';
 import type { NodeBundle, NodeConf } from '../../lib/config/model.js';
 import { reapHome } from '../helpers/procs.js';
+import { privateDir } from '../helpers/cluster.js';
 import { Balancer, LOAD_SCALE, loadValue, NoHostError } from '../../ibac/index.js';
 
 const settings: SpaceSettings = { ibms: { ip: '127.0.0.1', port: 16001 }, connecting_timeout: 1, retry_connect_timeval: 5, min_compress_size: 1024 };
@@ -37,7 +38,7 @@ function seeded(seed: number): () => number {
 }
 
 function setup(t: Test, nodes: NodeConf[]) {
-  const home = t.testdir();
+  const home = privateDir(t, 'balance');
   t.teardown(() => reapHome(home));
   const writer = new ConfigSpaceWriter(homeKeyBase(home) + KEY_SLOT.INDEX);
   writer.publish(bundle(1, nodes), settings);

@@ -185,20 +185,41 @@ t.test('ibpsend prints the response, status, host and time', async (t) => {
   t.match(failed.stderr, /app rc 9/);
 });
 
+/** Wait until a worker of the server runs `app` (scoreboard, `ibas -s bbdetail --json`), then SIGKILL it. */
+async function killWorkerRunning(app: string): Promise<number> {
+  const row = await waitFor(`a worker running ${app}`, async () => {
+    const r = await srv.run('ibas', ['-s', 'bbdetail', '--json']);
+    const rows = JSON.parse(r.stdout) as { pid: number; state: string; app: string }[];
+    return rows.find((x) => x.state === 'WORKING' && x.app === app);
+  }, 20_000, 50);
+  process.kill(row.pid, 'SIGKILL');
+  return row.pid;
+}
+
 t.test('SUSPICIOUS when the worker dies while the app runs', async (t) => {
-  const conn = await env.connect('SRV', 'ibp_test_crash');
-  const e = await conn.sendRequestAndReceiveResponse('ibp_test_crash', 'segv').catch((x: unknown) => x);
-  t.ok(e instanceof SuspiciousError, `a SuspiciousError: ${(e as Error).message}`);
-  t.match(e, { code: 'IBP_ERR_CLIENT_SUSPICIOUS', phase: PHASE.SUSPICIOUS, commStatus: COMM_STATUS.AFTER_SEND, suspicious: true, host: srv.hostKey, app: 'ibp_test_crash' });
+  const conn = await env.connect('SRV', 'ibp_test_slow');
+  const pending = conn.sendRequestAndReceiveResponse('ibp_test_slow', '8000').catch((x: unknown) => x);
+  const pid = await killWorkerRunning('ibp_test_slow');
+  const e = await pending;
+  t.ok(e instanceof SuspiciousError, `worker ${pid} killed inside the app: ${(e as Error).message}`);
+  t.match(e, { code: 'IBP_ERR_CLIENT_SUSPICIOUS', phase: PHASE.SUSPICIOUS, commStatus: COMM_STATUS.AFTER_SEND, suspicious: true, host: srv.hostKey, app: 'ibp_test_slow' });
   t.match((e as Error).message, /SUSPICIOUS.*verify, reverse or escalate/);
   t.equal(conn.commStatus, COMM_STATUS.AFTER_SEND, 'IBACGetCommStatus says the request had been sent');
-  // the long connection re-opens for the next call (on a new worker)
+  // the long connection re-opens for the next call (on another worker)
   t.equal((await conn.sendRequestAndReceiveResponse('ibp_test_echo', 'after')).body.toString(), 'after');
   conn.disconnect();
-  const r = await runTool('ibpsend', ['-f', cli.ibmaConf, 'SRV', 'ibp_test_crash', '-'], { home: cli.home, input: 'segv' });
+  const send = runTool('ibpsend', ['-f', cli.ibmaConf, 'SRV', 'ibp_test_slow', '-'], { home: cli.home, input: '8000' });
+  await killWorkerRunning('ibp_test_slow');
+  const r = await send;
   t.equal(r.code, 13, 'ibpsend exits 13 for a suspicious transaction');
   t.match(r.stderr, /SUSPICIOUS: the request may have been processed/);
   t.match(r.stderr, /comm status\s+: AFTER_SEND/);
+});
+
+t.test('a crash the server catches is answered (APP_CRASH), not suspicious', async (t) => {
+  const e = await env.requester('SRV', 'ibp_test_crash', 'segv').catch((x: unknown) => x);
+  t.ok(e instanceof ServerError, `the server reported it: ${(e as Error).message}`);
+  t.match(e, { code: 'IBP_ERR_APP_CRASH', phase: PHASE.ANSWERED, commStatus: COMM_STATUS.AFTER_SEND, suspicious: false });
 });
 
 t.test('SAFE when the server dies before the request packet; the dead host is suspended', async (t) => {

@@ -11,11 +11,12 @@ import { Home } from '../../lib/home.js';
 import { checkPlainFileName } from '../../lib/home.js';
 import { createTempFile, loadRequestFiles, randomVisible, saveResponseFiles, MAX_FILES } from '../../ibac/files.js';
 import { PHASE } from '../../ibac/errors.js';
+import { privateDir } from '../helpers/cluster.js';
 
 const NAME = /^([A-Za-z0-9_][A-Za-z0-9_.-]{0,63})_([A-Za-z0-9]{10})\.tmp$/;
 
 t.test('createTempFile names files the IBP way and never reuses a name', async (t) => {
-  const home = new Home(t.testdir());
+  const home = new Home(privateDir(t, 'files'));
   const seen = new Set<string>();
   for (let i = 0; i < 200; i++) {
     const f = createTempFile(home, 'REQ', `n${i}`);
@@ -43,7 +44,7 @@ t.test('random parts use visible letters and digits only, evenly', async (t) => 
 });
 
 t.test('request files: at most 4, plain names, each once, readable', async (t) => {
-  const home = new Home(t.testdir());
+  const home = new Home(privateDir(t, 'files'));
   const names = Array.from({ length: 5 }, (_, i) => createTempFile(home, `F${i}`, `data ${i}`).name);
   const four = loadRequestFiles(home, names.slice(0, MAX_FILES));
   t.same(four.map((f) => f.data.toString()), ['data 0', 'data 1', 'data 2', 'data 3']);
@@ -58,7 +59,7 @@ t.test('request files: at most 4, plain names, each once, readable', async (t) =
 });
 
 t.test('response files: written whole in $IBP_HOME/file, hostile names refused', async (t) => {
-  const home = new Home(t.testdir());
+  const home = new Home(privateDir(t, 'files'));
   const out = saveResponseFiles(home, [{ name: 'a.echo', data: Buffer.from('A') }, { name: 'b.echo', data: Buffer.alloc(100_000, 7) }]);
   t.same(out.map((f) => [f.name, f.size]), [['a.echo', 1], ['b.echo', 100_000]]);
   t.equal(fs.readFileSync(path.join(home.root, 'file', 'b.echo')).length, 100_000);
@@ -70,7 +71,7 @@ t.test('response files: written whole in $IBP_HOME/file, hostile names refused',
 });
 
 t.test('property: any name accepted is a plain name inside file/, anything else is refused', async (t) => {
-  const home = new Home(t.testdir());
+  const home = new Home(privateDir(t, 'files'));
   fc.assert(fc.property(fc.string({ minLength: 0, maxLength: 40 }), (name) => {
     let accepted = false;
     try {
