@@ -361,7 +361,7 @@ if (se) {
 }
 lines.push('');
 lines.push('The ratio ibac / raw TPS is the library\'s overhead: 1.00 = none. Short connections are dominated by connect and accept; long ones by the two round trips of the four-packet exchange.');
-lines.push('At concurrency 1 the ratio is the per-transaction cost of the library (host choice, journal, typed errors, load CAS writes, files handling). At concurrency 16 both clients share one event loop with 16 server workers on the same cores: there the scheduling (when each client yields to the event loop; ibac waits for the REQUEST\'s write callback) weighs more than the library\'s own work, and ibac came out ahead in every round of the runs made so far — read those ratios as noise around 1, not as a speed-up.');
+lines.push('At concurrency 1 the ratio is the per-transaction cost of the library (host choice, journal, typed errors, load CAS writes, files handling). At concurrency 16 both clients share one event loop with 16 server workers on the same cores: there the scheduling (when each client yields to the event loop; ibac waits for the REQUEST\'s write callback) weighs more than the library\'s own work, and ibac came out ahead in every round of the runs made so far — read those ratios as "no measurable overhead at this concurrency", not as a speed-up (not investigated further).');
 lines.push('');
 lines.push('## Raw');
 lines.push('');
