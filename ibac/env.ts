@@ -65,7 +65,12 @@ export class IbacEnv {
     this.connectingTimeoutMs = Math.max(1, Math.round(conf.ibac.connecting_timeout * 1000));
     this.retryConnectMs = Math.max(1, Math.round(conf.ibac.retry_connect_timeval * 1000));
     this.#space = ConfigSpace.openKey(conf.shm.index_key);
-    this.thisNode = this.#space.header().thisNode;
+    try {
+      this.thisNode = this.#space.header().thisNode;
+    } catch (e) {
+      this.#space.close();
+      throw e;
+    }
     this.#compress = opts.compress ?? true;
     this.#balancer = new Balancer(this.#space, { retryConnectMs: this.retryConnectMs, explore: opts.explore, random: opts.random });
     this.#dialer = this.#makeDialer();
