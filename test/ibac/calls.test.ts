@@ -11,7 +11,8 @@
 import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Cluster, freezeIbas, killIbas, type NodeHome, type ServerHome } from '../helpers/cluster.js';
+import { Cluster, freezeIbas, killIbas, privateDir, type NodeHome, type ServerHome } from '../helpers/cluster.js';
+import { homeKeyBase, KEY_SLOT } from '../../lib/shm/keys.js';
 import { freePort, runTool, waitFor } from '../helpers/procs.js';
 import {
   createEnvironment, requester, IbacEnv, SafeError, ServerError, SuspiciousError, UsageError, NotSupportedError, ConnectError,
@@ -157,6 +158,19 @@ t.test('failures answered by the server and refused locally', async (t) => {
   await t.rejects(conn.sendRequestAndReceiveResponse('ibp_test_rc', '3'), { code: 'IBP_ERR_APP_FAILED', appRc: 3 });
   t.equal((await conn.sendRequestAndReceiveResponse('ibp_test_rc', '0:fine')).body.toString(), 'fine', 'the connection serves on after an answered failure');
   conn.disconnect();
+});
+
+t.test('without a config space (ibma not started) the environment refuses with a clear error', async (t) => {
+  const home = privateDir(t, 'noagent');
+  fs.mkdirSync(path.join(home, 'etc'), { recursive: true });
+  const conf = JSON.parse(fs.readFileSync(cli.ibmaConf, 'utf8').replace(/^\s*\/\/.*$/gm, '')) as { shm: { index_key: number } };
+  conf.shm.index_key = homeKeyBase(home) + KEY_SLOT.INDEX;
+  const file = path.join(home, 'etc', 'ibma.conf');
+  fs.writeFileSync(file, JSON.stringify(conf));
+  t.throws(() => createEnvironment({ config: file }), { code: 'IBP_ERR_SHM_NO_SPACE', message: /is ibma started/ });
+  const r = await runTool('ibpsend', ['-f', file, 'SRV', 'ibp_test_echo', '-'], { home, input: 'x' });
+  t.equal(r.code, 8, 'ibpsend exits with the error\'s code');
+  t.match(r.stderr, /no config space.*IBP_ERR_SHM_NO_SPACE/);
 });
 
 t.test('ibpsend prints the response, status, host and time', async (t) => {
