@@ -37,7 +37,8 @@ import type { Logger } from '../lib/log.js';
 import { isAlive, removePid, writePid } from '../lib/pidfile.js';
 import { installSignals } from '../lib/signals.js';
 import { AcceptLock } from './accept-lock.js';
-import { Heartbeat } from './heartbeat.js';
+import type { Heartbeat } from '../lib/heartbeat.js';
+import { serverHeartbeat } from './heartbeat.js';
 import { type Instance, sbModeOf, slotCapacity } from './instance.js';
 import { boundAddress, closeSocket, openListenSocket } from './listen-socket.js';
 import type { PoolHost, PoolPolicy, WorkerRecord } from './pool.js';
@@ -165,7 +166,7 @@ export class Manager implements PoolHost {
     await this.#waitReady(readyTimeoutMs);
     if (this.#owner) this.scoreboard.setManager(process.pid, this.generation);
     writePid(inst.pidFile);
-    this.#heartbeat = Heartbeat.fromIbmaConf(inst.ibmaConfFile, { ip, port, load: () => this.scoreboard.load() }, this.log);
+    this.#heartbeat = serverHeartbeat(inst.ibmaConfFile, { ip, port, load: () => this.scoreboard.load() }, this.log);
     this.#heartbeat?.start(inst.monitor.heartbeatMs);
   }
 

@@ -23,10 +23,10 @@ import { ConfigSpaceWriter } from '../lib/shm/config-segment.js';
 import { cacheFile, loadCache, saveCache } from './cache.js';
 import { removeSpace } from './cleanup.js';
 import { GarbageCollector } from './gc.js';
-import { Heartbeat } from './heartbeat.js';
+import { Heartbeat } from '../lib/heartbeat.js';
 import { PackageInstaller } from './packages.js';
 import { Publisher } from './publish.js';
-import { RegistryClient } from './registry-client.js';
+import { RegistryClient } from '../lib/registry-client.js';
 import { stateFile, writeState, type AgentState, type IbmsLink } from './state-file.js';
 import { Backoff, subscribe, type Held, type WatchResult } from './subscribe.js';
 
@@ -115,7 +115,7 @@ export class Agent {
     this.#saveState();
 
     const firstRound = new Promise<void>((resolve, reject) => (this.#firstRound = { resolve, reject }));
-    this.#heartbeat = new Heartbeat(this.client, this.conf.this_node, this.log);
+    this.#heartbeat = new Heartbeat({ client: this.client, body: () => ({ role: 'ibma', node: this.conf.this_node, pid: process.pid }), log: this.log, failLevel: 'debug' });
     this.#heartbeat.start(this.timings.heartbeatMs);
     this.#loop = this.#watch();
     if (fromCache) {

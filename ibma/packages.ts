@@ -23,7 +23,7 @@ import { checkPlainFileName, type Home } from '../lib/home.js';
 import type { Logger } from '../lib/log.js';
 import type { AppWithPackage, NodeBundle } from '../lib/config/model.js';
 import { LZ4_ENCODING, lz4Decompress } from '../lib/codec/lz4.js';
-import { answerError, type RegistryClient } from './registry-client.js';
+import { answerError, type RegistryClient } from '../lib/registry-client.js';
 
 export interface PackageResult {
   installed: string[];

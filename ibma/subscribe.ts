@@ -16,7 +16,7 @@ import { IbpError, isIbpError } from '../lib/errors.js';
 import { decodeJsonBody } from '../lib/codec/json-body.js';
 import { validate } from '../lib/config/load.js';
 import { NodeBundle } from '../lib/config/model.js';
-import { answerError, type RegistryClient } from './registry-client.js';
+import { answerError, type RegistryClient } from '../lib/registry-client.js';
 
 /** What the agent holds now: sent back to ibms as `epoch` and `index`. */
 export interface Held {

@@ -1,5 +1,5 @@
 /**
- * The agent's side of the ibms REST API (docs/ARCHITECTURE.md §4.1), on Node's built-in fetch.
+ * A node's side of the ibms REST API (used by ibma and ibas) (docs/ARCHITECTURE.md §4.1), on Node's built-in fetch.
  *
  * Every call carries the node credential (`Authorization: Bearer …`) and `Accept-Encoding: lz4`;
  * bodies are read with a size limit (a hostile or broken registry cannot make the agent buffer
@@ -9,9 +9,9 @@
  *   IBP_ERR_REG_ANSWER        an answer the agent cannot use: HTTP error status, a body over the
  *                             limit, malformed lz4/JSON; `params.status` holds the HTTP status
  */
-import { IbpError, isIbpError } from '../lib/errors.js';
-import { decodeJsonBody } from '../lib/codec/json-body.js';
-import { LZ4_ENCODING } from '../lib/codec/lz4.js';
+import { IbpError, isIbpError } from './errors.js';
+import { decodeJsonBody } from './codec/json-body.js';
+import { LZ4_ENCODING } from './codec/lz4.js';
 
 export interface RegistryAddress {
   ip: string;
