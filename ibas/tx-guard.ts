@@ -27,6 +27,8 @@ export class AlarmGuard implements TxGuard {
   #pending: (() => Buffer | undefined) | undefined;
   #slot: SlotWriter | undefined;
   #held = false;
+  #answerKey = '';
+  #answerCache: { timeout: Buffer; crash: Buffer } | undefined;
 
   attach(slot: SlotWriter): void {
     this.#slot = slot;
@@ -47,14 +49,16 @@ export class AlarmGuard implements TxGuard {
     const held = this.#fd >= 0 ? this.#pending?.() : undefined;
     const t = this.#transport === TRANSPORT.NONE ? TRANSPORT.BINARY : this.#transport;
     if (held) {
-      guardFrame(GUARD.TIMEOUT, Buffer.concat([held, timeoutAnswer(t, app, timeout2Ms, 1)]));
-      guardFrame(GUARD.CRASH, Buffer.concat([held, crashAnswer(t, app)]));
+      const a = this.#answers(t, app, timeout2Ms);
+      guardFrame(GUARD.TIMEOUT, Buffer.concat([held, a.timeout]));
+      guardFrame(GUARD.CRASH, Buffer.concat([held, a.crash]));
       this.#prepared = '';
     } else {
       const key = `${this.#fd >= 0}|${t}|${app}|${timeout2Ms}`;
       if (key !== this.#prepared) {
-        guardFrame(GUARD.TIMEOUT, this.#fd >= 0 ? timeoutAnswer(t, app, timeout2Ms, 1) : Buffer.alloc(0));
-        guardFrame(GUARD.CRASH, this.#fd >= 0 ? crashAnswer(t, app) : Buffer.alloc(0));
+        const a = this.#fd >= 0 ? this.#answers(t, app, timeout2Ms) : { timeout: Buffer.alloc(0), crash: Buffer.alloc(0) };
+        guardFrame(GUARD.TIMEOUT, a.timeout);
+        guardFrame(GUARD.CRASH, a.crash);
         this.#prepared = key;
       }
     }
@@ -63,6 +67,16 @@ export class AlarmGuard implements TxGuard {
       this.#slot?.held(this.#held);
     }
     guardArm(this.#fd, timeout2Ms);
+  }
+
+  /** The encoded timeout and crash answers, kept while transport, app and timeout2 stay the same. */
+  #answers(t: Transport, app: string, timeout2Ms: number): { timeout: Buffer; crash: Buffer } {
+    const key = `${t}|${app}|${timeout2Ms}`;
+    if (this.#answerKey !== key || !this.#answerCache) {
+      this.#answerCache = { timeout: timeoutAnswer(t, app, timeout2Ms, 1), crash: crashAnswer(t, app) };
+      this.#answerKey = key;
+    }
+    return this.#answerCache;
   }
 
   disarm(): void {
