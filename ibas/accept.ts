@@ -1,6 +1,7 @@
 /**
- * Accepting one connection on the shared listen fd without blocking the event loop: poll(2) runs
- * on koffi's thread pool (`.async()`), then accept4(2) — non-blocking, so a lost race is EAGAIN,
+ * Accepting one connection on the shared listen fd: poll(2) runs on koffi's thread pool
+ * (`.async()`, the FORK-mode manager: its event loop stays free), or — a pool worker holding the
+ * accept lock — on the main thread in short rounds that a signal cuts short, then accept4(2) — non-blocking, so a lost race is EAGAIN,
  * never a hang — runs on the main thread, and the new fd becomes a `net.Socket` (BRIEF §3).
  *
  * The worker calls {@link acceptOne} only while it holds the accept lock (leader-follower); the
@@ -70,13 +71,34 @@ export function acceptFd(fd: number): number {
 }
 
 /**
- * Wait for and accept one connection. Between poll rounds `shouldStop()` is asked; when it says
- * yes, resolves -1 without accepting.
+ * Poll on the calling (main) thread for at most `ms`: no thread-pool hop, so a connection is
+ * picked up without the wake-up of a pool thread and the hand-back to the event loop. Only for a
+ * caller whose event loop has nothing else to do meanwhile (a pool worker holding the accept
+ * lock). A signal ends poll(2) at once (EINTR; poll is never restarted), so stop, log reopen and
+ * the rest are handled in the turn of the event loop the caller gives between rounds.
  */
-export async function acceptOne(listenFd: number, shouldStop: () => boolean, pollMs = 500): Promise<number> {
+export function pollReadableNow(fd: number, ms: number): boolean {
+  const b = pollfd(fd);
+  const r = poll(b, 1, ms) as number;
+  return r > 0 && checkRevents(b, fd);
+}
+
+const loopTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Wait for and accept one connection. Between poll rounds `shouldStop()` is asked; when it says
+ * yes, resolves -1 without accepting. `blockMs` > 0: poll on the main thread in rounds of that
+ * length ({@link pollReadableNow}) with a turn of the event loop between rounds, instead of on
+ * the thread pool (a worker's leader; never the manager, whose loop must stay free).
+ */
+export async function acceptOne(listenFd: number, shouldStop: () => boolean, pollMs = 500, blockMs = 0): Promise<number> {
   for (;;) {
     if (shouldStop()) return -1;
-    const ready = await pollReadable(listenFd, pollMs);
+    let ready: boolean;
+    if (blockMs > 0) {
+      ready = pollReadableNow(listenFd, blockMs);
+      if (!ready) await loopTurn();
+    } else ready = await pollReadable(listenFd, pollMs);
     if (shouldStop()) return -1;
     if (!ready) continue;
     const c = acceptFd(listenFd);

@@ -35,6 +35,9 @@ import { TRANSPORT } from './last-answer.js';
 
 export type WorkerMode = 'pool' | 'fork' | 'foreground';
 
+/** One round of the leader's poll on the main thread (see acceptOne). */
+const LEADER_POLL_MS = 100;
+
 export interface WorkerOptions {
   inst: Instance;
   mode: WorkerMode;
@@ -166,7 +169,10 @@ export class Worker {
       try {
         if (this.leaving()) continue;
         this.slot.state('LISTEN');
-        conn = await acceptOne(fd, () => this.leaving() !== undefined);
+        // a pool's leader polls on its own thread (rounds of 100 ms, signals cut them short): its
+        // loop has nothing else to do while it holds the lock, and the pool-thread hop per
+        // connection is gone
+        conn = await acceptOne(fd, () => this.leaving() !== undefined, 500, lock ? LEADER_POLL_MS : 0);
       } catch (e) {
         this.#log.error(`accept failed , reason[${errorText(e)}]`);
         return EXIT.CHILD_SICK;
