@@ -194,10 +194,13 @@ fs.writeFileSync(h.etc('ibas.conf'), JSON.stringify(conf, null, 2));
 const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/ibas'), '-f', h.etc('ibas.conf'), '-a', 'start'], { encoding: 'utf8', env: { ...process.env, IBP_HOME: home }, timeout: 120_000 });
 if (r.status !== 0) throw new Error(`ibas -a start failed: ${r.stderr}`);
 const managerPid = () => Number(fs.readFileSync(h.run('ibas.pid'), 'utf8'));
+// one attachment for the whole run (the scoreboard outlives a USR2: both generations share it);
+// attaching and detaching per poll would map the segment again and again in this process
+let sbAttached;
 const workers = () => {
-  const sb = Scoreboard.attach(sbKey);
-  if (!sb) return [];
-  try { return sb.all().filter((s) => s.state !== 'DEAD' && s.pid > 0); } finally { sb.detach(); }
+  sbAttached ??= Scoreboard.attach(sbKey);
+  if (!sbAttached) return [];
+  return sbAttached.all().filter((s) => s.state !== 'DEAD' && s.pid > 0);
 };
 await waitFor('workers', () => workers().length === WORKERS && workers().every((w) => w.state !== 'STARTING'));
 
@@ -243,13 +246,21 @@ try {
     const ws = workers().filter((w) => w.state !== 'STARTING');
     if (ws.length === 0) return;
     const w = ws[Math.floor(Math.random() * ws.length)];
-    try { process.kill(w.pid, 'SIGKILL'); kills.push({ at: Date.now(), pid: w.pid, state: w.state }); } catch { /* gone */ }
+    let kill;
+    try { process.kill(w.pid, 'SIGKILL'); kill = { at: Date.now(), pid: w.pid, state: w.state }; kills.push(kill); } catch { return; /* gone */ }
+    // time until the pool is back to size: the killed pid gone and WORKERS ready workers again
+    const refilled = () => { const now = workers(); return now.length === WORKERS && now.every((x) => x.pid !== kill.pid && x.state !== 'STARTING'); };
+    const poll = () => { if (refilled()) kill.refillMs = Date.now() - kill.at; else if (Date.now() - kill.at <= 5000) setTimeout(poll, 5); };
+    setTimeout(poll, 5);
   }, 1000);
   const kil = await load(port, TX_KILL);
   clearInterval(killer);
+  // let the refill pollers of the last kills finish (each gives up 5 s after its kill)
+  await waitFor('refill measurements', () => kills.every((k) => k.refillMs !== undefined || Date.now() - k.at > 5000), 10_000);
   const inWindow = kil.lat.filter((x) => kills.some((k) => x.at >= k.at && x.at <= k.at + 1000));
   results.push({ name: 'kill -9 of a random worker every second', st: kil, events: `${kills.length} kills (${kills.filter((k) => k.state === 'WORKING' || k.state === 'KEEPALIVE').length} busy)`, windowP99: p99(inWindow), kills });
 } finally {
+  sbAttached?.detach();
   const pid = managerPid();
   if (alive(pid)) {
     process.kill(pid, 'SIGTERM');
@@ -282,7 +293,11 @@ for (const x of results) {
   if (x.st.reasons.size) lines.push(`- ${x.name}: failures ${[...x.st.reasons].map(([k, v]) => `${v} × "${k}"`).join(', ')}`);
 }
 const kill = results.find((x) => x.kills);
-if (kill) lines.push(`- kill phase: ${kill.st.failed} failed transactions for ${kill.kills.length} kills: only transactions in flight on a killed worker can fail (at most one per kill with one connection per worker).`);
+if (kill) {
+  lines.push(`- kill phase: ${kill.st.failed} failed transactions for ${kill.kills.length} kills: only transactions in flight on a killed worker can fail (at most one per kill with one connection per worker).`);
+  const refills = kill.kills.map((k) => k.refillMs).filter((x) => x !== undefined).sort((a, b) => a - b);
+  if (refills.length > 0) lines.push(`- pool back to size after a kill (killed pid gone, ${WORKERS} workers ready again), ms: median ${refills[Math.floor(refills.length / 2)]}, max ${refills[refills.length - 1]} (${refills.length} of ${kill.kills.length} kills measured; one within 5 s each)`);
+}
 const upd = results[1];
 const upg = results[2];
 const verdict = upd.st.failed === 0 && upg.st.failed === 0 && (!kill || kill.st.failed <= kill.kills.length);
