@@ -18,16 +18,13 @@
 //
 // Env: WORKERS (16: a pre-fork pool serves at most WORKERS long connections), DURATION (3),
 //      WARMUP (1), ROUNDS (3), MSG_SIZE (100), CONCS ("1 16"), MODES ("long short"), MAX_TX (1e6)
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { ROOT, alive, dist, freePort, gitCommit, log, loopbackIp, sleep, waitFor } from './harness.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(HERE, '../..');
-const dist = (p) => import(path.join(ROOT, 'dist', p));
 
 const WORKERS = Number(process.env.WORKERS ?? 16);
 const DURATION = Number(process.env.DURATION ?? 3);
@@ -38,7 +35,7 @@ const CONCS = (process.env.CONCS ?? '1 16').split(/\s+/).filter(Boolean).map(Num
 const MODES = (process.env.MODES ?? 'long short').split(/\s+/).filter(Boolean);
 const MAX_TX = Number(process.env.MAX_TX ?? 1e6);
 const APP = 'ibp_test_echo';
-const IP = `127.${1 + Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}`;
+const IP = loopbackIp();
 
 const { initHome } = await dist('ibma/init.js');
 const { ConfigSpaceWriter } = await dist('lib/shm/config-segment.js');
@@ -50,28 +47,9 @@ const { encodePacket, decodePacket, TX_FLAG } = await dist('lib/protocol/codec.j
 const { FrameReader, DEFAULT_LIMITS } = await dist('lib/protocol/frame.js');
 const ibac = await dist('ibac/index.js');
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const log = (s) => process.stdout.write(`${s}\n`);
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, IP, () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+const freePortHere = () => freePort(IP);
 
-function alive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function stopPid(pid, ms = 40_000) {
   if (!pid || !alive(pid)) return;
@@ -81,13 +59,6 @@ async function stopPid(pid, ms = 40_000) {
   if (alive(pid)) process.kill(pid, 'SIGKILL');
 }
 
-function gitCommit() {
-  try {
-    return execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
 
 // ------------------------------------------------------------ the cluster: one server, one client node
 
@@ -95,7 +66,7 @@ const SETTINGS = { ibms: { ip: IP, port: 1 }, connecting_timeout: 2, retry_conne
 const APP_CONF = { app: APP, desc: 'echo', bin: `${APP}.so`, timeout: 10, timeout2: 0, invalid: 0, server_node: 'SRV', sha256: '', size: 0 };
 
 async function startCluster(tmp) {
-  const port = await freePort();
+  const port = await freePortHere();
   const nodes = [{ node: 'SRV', invalid: 0, hosts: [{ ip: IP, port }], kvs: {} }, { node: 'CLI', invalid: 0, hosts: [], kvs: {} }];
   const stops = [];
   const home = (name, node) => {

@@ -21,11 +21,10 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { ROOT, alive, dist, freePort, gitCommit, log, loopbackIp, sleep, waitFor } from './harness.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(HERE, '../..');
-const dist = (p) => import(path.join(ROOT, 'dist', p));
+const HERE = path.join(ROOT, 'test', 'bench');
+
 
 const WORKERS = Number(process.env.WORKERS ?? 2);
 const DURATION = Number(process.env.DURATION ?? 3);
@@ -36,7 +35,7 @@ const CONCS = (process.env.CONCS ?? '1 16').split(/\s+/).filter(Boolean).map(Num
 const MODES = (process.env.MODES ?? 'short long').split(/\s+/).filter(Boolean);
 const POLICY = process.env.POLICY ?? 'none';
 const LOG_LEVEL = process.env.LOG_LEVEL ?? 'info';
-const IP = `127.${1 + Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}`;
+const IP = loopbackIp();
 
 const { initHome } = await dist('ibma/init.js');
 const { ConfigSpaceWriter } = await dist('lib/shm/config-segment.js');
@@ -46,38 +45,10 @@ const { Home } = await dist('lib/home.js');
 const { Scoreboard } = await dist('ibas/scoreboard.js');
 const { destroySegment } = await dist('lib/shm/sysv.js');
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const log = (s) => process.stdout.write(`${s}\n`);
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, IP, () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+const freePortHere = () => freePort(IP);
 
-async function waitFor(what, cond, ms = 30_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await cond();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
-function alive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Stop a process we started: SIGTERM, then SIGKILL after a deadline. */
 async function stopPid(pid, ms = 15_000) {
@@ -129,7 +100,7 @@ async function startIbas(tmp) {
   const home = path.join(tmp, 'ibas-home');
   fs.mkdirSync(home, { recursive: true });
   const h = new Home(home);
-  const port = await freePort();
+  const port = await freePortHere();
   const indexKey = homeKeyBase(home) + KEY_SLOT.INDEX;
   initHome(h, h.etc('ibma.conf'), { node: 'BENCH', ibmsIp: IP, ibmsPort: 1, credential: 'b'.repeat(32), indexKey });
   fs.copyFileSync(path.join(ROOT, 'build/apps/ibp_test_echo.so'), h.so('ibp_test_echo.so'));
@@ -169,7 +140,7 @@ async function startIbas(tmp) {
 }
 
 async function startNode(script) {
-  const port = await freePort();
+  const port = await freePortHere();
   const child = spawn(process.execPath, [path.join(HERE, script)], {
     env: { ...process.env, PORT: String(port), HOST: IP, WORKERS: String(WORKERS), NODE_CLUSTER_SCHED_POLICY: POLICY },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -189,13 +160,6 @@ async function startNode(script) {
 
 // ------------------------------------------------------------ run
 
-function gitCommit() {
-  try {
-    return execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ibas-bench-'));
 const started = new Date();

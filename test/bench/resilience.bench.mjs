@@ -8,22 +8,19 @@
 // p99 of the phase and p99 inside the event window, against the baseline p99 (the ratio).
 // Clients: LOOPS long-connection loops + 1 short-connection loop, in this process, speaking the
 // binary protocol through dist/lib/protocol. Results → docs/bench/resilience.md.
-import { spawnSync, execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { ROOT, alive, dist, freePort, gitCommit, log, loopbackIp, sleep, waitFor } from './harness.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(HERE, '../..');
-const dist = (p) => import(path.join(ROOT, 'dist', p));
 
 const WORKERS = Number(process.env.WORKERS ?? 4);
 const LOOPS = Number(process.env.LOOPS ?? 2);
 const TX = Number(process.env.TX ?? 6000);
 const TX_KILL = Number(process.env.TX_KILL ?? 15000);
-const IP = `127.${1 + Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}`;
+const IP = loopbackIp();
 
 const { initHome } = await dist('ibma/init.js');
 const { ConfigSpaceWriter } = await dist('lib/shm/config-segment.js');
@@ -36,39 +33,11 @@ const { FrameReader, limitsOf } = await dist('lib/protocol/frame.js');
 const { decodePacket, encodePackets } = await dist('lib/protocol/codec.js');
 const { RC } = await dist('lib/protocol/result-codes.js');
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const log = (s) => process.stdout.write(`${s}\n`);
 const limits = limitsOf({ maxFrame: 1 << 20, maxFile: 1 << 19, maxFiles: 4 });
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, IP, () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+const freePortHere = () => freePort(IP);
 
-async function waitFor(what, cond, ms = 30_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await cond();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
-function alive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 // ------------------------------------------------------------ a minimal protocol client
 
@@ -175,7 +144,7 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ibp-bench-res-'));
 const home = path.join(tmp, 'home');
 fs.mkdirSync(home, { recursive: true });
 const h = new Home(home);
-const port = await freePort();
+const port = await freePortHere();
 const indexKey = homeKeyBase(home) + KEY_SLOT.INDEX;
 const sbKey = homeKeyBase(home) + KEY_SLOT.SCOREBOARD;
 initHome(h, h.etc('ibma.conf'), { node: 'BENCH', ibmsIp: IP, ibmsPort: 1, credential: 'b'.repeat(32), indexKey });
@@ -273,7 +242,7 @@ try {
 // ------------------------------------------------------------ report
 
 const baseP99 = results[0].windowP99;
-const commit = (() => { try { return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim(); } catch { return '?'; } })();
+const commit = gitCommit();
 const lines = [];
 lines.push('# bench:resilience');
 lines.push('');
