@@ -84,15 +84,24 @@ function unexpected(p: Packet, expected: string): Break {
 
 /** Run one transaction. Throws SafeError, SuspiciousError or ServerError (and never leaves the channel out of step). */
 export async function exchange(ch: Channel, input: ExchangeInput, st: ExchangeState, ctx: FailureContext): Promise<ExchangeResult> {
+  return guarded(ch, st, ctx, input.timeoutMs, `complete answer from ${ch.key} for ${input.app} (client timeout)`, () => st.tracker.status, () => run(ch, input, st, ctx));
+}
+
+/**
+ * The frame of every exchange on a channel: busy and armed with the client timeout while it runs;
+ * a break closes the channel (it may be out of step) and becomes a typed failure whose
+ * communication status `statusOnBreak` tells (SAFE / SUSPICIOUS).
+ */
+async function guarded<T>(ch: Channel, st: ExchangeState, ctx: FailureContext, timeoutMs: number, what: string, statusOnBreak: () => CommStatus, body: () => Promise<T>): Promise<T> {
   st.tracker.reset();
   ch.busy(true);
-  ch.arm(input.timeoutMs, `complete answer from ${ch.key} for ${input.app} (client timeout)`);
+  ch.arm(timeoutMs, what);
   try {
-    return await run(ch, input, st, ctx);
+    return await body();
   } catch (e) {
     if (isBreak(e)) {
       ch.breakOff(e);
-      throw failureOf(e, st.tracker.status, ctx);
+      throw failureOf(e, statusOnBreak(), ctx);
     }
     throw e;
   } finally {
@@ -166,10 +175,7 @@ async function drainRejected(ch: Channel, input: ExchangeInput, st: ExchangeStat
 
 /** Two-phase commit decision for a prepared transaction on this channel (TX_CONTROL). */
 export async function control(ch: Channel, op: 'COMMIT' | 'ROLLBACK', journal: string, timeoutMs: number, st: ExchangeState, ctx: FailureContext): Promise<{ load: Load; message: string }> {
-  st.tracker.reset();
-  ch.busy(true);
-  ch.arm(timeoutMs, `answer to ${op} from ${ch.key}`);
-  try {
+  return guarded(ch, st, ctx, timeoutMs, `answer to ${op} from ${ch.key}`, () => st.tracker.status, async () => {
     if (ch.pending > 0) throw { reason: 'protocol', detail: `${ch.pending} unexpected packets from the server between transactions` } satisfies Break;
     st.step = STEP.CONTROL;
     st.tracker.sending();
@@ -180,38 +186,16 @@ export async function control(ch: Channel, op: 'COMMIT' | 'ROLLBACK', journal: s
     st.onLoad(p.load);
     if (p.rc !== RC.OK) throw new ServerError({ rc: p.rc, appRc: 0, message: p.message, body: Buffer.alloc(0) }, false, ctx);
     return { load: p.load, message: p.message };
-  } catch (e) {
-    if (isBreak(e)) {
-      ch.breakOff(e);
-      throw failureOf(e, st.tracker.status, ctx);
-    }
-    throw e;
-  } finally {
-    ch.disarm();
-    ch.busy(false);
-    st.step = STEP.IDLE;
-  }
+  });
 }
 
 /** KEEPALIVE on an idle long connection; returns the server's load. */
 export async function keepAlive(ch: Channel, timeoutMs: number, st: ExchangeState, ctx: FailureContext): Promise<Load> {
-  st.tracker.reset();
-  ch.busy(true);
-  ch.arm(timeoutMs, `KEEPALIVE_ACK from ${ch.key}`);
-  try {
+  return guarded(ch, st, ctx, timeoutMs, `KEEPALIVE_ACK from ${ch.key}`, () => COMM_STATUS.BEFORE_SEND, async () => {
     ch.write(encodePacket({ type: 'KEEPALIVE' })).catch(() => undefined);
     const p = await ch.next();
     if (p.type !== 'KEEPALIVE_ACK') throw unexpected(p, 'KEEPALIVE_ACK');
     st.onLoad(p.load);
     return p.load;
-  } catch (e) {
-    if (isBreak(e)) {
-      ch.breakOff(e);
-      throw failureOf(e, COMM_STATUS.BEFORE_SEND, ctx);
-    }
-    throw e;
-  } finally {
-    ch.disarm();
-    ch.busy(false);
-  }
+  });
 }
