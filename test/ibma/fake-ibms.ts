@@ -217,3 +217,24 @@ function json(res: http.ServerResponse, status: number, value: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': body.length });
   res.end(body);
 }
+
+/** The credential the fake of {@link omegaFake} accepts. */
+export const OMEGA_CREDENTIAL = 'the-right-credential-0123456789';
+
+/** One node OMEGA whose kv `v` carries the version (what the CLI and life-cycle tests serve). */
+export function omegaBundle(version: number): NodeBundle {
+  return {
+    epoch: 'C1',
+    version,
+    this_node: 'OMEGA',
+    nodes: [{ node: 'OMEGA', invalid: 0, hosts: [{ ip: '127.0.0.1', port: 18301 }], kvs: { v: String(version) } }],
+    apps: [],
+  };
+}
+
+/** A fake registry on `ip` serving omegaBundle(1) to OMEGA_CREDENTIAL (not started yet). */
+export function omegaFake(ip: string): FakeIbms {
+  const fake = new FakeIbms(ip, omegaBundle(1));
+  fake.credential = OMEGA_CREDENTIAL;
+  return fake;
+}

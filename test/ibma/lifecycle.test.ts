@@ -7,23 +7,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import type { NodeBundle } from '../../lib/config/model.js';
 import { ConfigSpace } from '../../lib/shm/config-space.js';
 import { freePort, isAlive, loopbackIp, segmentsOfHome, waitFor } from '../helpers/procs.js';
 import { makeAgentHome, openSpace } from './agent-home.js';
-import { FakeIbms } from './fake-ibms.js';
+import { FakeIbms, OMEGA_CREDENTIAL, omegaBundle, omegaFake } from './fake-ibms.js';
 
-const CRED = 'the-right-credential-0123456789';
+const CRED = OMEGA_CREDENTIAL;
 const ip = loopbackIp();
-const bundle = (version: number): NodeBundle => ({
-  epoch: 'C1',
-  version,
-  this_node: 'OMEGA',
-  nodes: [{ node: 'OMEGA', invalid: 0, hosts: [{ ip: '127.0.0.1', port: 18301 }], kvs: { v: String(version) } }],
-  apps: [],
-});
-const fake = new FakeIbms(ip, bundle(1));
-fake.credential = CRED;
+const bundle = omegaBundle;
+const fake = omegaFake(ip);
 let root = '';
 
 t.before(async () => {
