@@ -7,6 +7,7 @@
 set -euo pipefail
 TOOL=ibma
 VERBS="start start_cleanly stop stop_cleanly kill status restart restart_graceful reload_log check"
+ROLLING="restart restart_graceful"
 # shellcheck source=cluster-control.sh
 source "$(dirname "${BASH_SOURCE[0]}")/cluster-control.sh"
 

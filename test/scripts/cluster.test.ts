@@ -62,7 +62,7 @@ t.test('a node runs on its hosts only; one result line per host', async (t) => {
   t.equal(r.code, 0, r.stderr);
   const lines = resultLines(r.stdout);
   t.equal(lines.size, 1, r.stdout);
-  t.same(lines.get(`ECIF ${a.ip}:${a.port}`), { user, status: 'OK', last: 'hello from ibcmd' });
+  t.same(lines.get(`ECIF ${a.ip}:${a.port}`), { user, transport: 'ibcmd', status: 'OK', last: 'hello from ibcmd' });
   const c = await cluster('ibas_cluster.sh', ['CORE', 'cmd', 'printenv', 'IBP_HOME'], { IBP_CLUSTER_VERBOSE: '1' });
   t.equal(c.code, 0, c.stderr);
   t.equal(resultLines(c.stdout).get(`CORE ${b.ip}:${b.port}`)?.last, b.home, 'the command ran in the agent\'s own home');
@@ -74,10 +74,10 @@ t.test('ALL: every host in file order; a failing host makes the exit non-zero', 
   t.equal(r.code, 1, 'some hosts failed');
   const out = r.stdout.trim().split('\n');
   t.equal(out.length, 4, r.stdout);
-  t.match(out[0], new RegExp(`^ECIF ${a.ip}:${a.port} ${user} : OK : ${os.hostname()}$`));
-  t.match(out[1], new RegExp(`^CORE ${b.ip}:${b.port} ${user} : OK : `));
-  t.match(out[2], new RegExp(`^DOWN ${downIp}:${downPort} ${user} : FAILED\\(11\\) : .*is not answering \\(ECONNREFUSED\\)`));
-  t.match(out[3], /^WRONGUSER .* nobody-such : FAILED\(10\) : .*this agent runs as .*, not nobody-such/);
+  t.match(out[0], new RegExp(`^ECIF ${a.ip}:${a.port} ${user} ibcmd : OK : ${os.hostname()}$`));
+  t.match(out[1], new RegExp(`^CORE ${b.ip}:${b.port} ${user} ibcmd : OK : `));
+  t.match(out[2], new RegExp(`^DOWN ${downIp}:${downPort} ${user} ibcmd : FAILED\\(11\\) : .*is not answering \\(ECONNREFUSED\\)`));
+  t.match(out[3], /^WRONGUSER .* nobody-such ibcmd : FAILED\(10\) : .*this agent runs as .*, not nobody-such/);
 });
 
 t.test('status of ibas and ibma through the agents: each host answers for its own home', async (t) => {
@@ -96,7 +96,7 @@ t.test('a bad cluster file is refused with file and line', async (t) => {
   const bad = path.join(admin, 'etc', 'bad.conf');
   const cases: [string, RegExp][] = [
     [`ECIF 300.1.1.1 ${user}`, /bad\.conf:1: "300\.1\.1\.1" is not an IPv4 address/],
-    [`# c\nECIF ${a.ip} ${user} 99999`, /bad\.conf:2: ibcmd port "99999" is not 1\.\.65535/],
+    [`# c\nECIF ${a.ip} ${user} 99999`, /bad\.conf:2: transport "99999" must be ibcmd\[:port\], ssh\[:port\] or an ibcmd port 1\.\.65535/],
     [`ECIF ${a.ip} ${user} ${a.port} keys/x extra`, /too many columns/],
     [`EC;IF ${a.ip} ${user}`, /node "EC;IF" is not a node name/],
     [`ECIF ${a.ip}`, /user "" is not a user name/],
@@ -118,5 +118,5 @@ t.test('IBP\'s three columns alone mean the default ibcmd port 26001', async (t)
   fs.writeFileSync(three, `ECIF ${downIp} ${user}\n`);
   const r = await cluster('ibas_cluster.sh', ['ALL', 'cmd', 'echo', 'x'], { IBP_CLUSTER_CONF: three });
   t.equal(r.code, 1);
-  t.match(r.stdout, new RegExp(`^ECIF ${downIp}:26001 ${user} : FAILED\\(11\\)`));
+  t.match(r.stdout, new RegExp(`^ECIF ${downIp}:26001 ${user} ibcmd : FAILED\\(11\\)`));
 });

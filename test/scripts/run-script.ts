@@ -15,11 +15,11 @@ export function runScript(name: string, args: string[], opts: { home: string; en
 }
 
 /** The result lines of a cluster script, by "node ip:port". */
-export function resultLines(stdout: string): Map<string, { user: string; status: string; last: string }> {
-  const out = new Map<string, { user: string; status: string; last: string }>();
+export function resultLines(stdout: string): Map<string, { user: string; status: string; last: string; transport: string }> {
+  const out = new Map<string, { user: string; status: string; last: string; transport: string }>();
   for (const line of stdout.split('\n')) {
-    const m = /^(\S+) (\S+) (\S+) : (OK|FAILED\(\d+\)) : (.*)$/.exec(line);
-    if (m) out.set(`${m[1]} ${m[2]}`, { user: m[3]!, status: m[4]!, last: m[5]! });
+    const m = /^(\S+) (\S+) (\S+) (ibcmd|ssh) : (OK|FAILED\(\d+\)|SKIPPED) : (.*)$/.exec(line);
+    if (m) out.set(`${m[1]} ${m[2]}`, { user: m[3]!, transport: m[4]!, status: m[5]!, last: m[6]! });
   }
   return out;
 }
