@@ -37,8 +37,11 @@ export async function freePort(ip = '127.0.0.1'): Promise<number> {
 export interface RunResult { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
 
 /** Run a tool of bin/ to completion (with a deadline) and collect its output. */
-export async function runTool(tool: string, args: string[], opts: { home?: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
-  const child = spawn(process.execPath, [BIN(tool), ...args], {
+export async function runTool(tool: string, args: string[], opts: { home?: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; netns?: string } = {}): Promise<RunResult> {
+  // netns: run inside that network namespace (a test host of scripts/netns-cluster.sh)
+  const argv = [process.execPath, BIN(tool), ...args];
+  if (opts.netns) argv.unshift('ip', 'netns', 'exec', opts.netns);
+  const child = spawn(argv[0]!, argv.slice(1), {
     env: { ...process.env, ...(opts.home ? { IBP_HOME: opts.home } : {}), ...opts.env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
