@@ -52,6 +52,15 @@ import { resetFileDir } from './worker.js';
 const WORKER_MAIN = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 /** The ibas entry point on disk: a USR2 new generation runs whatever code is there now. */
 const IBAS_MAIN = fileURLToPath(new URL('../bin/ibas.js', import.meta.url));
+
+/**
+ * The code a USR2 new generation runs: the home's current release (`$IBP_HOME/current`, switched
+ * by scripts/ibp_unpack.sh) when there is one, else the code this manager was started from.
+ */
+export function upgradeMain(homeRoot: string): string {
+  const release = path.join(homeRoot, 'current', 'dist', 'bin', 'ibas.js');
+  return fs.existsSync(release) ? release : IBAS_MAIN;
+}
 /** Fds of a USR2 new generation: 3 = its ready pipe (lib/daemon.ts), 4 = the inherited listen socket. */
 const UPGRADE_LISTEN_FD = 4;
 const CRASH_SIGNALS = new Set(['SIGSEGV', 'SIGBUS', 'SIGABRT', 'SIGFPE', 'SIGILL']);
@@ -383,6 +392,7 @@ export class Manager implements PoolHost {
     const { inst } = this;
     const oldbin = `${inst.pidFile}.oldbin`;
     const generation = this.generation + 1;
+    const main = upgradeMain(inst.home.root);
     let child: ChildProcess;
     let errFd: number | undefined;
     try {
@@ -397,7 +407,7 @@ export class Manager implements PoolHost {
         IBAS_UPGRADE_FROM: String(process.pid),
       };
       const execArgv = process.execArgv.filter((a) => !a.startsWith('--inspect'));
-      child = spawn(process.execPath, [...execArgv, IBAS_MAIN, '-f', inst.confFile, '-a', 'start'], {
+      child = spawn(process.execPath, [...execArgv, main, '-f', inst.confFile, '-a', 'start'], {
         detached: true,
         stdio: ['ignore', 'ignore', errFd, 'pipe', this.listenFd],
         env,
@@ -411,7 +421,7 @@ export class Manager implements PoolHost {
     }
     const up: Upgrade = { child, pid: child.pid ?? -1, generation, since: Date.now(), settled: false };
     this.#upgrade = up;
-    this.log.info(`signal SIGUSR2 received , upgrade: pid file renamed to ${path.basename(oldbin)} , starting generation ${generation} pid[${up.pid}] from ${IBAS_MAIN}`);
+    this.log.info(`signal SIGUSR2 received , upgrade: pid file renamed to ${path.basename(oldbin)} , starting generation ${generation} pid[${up.pid}] from ${main}`);
     const timer = setTimeout(() => this.#upgradeFailed(up, `not ready within ${inst.monitor.upgradeTimeoutMs} ms`), inst.monitor.upgradeTimeoutMs);
     const ready = child.stdio[3] as NodeJS.ReadableStream | null;
     let text = '';

@@ -37,15 +37,16 @@ IBP_HOME="${IBP_HOME:-$HOME}"
 export IBP_HOME
 CLUSTER_CONF="${IBP_CLUSTER_CONF:-${IBP_HOME}/etc/ibp_cluster.conf}"
 DEFAULT_IBCMD_PORT=26001
+SCRIPT_NAME="${SCRIPT_NAME:-${TOOL}_cluster.sh}"
 
 cluster_usage() {
-  echo "USAGE : ${TOOL}_cluster.sh [ (node) | ALL ] [ ${VERBS// / | } | cmd (cmd) ]" >&2
+  echo "USAGE : ${SCRIPT_NAME} [ (node) | ALL ] [ ${VERBS// / | } | cmd (cmd) ]" >&2
   echo "        (cluster: ${CLUSTER_CONF}; lines: node ip user [ibcmd[:port]|ssh[:port] [credential_file]])" >&2
   exit 2
 }
 
 cluster_fail() {
-  echo "${TOOL}_cluster.sh: $*" >&2
+  echo "${SCRIPT_NAME}: $*" >&2
   exit 2
 }
 
@@ -111,10 +112,34 @@ cluster_exec() {
     -a execmd --cmd "${cmdline}" --user "${user}" 2>&1
 }
 
-# Run one command line on one host and write its result line (and output) to stdout.
+# Copy a local file to a host as NAME: ssh → $IBP_HOME/releases/incoming/NAME, ibcmd → the
+# agent's sandbox (putfile). Prints where it landed, as a path the host's commands can use.
+cluster_put() {
+  local ip="$1" user="$2" tr="$3" port="$4" cred="$5" file="$6" name="$7" rc=0
+  if [[ "${tr}" == "ssh" ]]; then
+    ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o PasswordAuthentication=no \
+      -o "UserKnownHostsFile=${IBP_SSH_KNOWN_HOSTS:-${IBP_HOME}/etc/ssh_known_hosts}" \
+      -o ConnectTimeout="${IBP_SSH_CONNECT_TIMEOUT:-10}" -o LogLevel=ERROR \
+      -i "${cred}" -p "${port}" -l "${user}" "${ip}" -- \
+      'IBP_HOME="${IBP_HOME:-$HOME}"; d="${IBP_HOME}/releases/incoming"; mkdir -p "$d" && cat >"$d/'"${name}"'.part" && mv -f "$d/'"${name}"'.part" "$d/'"${name}"'" && echo "$d/'"${name}"'"' \
+      <"${file}" 2>&1 || rc=$?
+    ((rc == 255)) && rc=11
+    return "${rc}"
+  fi
+  "${IBP_ROOT}/bin/ibcmd" --ip "${ip}" --port "${port}" --credential-file "${cred}" -a putfile --file "${file}" --as "${name}" >/dev/null 2>&1 || return $?
+  echo "${name}"
+}
+
+# Run an action on one host and write its result line (and output) to stdout. The action is a
+# command line (run with cluster_exec), or, with ACTION_FN set, that function called with the
+# host's fields: node ip user transport port credential.
 cluster_run_one() {
   local node="$1" ip="$2" user="$3" tr="$4" port="$5" cred="$6" cmdline="$7" out rc=0 last
-  out="$(cluster_exec "${ip}" "${user}" "${tr}" "${port}" "${cred}" "${cmdline}" </dev/null)" || rc=$?
+  if [[ -n "${ACTION_FN:-}" ]]; then
+    out="$("${ACTION_FN}" "${node}" "${ip}" "${user}" "${tr}" "${port}" "${cred}" </dev/null 2>&1)" || rc=$?
+  else
+    out="$(cluster_exec "${ip}" "${user}" "${tr}" "${port}" "${cred}" "${cmdline}" </dev/null)" || rc=$?
+  fi
   last="$(printf '%s\n' "${out}" | sed -e 's/[[:space:]]*$//' -e '/^$/d' | tail -n 1 | cut -c1-200)"
   if ((rc == 0)); then
     printf '%s %s:%s %s %s : OK : %s\n' "${node}" "${ip}" "${port}" "${user}" "${tr}" "${last}"
@@ -127,26 +152,24 @@ cluster_run_one() {
   return "${rc}"
 }
 
-# Run a command line on every host, IBP_CLUSTER_PARALLEL at a time; results in file order.
-# Returns the number of hosts that failed (0..), capped at 255 by bash.
+# Run a command line (or ACTION_FN) on every host, IBP_CLUSTER_PARALLEL at a time; results in
+# file order. Returns the number of hosts that failed (0..255).
 cluster_parallel() {
   local hosts="$1" cmdline="$2" limit="${IBP_CLUSTER_PARALLEL:-8}" tmp total i=0 done_n=0 failed=0
   [[ "${limit}" =~ ^[1-9][0-9]*$ ]] || cluster_fail "IBP_CLUSTER_PARALLEL \"${limit}\" must be a positive number"
   tmp="$(mktemp -d)"
   total="$(printf '%s\n' "${hosts}" | grep -c .)"
-  local -a pids=()
   while read -r node ip user tr port cred; do
     i=$((i + 1))
     (cluster_run_one "${node}" "${ip}" "${user}" "${tr}" "${port}" "${cred}" "${cmdline}" >"${tmp}/${i}.out"; echo $? >"${tmp}/${i}.rc") &
-    pids+=($!)
     while (($(jobs -rp | wc -l) >= limit)); do
       wait -n || true
-      done_n=$(ls "${tmp}"/*.rc 2>/dev/null | wc -l)
-      ((total > 1)) && printf '\r%s_cluster.sh: %d/%d hosts done' "${TOOL}" "${done_n}" "${total}" >&2
+      done_n=$(find "${tmp}" -name '*.rc' | wc -l)
+      ((total > 1)) && printf '\r%s: %d/%d hosts done' "${SCRIPT_NAME}" "${done_n}" "${total}" >&2
     done
   done <<<"${hosts}"
   wait
-  ((total > 1)) && printf '\r%s_cluster.sh: %d/%d hosts done\n' "${TOOL}" "${total}" "${total}" >&2
+  ((total > 1)) && printf '\r%s: %d/%d hosts done\n' "${SCRIPT_NAME}" "${total}" "${total}" >&2
   for ((i = 1; i <= total; i++)); do
     cat "${tmp}/${i}.out"
     [[ "$(cat "${tmp}/${i}.rc" 2>/dev/null || echo 1)" == "0" ]] || failed=$((failed + 1))
@@ -161,7 +184,7 @@ cluster_rolling() {
   out="$(cluster_parallel "${hosts}" "${TOOL}.sh check")" || failed=$?
   if ((failed > 0)); then
     printf '%s\n' "${out}"
-    echo "${TOOL}_cluster.sh: ${failed} host(s) failed the pre-check: ${verb} touched no host" >&2
+    echo "${SCRIPT_NAME}: ${failed} host(s) failed the pre-check: ${verb} touched no host" >&2
     return 1
   fi
   while read -r node ip user tr port cred; do
@@ -177,7 +200,7 @@ cluster_rolling() {
     cluster_run_one "${node}" "${ip}" "${user}" "${tr}" "${port}" "${cred}" "${TOOL}.sh ${verb}" || stop=1
   done <<<"${hosts}"
   if ((stop == 1)); then
-    echo "${TOOL}_cluster.sh: ${verb} stopped at the first failing host" >&2
+    echo "${SCRIPT_NAME}: ${verb} stopped at the first failing host" >&2
     return 1
   fi
 }
@@ -187,14 +210,14 @@ cluster_main() {
   local want="$1" verb="$2" v known=0 cmdline hosts failed=0
   shift 2
   if [[ "${verb}" == "cmd" ]]; then
-    (($# >= 1)) || cluster_fail "cmd needs a command, e.g. ${TOOL}_cluster.sh ALL cmd uptime"
+    (($# >= 1)) || cluster_fail "cmd needs a command, e.g. ${SCRIPT_NAME} ALL cmd uptime"
     cmdline="$*"
   else
     (($# == 0)) || cluster_fail "\"${verb}\" takes no arguments"
     for v in ${VERBS}; do
       [[ "${v}" == "${verb}" ]] && known=1
     done
-    ((known == 1)) || { echo "${TOOL}_cluster.sh: unknown verb \"${verb}\"" >&2; cluster_usage; }
+    ((known == 1)) || { echo "${SCRIPT_NAME}: unknown verb \"${verb}\"" >&2; cluster_usage; }
     cmdline="${TOOL}.sh ${verb}"
   fi
   hosts="$(cluster_hosts "${want}")" || exit 2

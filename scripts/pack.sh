@@ -52,6 +52,6 @@ for f in bin/*; do
 done
 ((with_modules)) && files+=(node_modules)
 
-tar -czf "${out}.tmp" --transform "s,^,${name}/," --exclude='*.tmp' --exclude='*.tsbuildinfo' "${files[@]}"
+tar -czf "${out}.tmp" --transform "s,^,${name}/,S" --exclude='*.tmp' --exclude='*.tsbuildinfo' "${files[@]}"
 mv -f "${out}.tmp" "${out}"
 echo "pack ok , ${out} size[$(stat -c %s "${out}")]"

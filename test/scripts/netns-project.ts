@@ -107,7 +107,7 @@ export async function withIbcmd(p: Project): Promise<void> {
   let cred: string | undefined;
   for (const s of p.servers) {
     must(await p.c.tool(s.host, s.home, 'ibcmd', ['-a', 'init', '--ip', s.host.ip, '--port', String(PORTS.ibcmd)]), `ibcmd -a init (${s.host.name})`);
-    patchJson(path.join(s.home, 'etc', 'ibcmd.conf'), { white_list: ['ibas.sh *', 'ibma.sh *', 'hostname'] });
+    patchJson(path.join(s.home, 'etc', 'ibcmd.conf'), { white_list: ['ibas.sh *', 'ibma.sh *', 'ibp_unpack.sh *', 'hostname'] });
     const credFile = path.join(s.home, 'keys', 'ibcmd.credential');
     if (cred === undefined) cred = fs.readFileSync(credFile, 'utf8');
     else fs.writeFileSync(credFile, cred, { mode: 0o600 });
