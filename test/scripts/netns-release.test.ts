@@ -63,19 +63,20 @@ if (typeof c === 'string') {
       }
     }
     // the running servers still run the old code until the roll
-    const cmdline = (pid: number | undefined): string => (pid ? fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ') : '');
+    // process titles hide the command line: the native modules a manager mapped tell its release
+    const cmdline = (pid: number | undefined): string => (pid ? fs.readFileSync(`/proc/${pid}/maps`, 'utf8') : '');
     for (const s of p.servers) t.notMatch(cmdline(s.ibasPid()), `releases/${id}`);
     const load = new ClientLoad(p);
     await load.more(50);
     r = await roll('ibas', 'restart_graceful', 'ssh');
     t.equal(r.code, 0, r.stdout + r.stderr);
-    for (const s of p.servers) t.match(cmdline(s.ibasPid()), `releases/${id}/dist/bin/ibas.js`, `${s.host.name} runs the new release`);
+    for (const s of p.servers) t.match(cmdline(s.ibasPid()), `releases/${id}/node_modules/`, `${s.host.name} runs the new release`);
     r = await p.c.script(admin, p.admin, 'ibp_release.sh', ['rollback', 'ALL'], env);
     t.equal(r.code, 0, r.stdout + r.stderr);
     for (const s of p.servers) t.equal(fs.readlinkSync(path.join(s.home, 'current')), ROOT, `${s.host.name}: current is the previous release again`);
     r = await roll('ibas', 'restart_graceful', 'ssh');
     t.equal(r.code, 0, r.stdout + r.stderr);
-    for (const s of p.servers) t.match(cmdline(s.ibasPid()), `${ROOT}/dist/bin/ibas.js`, `${s.host.name} runs the previous release again`);
+    for (const s of p.servers) t.match(cmdline(s.ibasPid()), `${ROOT}/node_modules/`, `${s.host.name} runs the previous release again`);
     await load.more(50);
     const s = await load.stop();
     t.equal(s.failed, 0, `no failed call across both rolls: ${JSON.stringify(s)}`);
