@@ -41,6 +41,9 @@ export interface CliOptions {
   apps?: string;
   key?: string;
   value?: string;
+  host?: string;
+  user?: string;
+  transport?: string;
   json?: boolean;
 }
 
@@ -62,6 +65,8 @@ IBP usage (every command of IBP's ibms):
                     -a remove_node_kv --node N --key K
                     -a save_config | distribute_config | build_config
                     -a download_config --node N
+  Scale-out / scale-in (steps, idempotent and resumable; see docs/cluster.md):
+                    -a scale_out | scale_in --node N --host IP[:PORT] [--user U] [--transport ssh|ibcmd]
   (set_* change only the options given; --json prints JSON for scripts;
    IBP's other names work too: -a commit_config, -s changed_nodes, -s cnodes_changed)
 kill -TERM (monitor pid) : stop        kill -USR1 (monitor pid) : reopen logs
@@ -438,7 +443,38 @@ const ACTIONS: Record<string, Handler> = {
     const r = await (await ctx.client()).request<{ images: string[] }>('POST', '/v1/config/build');
     printOk(ctx, r, r.images.map((f) => `${f} built`));
   },
+  scale_out: (ctx) => scaleCommand(ctx, 'out'),
+  scale_in: (ctx) => scaleCommand(ctx, 'in'),
 };
+
+/** -a scale_out / scale_in: the step report as a table (or JSON); non-zero exit when a step failed. */
+async function scaleCommand(ctx: Ctx, kind: 'out' | 'in'): Promise<void> {
+  const what = `-a scale_${kind}`;
+  const node = nodeOf(ctx, what);
+  const hostArg = need(ctx.o, 'host', '--host', what);
+  const m = /^([^:]+)(?::(\d+))?$/.exec(hostArg);
+  if (!m) throw badArg('--host', `"${hostArg}" is not IP or IP:PORT`);
+  const ip = ipArg('--host', m[1]!);
+  const ibasPort = m[2] === undefined ? 18001 : intArg('--host', m[2], 1, 65535);
+  const transport = ctx.o.transport ?? 'ssh';
+  const { TRANSPORT_KINDS } = await import('./host-transport.js');
+  if (!(TRANSPORT_KINDS as readonly string[]).includes(transport)) throw badArg('--transport', `"${transport}" is not one of ${TRANSPORT_KINDS.join(', ')}`);
+  const user = ctx.o.user === undefined ? (await import('node:os')).userInfo().username : nameArg('--user', ctx.o.user);
+  const conf = await ctx.conf();
+  const { scale } = await import('./scale.js');
+  const client = await ctx.client();
+  const progress = ctx.json ? undefined : (r: { step: string; result: string; detail: string }) => process.stderr.write(`scale_${kind} ${node} ${ip} : ${r.step} ${r.result}\n`);
+  const r = await scale(kind, client, {
+    node,
+    host: { ip, user, transport: transport as 'ssh' | 'ibcmd' },
+    ibasPort,
+    ibms: { ip: conf.server.ip, port: conf.server.port },
+    files: { home: ctx.home.root },
+    clusterConf: process.env.IBP_CLUSTER_CONF ?? ctx.home.etc('ibp_cluster.conf'),
+  }, progress);
+  printRows(r.rows, [{ header: 'STEP', value: (x) => x.step }, { header: 'RESULT', value: (x) => x.result }, { header: 'DETAIL', value: (x) => x.detail }], ctx.json, ctx.out);
+  if (!r.ok) throw new IbpError('IBP_ERR_REG_SCALE_STEP', { step: r.rows.find((x) => x.result === 'FAILED')?.step ?? '?', host: ip, detail: 'see the report above' });
+}
 
 export const ACTION_NAMES = Object.keys(ACTIONS);
 export const SHOW_NAMES = Object.keys(SHOWS);
@@ -521,6 +557,9 @@ export function buildProgram(): Command {
     .option('--apps <list>', 'apps')
     .option('--key <key>', 'kv key')
     .option('--value <value>', 'kv value')
+    .option('--host <ip[:port]>', 'scale_out / scale_in: the host (and its ibas port, default 18001)')
+    .option('--user <user>', 'scale_out / scale_in: the account on the host (default: this user)')
+    .option('--transport <ssh|ibcmd>', 'scale_out / scale_in: how to reach the host (default ssh)')
     .option('--json', 'print JSON instead of tables')
     .addHelpText('after', USAGE)
     .action(async (o: CliOptions) => {
