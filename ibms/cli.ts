@@ -302,6 +302,7 @@ const ACTIONS: Record<string, Handler> = {
   },
   async check(ctx) {
     const conf = await ctx.conf(true);
+    (await import('./second-copy.js')).parseSecondTarget(conf.misc.second_config_dump, ctx.home);
     const { dataFiles, loadData } = await import('./persist.js');
     const loaded = loadData(dataFiles(ctx.home, conf));
     const files = dataFiles(ctx.home, conf);

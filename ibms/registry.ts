@@ -16,7 +16,9 @@ import { Versions } from './versions.js';
 import { Sessions } from './sessions.js';
 import { Credentials } from './credentials.js';
 import { Packages } from './packages.js';
-import { dataFiles, loadData, saveData, snapshotForSave, snapshotImages, writeImages, type Loaded, type Part, type SaveResult } from './persist.js';
+import { dataFiles, loadData, PARTS, saveData, snapshotForSave, snapshotImages, writeImages, type Loaded, type Part, type SaveResult } from './persist.js';
+import { credentialFiles, parseSecondTarget, sendSecondCopy } from './second-copy.js';
+import path from 'node:path';
 
 /** What a change answers: the nodes it touched (now listed by `-s nodes_changed`). */
 export interface ChangeResult {
@@ -60,6 +62,8 @@ export class Registry {
     this.conf = opts.conf;
     this.log = opts.log;
     this.files = dataFiles(opts.home, opts.conf);
+    // a bad misc.second_config_dump stops the start, not the first save
+    parseSecondTarget(opts.conf.misc.second_config_dump, opts.home);
     const loaded = opts.loaded ?? loadData(this.files);
     this.store = loaded.store;
     this.loadedFrom = loaded.sources;
@@ -215,8 +219,15 @@ export class Registry {
   /** `-a save_config`: saves run one after another; each writes a snapshot taken when asked. */
   save(): Promise<SaveResult> {
     const snap = snapshotForSave(this.files, this.store.toData());
-    const second = this.conf.misc.second_config_dump ? this.home.resolve(this.conf.misc.second_config_dump) : undefined;
-    const run = this.#saving.catch(() => undefined).then(() => saveData(this.files, snap, second));
+    const target = parseSecondTarget(this.conf.misc.second_config_dump, this.home);
+    const run = this.#saving.catch(() => undefined).then(async () => {
+      const r = await saveData(this.files, snap, target?.kind === 'dir' ? target.dir : undefined);
+      if (target && target.kind !== 'dir') {
+        const files = [...PARTS.map((p) => ({ name: path.basename(this.files[p]), data: snap.texts[p] })), ...credentialFiles(this.home)];
+        r.second.push(...await sendSecondCopy(target, files, this.home));
+      }
+      return r;
+    });
     this.#saving = run;
     return run.then((r) => {
       this.log.info(`save_config , files[${r.files.join(' ')}] images[${r.images.join(' ')}] second[${r.second.join(' ')}]`);

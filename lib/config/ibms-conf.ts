@@ -18,7 +18,7 @@ export const IbmsConf = Type.Object({
   misc: Type.Object({
     /** Watch so/ and mark an app's package changed when its .so is added or replaced. */
     auto_download_bin_enable: Type.Union([Type.Literal(0), Type.Literal(1)]),
-    /** A second folder where every save also writes the config ('' for none). */
+    /** Where every save also sends the config: a folder, ibcmd://IP[:PORT] or ssh://USER@IP[:PORT]/DIR ('' for none; ibms/second-copy.ts). */
     second_config_dump: Type.String(),
   }, { additionalProperties: false }),
   session: Type.Object({

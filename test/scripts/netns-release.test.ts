@@ -11,8 +11,9 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { NetnsCluster } from '../helpers/netns.js';
-import { ROOT } from '../helpers/procs.js';
+import { ConfigSpace } from '../../lib/shm/config-space.js';
+import { must, NetnsCluster, patchJson } from '../helpers/netns.js';
+import { ROOT, waitFor } from '../helpers/procs.js';
 import { ClientLoad, clusterConf, startProject, withIbcmd, withSsh, type Project } from './netns-project.js';
 
 const c = NetnsCluster.up(t, 3);
@@ -80,5 +81,48 @@ if (typeof c === 'string') {
     await load.more(50);
     const s = await load.stop();
     t.equal(s.failed, 0, `no failed call across both rolls: ${JSON.stringify(s)}`);
+  });
+  t.test('second_config_dump over ibcmd: a registry started on another host from that copy serves the cluster', async (t) => {
+    const standbyHost = p.servers[1]!;
+    // the registry sends every save to h3's ibcmd agent (the cluster's ibcmd credential)
+    fs.copyFileSync(path.join(p.admin, 'keys', 'ibcmd.credential'), path.join(p.reg.home, 'keys', 'ibcmd.credential'));
+    fs.chmodSync(path.join(p.reg.home, 'keys', 'ibcmd.credential'), 0o600);
+    patchJson(path.join(p.reg.home, 'etc', 'ibms.conf'), { misc: { second_config_dump: `ibcmd://${standbyHost.host.ip}:26001` } });
+    must(await p.c.tool(admin, p.reg.home, 'ibms', ['-a', 'stop'], 120_000), 'ibms -a stop');
+    must(await p.c.tool(admin, p.reg.home, 'ibms', ['-a', 'start'], 120_000), 'ibms -a start');
+    await p.ibms(['-a', 'set_node_kv', '--node', 'ECIF', '--key', 'copied', '--value', 'yes']);
+    await p.ibms(['-a', 'distribute_config']);
+    const saved = await p.ibms(['-a', 'save_config']);
+    for (const f of ['ibp_nodes.conf', 'ibp_apps.conf', 'ibp_projects.conf', 'node_ECIF.credential', 'node_CHANNEL.credential']) {
+      t.match(saved, `ibcmd://${standbyHost.host.ip}:26001/${f} saved`, `${f} sent`);
+    }
+    // the operator's restore on h3: a registry home with the copy, started there; the old one stops
+    const sandbox = path.join(standbyHost.home, 'file', 'ibcmd');
+    const standby = p.c.home('reg-standby');
+    must(await p.c.tool(standbyHost.host, standby, 'ibms', ['-a', 'init', '--ip', standbyHost.host.ip, '--port', '16001']), 'standby ibms -a init');
+    for (const f of ['ibp_nodes.conf', 'ibp_apps.conf', 'ibp_projects.conf']) fs.copyFileSync(path.join(sandbox, f), path.join(standby, 'etc', f));
+    for (const f of ['node_ECIF.credential', 'node_CHANNEL.credential']) fs.copyFileSync(path.join(sandbox, f), path.join(standby, 'keys', f));
+    fs.copyFileSync(path.join(p.reg.home, 'so', 'ibp_test_echo.so'), path.join(standby, 'so', 'ibp_test_echo.so'));
+    must(await p.c.tool(standbyHost.host, standby, 'ibms', ['-a', 'start'], 120_000), 'standby ibms -a start');
+    must(await p.c.tool(admin, p.reg.home, 'ibms', ['-a', 'stop'], 120_000), 'old ibms -a stop');
+    const nodes = must(await p.c.tool(standbyHost.host, standby, 'ibms', ['-s', 'nodes', '--json']), 'standby -s nodes');
+    t.match(nodes, /"copied": "yes"/, 'the standby holds the copied config');
+    // the ECIF agent of h2 follows the standby (re-pointed, resync by epoch) and gets a change made there
+    const agent = p.servers[0]!;
+    patchJson(path.join(agent.home, 'etc', 'ibma.conf'), { ibms: { ip: standbyHost.host.ip } });
+    must(await p.c.tool(agent.host, agent.home, 'ibma', ['-a', 'stop'], 120_000), 'ibma -a stop');
+    must(await p.c.tool(agent.host, agent.home, 'ibma', ['-a', 'start'], 120_000), 'ibma -a start');
+    must(await p.c.tool(standbyHost.host, standby, 'ibms', ['-a', 'set_node_kv', '--node', 'ECIF', '--key', 'from', '--value', 'standby']), 'set_node_kv');
+    must(await p.c.tool(standbyHost.host, standby, 'ibms', ['-a', 'distribute_config']), 'distribute');
+    const indexKey = (JSON.parse(fs.readFileSync(path.join(agent.home, 'etc', 'ibma.conf'), 'utf8')) as { shm: { index_key: number } }).shm.index_key;
+    await waitFor('the change made on the standby in h2\'s config space', () => {
+      const space = ConfigSpace.openKey(indexKey);
+      try {
+        return space.kv('ECIF', 'from') === 'standby' && space.kv('ECIF', 'copied') === 'yes';
+      } finally {
+        space.close();
+      }
+    }, 30_000, 50);
+    t.pass('the agent serves config from the standby registry');
   });
 }
