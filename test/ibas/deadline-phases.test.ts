@@ -26,7 +26,7 @@ t.test('each deadline closes its phase, logs it and counts it', async (t) => {
   t.ok(DEADLINE, 'this build has IBP_ERR_PROTO_DEADLINE on the wire');
   const s = await setupIbas(t, {
     maxCount: 2,
-    patch: (c) => Object.assign(c.comm, { header_timeout: 2, request_timeout: 3, keepalive_timeout: 1, send_timeout: 1 }),
+    patch: (c) => Object.assign(c.comm, { header_timeout: 1, request_timeout: 2, keepalive_timeout: 1, send_timeout: 1 }),
   });
   await s.start();
   const workers = (await waitWorkers(s, 2)).map((w) => w.pid);
@@ -92,17 +92,32 @@ t.test('each deadline closes its phase, logs it and counts it', async (t) => {
     deadlineError('idle after a transaction', p);
   });
 
-  // SEND: a 12 MB echo asked by a peer with a small receive buffer that never reads
+  // SEND: a 12 MB echo asked by a peer with a small receive buffer that never reads. The server
+  // drops the connection (its kernel may still trickle what it had queued, so the peer's view of
+  // the close is slow): the proof is the worker free again while the peer still has not read.
   const big = Buffer.alloc(12 * 1024 * 1024, 'b');
-  await phase('response never drained', 'SEND', async (p) => {
-    const fd = (p.socket as unknown as { _handle: { fd: number } })._handle.fd;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, [4096], 4);
-    p.socket.pause();
-    p.write(encodePackets([pre(), { type: 'REQUEST', body: big }]));
-    // the request is in and the response stuck: the log line comes before the peer reads again
-    await deadlineLine(s, 'SEND', p.me, 30_000).catch(() => undefined);
-    p.socket.resume();
-  }, (p) => t.ok(p.received < big.length, `response never drained: the connection ended before the whole response (${p.received} of ${big.length} bytes)`));
+  const idleStates = ['IDLE', 'LISTEN'];
+  {
+    const what = 'response never drained';
+    const before = poolErrors(s);
+    const p = await RawPeer.connect(s.ip, s.port);
+    try {
+      const fd = (p.socket as unknown as { _handle: { fd: number } })._handle.fd;
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, [4096], 4);
+      p.socket.pause();
+      p.write(encodePackets([pre(), { type: 'REQUEST', body: big }]));
+      await waitFor('a worker to take the connection', () => s.slots().some((w) => !idleStates.includes(w.state)), 10_000);
+      const line = await deadlineLine(s, 'SEND', p.me, 30_000).catch(() => undefined);
+      t.ok(line, `${what}: one worker-log line names phase[SEND] and client[${p.me}]`);
+      const freed = await waitFor('every worker free', () => s.slots().every((w) => idleStates.includes(w.state)), 5000).catch(() => false);
+      t.ok(freed && !p.closed, `${what}: the worker let the connection go while the peer still does not read`);
+      await waitFor('the error count to rise', () => poolErrors(s) > before, 5000).catch(() => undefined);
+      t.ok(poolErrors(s) > before, `${what}: the scoreboard's error count rose (${before} → ${poolErrors(s)})`);
+      t.ok(p.received < big.length, `${what}: the peer did not get the whole response (${p.received} of ${big.length} bytes)`);
+    } finally {
+      p.close();
+    }
+  }
 
   t.same((await waitWorkers(s, 2)).map((w) => w.pid), workers, 'the same two workers all along');
   t.equal((await callOnce(s.ip, s.port, 'ibp_test_echo', 'after')).body.toString(), 'after', 'and they serve on');

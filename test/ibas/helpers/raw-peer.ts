@@ -30,6 +30,7 @@ export class RawPeer {
 
   private constructor(socket: net.Socket) {
     this.socket = socket;
+    this.me = `${socket.localAddress}:${socket.localPort}`;
     socket.on('data', (b: Buffer) => {
       this.#chunks.push(b);
       this.received += b.length;
@@ -63,9 +64,7 @@ export class RawPeer {
   }
 
   /** "ip:port" of this side, as the server logs it in client[…]. */
-  get me(): string {
-    return `${this.socket.localAddress}:${this.socket.localPort}`;
-  }
+  readonly me: string;
 
   get closed(): boolean {
     return this.closedAt > 0;
