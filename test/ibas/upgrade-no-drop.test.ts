@@ -11,7 +11,10 @@ import { isAlive, waitFor } from '../helpers/procs.js';
 import { assertStoppedClean, setupIbas, waitWorkers } from './helpers/server.js';
 import { startLoop } from './helpers/loop.js';
 
-const UPGRADES = 20;
+const UPGRADES = Number(process.env.IBP_TEST_UPGRADES ?? 20);
+// each upgrade starts a manager and its workers (Node starts): ~2 s on a quiet machine, far more on
+// a loaded one; the file's own budget covers 20 of them there
+t.setTimeout(600_000);
 
 /** Short HTTP calls (a new connection each, Connection: close) until stopped or `max` calls. */
 function httpLoop(ip: string, port: number, max: number): { stats: { ok: number; failed: number; reasons: string[] }; stop(): Promise<void> } {
@@ -70,6 +73,7 @@ t.test(`${UPGRADES} USR2 upgrades under HTTP and binary loads: zero failed calls
   });
   await waitFor('the loads run', () => web.stats.ok > 10 && short.stats.ok > 10 && long.stats.ok > 10 ? true : undefined, 20_000);
 
+  const t0 = Date.now();
   for (let u = 1; u <= UPGRADES; u++) {
     const before = pid;
     const mark = web.stats.ok + short.stats.ok;
@@ -83,10 +87,14 @@ t.test(`${UPGRADES} USR2 upgrades under HTTP and binary loads: zero failed calls
       }
     }, 30_000);
     await waitFor(`upgrade ${u}: the old manager gone`, () => !isAlive(before) ? true : undefined, 30_000);
+    // the new manager owns the shared state (and takes the next USR2) once it saw the old one go
+    await waitFor(`upgrade ${u}: complete`, () => (s.log('monitor').match(/upgrade complete/g) ?? []).length >= u ? true : undefined, 30_000);
     // calls went through during this handover before the next one starts
     await waitFor(`upgrade ${u}: calls after the handover`, () => web.stats.ok + short.stats.ok > mark + 4 ? true : undefined, 20_000);
+    t.comment(`upgrade ${u} at ${Date.now() - t0} ms: http ${web.stats.ok}/${web.stats.failed} short ${short.stats.ok}/${short.stats.failed} long ${long.stats.ok}/${long.stats.failed}/${long.stats.retried} ${[...web.stats.reasons, ...short.stats.reasons, ...long.stats.reasons].slice(-2).join(' | ')}`);
   }
   await Promise.all([web.stop(), short.stop(), long.stop()]);
+  if (process.env.IBP_TEST_DUMP) fs.writeFileSync(process.env.IBP_TEST_DUMP, s.log('monitor') + s.log(0) + s.log(1) + s.log(2) + s.log(3));
   const reasons = [...web.stats.reasons, ...short.stats.reasons, ...long.stats.reasons].slice(0, 4).join(' | ');
   t.ok(web.stats.ok > UPGRADES && short.stats.ok > UPGRADES && long.stats.ok > UPGRADES, `calls ran all along (http ${web.stats.ok}, binary short ${short.stats.ok}, binary long ${long.stats.ok} with ${long.stats.retried} reconnects)`);
   t.equal(web.stats.failed, 0, `zero failed short HTTP calls ${reasons}`);
