@@ -155,14 +155,25 @@ export class HttpSession implements Session {
     }
     let clientNode = '';
     let journal = '';
-    let declared = 0;
+    let declared = -1;
+    let expectContinue = false;
     const h = info.headers;
     for (let i = 0; i + 1 < h.length; i += 2) {
       const name = h[i]!.toLowerCase();
       if (name === 'x-ibp-client-node') clientNode = headerText(h[i + 1]!).slice(0, 64);
       else if (name === 'x-ibp-journal') journal = headerText(h[i + 1]!).slice(0, 64);
-      else if (name === 'content-length') declared = Number(h[i + 1]);
+      else if (name === 'expect' && h[i + 1]!.trim().toLowerCase() === '100-continue') expectContinue = true;
+      else if (name === 'content-length') {
+        const v = h[i + 1]!.trim();
+        // http-parser-js takes any value: a length that is not a number (or disagrees with another) is refused here
+        if (!/^\d{1,15}$/.test(v) || (declared >= 0 && Number(v) !== declared)) {
+          this.#badRequest(`Content-Length ${JSON.stringify(v.slice(0, 40))} is not one decimal length`);
+          throw STOP;
+        }
+        declared = Number(v);
+      }
     }
+    declared = Math.max(declared, 0);
     const m = APP_PATH.exec(info.url);
     let refusal: Message['refusal'];
     if (!m) refusal = { status: 404, text: `no such path ${JSON.stringify(info.url)}: POST /ibp/<app>` };
@@ -175,6 +186,8 @@ export class HttpSession implements Session {
       this.#tooLarge(declared);
       throw STOP;
     }
+    // curl asks before sending a body over 1 KiB: answer at once instead of letting it wait
+    if (expectContinue && declared > 0) this.out.push(Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1'));
   }
 
   #onBody(chunk: Buffer, offset: number, length: number): void {
