@@ -59,7 +59,7 @@ const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
 );
 type ConnGen = { valid: TxGen[]; victim: TxGen; mutations: Mutation[]; stall: boolean };
 const connArb: fc.Arbitrary<ConnGen> = fc.record({
-  valid: fc.array(txArb, { maxLength: 10 }),
+  valid: fc.array(txArb, { maxLength: 20 }),
   victim: txArb,
   mutations: fc.array(mutationArb, { minLength: 0, maxLength: 3 }),
   stall: fc.integer({ min: 0, max: 199 }).map((n) => n < 2),
@@ -142,7 +142,7 @@ t.test(`fuzzed frames: ${FRAMES} frames against a pool of 2`, async (t) => {
   const workers = await waitWorkers(s, 2);
   const pids = workers.map((w) => w.pid);
   // warm the app and both workers, then take the RSS baseline
-  for (let i = 0; i < 40; i++) await callOnce(s.ip, s.port, 'ibp_test_echo', `warm${i}`);
+  for (let i = 0; i < 10; i++) await callOnce(s.ip, s.port, 'ibp_test_echo', `warm${i}`);
   const rss0 = pids.map(rssKb);
 
   let frames = 0;
