@@ -59,7 +59,7 @@ const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
 );
 type ConnGen = { valid: TxGen[]; victim: TxGen; mutations: Mutation[]; stall: boolean };
 const connArb: fc.Arbitrary<ConnGen> = fc.record({
-  valid: fc.array(txArb, { maxLength: 20 }),
+  valid: fc.array(txArb, { minLength: 6, maxLength: 20, size: 'max' }),
   victim: txArb,
   mutations: fc.array(mutationArb, { minLength: 0, maxLength: 3 }),
   stall: fc.integer({ min: 0, max: 199 }).map((n) => n < 2),
