@@ -40,6 +40,7 @@ const STATUS: Partial<Record<number, number>> = {
 
 const APP_PATH = /^\/ibp\/([A-Za-z0-9_][A-Za-z0-9_.-]{0,63})\/?(?:\?.*)?$/;
 const POST = HTTPParser.methods.indexOf('POST');
+const HEAD = HTTPParser.methods.indexOf('HEAD');
 
 /**
  * Header bytes are fed to the parser in slices of this size: http-parser-js counts a header's size
@@ -212,7 +213,7 @@ export class HttpSession implements Session {
     if (msg.refusal) {
       const headers: Record<string, string> = { 'Content-Type': 'text/plain; charset=utf-8' };
       if (msg.refusal.allow) headers.Allow = 'POST';
-      this.#respond(msg.refusal.status, headers, Buffer.from(`${msg.refusal.text}\n`), keepAlive);
+      this.#respond(msg.refusal.status, headers, Buffer.from(`${msg.refusal.text}\n`), keepAlive, msg.method === HEAD);
     } else {
       this.#transaction(msg, keepAlive);
     }
@@ -253,12 +254,17 @@ export class HttpSession implements Session {
   }
 
   /** One complete response (status line, headers, body) into `out`. */
-  #respond(status: number, headers: Record<string, string>, body: Buffer, keepAlive: boolean): void {
+  #respond(status: number, headers: Record<string, string>, body: Buffer, keepAlive: boolean, headOnly = false): void {
     const load = this.#ctx.load();
     let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
     for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
     head += `X-Ibp-Load: ${load.working}/${load.total}\r\nContent-Length: ${body.length}\r\nConnection: ${keepAlive ? 'keep-alive' : 'close'}\r\n\r\n`;
     const h = Buffer.from(head, 'latin1');
+    if (headOnly) {
+      // a HEAD request: the headers tell the length, no body follows
+      this.out.push(h);
+      return;
+    }
     this.out.push(body.length > 0 && body.length <= 64 * 1024 ? Buffer.concat([h, body], h.length + body.length) : h);
     if (body.length > 64 * 1024) this.out.push(body);
   }
