@@ -5,9 +5,9 @@
  * the lock back and the next worker in line becomes the leader. At most one worker is in accept at
  * any time.
  *
- * The manager creates it (value 1) at start and removes it at stop; workers open it. Waiting for
- * it runs on koffi's thread pool (Semaphore.lock), so a waiting worker's event loop stays free to
- * take signals. A first non-blocking try saves the thread hop when the lock is free.
+ * The manager creates it (value 1) at start and removes it at stop; workers open it. A worker
+ * waits for it on its main thread in bounded rounds (lockWithin: semtimedop, a signal ends a
+ * round early) with a turn of its event loop between rounds, so signals are still handled.
  */
 import { Semaphore } from '../lib/shm/sysv.js';
 
@@ -37,6 +37,16 @@ export class AcceptLock {
   async lock(): Promise<void> {
     if (!this.sem.tryLock()) await this.sem.lock();
     this.#held = true;
+  }
+
+  /**
+   * Wait for the lock on the calling thread for at most `ms` (a worker: its loop has nothing else
+   * to do; it gives the loop a turn between rounds). 'interrupted': a signal came.
+   */
+  lockWithin(ms: number): 'locked' | 'timeout' | 'interrupted' {
+    const r = this.sem.lockWithin(ms);
+    if (r === 'locked') this.#held = true;
+    return r;
   }
 
   unlock(): void {

@@ -1,14 +1,12 @@
 /**
- * Accepting one connection on the shared listen fd: poll(2) runs on koffi's thread pool
- * (`.async()`, the FORK-mode manager: its event loop stays free), or — a pool worker holding the
- * accept lock — on the main thread in short rounds that a signal cuts short, then accept4(2) — non-blocking, so a lost race is EAGAIN,
- * never a hang — runs on the main thread, and the new fd becomes a `net.Socket` (BRIEF §3).
+ * The FORK-mode manager's accept: poll(2) on koffi's thread pool (`.async()`: the manager's event
+ * loop stays free), then accept4(2) — non-blocking, so a lost race is EAGAIN, never a hang — on
+ * the main thread; the fd goes to a new worker as its fd 3. (Pool and foreground workers accept
+ * on their main thread: ibas/conn-io.ts, ibas/worker.ts.)
  *
- * The worker calls {@link acceptOne} only while it holds the accept lock (leader-follower); the
- * FORK-mode manager calls it alone. poll has a timeout so the caller can look at its stop flag
- * between rounds; a stop never abandons an accepted fd: accept4 happens only after the check.
+ * poll has a timeout so the caller can look at its stop flag between rounds; a stop never
+ * abandons an accepted fd: accept4 happens only after the check.
  */
-import net from 'node:net';
 import { lastErrno, libc } from '../lib/native/libc.js';
 import { IbpError } from '../lib/errors.js';
 import { SOCK_CLOEXEC, SOCK_NONBLOCK } from './listen-socket.js';
@@ -71,46 +69,18 @@ export function acceptFd(fd: number): number {
 }
 
 /**
- * Poll on the calling (main) thread for at most `ms`: no thread-pool hop, so a connection is
- * picked up without the wake-up of a pool thread and the hand-back to the event loop. Only for a
- * caller whose event loop has nothing else to do meanwhile (a pool worker holding the accept
- * lock). A signal ends poll(2) at once (EINTR; poll is never restarted), so stop, log reopen and
- * the rest are handled in the turn of the event loop the caller gives between rounds.
- */
-export function pollReadableNow(fd: number, ms: number): boolean {
-  const b = pollfd(fd);
-  const r = poll(b, 1, ms) as number;
-  return r > 0 && checkRevents(b, fd);
-}
-
-const loopTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-/**
  * Wait for and accept one connection. Between poll rounds `shouldStop()` is asked; when it says
- * yes, resolves -1 without accepting. `blockMs` > 0: poll on the main thread in rounds of that
- * length ({@link pollReadableNow}) with a turn of the event loop between rounds, instead of on
- * the thread pool (a worker's leader; never the manager, whose loop must stay free).
+ * yes, resolves -1 without accepting.
  */
-export async function acceptOne(listenFd: number, shouldStop: () => boolean, pollMs = 500, blockMs = 0): Promise<number> {
+export async function acceptOne(listenFd: number, shouldStop: () => boolean, pollMs = 500): Promise<number> {
   for (;;) {
     if (shouldStop()) return -1;
-    let ready: boolean;
-    if (blockMs > 0) {
-      ready = pollReadableNow(listenFd, blockMs);
-      if (!ready) await loopTurn();
-    } else ready = await pollReadable(listenFd, pollMs);
+    const ready = await pollReadable(listenFd, pollMs);
     if (shouldStop()) return -1;
     if (!ready) continue;
     const c = acceptFd(listenFd);
     if (c >= 0) return c;
   }
-}
-
-/** Wrap an accepted fd as a Node socket. */
-export function socketOf(fd: number): net.Socket {
-  const s = new net.Socket({ fd, readable: true, writable: true });
-  s.setNoDelay(true);
-  return s;
 }
 
 export function closeFdQuietly(fd: number): void {

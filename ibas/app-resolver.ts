@@ -86,12 +86,35 @@ export class AppResolver {
     }
   }
 
-  /** The app's config; throws APP_UNKNOWN / APP_INVALID / POOL_NO_SPACE. */
+  /**
+   * The app's config; throws APP_UNKNOWN / APP_INVALID / POOL_NO_SPACE. Every lookup (each
+   * transaction's first step) follows a newer config segment first (one atomic load of the index
+   * word), and a refusal is only given after one more full check for a newer segment, so the
+   * first call to a freshly distributed app succeeds on any worker, on any connection.
+   */
   lookup(code: string): AppView {
-    const view = this.space().app(code);
+    const space = this.space();
+    if (space.moved()) this.#switch(space);
+    let view = space.app(code);
+    if (!view || view.invalid) {
+      if (this.#switch(space)) view = space.app(code);
+    }
     if (!view) throw new IbpError('IBP_ERR_APP_UNKNOWN', { app: code });
     if (view.invalid) throw new IbpError('IBP_ERR_APP_INVALID', { app: code });
     return view;
+  }
+
+  /** Attach the newest segment if there is one; true when it switched. */
+  #switch(space: ConfigSpace): boolean {
+    try {
+      if (space.closed || !space.checkSwitch()) return false;
+    } catch (e) {
+      this.#log.warn(`config space switch failed , reason[${errorText(e)}]`);
+      return false;
+    }
+    this.#minCompress = undefined;
+    this.#log.info({ generation: space.generation }, `config space switched , generation[${space.generation}]`);
+    return true;
   }
 
   /** The loaded .so of an app (from the cache, loading it when needed); throws APP_LOAD. */

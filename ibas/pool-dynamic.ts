@@ -3,13 +3,15 @@
  * workers (IDLE, LISTEN, STARTING: able to take the next connection) are counted:
  *
  *   idle < min_idle_count   spawn min(create_interval, min_idle_count − idle, max_count − live)
+ *   every live worker held  spawn one (held: READING / KEEPALIVE, a connection that runs no
+ *                           transaction: slow or idle clients must not starve new callers)
  *   idle > max_idle_count   retire min(destroy_interval, idle − max_idle_count) idle workers
  *                           (IDLE before LISTEN: the leader keeps its place), never below one
  *
  * The pool starts with max(min_idle_count, 1) workers and never has more than max_count. Dead
  * workers are not replaced one for one: the next adjustment decides.
  */
-import type { WorkerState } from './scoreboard.js';
+import { HELD_STATES, type WorkerState } from './scoreboard.js';
 import type { PoolHost, PoolPolicy, WorkerRecord } from './pool.js';
 
 const IDLE_STATES: ReadonlySet<WorkerState> = new Set(['IDLE', 'LISTEN', 'STARTING']);
@@ -54,8 +56,9 @@ export class DynamicPool implements PoolPolicy {
     const idle = [...states.values()].filter((s) => IDLE_STATES.has(s)).length;
     let spawned = 0;
     let retired = 0;
-    if (idle < d.min_idle_count) {
-      const n = Math.min(d.create_interval, d.min_idle_count - idle, max - live.length);
+    const allHeld = [...states.values()].every((s) => HELD_STATES.has(s));
+    if (idle < d.min_idle_count || allHeld) {
+      const n = Math.min(d.create_interval, Math.max(d.min_idle_count - idle, allHeld ? 1 : 0), max - live.length);
       for (let i = 0; i < n; i++) if (host.spawnWorker('pool')) spawned++;
       if (n <= 0 && !this.#atMax) host.log.warn(`dynamic pool at max_count , workers[${live.length}] max_count[${max}] idle[${idle}]`);
       this.#atMax = n <= 0;

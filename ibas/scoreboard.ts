@@ -40,11 +40,13 @@ export const SB_SLOT = 128;
 const APP_MAX = 64;
 
 /** Worker states, after IBP (listening / working / idle) and httpd's one-character view. */
-export const WORKER_STATES = ['DEAD', 'STARTING', 'IDLE', 'LISTEN', 'WORKING', 'KEEPALIVE', 'GRACEFUL'] as const;
+export const WORKER_STATES = ['DEAD', 'STARTING', 'IDLE', 'LISTEN', 'WORKING', 'KEEPALIVE', 'GRACEFUL', 'READING'] as const;
 export type WorkerState = (typeof WORKER_STATES)[number];
 export const STATE_CHAR: Record<WorkerState, string> = {
-  DEAD: '.', STARTING: 'S', IDLE: '_', LISTEN: 'L', WORKING: 'W', KEEPALIVE: 'K', GRACEFUL: 'G',
+  DEAD: '.', STARTING: 'S', IDLE: '_', LISTEN: 'L', WORKING: 'W', KEEPALIVE: 'K', GRACEFUL: 'G', READING: 'R',
 };
+/** States of a worker held by a connection without running a transaction (waiting for or reading a request). */
+export const HELD_STATES: ReadonlySet<WorkerState> = new Set(['READING', 'KEEPALIVE']);
 const STATE_NUM = Object.fromEntries(WORKER_STATES.map((s, i) => [s, i])) as Record<WorkerState, number>;
 
 export const SB_MODES = ['FORK', 'STATIC_WORKERPOOL', 'DYNAMIC_WORKERPOOL', 'FOREGROUND'] as const;
@@ -255,7 +257,7 @@ export class Scoreboard {
     return out;
   }
 
-  /** Workers alive (any state but DEAD) and those busy with a connection (WORKING or KEEPALIVE). */
+  /** Workers alive (any state but DEAD) and those busy with a connection (WORKING, READING or KEEPALIVE). */
   load(): { working: number; total: number } {
     let working = 0;
     let total = 0;
@@ -263,7 +265,7 @@ export class Scoreboard {
       const s = Atomics.load(this.#i32, (SB_HEADER + i * SB_SLOT + F.STATE) >> 2);
       if (s === 0) continue;
       total++;
-      if (s === STATE_NUM.WORKING || s === STATE_NUM.KEEPALIVE) working++;
+      if (s === STATE_NUM.WORKING || s === STATE_NUM.KEEPALIVE || s === STATE_NUM.READING) working++;
     }
     return { working, total };
   }
@@ -380,12 +382,12 @@ export class SlotWriter {
     this.#sb.writeSlot(this.index, (b, base) => setState(b, base, s));
   }
 
-  /** A connection was accepted. */
+  /** A connection was accepted: READING until its request is in. */
   connection(): void {
     this.#connections++;
     this.#sb.writeSlot(this.index, (b, base) => {
       b.writeInt32LE(this.#connections, base + F.CONNS);
-      setState(b, base, 'WORKING');
+      setState(b, base, 'READING');
     });
   }
 

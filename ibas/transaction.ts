@@ -69,10 +69,13 @@ export class TransactionRunner {
   readonly #slot: SlotWriter;
   readonly #log: Logger;
   readonly #guard: TxGuard | undefined;
+  /** comm.max_files_bytes: response files over this in total are refused before they are read. */
+  readonly #maxFilesBytes: number;
   /** The file folder may hold files (cleared lazily: most transactions carry none). */
   #dirty = true;
 
-  constructor(resolver: AppResolver, slot: SlotWriter, fileDir: string, log: Logger, guard?: TxGuard) {
+  constructor(resolver: AppResolver, slot: SlotWriter, fileDir: string, log: Logger, guard?: TxGuard, maxFilesBytes = Number.MAX_SAFE_INTEGER) {
+    this.#maxFilesBytes = maxFilesBytes;
     this.#resolver = resolver;
     this.#slot = slot;
     this.fileDir = fileDir;
@@ -156,6 +159,15 @@ export class TransactionRunner {
     }
     const appUs = Number((process.hrtime.bigint() - t0) / 1000n);
     if (result.files.length > 0) this.#dirty = true;
+    let total = 0;
+    for (const name of result.files) {
+      try {
+        total += fs.statSync(path.join(this.fileDir, name)).size;
+      } catch {
+        // missing: readFileSync below says which
+      }
+    }
+    if (total > this.#maxFilesBytes) throw new IbpError('IBP_ERR_APP_FILE', { app: input.app, name: result.files.join(','), detail: `the response files hold ${total} bytes, over comm.max_files_bytes ${this.#maxFilesBytes}` });
     const files: TxFile[] = result.files.map((name) => ({ name, data: fs.readFileSync(path.join(this.fileDir, name)) }));
     if (input.prepare && result.rc === 0) prepared?.({ app: input.app, journal: input.journal, loaded, input: { ...input, files: [], request: Buffer.alloc(0) }, view });
     if (result.rc !== 0) {

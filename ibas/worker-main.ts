@@ -21,10 +21,9 @@ import { installCrashCapture } from '../lib/native/crash.js';
 import { AlarmGuard } from './tx-guard.js';
 
 /**
- * Leave with _exit(2), not process.exit(): a worker queueing for the accept lock has a thread of
- * the pool blocked in semop(2), and Node's exit joins the thread pool (libuv's shutdown), so
- * process.exit() would hang until the lock holder lets go. Logs are written synchronously, so
- * nothing is lost by skipping the exit handlers.
+ * Leave with _exit(2), not process.exit(): nothing of the worker's state needs Node's exit
+ * handlers (logs are written synchronously, the accept lock goes back through SEM_UNDO), and
+ * libuv's shutdown would join any thread of the pool still blocked in a native call.
  */
 const sysExit = libc.func('void _exit(int status)') as unknown as (status: number) => void;
 function hardExit(code: number): never {

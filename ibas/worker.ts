@@ -3,40 +3,45 @@
  * small steps). In a pool (STATIC/DYNAMIC) it is a follower queueing for the accept lock, the
  * leader while it holds it:
  *
- *   recycle check → IDLE → lock → LISTEN (poll + accept) → unlock → WORKING → serve → idle work
+ *   recycle check → IDLE → lock → LISTEN (poll + accept4) → unlock → READING ⇄ WORKING → close
  *
- * In FORK mode it serves the one connection the manager accepted for it and exits. In foreground
- * mode (`ibas -a start --foreground`) the same loop runs inside the one process, without a manager.
+ * The whole path runs on the main thread with synchronous libc calls (semtimedop, poll, accept4,
+ * recv, send, close; ibas/conn-io.ts, ibas/connection.ts): no net.Socket, no event-loop hop per
+ * connection. Every blocking call is a bounded round (lock and accept 100 ms, connection waits
+ * 50 ms) followed by a turn of the event loop, and serving without pause gives the loop a turn at
+ * least every 30 ms, so signals (stop, log reopen) are handled.
  *
- * It writes only its own scoreboard slot. SIGTERM: a worker that is not serving exits at once (a
- * held accept lock goes back through SEM_UNDO; nothing was accepted); a worker serving a
- * connection finishes the running transaction, then closes the connection and exits.
- * max_process_count > 0: after that many transactions the worker closes its connection between
- * transactions and exits; the manager replaces it (recycling).
+ * In FORK mode it serves the one connection the manager accepted for it (fd 3) and exits. In
+ * foreground mode (`ibas -a start --foreground`) the same loop runs inside the one process,
+ * without a manager and without a lock.
+ *
+ * It writes only its own scoreboard slot. SIGTERM: a worker without a connection exits at once (a
+ * held accept lock goes back through SEM_UNDO; nothing was accepted, so a waiting connection stays
+ * in the accept queue for another worker or the next generation). A worker holding a connection
+ * serves every transaction already sent on it (and the first one of a fresh connection), then
+ * closes it and exits. max_process_count > 0: after that many transactions the worker closes its
+ * connection between transactions and exits; the manager replaces it (recycling).
  */
 import fs from 'node:fs';
-import type net from 'node:net';
 import { errorText } from '../lib/errors.js';
 import { EXIT } from '../lib/exit-codes.js';
 import type { Logger } from '../lib/log.js';
-import { looksBinary } from '../lib/protocol/frame.js';
 import { TX_FLAG } from '../lib/protocol/codec.js';
-import { acceptOne, socketOf } from './accept.js';
 import type { AcceptLock } from './accept-lock.js';
 import { AppResolver } from './app-resolver.js';
+import { POLLIN, acceptNow, peerOf, waitFd, type Peer } from './conn-io.js';
+import { LoopTurns, serveConnection, type ConnectionHost } from './connection.js';
 import type { Instance } from './instance.js';
 import type { Scoreboard, SlotWriter } from './scoreboard.js';
-import { serveBinary, type ConnectionContext, type ServedConnection } from './serve-binary.js';
-import { HttpAdapter } from './serve-http.js';
+import type { ConnectionContext } from './session.js';
 import { TransactionRunner, type TxGuard } from './transaction.js';
 import { TxLog } from './tx-log.js';
 import type { AlarmGuard } from './tx-guard.js';
-import { TRANSPORT } from './last-answer.js';
 
 export type WorkerMode = 'pool' | 'fork' | 'foreground';
 
-/** One round of the leader's poll on the main thread (see acceptOne). */
-const LEADER_POLL_MS = 100;
+/** One round of waiting for the accept lock or for a connection, before the event loop gets a turn. */
+const ACCEPT_ROUND_MS = 100;
 
 export interface WorkerOptions {
   inst: Instance;
@@ -61,12 +66,10 @@ export class Worker {
   readonly resolver: AppResolver;
   readonly runner: TransactionRunner;
   readonly #log: Logger;
-  readonly #ctx: ConnectionContext;
-  readonly #http: HttpAdapter;
+  readonly #host: ConnectionHost;
+  readonly #turns = new LoopTurns();
   #stopping: string | undefined;
-  #serving: ServedConnection | undefined;
   #busy = false;
-  #onIdleStop: (() => void) | undefined;
   /** Transactions before recycling (max_process_count plus this worker's jitter; 0 = never). */
   readonly maxCount: number;
 
@@ -84,25 +87,41 @@ export class Worker {
       log: opts.log,
     });
     opts.alarm?.attach(this.slot);
-    this.runner = new TransactionRunner(this.resolver, this.slot, inst.fileDir(opts.index), opts.log, opts.alarm ?? opts.guard);
+    this.runner = new TransactionRunner(this.resolver, this.slot, inst.fileDir(opts.index), opts.log, opts.alarm ?? opts.guard, inst.comm.maxFilesBytes);
     const base = inst.conf.mpm.max_process_count;
     const jitter = inst.conf.mpm.max_process_count_jitter ?? 0;
     const maxCount = base > 0 ? base + Math.floor(Math.random() * (jitter + 1)) : 0;
     this.maxCount = maxCount;
-    this.#ctx = {
+    const ctx: ConnectionContext = {
       runner: this.runner,
       limits: inst.limits,
+      maxFilesBytes: inst.comm.maxFilesBytes,
       log: opts.log,
       txLog: new TxLog(opts.log),
       load: () => opts.scoreboard.load(),
       grantable: (inst.conf.security.compress_flag ? TX_FLAG.COMPRESS : 0) | TX_FLAG.PREPARE,
       compressMin: () => this.resolver.minCompressSize(),
-      idleTimeoutMs: inst.comm.idleTimeoutMs,
-      mustClose: () => this.#stopping !== undefined || (maxCount > 0 && this.slot.count >= maxCount),
+      mustClose: () => this.leaving() !== undefined,
       countError: () => this.slot.error(),
-      onPending: (fn) => this.opts.alarm?.pending(fn),
     };
-    this.#http = new HttpAdapter();
+    const { alarm } = opts;
+    this.#host = {
+      ctx,
+      comm: inst.comm,
+      log: opts.log,
+      turns: this.#turns,
+      leaving: () => this.leaving(),
+      transport: (fd, t) => {
+        alarm?.connection(fd, t);
+        this.slot.transport(fd, t);
+      },
+      pending: (fn) => alarm?.pending(fn),
+      reading: () => this.slot.state('READING'),
+      between: (idle) => {
+        if (idle) this.slot.state('KEEPALIVE');
+      },
+      quiet: () => this.resolver.idle(),
+    };
   }
 
   /** Why the worker is leaving, or undefined while it serves on. */
@@ -114,20 +133,16 @@ export class Worker {
   }
 
   /**
-   * SIGTERM (or the foreground's stop). `exitNow` is called at once when the worker is not
-   * serving a connection; otherwise the connection is closed after its running transaction and
-   * {@link run} returns.
+   * SIGTERM (or the foreground's stop). `exitNow` is called at once when the worker holds no
+   * connection; otherwise the connection is served as {@link leaving} says and {@link run} returns.
+   * Signal handlers only run in the event loop's turns, and the worker takes those only while it
+   * waits for the lock or a connection, or inside a connection: never between accept and serve.
    */
   stop(reason: string, exitNow: () => void): void {
     if (this.#stopping) return;
     this.#stopping = reason;
     this.#log.info(`worker stopping , reason[${reason}] serving[${this.#busy}]`);
-    if (!this.#busy) {
-      exitNow();
-      return;
-    }
-    this.#onIdleStop = exitNow;
-    this.#serving?.requestClose(`server stopping (${reason}): reconnect to another worker`);
+    if (!this.#busy) exitNow();
   }
 
   /** The worker's life; resolves with its exit code. */
@@ -136,8 +151,7 @@ export class Worker {
     this.#log.info(`worker started , mode[${this.opts.mode}] index[${this.opts.index}] generation[${this.opts.generation}]`);
     try {
       if (this.opts.mode === 'fork') {
-        this.slot.connection();
-        await this.#serve(this.opts.fd);
+        await this.#serve(this.opts.fd, peerOf(this.opts.fd));
         return EXIT.OK;
       }
       return await this.#loop();
@@ -158,85 +172,66 @@ export class Worker {
       this.slot.state('IDLE');
       if (lock) {
         try {
-          await lock.lock();
+          if (!(await this.#takeLock(lock))) continue;
         } catch (e) {
           if (this.#stopping) return EXIT.OK;
           this.#log.error(`accept lock failed , reason[${errorText(e)}]`);
           return EXIT.CHILD_SICK;
         }
       }
-      let conn = -1;
+      let conn: { fd: number; peer: Peer } | undefined;
       try {
-        if (this.leaving()) continue;
         this.slot.state('LISTEN');
-        // a pool's leader polls on its own thread (rounds of 100 ms, signals cut them short): its
-        // loop has nothing else to do while it holds the lock, and the pool-thread hop per
-        // connection is gone
-        conn = await acceptOne(fd, () => this.leaving() !== undefined, 500, lock ? LEADER_POLL_MS : 0);
+        conn = await this.#acceptOne(fd);
       } catch (e) {
         this.#log.error(`accept failed , reason[${errorText(e)}]`);
         return EXIT.CHILD_SICK;
       } finally {
         lock?.unlock();
       }
-      if (conn < 0) continue;
-      this.slot.connection();
-      await this.#serve(conn);
+      if (!conn) continue;
+      await this.#serve(conn.fd, conn.peer);
+    }
+  }
+
+  /** The accept lock in rounds; false when the worker must leave (nothing taken). */
+  async #takeLock(lock: AcceptLock): Promise<boolean> {
+    for (;;) {
+      if (this.leaving()) return false;
+      if (lock.lockWithin(ACCEPT_ROUND_MS) === 'locked') {
+        this.#turns.note();
+        return true;
+      }
+      await this.#turns.now();
       this.resolver.idle();
     }
   }
 
-  async #serve(fd: number): Promise<void> {
-    this.#busy = true;
-    let socket: net.Socket | undefined;
-    try {
-      socket = socketOf(fd);
-      const first = await firstChunk(socket, this.opts.inst.comm.idleTimeoutMs);
-      if (first === undefined) return;
-      const transport = looksBinary(first) ? TRANSPORT.BINARY : TRANSPORT.HTTP;
-      this.opts.alarm?.connection(fd, transport);
-      this.slot.transport(fd, transport);
-      this.#serving = looksBinary(first) ? serveBinary(socket, first, this.#ctx) : this.#http.serve(socket, first, this.#ctx);
-      if (this.#stopping) this.#serving.requestClose(`server stopping (${this.#stopping})`);
-      await this.#serving.done;
-    } catch (e) {
-      this.#log.error({ err: errorText(e), stack: (e as Error)?.stack }, `connection failed , reason[${errorText(e)}]`);
-      socket?.destroy();
-    } finally {
-      this.opts.alarm?.connection(-1, TRANSPORT.NONE);
-      this.opts.alarm?.pending(undefined);
-      this.slot.transport(-1, TRANSPORT.NONE);
-      this.#serving = undefined;
-      this.#busy = false;
-      this.slot.state('IDLE');
-      if (this.#onIdleStop) this.#onIdleStop();
+  /** Wait for and accept one connection (the lock held); undefined when the worker must leave. */
+  async #acceptOne(fd: number): Promise<{ fd: number; peer: Peer } | undefined> {
+    for (;;) {
+      // checked before every accept4: a worker told to go never takes a connection from the queue
+      if (this.leaving()) return undefined;
+      if (waitFd(fd, POLLIN, ACCEPT_ROUND_MS) === 'ready') {
+        const c = acceptNow(fd);
+        if (c) return c;
+        continue;
+      }
+      await this.#turns.now();
     }
   }
-}
 
-/** The first bytes of a connection (to choose the adapter), or undefined when it closed/idled first. */
-function firstChunk(socket: net.Socket, idleMs: number): Promise<Buffer | undefined> {
-  return new Promise((resolve) => {
-    const done = (b: Buffer | undefined): void => {
-      clearTimeout(timer);
-      socket.off('data', onData);
-      socket.off('close', onClose);
-      socket.off('error', onClose);
-      resolve(b);
-    };
-    const onData = (b: Buffer): void => {
-      socket.pause();
-      done(b);
-    };
-    const onClose = (): void => done(undefined);
-    const timer = setTimeout(() => {
-      socket.destroy();
-      done(undefined);
-    }, idleMs);
-    socket.on('data', onData);
-    socket.once('close', onClose);
-    socket.once('error', onClose);
-  });
+  async #serve(fd: number, peer: Peer): Promise<void> {
+    this.#busy = true;
+    this.slot.connection();
+    try {
+      await serveConnection(fd, peer, this.#host);
+    } finally {
+      this.#busy = false;
+      this.slot.state('IDLE');
+      this.resolver.idle();
+    }
+  }
 }
 
 /** Make sure a worker's file folder exists and holds nothing from an earlier life. */

@@ -79,6 +79,8 @@ export const ERRORS = {
   IBP_ERR_PROTO_SEQUENCE: { message: 'unexpected {type} packet {detail}: follow pre-request, push files, request' },
   IBP_ERR_PROTO_REFUSED: { message: 'server refused the transaction: {detail}' },
   IBP_ERR_PROTO_IDLE: { message: 'connection idle for {ms} ms: closed by the server (send a keep-alive to hold it)' },
+  IBP_ERR_PROTO_DEADLINE: { message: 'connection closed by the server: phase {phase} not done within {ms} ms (ibas.conf comm.*_timeout; send each request whole and read answers promptly)' },
+  IBP_ERR_PROTO_NOT_GRANTED: { message: 'lz4-compressed {type} packet but compression was not granted in this transaction\'s pre-answer: compress only after PRE_ANSWER grants COMPRESS' },
 
   /** Apps */
   IBP_ERR_APP_UNKNOWN: { message: 'app {app} is not configured on this node' },

@@ -47,8 +47,18 @@ export const IbasConf = Type.Object({
     max_file_size: Type.Optional(Type.Integer({ minimum: 0, maximum: 256 * 1024 * 1024 })),
     /** Most attached files per direction per transaction. */
     max_files: Type.Optional(Type.Integer({ minimum: 0, maximum: 1024 })),
-    /** Seconds a connection may sit idle between transactions before the server closes it. */
+    /** Old name of keepalive_timeout (still accepted; keepalive_timeout wins when both are set). */
     idle_timeout: Type.Optional(Seconds),
+    /** Seconds from connection open (or the first byte of a later transaction) to a complete request header. */
+    header_timeout: Type.Optional(Seconds),
+    /** Seconds from the first byte of a transaction to its complete request (files and body). */
+    request_timeout: Type.Optional(Seconds),
+    /** Seconds a connection may sit idle between transactions before the server closes it. */
+    keepalive_timeout: Type.Optional(Seconds),
+    /** Seconds the peer has to take in a response before the connection is abandoned. */
+    send_timeout: Type.Optional(Seconds),
+    /** Total attached-file bytes per transaction per direction (checked from declared sizes before buffering). */
+    max_files_bytes: Type.Optional(Type.Integer({ minimum: 0, maximum: 4 * 1024 * 1024 * 1024 })),
     /** listen(2) backlog of the server socket. */
     listen_backlog: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
   }, { additionalProperties: false })),
@@ -77,7 +87,22 @@ export const IbasConf = Type.Object({
 }, { additionalProperties: false });
 export type IbasConf = Static<typeof IbasConf>;
 
-export interface CommSettings { maxFrame: number; maxFile: number; maxFiles: number; idleTimeoutMs: number; backlog: number }
+export interface CommSettings {
+  maxFrame: number;
+  maxFile: number;
+  maxFiles: number;
+  /** comm.max_files_bytes */
+  maxFilesBytes: number;
+  /** comm.header_timeout in ms */
+  headerTimeoutMs: number;
+  /** comm.request_timeout in ms */
+  requestTimeoutMs: number;
+  /** comm.keepalive_timeout (old name idle_timeout) in ms */
+  keepaliveTimeoutMs: number;
+  /** comm.send_timeout in ms */
+  sendTimeoutMs: number;
+  backlog: number;
+}
 export interface MonitorSettings { tickMs: number; adjustMs: number; heartbeatMs: number; stopTimeoutMs: number; maxRestarts: number; restartWindowMs: number; upgradeTimeoutMs: number }
 
 /** The comm section with defaults filled in. */
@@ -87,7 +112,11 @@ export function commOf(c: IbasConf): CommSettings {
     maxFrame,
     maxFile: Math.min(c.comm?.max_file_size ?? maxFrame - 1024, maxFrame - 300),
     maxFiles: c.comm?.max_files ?? 64,
-    idleTimeoutMs: Math.round((c.comm?.idle_timeout ?? 60) * 1000),
+    maxFilesBytes: c.comm?.max_files_bytes ?? 64 * 1024 * 1024,
+    headerTimeoutMs: Math.round((c.comm?.header_timeout ?? 5) * 1000),
+    requestTimeoutMs: Math.round((c.comm?.request_timeout ?? 30) * 1000),
+    keepaliveTimeoutMs: Math.round((c.comm?.keepalive_timeout ?? c.comm?.idle_timeout ?? 60) * 1000),
+    sendTimeoutMs: Math.round((c.comm?.send_timeout ?? 10) * 1000),
     backlog: c.comm?.listen_backlog ?? 1024,
   };
 }

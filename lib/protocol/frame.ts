@@ -179,22 +179,40 @@ export class FrameReader {
   }
 
   push(chunk: Buffer): Frame[] {
-    if (this.#failed) throw this.#failed;
+    this.feed(chunk);
     const frames: Frame[] = [];
-    if (chunk.length === 0) return frames;
+    for (let f = this.next(); f; f = this.next()) frames.push(f);
+    return frames;
+  }
+
+  /**
+   * Streaming use (a server that must act on each frame before the next header is judged): add
+   * bytes with feed(), then take frames one by one with next() until it returns undefined.
+   * `onHeader`, when given, sees each header as soon as its 12 bytes are in, before the body is
+   * buffered: it may throw to refuse the frame (the reader is then poisoned like on a bad header).
+   */
+  feed(chunk: Buffer): void {
+    if (this.#failed) throw this.#failed;
+    if (chunk.length === 0) return;
     this.#chunks.push(chunk);
     this.#buffered += chunk.length;
+  }
+
+  next(onHeader?: (h: { type: FrameType; flags: number; length: number }) => void): Frame | undefined {
+    if (this.#failed) throw this.#failed;
     try {
       while (this.#buffered >= this.#need) {
         if (this.#header === undefined) {
           const h = this.#take(HEADER_SIZE);
           this.#header = decodeHeader(h, this.maxFrame);
           this.#need = this.#header.length;
+          onHeader?.(this.#header);
         } else {
           const body = this.#take(this.#header.length);
-          frames.push({ type: this.#header.type, flags: this.#header.flags, body });
+          const frame = { type: this.#header.type, flags: this.#header.flags, body };
           this.#header = undefined;
           this.#need = HEADER_SIZE;
+          return frame;
         }
       }
     } catch (e) {
@@ -203,7 +221,7 @@ export class FrameReader {
       this.#buffered = 0;
       throw e;
     }
-    return frames;
+    return undefined;
   }
 
   /** The stream ended: throws IBP_ERR_PROTO_TRUNCATED when a frame was cut. */

@@ -40,6 +40,10 @@ export const RC = {
   PROTO_IDLE: 2006,
   /** The peer stopped inside a frame. */
   PROTO_TRUNCATED: 2007,
+  /** A phase of the connection (header, request, keep-alive, send) ran past its deadline. */
+  PROTO_DEADLINE: 2008,
+  /** An lz4-compressed packet where compression was not granted. */
+  PROTO_NOT_GRANTED: 2009,
   /** The server is stopping: retry elsewhere. Nothing ran. */
   POOL_STOPPING: 3001,
   /** The server has no config space to resolve apps. */
@@ -67,6 +71,8 @@ const TO_ERROR: Record<Exclude<ResultCode, 0>, ErrorCode> = {
   [RC.PROTO_REFUSED]: 'IBP_ERR_PROTO_REFUSED',
   [RC.PROTO_IDLE]: 'IBP_ERR_PROTO_IDLE',
   [RC.PROTO_TRUNCATED]: 'IBP_ERR_PROTO_TRUNCATED',
+  [RC.PROTO_DEADLINE]: 'IBP_ERR_PROTO_DEADLINE',
+  [RC.PROTO_NOT_GRANTED]: 'IBP_ERR_PROTO_NOT_GRANTED',
   [RC.POOL_STOPPING]: 'IBP_ERR_POOL_STOPPING',
   [RC.POOL_NO_SPACE]: 'IBP_ERR_POOL_NO_SPACE',
   [RC.NOT_SUPPORTED]: 'IBP_ERR_CLIENT_NOT_SUPPORTED',

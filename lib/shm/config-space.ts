@@ -104,6 +104,18 @@ export class ConfigSpace {
     return true;
   }
 
+  /**
+   * Whether the index word names another segment than the one this reader uses: one atomic load,
+   * cheap enough before every transaction. (A re-created index segment is only seen by
+   * checkSwitch.)
+   */
+  moved(): boolean {
+    const view = this.#view;
+    if (!view) return false;
+    const { key, generation } = this.#index.read();
+    return key !== 0 && (key !== view.key || generation !== view.generation);
+  }
+
   get generation(): number {
     return this.#live().generation;
   }

@@ -49,6 +49,7 @@ const semget = libc.func('int semget(int key, int nsems, int semflg)');
 const semctlInt = libc.func('int semctl(int semid, int semnum, int cmd, int arg)');
 koffi.struct('ibp_sembuf', { sem_num: 'uint16_t', sem_op: 'int16_t', sem_flg: 'int16_t' });
 const semop = libc.func('int semop(int semid, ibp_sembuf *sops, size_t nsops)');
+const semtimedop = libc.func('int semtimedop(int semid, void *sops, size_t nsops, void *timeout)') as (id: number, sops: Buffer, n: number, ts: Buffer) => number;
 
 function fail(call: string): never {
   throw new IbpError('IBP_ERR_SHM_SYSCALL', { call, detail: lastErrno().text });
@@ -247,14 +248,47 @@ export class Semaphore {
     });
   }
 
+  /**
+   * Wait for the lock on the calling thread for at most `ms` (semtimedop with a prebuilt sembuf:
+   * no marshalling, no thread hop). 'interrupted': a signal ended the wait (semtimedop is never
+   * restarted), so the caller can give its event loop a turn. Throws when the set was removed.
+   */
+  lockWithin(ms: number): 'locked' | 'timeout' | 'interrupted' {
+    const ts = this.#timespec;
+    ts.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
+    ts.writeBigInt64LE(BigInt((ms % 1000) * 1_000_000), 8);
+    if (semtimedop(this.semid, this.#lockOp, 1, ts) === 0) return 'locked';
+    const { errno } = lastErrno();
+    if (errno === EAGAIN_) return 'timeout';
+    if (errno === EINTR_) return 'interrupted';
+    fail('semtimedop(lock)');
+  }
+
+  readonly #lockOp = sembufOf(-1, SEM_UNDO);
+  readonly #timespec = Buffer.alloc(16);
+
+  readonly #unlockOp = sembufOf(1, SEM_UNDO);
+
   unlock(): void {
-    if ((semop(this.semid, [{ sem_num: 0, sem_op: 1, sem_flg: SEM_UNDO }], 1) as number) !== 0) fail('semop(unlock)');
+    if (semtimedop(this.semid, this.#unlockOp, 1, null as unknown as Buffer) !== 0) fail('semop(unlock)');
   }
 
   /** Remove the set (wakes blocked lockers with EIDRM). */
   remove(): void {
     semctlInt(this.semid, 0, IPC_RMID, 0);
   }
+}
+
+const EAGAIN_ = 11;
+const EINTR_ = 4;
+
+/** One struct sembuf (unsigned short sem_num = 0, short sem_op, short sem_flg) as bytes. */
+function sembufOf(op: number, flags: number): Buffer {
+  const b = Buffer.alloc(6);
+  b.writeUInt16LE(0, 0);
+  b.writeInt16LE(op, 2);
+  b.writeInt16LE(flags, 4);
+  return b;
 }
 
 export const SYSV = { IPC_CREAT, IPC_EXCL, IPC_RMID, IPC_SET, IPC_STAT } as const;

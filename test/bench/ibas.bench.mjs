@@ -1,24 +1,31 @@
 #!/usr/bin/env node
-// npm run bench:ibas — echo transactions through ibas next to a bare Node cluster, in one run,
-// driven by the same load generator, and the results written to docs/bench/ibas.md.
+// npm run bench:ibas — echo transactions through ibas next to the model it implements and the bare
+// Node baselines, in one run, driven by the same load generator; results in docs/bench/ibas.md.
 //
 //   ibas (STATIC_WORKERPOOL, WORKERS workers, ibp_test_echo.so)    -P ibp   (IBP-TS protocol)
+//   c-lf: test/bench/ibas-c-lf-echo.c, a minimal C pre-fork leader-follower server of the
+//         project's own speaking the same binary protocol (echo inline, no .so)  -P ibp
 //   bare Node cluster + net echo server (WORKERS workers)           -P tdhb  (4-digit length + body)
-//   for short and long connections at concurrency 1 and 16: TPS, p50, p99 — and the ratios
-//   wrk against ibas's HTTP adapter (POST /ibp/ibp_test_echo) and a bare Node cluster http echo
+//   cells: short and long connections at concurrency 1 and 16: TPS, p50, p99, server CPU per
+//   transaction (utime+stime of the server's processes from /proc over the measured window)
+//   wrk c=16 keep-alive against ibas's HTTP adapter (POST /ibp/ibp_test_echo) and a bare Node
+//   cluster http echo; ibas worker RSS after RSS_FIRST and after RSS_TX transactions.
+// The three servers run side by side and every cell runs them back to back, RUNS times
+// (interleaved, medians): load swings of the shared machine hit every side alike.
 //
 // The load generator is test/bench/ibas-echoclient.c (the bench anchors' echoclient.c with the
-// IBP protocol added), built here with gcc. wrk is apt-get installed when missing (INSTALL_WRK=0
-// skips that; the wrk rows are then marked missing). Bounded: every run lasts WARMUP + DURATION
-// seconds; every server is stopped by the pid it was started with.
+// IBP protocol added) and the C server is built here with gcc. wrk is apt-get installed when
+// missing (INSTALL_WRK=0 skips that; the HTTP cell is then reported as skipped). Bounded: every
+// run lasts WARMUP + SECONDS; every server is stopped by the pid it was started with.
 //
-// Env: WORKERS (2), DURATION (3), RUNS (3, interleaved; medians reported), WARMUP (1), MSG_SIZE (100), CONCS ("1 16"), MODES ("short long"),
+// Env: WORKERS (2), SECONDS (alias DURATION; 5), RUNS (3), WARMUP (1), MSG_SIZE (100),
+//      CONCS ("1 16"), MODES ("short long"), RSS_FIRST (10000), RSS_TX (100000; 0 skips),
 //      POLICY (none | rr: the Node cluster scheduling of the baseline; none = workers share the
 //      listen socket, the closest to pre-fork), LOG_LEVEL (info: ibas's transaction log on, as shipped),
 //      IBAS_NODE_ARGS (node flags for the ibas processes, e.g. --prof), KEEP=1 (keep the temporary folder)
+// A run with SECONDS < 5 or RUNS < 3 is marked a smoke run in docs/bench/ibas.md.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ROOT, alive, dist, freePort, gitCommit, log, loopbackIp, sleep, waitFor } from './harness.mjs';
@@ -27,7 +34,7 @@ const HERE = path.join(ROOT, 'test', 'bench');
 
 
 const WORKERS = Number(process.env.WORKERS ?? 2);
-const DURATION = Number(process.env.DURATION ?? 3);
+const DURATION = Number(process.env.SECONDS ?? process.env.DURATION ?? 5);
 const RUNS = Number(process.env.RUNS ?? 3);
 const WARMUP = Number(process.env.WARMUP ?? 1);
 const MSG_SIZE = Number(process.env.MSG_SIZE ?? 100);
@@ -35,6 +42,10 @@ const CONCS = (process.env.CONCS ?? '1 16').split(/\s+/).filter(Boolean).map(Num
 const MODES = (process.env.MODES ?? 'short long').split(/\s+/).filter(Boolean);
 const POLICY = process.env.POLICY ?? 'none';
 const LOG_LEVEL = process.env.LOG_LEVEL ?? 'info';
+const RSS_FIRST = Number(process.env.RSS_FIRST ?? 10_000);
+const RSS_TX = Number(process.env.RSS_TX ?? 100_000);
+const SMOKE = DURATION < 5 || RUNS < 3;
+const CLK_TCK = 100; // getconf CLK_TCK on Linux x86-64 and arm64
 const IP = loopbackIp();
 
 const { initHome } = await dist('ibma/init.js');
@@ -59,21 +70,87 @@ async function stopPid(pid, ms = 15_000) {
   if (alive(pid)) process.kill(pid, 'SIGKILL');
 }
 
-// ------------------------------------------------------------ load generators
+// ------------------------------------------------------------ load generators, CPU, RSS
 
-function buildClient(tmp) {
-  const out = path.join(tmp, 'ibas-echoclient');
-  execFileSync('gcc', ['-O2', '-pthread', '-o', out, path.join(HERE, 'ibas-echoclient.c')], { stdio: 'inherit' });
+function build(tmp, src, out, extra = []) {
+  const bin = path.join(tmp, out);
+  execFileSync('gcc', ['-O2', ...extra, '-o', bin, path.join(HERE, src)], { stdio: 'inherit' });
+  return bin;
+}
+
+/** A process and all its descendants (from /proc/<pid>/stat ppid). */
+function processTree(root) {
+  const parent = new Map();
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      parent.set(Number(d), Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone
+    }
+  }
+  const out = [root];
+  for (let i = 0; i < out.length; i++) for (const [pid, pp] of parent) if (pp === out[i]) out.push(pid);
   return out;
 }
 
-function echoclient(bin, { port, proto, mode, conc, uri }) {
-  const args = ['-H', IP, '-p', String(port), '-P', proto, '-m', mode, '-c', String(conc), '-d', String(DURATION), '-w', String(WARMUP), '-s', String(MSG_SIZE)];
+/** utime + stime of the processes, in clock ticks (a process gone in between counts 0). */
+function cpuTicks(pids) {
+  let n = 0;
+  for (const pid of pids) {
+    try {
+      const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').slice(0, 4096);
+      const v = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      n += Number(v[11]) + Number(v[12]); // fields 14 and 15 of proc(5)
+    } catch {
+      // gone
+    }
+  }
+  return n;
+}
+
+function rssKb(pid) {
+  try {
+    return Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Run a load generator; the server's CPU is sampled when its warm-up ends and when it exits, so
+ * the CPU per transaction covers the measured window (± one sampling step).
+ */
+async function measured(cmd, args, serverPid, warmupS, timeoutS) {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MSG_SIZE: String(MSG_SIZE) } });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
+  const killer = setTimeout(() => child.kill('SIGKILL'), timeoutS * 1000);
+  const exited = new Promise((r) => child.once('close', r));
+  await Promise.race([sleep(warmupS * 1000), exited]);
+  const pids = processTree(serverPid);
+  const t0 = cpuTicks(pids);
+  const w0 = Date.now();
+  await exited;
+  clearTimeout(killer);
+  const cpuS = (cpuTicks(pids) - t0) / CLK_TCK;
+  return { out, err, cpuS, wallS: (Date.now() - w0) / 1000 };
+}
+
+async function echoclient(bin, { port, proto, mode, conc, uri, serverPid, n }) {
+  const d = n ? 600 : DURATION;
+  const w = n ? 0 : WARMUP;
+  const args = ['-H', IP, '-p', String(port), '-P', proto, '-m', mode, '-c', String(conc), '-d', String(d), '-w', String(w), '-s', String(MSG_SIZE)];
   if (uri) args.push('-u', uri);
-  const r = spawnSync(bin, args, { encoding: 'utf8', timeout: (DURATION + WARMUP + 30) * 1000 });
-  const line = (r.stdout ?? '').split('\n').find((l) => l.startsWith('RESULT '));
-  if (!line) throw new Error(`echoclient ${args.join(' ')} gave no RESULT: ${r.stderr}`);
-  return Object.fromEntries(line.slice(7).trim().split(/\s+/).map((kv) => kv.split('=')).map(([k, v]) => [k, Number.isNaN(Number(v)) ? v : Number(v)]));
+  if (n) args.push('-N', String(n));
+  const m = await measured(bin, args, serverPid, w, d + w + 30);
+  const line = m.out.split('\n').find((l) => l.startsWith('RESULT '));
+  if (!line) throw new Error(`echoclient ${args.join(' ')} gave no RESULT: ${m.err}`);
+  const r = Object.fromEntries(line.slice(7).trim().split(/\s+/).map((kv) => kv.split('=')).map(([k, v]) => [k, Number.isNaN(Number(v)) ? v : Number(v)]));
+  return { ...r, server_cpu_s: m.cpuS, cpu_us_per_tx: r.txn > 0 ? Math.round((m.cpuS * 1e6) / r.txn * 10) / 10 : 0 };
 }
 
 function ensureWrk() {
@@ -84,14 +161,16 @@ function ensureWrk() {
   return r.status === 0 && spawnSync('wrk', ['-v']).error === undefined;
 }
 
-function wrk(url, conc) {
-  const r = spawnSync('wrk', ['-t', String(Math.min(conc, 2)), '-c', String(conc), '-d', `${DURATION}s`, '--timeout', '5s', '-s', path.join(HERE, 'ibas-wrk-post.lua'), url], {
-    encoding: 'utf8', env: { ...process.env, MSG_SIZE: String(MSG_SIZE) }, timeout: (DURATION + 30) * 1000,
-  });
-  const line = (r.stdout ?? '').split('\n').find((l) => l.startsWith('WRKRESULT '));
-  if (!line) throw new Error(`wrk gave no WRKRESULT: ${r.stdout}${r.stderr}`);
+async function wrk(url, conc, serverPid) {
+  const m = await measured('wrk', ['-t', String(Math.min(conc, 2)), '-c', String(conc), '-d', `${DURATION}s`, '--timeout', '5s', '-s', path.join(HERE, 'ibas-wrk-post.lua'), url], serverPid, 0, DURATION + 30);
+  const line = m.out.split('\n').find((l) => l.startsWith('WRKRESULT '));
+  if (!line) throw new Error(`wrk gave no WRKRESULT: ${m.out}${m.err}`);
   const v = Object.fromEntries(line.slice(10).trim().split(/\s+/).map((kv) => kv.split('=')).map(([k, x]) => [k, Number(x)]));
-  return { tps: Math.round(v.requests / (v.duration_us / 1e6)), p50_us: v.p50_us, p99_us: v.p99_us, errors: v.err_connect + v.err_read + v.err_write + v.err_timeout + v.err_status };
+  return {
+    tps: Math.round(v.requests / (v.duration_us / 1e6)), p50_us: v.p50_us, p99_us: v.p99_us,
+    errors: v.err_connect + v.err_read + v.err_write + v.err_timeout + v.err_status,
+    cpu_us_per_tx: v.requests > 0 ? Math.round((m.cpuS * 1e6) / v.requests * 10) / 10 : 0,
+  };
 }
 
 // ------------------------------------------------------------ servers
@@ -119,18 +198,22 @@ async function startIbas(tmp) {
   if (r.status !== 0) throw new Error(`ibas -a start failed: ${r.stderr}`);
   const pid = Number(fs.readFileSync(h.run('ibas.pid'), 'utf8'));
   const sbKey = homeKeyBase(home) + KEY_SLOT.SCOREBOARD;
-  await waitFor('ibas workers', () => {
+  const live = () => {
     const sb = Scoreboard.attach(sbKey);
-    if (!sb) return false;
+    if (!sb) return [];
     try {
-      const live = sb.all().filter((s) => s.state !== 'DEAD');
-      return live.length === WORKERS && live.every((s) => s.state !== 'STARTING');
+      return sb.all().filter((s) => s.state !== 'DEAD');
     } finally {
       sb.detach();
     }
+  };
+  await waitFor('ibas workers', () => {
+    const l = live();
+    return l.length === WORKERS && l.every((s) => s.state !== 'STARTING');
   });
   return {
     port, pid,
+    workerPids: () => live().map((s) => s.pid),
     async stop() {
       await stopPid(pid, 40_000);
       writer.removeAll();
@@ -139,86 +222,115 @@ async function startIbas(tmp) {
   };
 }
 
-async function startNode(script) {
-  const port = await freePortHere();
-  const child = spawn(process.execPath, [path.join(HERE, script)], {
-    env: { ...process.env, PORT: String(port), HOST: IP, WORKERS: String(WORKERS), NODE_CLUSTER_SCHED_POLICY: POLICY },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+async function startChild(what, cmd, args, env) {
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
-  await waitFor(`${script} ready`, () => out.includes('READY'));
+  const gone = new Promise((r) => child.once('exit', r));
+  await waitFor(`${what} ready`, () => out.includes('READY'));
   return {
-    port, pid: child.pid,
+    pid: child.pid,
     async stop() {
-      const gone = new Promise((r) => child.once('exit', r));
       await stopPid(child.pid);
       await gone;
     },
   };
 }
 
+async function startNode(script) {
+  const port = await freePortHere();
+  const c = await startChild(script, process.execPath, [path.join(HERE, script)], { PORT: String(port), HOST: IP, WORKERS: String(WORKERS), NODE_CLUSTER_SCHED_POLICY: POLICY });
+  return { port, ...c };
+}
+
+async function startCServer(bin) {
+  const port = await freePortHere();
+  const c = await startChild('ibas-c-lf-echo', bin, [IP, String(port), String(WORKERS)], {});
+  return { port, ...c };
+}
+
 // ------------------------------------------------------------ run
 
-
+const median = (xs) => {
+  const v = [...xs].sort((a, b) => a - b);
+  return v.length === 0 ? 0 : v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+};
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ibas-bench-'));
 const started = new Date();
 const LOAD_START = os.loadavg().map((x) => x.toFixed(1)).join(' ');
+const NODE_NET = `node-net-${POLICY}`;
+const NODE_HTTP = `node-http-${POLICY}`;
 const rows = [];
 const wrkRows = [];
 const runs = [];
 const wrkRuns = [];
 const servers = [];
+const rss = { points: [] };
+let wrkNote = '';
 process.on('SIGINT', async () => {
   for (const s of servers) await s.stop().catch(() => undefined);
   process.exit(130);
 });
 try {
-  const client = buildClient(tmp);
-  log(`ibas bench: ${WORKERS} workers, ${MSG_SIZE}-byte echo, ${RUNS} runs of ${DURATION} s (+${WARMUP} s warm-up) per cell, interleaved, loopback ${IP}`);
-  // both servers up at once; each cell runs ibas then node back to back, RUNS times: the
-  // machine's load swings hit both sides alike, and the median per cell is reported
+  const client = build(tmp, 'ibas-echoclient.c', 'ibas-echoclient', ['-pthread']);
+  const cBin = build(tmp, 'ibas-c-lf-echo.c', 'ibas-c-lf-echo');
+  log(`ibas bench${SMOKE ? ' (SMOKE RUN)' : ''}: ${WORKERS} workers, ${MSG_SIZE}-byte echo, ${RUNS} runs of ${DURATION} s (+${WARMUP} s warm-up) per cell, interleaved, loopback ${IP}, git ${gitCommit()}`);
+  log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${os.type()} ${os.release()}, Node ${process.version}, load ${LOAD_START}`);
+  // every server up at once; each cell runs them back to back, RUNS times
   const ibas = await startIbas(tmp);
   servers.push(ibas);
+  const cServer = await startCServer(cBin);
+  servers.push(cServer);
   const node = await startNode('ibas-baseline-net.cjs');
   servers.push(node);
   const haveWrk = ensureWrk();
+  if (!haveWrk) wrkNote = 'wrk is not available (INSTALL_WRK=0 or apt-get install wrk failed): the HTTP cell was skipped.';
+  if (!haveWrk) log(wrkNote);
   const http = haveWrk ? await startNode('ibas-baseline-http.cjs') : undefined;
   if (http) servers.push(http);
   const sides = [
-    { server: 'ibas', port: ibas.port, proto: 'ibp', uri: 'ibp_test_echo' },
-    { server: `node-net-${POLICY}`, port: node.port, proto: 'tdhb' },
+    { server: 'ibas', port: ibas.port, proto: 'ibp', uri: 'ibp_test_echo', pid: ibas.pid },
+    { server: 'c-lf', port: cServer.port, proto: 'ibp', uri: 'ibp_test_echo', pid: cServer.pid },
+    { server: NODE_NET, port: node.port, proto: 'tdhb', pid: node.pid },
   ];
   for (let run = 1; run <= RUNS; run++) {
     for (const mode of MODES) for (const conc of CONCS) for (const side of sides) {
-      const r = echoclient(client, { port: side.port, proto: side.proto, mode, conc, uri: side.uri });
+      const r = await echoclient(client, { port: side.port, proto: side.proto, mode, conc, uri: side.uri, serverPid: side.pid });
       runs.push({ server: side.server, mode, conc, run, ...r });
-      log(`run ${run} ${side.server.padEnd(14)} ${mode.padEnd(5)} c=${String(conc).padEnd(2)} ${r.tps} tps p50 ${r.p50_us} us p99 ${r.p99_us} us served ${r.served} errors ${r.err_connect + r.err_io + r.err_proto}`);
+      log(`run ${run} ${side.server.padEnd(14)} ${mode.padEnd(5)} c=${String(conc).padEnd(2)} ${r.tps} tps p50 ${r.p50_us} us p99 ${r.p99_us} us cpu ${r.cpu_us_per_tx} us/tx served ${r.served} errors ${r.err_connect + r.err_io + r.err_proto}`);
     }
     if (http) {
-      for (const [server, url] of [['ibas HTTP adapter', `http://${IP}:${ibas.port}/ibp/ibp_test_echo`], [`node-http-${POLICY}`, `http://${IP}:${http.port}/echo`]]) {
-        const w = wrk(url, 16);
+      for (const [server, url, pid] of [['ibas HTTP adapter', `http://${IP}:${ibas.port}/ibp/ibp_test_echo`, ibas.pid], [NODE_HTTP, `http://${IP}:${http.port}/echo`, http.pid]]) {
+        const w = await wrk(url, 16, pid);
         wrkRuns.push({ server, run, ...w });
-        log(`run ${run} ${server.padEnd(17)} wrk c=16 ${w.tps} tps p50 ${w.p50_us} us p99 ${w.p99_us} us errors ${w.errors}`);
+        log(`run ${run} ${server.padEnd(17)} wrk c=16 ${w.tps} tps p50 ${w.p50_us} us p99 ${w.p99_us} us cpu ${w.cpu_us_per_tx} us/tx errors ${w.errors}`);
       }
     }
   }
-  const median = (xs) => {
-    const v = [...xs].sort((a, b) => a - b);
-    return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
-  };
+  // worker RSS: after RSS_FIRST transactions and after RSS_TX in all (long connection, c=1)
+  if (RSS_TX > 0) {
+    let done = 0;
+    for (const target of [RSS_FIRST, RSS_TX]) {
+      const r = await echoclient(client, { port: ibas.port, proto: 'ibp', mode: 'long', conc: 1, uri: 'ibp_test_echo', serverPid: ibas.pid, n: target - done });
+      done = target;
+      const kb = ibas.workerPids().map(rssKb);
+      rss.points.push({ tx: target, kb, errors: r.err_connect + r.err_io + r.err_proto });
+      log(`rss after ${target} transactions (this load ${r.txn} tx): ${kb.map((k) => `${(k / 1024).toFixed(1)} MB`).join(', ')}`);
+    }
+  }
   for (const side of sides) for (const mode of MODES) for (const conc of CONCS) {
     const rs = runs.filter((r) => r.server === side.server && r.mode === mode && r.conc === conc);
     rows.push({
       server: side.server, mode, conc,
       tps: Math.round(median(rs.map((r) => r.tps))), p50_us: Math.round(median(rs.map((r) => r.p50_us))), p99_us: Math.round(median(rs.map((r) => r.p99_us))),
       tps_min: Math.round(Math.min(...rs.map((r) => r.tps))), tps_max: Math.round(Math.max(...rs.map((r) => r.tps))),
+      cpu: median(rs.map((r) => r.cpu_us_per_tx)),
       served: rs[rs.length - 1].served, errors: rs.reduce((n, r) => n + r.err_connect + r.err_io + r.err_proto, 0),
     });
   }
   for (const server of [...new Set(wrkRuns.map((w) => w.server))]) {
     const ws = wrkRuns.filter((w) => w.server === server);
-    wrkRows.push({ server, tps: Math.round(median(ws.map((w) => w.tps))), p50_us: median(ws.map((w) => w.p50_us)), p99_us: median(ws.map((w) => w.p99_us)), errors: ws.reduce((n, w) => n + w.errors, 0) });
+    wrkRows.push({ server, tps: Math.round(median(ws.map((w) => w.tps))), p50_us: median(ws.map((w) => w.p50_us)), p99_us: median(ws.map((w) => w.p99_us)), cpu: median(ws.map((w) => w.cpu_us_per_tx)), errors: ws.reduce((n, w) => n + w.errors, 0) });
   }
 } finally {
   for (const s of servers) await s.stop().catch(() => undefined);
@@ -228,51 +340,97 @@ try {
 
 // ------------------------------------------------------------ report
 
-const cell = (r) => (r ? `${r.tps} (${r.tps_min}..${r.tps_max}) · ${r.p50_us}/${r.p99_us}${r.served && !String(r.served).startsWith(`${r.conc}/`) ? ` (served ${r.served})` : ''}` : '-');
+const cell = (r) => (r ? `${r.tps} (${r.tps_min}..${r.tps_max}) · ${r.p50_us}/${r.p99_us} · ${r.cpu}${r.served && !String(r.served).startsWith(`${r.conc}/`) ? ` (served ${r.served})` : ''}` : '-');
 const find = (server, mode, conc) => rows.find((r) => r.server === server && r.mode === mode && r.conc === conc);
 const cols = MODES.flatMap((m) => CONCS.map((c) => [m, c]));
-const ratio = (a, b) => (a && b && b.tps > 0 ? (a.tps / b.tps).toFixed(2) : '-');
+const q = (a, b) => (a !== undefined && b !== undefined && b > 0 ? a / b : undefined);
+const fmt = (x) => (x === undefined ? '-' : x.toFixed(2));
+const ratioRow = (label, f) => `| **${label}** | ${cols.map(([m, c]) => fmt(f(find('ibas', m, c), find('c-lf', m, c), find(NODE_NET, m, c)))).join(' | ')} |`;
+
+// goals of issue 9, from this run
+const I = (m, c) => find('ibas', m, c);
+const C = (m, c) => find('c-lf', m, c);
+const N = (m, c) => find(NODE_NET, m, c);
+const wI = wrkRows.find((w) => w.server === 'ibas HTTP adapter');
+const wN = wrkRows.find((w) => w.server === NODE_HTTP);
+const maxRss = (pt) => (pt ? Math.max(...pt.kb) / 1024 : undefined);
+const rss10 = maxRss(rss.points[0]);
+const rss100 = maxRss(rss.points[1]);
+const goals = [
+  ['short c=1 TPS ≥ 0.9× c-lf', q(I('short', 1)?.tps, C('short', 1)?.tps), (x) => x >= 0.9],
+  ['long c=1 TPS ≥ 0.95× c-lf', q(I('long', 1)?.tps, C('long', 1)?.tps), (x) => x >= 0.95],
+  ['long c=1 p50 ≤ 1.1× c-lf', q(I('long', 1)?.p50_us, C('long', 1)?.p50_us), (x) => x <= 1.1],
+  [`short c=16 TPS ≥ 1.0× ${NODE_NET}`, q(I('short', 16)?.tps, N('short', 16)?.tps), (x) => x >= 1.0],
+  ['short c=16 server CPU/tx ≤ 1.3× c-lf', q(I('short', 16)?.cpu, C('short', 16)?.cpu), (x) => x <= 1.3],
+  [`HTTP wrk c=16 TPS ≥ 1.0× ${NODE_HTTP}`, q(wI?.tps, wN?.tps), (x) => x >= 1.0],
+  [`worker RSS after ${RSS_TX} tx ≤ 60 MB`, rss100, (x) => x <= 60, 'MB'],
+  [`worker RSS growth ${RSS_FIRST} → ${RSS_TX} tx ≈ 0 (≤ 5 MB)`, rss100 !== undefined && rss10 !== undefined ? rss100 - rss10 : undefined, (x) => x <= 5, 'MB'],
+];
+
 const lines = [];
-lines.push('# ibas echo benchmark');
+lines.push(`# ibas echo benchmark${SMOKE ? ' — SMOKE RUN (short parameters, shared machine: not a result)' : ''}`);
 lines.push('');
 lines.push(`Written by \`npm run bench:ibas\` (test/bench/ibas.bench.mjs). Run ${started.toISOString()}, git ${gitCommit()}.`);
 lines.push('');
 lines.push('## Parameters and machine');
 lines.push('');
-lines.push(`- ${WORKERS} workers each side; ${MSG_SIZE}-byte echo; ${RUNS} runs per cell of ${DURATION} s measured after ${WARMUP} s warm-up, ibas and node back to back in each cell (interleaved); medians, TPS min..max in parentheses; loopback only.`);
+lines.push(`- ${WORKERS} workers each server; ${MSG_SIZE}-byte echo; ${RUNS} runs per cell of ${DURATION} s measured after ${WARMUP} s warm-up, the servers back to back in each cell (interleaved); medians, TPS min..max in parentheses; loopback only.`);
 lines.push(`- ibas: STATIC_WORKERPOOL, app ibp_test_echo.so, IBP-TS binary protocol pipelined (PRE_REQUEST + REQUEST in one write, PRE_ANSWER + RESPONSE back), log level \`${LOG_LEVEL}\` (one transaction log line per transaction).`);
-lines.push(`- baseline: bare Node \`cluster\` + \`net\` echo (test/bench/ibas-baseline-net.cjs, NODE_CLUSTER_SCHED_POLICY=${POLICY}), 4-digit length framing.`);
-lines.push('- load generator: test/bench/ibas-echoclient.c (the bench anchors\' echoclient with `-P ibp`), the same binary for both; it shares the cores with the servers.');
+lines.push('- c-lf: test/bench/ibas-c-lf-echo.c, the model ibas implements: C pre-fork, SysV-semaphore accept lock (leader-follower), one connection per worker, the same binary protocol and answers; the echo is a memcpy (no .so call, no scoreboard, no log line, no deadlines): the floor.');
+lines.push(`- ${NODE_NET}: bare Node \`cluster\` + \`net\` echo (test/bench/ibas-baseline-net.cjs, NODE_CLUSTER_SCHED_POLICY=${POLICY}), 4-digit length framing; ${NODE_HTTP}: bare Node \`cluster\` + \`http\` echo (test/bench/ibas-baseline-http.cjs).`);
+lines.push('- load generators: test/bench/ibas-echoclient.c (the bench anchors\' echoclient with `-P ibp`), the same binary for every TCP cell; wrk with test/bench/ibas-wrk-post.lua for HTTP. They share the cores with the servers.');
+lines.push('- server CPU per transaction: utime+stime of the server\'s processes (manager/primary and workers, from /proc/<pid>/stat) over the measured window, divided by the transactions measured.');
 lines.push(`- machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ${os.type()} ${os.release()}, Node ${process.version}. Load average at the start ${LOAD_START}, at the end ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} (other work on the machine during the run adds noise: compare rows of the same run only).`);
 lines.push('');
-lines.push('## Echo over TCP (median TPS (min..max) · p50/p99 µs)');
+lines.push('## Echo over TCP (median TPS (min..max) · p50/p99 µs · server CPU µs/tx)');
 lines.push('');
 lines.push(`| server | ${cols.map(([m, c]) => `${m} c=${c}`).join(' | ')} |`);
 lines.push(`|---|${cols.map(() => '---:').join('|')}|`);
-for (const server of ['ibas', `node-net-${POLICY}`]) lines.push(`| ${server} | ${cols.map(([m, c]) => cell(find(server, m, c))).join(' | ')} |`);
-lines.push(`| **ratio ibas / node (TPS)** | ${cols.map(([m, c]) => ratio(find('ibas', m, c), find(`node-net-${POLICY}`, m, c))).join(' | ')} |`);
+for (const server of ['ibas', 'c-lf', NODE_NET]) lines.push(`| ${server} | ${cols.map(([m, c]) => cell(find(server, m, c))).join(' | ')} |`);
+lines.push(ratioRow('ibas / c-lf TPS', (i, c) => q(i?.tps, c?.tps)));
+lines.push(ratioRow('ibas / c-lf p50', (i, c) => q(i?.p50_us, c?.p50_us)));
+lines.push(ratioRow('ibas / c-lf CPU per tx', (i, c) => q(i?.cpu, c?.cpu)));
+lines.push(ratioRow(`ibas / ${NODE_NET} TPS`, (i, _c, n) => q(i?.tps, n?.tps)));
 lines.push('');
 lines.push('"served a/b": only a of the b connections got an answer during the run: a pre-fork pool of W blocking workers serves at most W long connections at a time (the model, not a fault; see the bench anchors\' README).');
 lines.push('');
-lines.push('## HTTP, wrk, long connections, c=16 (median TPS · p50/p99 µs)');
+lines.push('## HTTP, wrk, keep-alive, c=16 (median TPS · p50/p99 µs · server CPU µs/tx)');
 lines.push('');
 if (wrkRows.length) {
-  lines.push('| server | TPS · p50/p99 | errors |');
+  lines.push('| server | TPS · p50/p99 · CPU | errors |');
   lines.push('|---|---:|---:|');
-  for (const w of wrkRows) lines.push(`| ${w.server} | ${w.tps} · ${w.p50_us}/${w.p99_us} | ${w.errors} |`);
-  if (wrkRows.length === 2) lines.push(`| **ratio** | ${(wrkRows[0].tps / wrkRows[1].tps).toFixed(2)} | |`);
+  for (const w of wrkRows) lines.push(`| ${w.server} | ${w.tps} · ${w.p50_us}/${w.p99_us} · ${w.cpu} | ${w.errors} |`);
+  if (wI && wN) lines.push(`| **ratio ibas / ${NODE_HTTP}** | ${fmt(q(wI.tps, wN.tps))} | |`);
 } else {
-  lines.push('wrk was not available (INSTALL_WRK=0 or the install failed): no HTTP rows.');
+  lines.push(wrkNote);
 }
+lines.push('');
+lines.push('## ibas worker RSS (long connection, c=1)');
+lines.push('');
+if (rss.points.length) {
+  lines.push('| after transactions | RSS per worker (MB) | errors |');
+  lines.push('|---:|---|---:|');
+  for (const pt of rss.points) lines.push(`| ${pt.tx} | ${pt.kb.map((k) => (k / 1024).toFixed(1)).join(', ')} | ${pt.errors} |`);
+} else {
+  lines.push('skipped (RSS_TX=0)');
+}
+lines.push('');
+lines.push('## Goals of issue 9 in this run');
+lines.push('');
+lines.push('| goal | measured | met |');
+lines.push('|---|---:|---|');
+for (const [goal, x, ok, unit] of goals) lines.push(`| ${goal} | ${x === undefined ? '-' : unit ? `${x.toFixed(1)} ${unit}` : `${x.toFixed(2)}×`} | ${x === undefined ? 'not measured' : ok(x) ? 'yes' : '**no**'} |`);
 lines.push('');
 lines.push('## Raw');
 lines.push('');
 lines.push('```');
 for (const r of runs) lines.push(JSON.stringify(r));
 for (const w of wrkRuns) lines.push(JSON.stringify(w));
+for (const pt of rss.points) lines.push(JSON.stringify({ rss_after_tx: pt.tx, kb: pt.kb }));
 lines.push('```');
-fs.mkdirSync(path.join(ROOT, 'docs/bench'), { recursive: true });
-fs.writeFileSync(path.join(ROOT, 'docs/bench/ibas.md'), `${lines.join('\n')}\n`);
+const outFile = path.resolve(ROOT, 'docs/bench', process.env.BENCH_OUT ?? 'ibas.md'); // BENCH_OUT: another file (absolute or under docs/bench)
+fs.mkdirSync(path.dirname(outFile), { recursive: true });
+fs.writeFileSync(outFile, `${lines.join('\n')}\n`);
 log('');
-log(lines.slice(lines.indexOf('## Echo over TCP (median TPS (min..max) · p50/p99 µs)'), lines.indexOf('## Raw')).join('\n'));
-log('written docs/bench/ibas.md');
+log(lines.slice(lines.findIndex((l) => l.startsWith('## Echo over TCP')), lines.indexOf('## Raw')).join('\n'));
+log(`written ${path.relative(ROOT, outFile)}`);

@@ -21,7 +21,10 @@ t.test('recycling under a client loop: zero failed transactions', async (t) => {
   t.equal(l.failed + sh.failed, 0, `no failed transaction (long ${l.ok} ok ${l.retried} reconnects, short ${sh.ok} ok) ${[...l.reasons, ...sh.reasons].slice(0, 3).join(' | ')}`);
   const exits = s.log('monitor').match(/worker exited , pid\[\d+\] slot\[\d+\] code\[0\] transactions\[(\d+)\]/g) ?? [];
   const counts = exits.map((e) => Number(/transactions\[(\d+)\]/.exec(e)![1]));
-  t.ok(counts.every((n) => n >= 15 && n <= 20), `each recycled worker served 15..20 transactions (jitter): ${counts.join(' ')}`);
+  t.ok(counts.length >= 6, `the monitor log has the ${counts.length} recycled exits waited for`);
+  // 15 + jitter 0..5; a request already on the connection when the limit is reached is still
+  // served, never abandoned (ibas/connection.ts "Leaving"): one more at most in practice
+  t.ok(counts.length > 0 && counts.every((n) => n >= 15 && n <= 21), `each recycled worker served 15..20 transactions (jitter), +1 already received: ${counts.join(' ')}`);
   t.notMatch(s.log('monitor'), /signal\[/, 'no worker was killed');
   const now = await waitWorkers(s, 2);
   t.ok(now.every((w) => !first.includes(w.pid)), 'the pool was renewed and is at size');
@@ -63,7 +66,8 @@ t.test('restart budget: workers that cannot boot stop the respawning; start fail
   const ev = s.log('event');
   t.match(ev, /ALERT restart budget exhausted , 4 workers died at start/, 'the event log has the alert');
   const spawned = (s.log('monitor').match(/worker spawned/g) ?? []).length;
-  t.ok(spawned <= 5, `respawning stopped (${spawned} spawned)`);
+  // the budget counts 4 deaths at start: at least 4 workers were spawned and died, at most one more
+  t.ok(spawned >= 4 && spawned <= 5, `respawning stopped after the budget (${spawned} spawned, 4..5 expected)`);
   t.match(s.log(0) + s.log(1), /app preload failed , app\[ibp_test_bootfail\]/, 'the worker log says why it could not boot');
   await waitFor('no process left', () => processesOfHome(s.home).length === 0 ? true : undefined, 10_000);
   t.pass('no process of the home is left');

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { homeKeyBase, KEY_SLOT } from '../../lib/shm/keys.js';
 import { destroySegment, Segment } from '../../lib/shm/sysv.js';
-import { Scoreboard, SB_HEADER, SB_SLOT } from '../../ibas/scoreboard.js';
+import { Scoreboard, SB_HEADER, SB_SLOT, STATE_CHAR, WORKER_STATES } from '../../ibas/scoreboard.js';
 import { ROOT, waitFor } from '../helpers/procs.js';
 
 t.test('slot lifecycle, load and free slots', async (t) => {
@@ -107,5 +107,30 @@ t.test('a writer killed mid-write: readers flag it, the manager repairs it', asy
   sb.release(0);
   t.equal(Atomics.load(sb.seg.i32, seqIdx) & 1, 0, 'release leaves an even sequence');
   t.equal(sb.read(0).torn, false);
+  sb.destroy();
+});
+
+t.test('docs/ARCHITECTURE.md §7.4 lists every worker state with its character', async (t) => {
+  const doc = fs.readFileSync(path.join(ROOT, 'docs', 'ARCHITECTURE.md'), 'utf8');
+  const rows = new Map([...doc.matchAll(/^\| ([A-Z]+) \| `(.)` \| [^|]+\|$/gm)].map((m) => [m[1]!, m[2]!]));
+  for (const s of WORKER_STATES) t.equal(rows.get(s), STATE_CHAR[s], `${s} is '${STATE_CHAR[s]}' in the docs`);
+  t.equal(rows.size, WORKER_STATES.length, 'no state in the docs that the code does not have');
+  t.equal(new Set(Object.values(STATE_CHAR)).size, WORKER_STATES.length, 'one character per state');
+});
+
+t.test('a connection holds its worker in READING until a transaction runs', async (t) => {
+  const key = homeKeyBase(t.testdir()) + KEY_SLOT.SCOREBOARD;
+  t.teardown(() => { destroySegment(key); });
+  const sb = Scoreboard.create(key, 2, 'STATIC_WORKERPOOL', 1);
+  sb.prepare(0, 1);
+  const w = sb.writer(0);
+  w.start(process.pid, 1);
+  w.connection();
+  t.equal(sb.read(0).state, 'READING', 'accepted: READING');
+  t.same(sb.load(), { working: 1, total: 1 }, 'a held worker counts in the load');
+  w.txBegin('app', 1000);
+  t.equal(sb.read(0).state, 'WORKING');
+  w.txEnd(true, 'KEEPALIVE');
+  t.equal(sb.read(0).state, 'KEEPALIVE');
   sb.destroy();
 });

@@ -1,0 +1,158 @@
+/**
+ * Raw-fd I/O of a worker's connections: synchronous koffi calls to libc on the main thread, no
+ * `net.Socket`, no event-loop hop per connection (BRIEF §5). Every call takes prebuilt Buffers
+ * (koffi passes a Buffer to a `void *` as its memory, no marshalling).
+ *
+ *   recvNow   recv(MSG_DONTWAIT): bytes, EOF, or "nothing yet"      (never blocks)
+ *   sendNow   send(MSG_DONTWAIT | MSG_NOSIGNAL): bytes taken or "full" (never blocks)
+ *   waitFd    poll(2) on one fd for at most `ms`: the only blocking call; a signal ends it (EINTR,
+ *             poll is never restarted), so the caller gives the event loop a turn and looks again
+ *   acceptNow accept4(SOCK_NONBLOCK | SOCK_CLOEXEC) with the peer's address in the same call
+ *   closeConn shutdown(SHUT_WR), drop what the peer still sends for a short bounded time, close:
+ *             a close with unread bytes would reset the connection and could destroy the last
+ *             answer (an ERROR packet, a 408) before the peer reads it
+ */
+import { IbpError } from '../lib/errors.js';
+import { koffi, lastErrno, libc } from '../lib/native/libc.js';
+import { SOCK_CLOEXEC, SOCK_NONBLOCK } from './listen-socket.js';
+
+const recv = libc.func('long recv(int fd, void *buf, unsigned long len, int flags)') as (fd: number, b: Buffer, n: number, f: number) => number;
+const send = libc.func('long send(int fd, const void *buf, unsigned long len, int flags)') as (fd: number, b: Buffer, n: number, f: number) => number;
+const poll = libc.func('int poll(void *fds, unsigned long nfds, int timeout)') as (b: Buffer, n: number, ms: number) => number;
+const accept4 = libc.func('int accept4(int fd, void *addr, void *addrlen, int flags)') as (fd: number, a: Buffer, l: Buffer, f: number) => number;
+const getpeername = libc.func('int getpeername(int fd, void *addr, void *addrlen)') as (fd: number, a: Buffer, l: Buffer) => number;
+const shutdown = libc.func('int shutdown(int fd, int how)') as (fd: number, how: number) => number;
+const close = libc.func('int close(int fd)') as (fd: number) => number;
+
+const MSG_DONTWAIT = 0x40;
+const MSG_NOSIGNAL = 0x4000;
+const SHUT_WR = 1;
+export const POLLIN = 0x001;
+export const POLLOUT = 0x004;
+const POLLERR = 0x008;
+const POLLHUP = 0x010;
+const POLLNVAL = 0x020;
+const EAGAIN = 11;
+const EINTR = 4;
+const ECONNABORTED = 103;
+const EMFILE = 24;
+const ENFILE = 23;
+
+/** recvNow: nothing to read yet. */
+export const AGAIN = -1;
+/** recvNow / sendNow: the connection failed (reset, broken pipe). */
+export const BROKEN = -2;
+
+export interface Peer {
+  ip: string;
+  port: number;
+}
+
+const pollBuf = Buffer.alloc(8);
+const addrBuf = Buffer.alloc(128);
+const addrLen = Buffer.alloc(4);
+
+/** Read what is there now into `buf`: n > 0 bytes, 0 end of stream, AGAIN, BROKEN. */
+export function recvNow(fd: number, buf: Buffer): number {
+  const n = recv(fd, buf, buf.length, MSG_DONTWAIT);
+  if (n >= 0) return n;
+  const e = koffi.errno();
+  return e === EAGAIN || e === EINTR ? AGAIN : BROKEN;
+}
+
+/** Hand bytes to the kernel without blocking: how many it took (0 when its buffer is full), or BROKEN. */
+export function sendNow(fd: number, buf: Buffer): number {
+  const n = send(fd, buf, buf.length, MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (n >= 0) return n;
+  const e = koffi.errno();
+  return e === EAGAIN || e === EINTR ? 0 : BROKEN;
+}
+
+/** What a {@link waitFd} round ended with. */
+export type Wait = 'ready' | 'timeout' | 'interrupted';
+
+/**
+ * poll(2) one fd for `events` for at most `ms` (≥ 0) on the calling thread. An error or hang-up
+ * condition counts as ready (the next recv/send tells what it is); POLLNVAL throws.
+ */
+export function waitFd(fd: number, events: number, ms: number): Wait {
+  pollBuf.writeInt32LE(fd, 0);
+  pollBuf.writeInt16LE(events, 4);
+  pollBuf.writeInt16LE(0, 6);
+  const r = poll(pollBuf, 1, Math.max(0, Math.ceil(ms)));
+  if (r < 0) return 'interrupted';
+  if (r === 0) return 'timeout';
+  const rev = pollBuf.readInt16LE(6);
+  if (rev & POLLNVAL) throw new IbpError('IBP_ERR_SHM_SYSCALL', { call: `poll(fd ${fd})`, detail: 'POLLNVAL: the fd is not open' });
+  return (rev & (events | POLLERR | POLLHUP)) !== 0 ? 'ready' : 'timeout';
+}
+
+/**
+ * accept4 once, without blocking. Returns the new fd (non-blocking, close-on-exec) and its peer,
+ * or undefined when nothing was waiting (EAGAIN, EINTR, ECONNABORTED). EMFILE/ENFILE and other
+ * errors throw.
+ */
+export function acceptNow(listenFd: number): { fd: number; peer: Peer } | undefined {
+  addrLen.writeUInt32LE(addrBuf.length, 0);
+  const c = accept4(listenFd, addrBuf, addrLen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (c >= 0) return { fd: c, peer: peerOfSockaddr(addrBuf) };
+  const { errno, text } = lastErrno();
+  if (errno === EAGAIN || errno === EINTR || errno === ECONNABORTED) return undefined;
+  if (errno === EMFILE || errno === ENFILE) throw new IbpError('IBP_ERR_SHM_SYSCALL', { call: 'accept4', detail: `${text}: raise the open-file limit` });
+  throw new IbpError('IBP_ERR_SHM_SYSCALL', { call: 'accept4', detail: text });
+}
+
+/** The peer of a connected socket (FORK: the manager accepted it). */
+export function peerOf(fd: number): Peer {
+  addrLen.writeUInt32LE(addrBuf.length, 0);
+  if (getpeername(fd, addrBuf, addrLen) !== 0) return { ip: '', port: 0 };
+  return peerOfSockaddr(addrBuf);
+}
+
+/** sockaddr_in / sockaddr_in6 → ip and port. */
+export function peerOfSockaddr(a: Buffer): Peer {
+  const family = a.readUInt16LE(0);
+  const port = a.readUInt16BE(2);
+  if (family === 2) return { ip: `${a[4]}.${a[5]}.${a[6]}.${a[7]}`, port };
+  if (family === 10) {
+    const v4mapped = a.readUInt32BE(8) === 0 && a.readUInt32BE(12) === 0 && a.readUInt32BE(16) === 0xffff;
+    if (v4mapped) return { ip: `${a[20]}.${a[21]}.${a[22]}.${a[23]}`, port };
+    const groups: string[] = [];
+    for (let i = 0; i < 8; i++) groups.push(a.readUInt16BE(8 + i * 2).toString(16));
+    return { ip: groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::'), port };
+  }
+  return { ip: '', port: 0 };
+}
+
+/** Time a server-side close waits for the peer's end while dropping what it still sends. */
+const LINGER_MS = 100;
+const scratch = Buffer.allocUnsafe(16 * 1024);
+
+/**
+ * Close a connection. `linger`: the server closes first (error, deadline, leaving) and the peer
+ * may still be sending: half-close, drop incoming bytes until the peer's end or LINGER_MS, then
+ * close. Without it (the peer already ended), just close.
+ */
+export function closeConn(fd: number, linger: boolean): void {
+  if (fd < 0) return;
+  if (linger) {
+    shutdown(fd, SHUT_WR);
+    const until = Date.now() + LINGER_MS;
+    for (let dropped = 0; dropped < 4 * 1024 * 1024;) {
+      const n = recvNow(fd, scratch);
+      if (n === 0 || n === BROKEN) break;
+      if (n > 0) {
+        dropped += n;
+        continue;
+      }
+      const left = until - Date.now();
+      if (left <= 0 || waitFd(fd, POLLIN, left) !== 'ready') break;
+    }
+  }
+  close(fd);
+}
+
+/** Close a bare fd (no protocol involved). */
+export function closeFd(fd: number): void {
+  if (fd >= 0) close(fd);
+}

@@ -1,0 +1,264 @@
+/**
+ * The connection driver: serves one accepted fd from its first byte to its close on the worker's
+ * main thread with synchronous libc calls (ibas/conn-io.ts), the protocol being a sans-IO session
+ * (ibas/session-binary.ts or ibas/session-http.ts, chosen by the first bytes):
+ *
+ *   recv (MSG_DONTWAIT) ─▶ session.push ─▶ (apps run inside, in order) ─▶ send the chunk's answers
+ *        │ nothing yet                                                     in one call where possible
+ *        ▼
+ *   poll(fd, min(deadline left, ROUND_MS)) ── timeout / signal ──▶ a turn of the event loop
+ *
+ * Every wait has the deadline of its phase (ibas/deadlines.ts); a round ends at most every
+ * ROUND_MS, and the event loop also gets a turn at least every TURN_MS of continuous serving,
+ * so a worker that serves without pause still takes signals (stop, log reopen) and timers.
+ *
+ * Leaving (stop, USR2, shrink, recycle): a connection is never abandoned with a request on it.
+ * Between transactions the worker looks once more at the socket (MSG_DONTWAIT): what is there
+ * is served; a connection that has completed nothing yet is waited for (its header deadline)
+ * and served; only an idle connection with nothing pending is closed (binary: ERROR
+ * POOL_STOPPING first; HTTP: the last answer said Connection: close, or the connection just ends).
+ */
+import { errorText } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import { looksBinary } from '../lib/protocol/frame.js';
+import { AGAIN, BROKEN, POLLIN, POLLOUT, closeConn, recvNow, sendNow, waitFd, type Peer } from './conn-io.js';
+import { ReadClock, phaseMs, type Phase } from './deadlines.js';
+import { TRANSPORT, type Transport } from './last-answer.js';
+import type { CommSettings } from '../lib/config/ibas-conf.js';
+import { BinarySession } from './session-binary.js';
+import { HttpSession } from './session-http.js';
+import type { ConnectionContext, Session } from './session.js';
+
+/** Longest single blocking wait before the event loop gets a turn. */
+export const ROUND_MS = 50;
+/** Longest stretch of continuous serving before the event loop gets a turn. */
+export const TURN_MS = 30;
+
+const RECV_SIZE = 64 * 1024;
+
+const loopTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** The worker's turns of its event loop: one when a wait round ended, and at least every TURN_MS. */
+export class LoopTurns {
+  #last = Date.now();
+
+  /** A turn now (after a wait round that ended without work). */
+  async now(): Promise<void> {
+    await loopTurn();
+    this.#last = Date.now();
+  }
+
+  /** A turn if the last one is TURN_MS old (continuous serving). */
+  due(): Promise<void> | undefined {
+    return Date.now() - this.#last >= TURN_MS ? this.now() : undefined;
+  }
+
+  /** Work started right after a wait: count it as fresh. */
+  note(): void {
+    this.#last = Date.now();
+  }
+}
+
+/** What the worker lends the driver for one connection. */
+export interface ConnectionHost {
+  ctx: ConnectionContext;
+  comm: CommSettings;
+  log: Logger;
+  turns: LoopTurns;
+  /** Why the worker is leaving, or undefined. */
+  leaving(): string | undefined;
+  /** The connection's protocol is known (tier-1 / crash answers, scoreboard). */
+  transport(fd: number, t: Transport): void;
+  /** Where the answers not yet sent are (the AlarmGuard writes them before a last answer). */
+  pending(fn: (() => Buffer | undefined) | undefined): void;
+  /** The connection holds the worker without running a transaction (reading a request). */
+  reading(): void;
+  /** A message was completed; `idle`: nothing of the next one is in yet (the slot says KEEPALIVE). */
+  between(idle: boolean): void;
+  /** A wait round passed with nothing to do (drop stale apps, follow the config). */
+  quiet(): void;
+}
+
+/** Serve one connection until it closes; the fd is closed on return. */
+export async function serveConnection(fd: number, peer: Peer, host: ConnectionHost): Promise<void> {
+  const c = new Connection(fd, peer, host);
+  try {
+    await c.run();
+  } catch (e) {
+    host.log.error({ err: errorText(e), stack: (e as Error)?.stack }, `connection failed , client[${peer.ip}:${peer.port}] reason[${errorText(e)}]`);
+    c.lingerOnClose = true;
+  } finally {
+    c.finish();
+  }
+}
+
+class Connection {
+  readonly fd: number;
+  readonly peer: Peer;
+  readonly host: ConnectionHost;
+  readonly clock: ReadClock;
+  session: Session | undefined;
+  /** Server-side close: half-close and drop what the peer still sends before close. */
+  lingerOnClose = false;
+  /** Bytes of the answer being sent that the kernel has not taken yet. */
+  #unsent: Buffer | undefined;
+
+  constructor(fd: number, peer: Peer, host: ConnectionHost) {
+    this.fd = fd;
+    this.peer = peer;
+    this.host = host;
+    this.clock = new ReadClock(host.comm, Date.now());
+    host.reading();
+  }
+
+  finish(): void {
+    this.host.pending(undefined);
+    this.host.transport(-1, TRANSPORT.NONE);
+    try {
+      this.session?.closed();
+    } finally {
+      closeConn(this.fd, this.lingerOnClose);
+    }
+  }
+
+  #client(): string {
+    return `${this.peer.ip}:${this.peer.port}`;
+  }
+
+  #open(first: Buffer): Session {
+    const binary = looksBinary(first);
+    const t = binary ? TRANSPORT.BINARY : TRANSPORT.HTTP;
+    const s = binary ? new BinarySession(this.host.ctx, this.peer) : new HttpSession(this.host.ctx, this.peer);
+    this.host.transport(this.fd, t);
+    this.host.pending(() => {
+      const out = s.out;
+      if (out.length === 0) return this.#unsent;
+      const all = this.#unsent ? [this.#unsent, ...out] : out;
+      return all.length === 1 ? all[0] : Buffer.concat(all);
+    });
+    this.session = s;
+    return s;
+  }
+
+  async run(): Promise<void> {
+    const buf = Buffer.allocUnsafe(RECV_SIZE);
+    for (;;) {
+      const s = this.session;
+      if (s && (s.out.length > 0 || s.afterSend.length > 0)) {
+        if (!(await this.#flush(s))) return;
+      }
+      if (s?.closing) {
+        this.lingerOnClose = true;
+        return;
+      }
+      const turn = this.host.turns.due();
+      if (turn) await turn;
+      const n = recvNow(this.fd, buf);
+      if (n > 0) {
+        this.#received(Buffer.from(buf.subarray(0, n)));
+        continue;
+      }
+      if (n === 0 || n === BROKEN) {
+        if (s) {
+          s.end(n === 0 ? 'closed' : 'reset');
+          if (s.out.length > 0) await this.#flush(s);
+        }
+        return;
+      }
+      // nothing to read now (AGAIN)
+      const input = s ? s.input() : 'IDLE';
+      const completed = s?.completed ?? 0;
+      if (input === 'IDLE' && completed > 0) {
+        const why = this.host.leaving();
+        if (why) {
+          // idle, nothing pending in the socket: the worker may go
+          s!.leave(`server leaving (${why}): reconnect to another worker`);
+          continue;
+        }
+      }
+      const { phase, at } = this.clock.deadline(input);
+      const left = at - Date.now();
+      if (left <= 0) {
+        this.#expire(phase, false);
+        if (!this.session) {
+          this.lingerOnClose = true;
+          return;
+        }
+        continue;
+      }
+      const w = waitFd(this.fd, POLLIN, Math.min(left, ROUND_MS));
+      if (w !== 'ready') {
+        await this.#turn();
+        if (input === 'IDLE') this.host.quiet();
+      }
+    }
+  }
+
+  #received(chunk: Buffer): void {
+    const s = this.session ?? this.#open(chunk);
+    const wasIdle = s.input() === 'IDLE';
+    const before = s.completed;
+    if (wasIdle) {
+      this.clock.started(Date.now());
+      if (before > 0) this.host.reading();
+    }
+    s.push(chunk);
+    if (s.completed !== before) {
+      const idle = s.input() === 'IDLE';
+      this.host.between(idle);
+      if (idle) this.clock.idle(Date.now());
+      else this.clock.started(Date.now());
+    }
+  }
+
+  #turn(): Promise<void> {
+    return this.host.turns.now();
+  }
+
+  /** A deadline expired: one log line, the error counter, the protocol's last word, close. */
+  #expire(phase: Phase, answerInFlight: boolean): void {
+    const ms = phaseMs(this.host.comm, phase);
+    const line = `connection deadline , phase[${phase}] client[${this.#client()}] ms[${ms}] , closed`;
+    if (phase === 'KEEPALIVE') this.host.log.info({ client: this.#client() }, line);
+    else {
+      this.host.ctx.countError();
+      this.host.log.warn({ client: this.#client() }, line);
+    }
+    this.session?.expire(phase, ms, answerInFlight);
+  }
+
+  /**
+   * Send what the session queued, then run its after-send work. Waits (in rounds) while the
+   * peer's window is full, up to comm.send_timeout from the first byte. False: the connection
+   * is over (broken, or the send deadline expired).
+   */
+  async #flush(s: Session): Promise<boolean> {
+    const out = s.out.splice(0, s.out.length);
+    let data: Buffer | undefined = out.length === 0 ? undefined : out.length === 1 ? out[0]! : Buffer.concat(out);
+    const started = Date.now();
+    while (data && data.length > 0) {
+      const n = sendNow(this.fd, data);
+      if (n === BROKEN) {
+        this.#unsent = undefined;
+        s.end('reset while answering');
+        return false;
+      }
+      data = n === data.length ? undefined : data.subarray(n);
+      if (!data) break;
+      this.#unsent = data;
+      const left = started + this.host.comm.sendTimeoutMs - Date.now();
+      if (left <= 0) {
+        this.#unsent = undefined;
+        this.#expire('SEND', true);
+        this.lingerOnClose = true;
+        return false;
+      }
+      const w = waitFd(this.fd, POLLOUT, Math.min(left, ROUND_MS));
+      if (w !== 'ready') await this.#turn();
+    }
+    this.#unsent = undefined;
+    const after = s.afterSend.splice(0, s.afterSend.length);
+    for (const fn of after) fn();
+    return true;
+  }
+}

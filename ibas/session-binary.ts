@@ -1,0 +1,253 @@
+/**
+ * The binary protocol of one connection (docs/ARCHITECTURE.md §6.3) as a sans-IO session:
+ *
+ *   IDLE ──PRE_REQUEST──▶ FILES (n > 0) ──PUSH_FILE × n──▶ REQUEST ──REQUEST──▶ run ──▶ IDLE
+ *   IDLE ──KEEPALIVE──▶ KEEPALIVE_ACK        IDLE ──TX_CONTROL──▶ commit/rollback ──▶ IDLE
+ *
+ * A rejected pre-request (unknown/invalid app, no config space) is answered at once and its files
+ * and request are still read and dropped, so pipelining clients stay in step; the RESPONSE repeats
+ * the rejection. Any malformed, oversized, refused or out-of-order packet: an ERROR packet, a warn
+ * line in the worker log, the connection closes, the worker goes on.
+ *
+ * Memory is bounded before it is spent: each frame header is judged as soon as its 12 bytes are
+ * in (FrameReader.next's hook), before its body is buffered — an lz4 packet without COMPRESS
+ * granted in this transaction's PRE_ANSWER is refused (IBP_ERR_PROTO_NOT_GRANTED), and the
+ * attached files' total (comm.max_files_bytes) is checked from the declared size; an lz4 file's
+ * original size (the first 4 bytes of its body) is checked before it is decoded.
+ *
+ * Frames are handled in order as they complete; the answers of one input chunk leave together
+ * (a pipelined PRE_ANSWER + RESPONSE in one send). While an app runs, `out` holds the answers not
+ * yet sent: the worker's AlarmGuard writes them before a tier-1 or crash answer.
+ */
+import { IbpError, errorText } from '../lib/errors.js';
+import { FRAME_FLAG, FRAME_TYPE, FrameReader, frameTypeName, type Frame, type FrameType } from '../lib/protocol/frame.js';
+import { decodePacket, encodePacket, TX_FLAG, type Packet, type PreRequest } from '../lib/protocol/codec.js';
+import { RC, resultOf } from '../lib/protocol/result-codes.js';
+import type { InputState, Phase } from './deadlines.js';
+import type { ConnectionContext, Peer, Session } from './session.js';
+import type { PreparedTx, TxFile, TxOutcome } from './transaction.js';
+
+interface TxState { kind: 'FILES' | 'REQUEST'; pre: PreRequest; files: TxFile[]; filesBytes: number; rejected?: TxOutcome; granted: number; startNs: bigint }
+type State = { kind: 'IDLE' } | TxState;
+
+/** Bytes of a PUSH_FILE body that are not file data at most (index, name of ≤ 255 bytes, size). */
+const FILE_OVERHEAD = 2 + 1 + 255 + 4;
+
+function sequence(type: string, detail: string): IbpError {
+  return new IbpError('IBP_ERR_PROTO_SEQUENCE', { type, detail });
+}
+
+export class BinarySession implements Session {
+  readonly out: Buffer[] = [];
+  readonly afterSend: (() => void)[] = [];
+  closing = false;
+  completed = 0;
+  readonly #ctx: ConnectionContext;
+  readonly #peer: Peer;
+  readonly #reader: FrameReader;
+  readonly #prepared = new Map<string, PreparedTx>();
+  #state: State = { kind: 'IDLE' };
+  /** First byte of the transaction being read (for the transaction log's receive time). */
+  #firstByteNs = 0n;
+  readonly #onHeader = (h: { type: FrameType; flags: number; length: number }): void => this.#judgeHeader(h);
+
+  constructor(ctx: ConnectionContext, peer: Peer) {
+    this.#ctx = ctx;
+    this.#peer = peer;
+    this.#reader = new FrameReader(ctx.limits.maxFrame);
+  }
+
+  input(): InputState {
+    if (this.#state.kind !== 'IDLE') return 'REQUEST';
+    return this.#reader.idle ? 'IDLE' : 'HEADER';
+  }
+
+  push(chunk: Buffer): void {
+    if (this.closing) return;
+    if (this.#firstByteNs === 0n && this.#state.kind === 'IDLE' && this.#reader.idle) this.#firstByteNs = process.hrtime.bigint();
+    try {
+      this.#reader.feed(chunk);
+      for (let f = this.#reader.next(this.#onHeader); f; f = this.#reader.next(this.#onHeader)) {
+        this.#onPacket(this.#decode(f));
+        if (this.closing) return;
+      }
+    } catch (e) {
+      this.#protocolError(e);
+    }
+  }
+
+  end(how: string): void {
+    if (this.closing) return;
+    this.closing = true;
+    try {
+      this.#reader.end();
+      if (this.#state.kind !== 'IDLE') throw new IbpError('IBP_ERR_PROTO_TRUNCATED', { detail: `client ${how} with the transaction of ${this.#state.pre.app} incomplete` });
+    } catch (e) {
+      this.#ctx.countError();
+      this.#ctx.log.warn({ client: this.#client(), err: errorText(e) }, `protocol error , client[${this.#client()}] reason[${errorText(e)}] (${how})`);
+    }
+  }
+
+  leave(reason: string): void {
+    this.#close(RC.POOL_STOPPING, reason);
+  }
+
+  expire(phase: Phase, ms: number, answerInFlight: boolean): void {
+    if (answerInFlight) {
+      this.closing = true;
+      return;
+    }
+    const e = new IbpError('IBP_ERR_PROTO_DEADLINE', { phase, ms });
+    this.#close(resultOf(e), e.message);
+  }
+
+  closed(): void {
+    this.closing = true;
+    for (const tx of this.#prepared.values()) {
+      const outcome = this.#ctx.runner.decide(tx, false, 'WORKING');
+      this.#ctx.log.warn(`two-phase rollback: connection closed before the decision , journal[${tx.journal}] app[${tx.app}] rc[${outcome.rc}]`);
+    }
+    this.#prepared.clear();
+  }
+
+  #client(): string {
+    return `${this.#peer.ip}:${this.#peer.port}`;
+  }
+
+  #write(p: Packet, compress = false): void {
+    this.out.push(encodePacket(p, compress ? { compressMin: this.#ctx.compressMin() } : {}));
+  }
+
+  #close(rc: number, message: string): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.#write({ type: 'ERROR', rc, message });
+  }
+
+  #protocolError(e: unknown): void {
+    this.#ctx.countError();
+    this.#ctx.log.warn({ client: this.#client(), err: errorText(e) }, `protocol error , client[${this.#client()}] reason[${errorText(e)}] , connection closed`);
+    this.#close(resultOf(e), errorText(e).replace(/^IBP_ERR_\w+: /, ''));
+  }
+
+  /** A frame header, before its body is buffered: compression granted? file bytes within the total? */
+  #judgeHeader(h: { type: FrameType; flags: number; length: number }): void {
+    const st = this.#state;
+    const granted = st.kind === 'IDLE' ? 0 : st.granted;
+    if ((h.flags & FRAME_FLAG.LZ4) !== 0 && (granted & TX_FLAG.COMPRESS) === 0) {
+      throw new IbpError('IBP_ERR_PROTO_NOT_GRANTED', { type: frameTypeName(h.type) });
+    }
+    if (h.type === FRAME_TYPE.PUSH_FILE && st.kind === 'FILES' && (h.flags & FRAME_FLAG.LZ4) === 0) {
+      this.#checkFiles(st.filesBytes + Math.max(0, h.length - FILE_OVERHEAD));
+    }
+  }
+
+  #checkFiles(total: number): void {
+    const limit = this.#ctx.maxFilesBytes;
+    if (total > limit) throw new IbpError('IBP_ERR_PROTO_TOO_LARGE', { size: `${total} bytes of attached files`, limit: `comm.max_files_bytes ${limit}` });
+  }
+
+  #decode(f: Frame): Packet {
+    const st = this.#state;
+    if (f.type === FRAME_TYPE.PUSH_FILE && st.kind === 'FILES' && (f.flags & FRAME_FLAG.LZ4) !== 0 && f.body.length >= 4) {
+      // the lz4 wire form carries the original size first: judge it before decoding
+      this.#checkFiles(st.filesBytes + Math.max(0, f.body.readUInt32BE(0) - FILE_OVERHEAD));
+    }
+    return decodePacket(f, this.#ctx.limits);
+  }
+
+  #onPacket(p: Packet): void {
+    const st = this.#state;
+    switch (p.type) {
+      case 'PRE_REQUEST':
+        if (st.kind !== 'IDLE') throw sequence(p.type, `while ${st.kind === 'FILES' ? 'files' : 'the request'} of the previous transaction are due`);
+        this.#onPreRequest(p);
+        return;
+      case 'PUSH_FILE': {
+        if (st.kind !== 'FILES') throw sequence(p.type, st.kind === 'IDLE' ? 'before a pre-request' : 'after every announced file');
+        if (p.index !== st.files.length) throw new IbpError('IBP_ERR_PROTO_FRAME', { detail: `PUSH_FILE index ${p.index}, expected ${st.files.length}` });
+        st.filesBytes += p.data.length;
+        this.#checkFiles(st.filesBytes);
+        st.files.push({ name: p.name, data: p.data });
+        if (st.files.length === st.pre.fileCount) st.kind = 'REQUEST';
+        return;
+      }
+      case 'REQUEST':
+        if (st.kind !== 'REQUEST') throw sequence(p.type, st.kind === 'IDLE' ? 'before a pre-request' : `with ${st.pre.fileCount - st.files.length} announced files missing`);
+        this.#onRequest(st, p.body);
+        return;
+      case 'KEEPALIVE':
+        if (st.kind !== 'IDLE') throw sequence(p.type, 'inside a transaction');
+        this.#write({ type: 'KEEPALIVE_ACK', load: this.#ctx.load() });
+        this.#messageDone();
+        return;
+      case 'TX_CONTROL':
+        if (st.kind !== 'IDLE') throw sequence(p.type, 'inside a transaction');
+        this.#onTxControl(p);
+        this.#messageDone();
+        return;
+      default:
+        throw sequence(p.type, '(a server-to-client packet)');
+    }
+  }
+
+  #messageDone(): void {
+    this.completed++;
+    this.#firstByteNs = 0n;
+  }
+
+  #onPreRequest(pre: PreRequest): void {
+    const ctx = this.#ctx;
+    const granted = pre.flags & ctx.grantable;
+    let rejected: TxOutcome | undefined;
+    try {
+      ctx.runner.check(pre.app);
+    } catch (e) {
+      rejected = ctx.runner.refused(e);
+    }
+    this.#write({ type: 'PRE_ANSWER', rc: rejected?.rc ?? RC.OK, load: ctx.load(), granted, message: rejected?.message ?? '' });
+    this.#state = { kind: pre.fileCount > 0 ? 'FILES' : 'REQUEST', pre, files: [], filesBytes: 0, rejected, granted, startNs: this.#firstByteNs || process.hrtime.bigint() };
+  }
+
+  #onRequest(st: TxState, body: Buffer): void {
+    const ctx = this.#ctx;
+    const { pre } = st;
+    const peer = this.#peer;
+    const receivedNs = process.hrtime.bigint();
+    if (st.rejected) ctx.runner.countRejected(pre.app, 'KEEPALIVE');
+    const outcome = st.rejected ?? ctx.runner.run({
+      app: pre.app, clientNode: pre.clientNode, clientIp: peer.ip, clientPort: peer.port, journal: pre.journal,
+      request: body, files: st.files, prepare: (pre.flags & TX_FLAG.PREPARE) !== 0,
+    }, 'KEEPALIVE', (p) => this.#prepared.set(p.journal, p));
+    this.#state = { kind: 'IDLE' };
+    this.#messageDone();
+    const compress = (st.granted & TX_FLAG.COMPRESS) !== 0;
+    const sendNs = process.hrtime.bigint();
+    outcome.files.forEach((f, index) => this.#write({ type: 'PULL_FILE', index, name: f.name, data: f.data }, compress));
+    this.#write({
+      type: 'RESPONSE', rc: outcome.rc, appRc: outcome.appRc, load: ctx.load(), fileCount: outcome.files.length,
+      appUs: outcome.appUs, message: outcome.message, body: outcome.body,
+    }, compress);
+    this.afterSend.push(() => ctx.txLog.record({
+      journal: pre.journal, app: pre.app, clientNode: pre.clientNode, clientIp: peer.ip, clientPort: peer.port,
+      rc: outcome.rc, appRc: outcome.appRc, message: outcome.message, via: 'binary',
+      receiveUs: Number((receivedNs - st.startNs) / 1000n), appUs: outcome.appUs, sendUs: Number((process.hrtime.bigint() - sendNs) / 1000n),
+    }));
+  }
+
+  #onTxControl(p: Extract<Packet, { type: 'TX_CONTROL' }>): void {
+    const ctx = this.#ctx;
+    const tx = this.#prepared.get(p.journal);
+    let outcome: TxOutcome;
+    if (p.op === 'PREPARE') {
+      outcome = ctx.runner.refused(new IbpError('IBP_ERR_CLIENT_NOT_SUPPORTED', { feature: 'TX_CONTROL PREPARE (ask PREPARE in the pre-request flags)' }));
+    } else if (!tx) {
+      outcome = ctx.runner.refused(new IbpError('IBP_ERR_PROTO_SEQUENCE', { type: 'TX_CONTROL', detail: `for journal ${JSON.stringify(p.journal)}: no prepared transaction with it on this connection` }));
+    } else {
+      this.#prepared.delete(p.journal);
+      outcome = ctx.runner.decide(tx, p.op === 'COMMIT', 'KEEPALIVE');
+      ctx.log.info(`two-phase ${p.op.toLowerCase()} , journal[${p.journal}] app[${tx.app}] rc[${outcome.rc}]`);
+    }
+    this.#write({ type: 'TX_CONTROL_ANSWER', rc: outcome.rc, load: ctx.load(), message: outcome.message });
+  }
+}

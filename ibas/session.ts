@@ -1,0 +1,58 @@
+/**
+ * What a protocol session is to the connection driver (ibas/connection.ts): a sans-IO state
+ * machine of one connection, fed with the bytes received, producing the bytes to send. It runs
+ * the transactions itself (synchronously, in order, as their requests complete) through the
+ * worker's TransactionRunner. ibas/session-binary.ts and ibas/session-http.ts implement it.
+ */
+import type { Logger } from '../lib/log.js';
+import type { FrameLimits } from '../lib/protocol/frame.js';
+import type { Load } from '../lib/protocol/codec.js';
+import type { Peer } from './conn-io.js';
+import type { InputState, Phase } from './deadlines.js';
+import type { TransactionRunner } from './transaction.js';
+import type { TxLog } from './tx-log.js';
+
+/** What every session of a worker shares. */
+export interface ConnectionContext {
+  runner: TransactionRunner;
+  limits: FrameLimits;
+  /** comm.max_files_bytes: attached-file bytes per transaction per direction. */
+  maxFilesBytes: number;
+  log: Logger;
+  txLog: TxLog;
+  /** The server's load for every answer. */
+  load(): Load;
+  /** Flags this server grants (ibas.conf security). */
+  grantable: number;
+  /** Bodies at least this long are compressed when COMPRESS was granted. */
+  compressMin(): number;
+  /** The worker must go (stop, recycle): answers say so, the connection closes between transactions. */
+  mustClose(): boolean;
+  /** Count a failure outside a transaction (protocol error, deadline) on the slot. */
+  countError(): void;
+}
+
+export interface Session {
+  /** Answers not yet handed to the kernel, in order. The driver empties it. */
+  readonly out: Buffer[];
+  /** Run after the answers queued so far are sent (transaction log lines with their send time). */
+  readonly afterSend: (() => void)[];
+  /** Close once `out` is sent (protocol error, Connection: close, worker leaving). */
+  readonly closing: boolean;
+  /** Messages (transactions, keep-alives, 2PC controls) completed on this connection. */
+  readonly completed: number;
+  /** Where the input stands (for the read deadline). */
+  input(): InputState;
+  /** Bytes from the peer (any fragmentation). */
+  push(chunk: Buffer): void;
+  /** The peer ended its side (or the connection broke): `how` for the log. */
+  end(how: string): void;
+  /** The worker leaves between transactions: queue the protocol's last word (if any) and close. */
+  leave(reason: string): void;
+  /** A deadline expired in `phase`: queue the protocol's best-effort answer and close. */
+  expire(phase: Phase, ms: number, answerInFlight: boolean): void;
+  /** The connection is gone: undo what must not outlive it (prepared 2PC transactions). */
+  closed(): void;
+}
+
+export type { Peer };
