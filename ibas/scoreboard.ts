@@ -11,7 +11,7 @@
  *
  * Header (64 bytes, little-endian):
  *
- *   @0  i32 magic 0x49425342 ("IBSB")     @4  i32 layout version (1)
+ *   @0  i32 magic 0x49425342 ("IBSB")     @4  i32 layout version (2)
  *   @8  i32 slot count                     @12 i32 slot size (128)
  *   @16 i32 manager pid                    @20 i32 generation of the manager
  *   @24 i32 mode (0 FORK, 1 STATIC, 2 DYNAMIC, 3 FOREGROUND)
