@@ -201,6 +201,7 @@ export class Manager implements PoolHost, UpgradeHost {
       if (this.#respawnStopped) {
         throw new IbpError('IBP_ERR_DAEMON_START', { tool: 'ibas', detail: `workers die at start: ${this.#respawnStopped}`, log: this.inst.monitorLog });
       }
+      if (this.#stopping) throw new IbpError('IBP_ERR_DAEMON_START', { tool: 'ibas', detail: `stopped while starting: ${this.#stopping.reason}`, log: this.inst.monitorLog });
       if (Date.now() > deadline) throw new IbpError('IBP_ERR_DAEMON_START', { tool: 'ibas', detail: `workers not ready within ${timeoutMs} ms`, log: this.inst.monitorLog });
       await new Promise((r) => setTimeout(r, 20));
     }

@@ -37,7 +37,9 @@ export interface Managers {
 export function managersOf(inst: Instance): Managers | undefined {
   const current = runningPid(inst.pidFile);
   const oldbin = runningPid(`${inst.pidFile}.oldbin`);
-  const rec = readUpgrade(inst);
+  // a record left by a manager that died mid-upgrade (SIGKILL) names a dead pid: ignore it
+  const found = readUpgrade(inst);
+  const rec = found && isAlive(found.from.pid) ? found : undefined;
   if (current === undefined && oldbin === undefined) return undefined;
   const pid = current ?? oldbin!;
   if (oldbin === undefined && !rec) return { pid };
