@@ -60,6 +60,7 @@ import { Upgrade, type UpgradeHost } from './upgrade.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 const CRASH_SIGNALS = new Set(['SIGSEGV', 'SIGBUS', 'SIGABRT', 'SIGFPE', 'SIGILL']);
+const ACTION_TEXT = { respawn: 'replacing', backoff: 'replacing after a back-off', budget: 'counted against the restart budget', halt: 'halting', none: 'not replaced' } as const;
 
 interface Exit { pid: number; code: number | null; signal: NodeJS.Signals | null }
 
@@ -217,8 +218,15 @@ export class Manager implements PoolHost, UpgradeHost {
     return [...this.#workers.values()];
   }
 
+  spawnBlocked(): string | undefined {
+    if (this.#stopping) return 'the server is stopping';
+    if (this.#respawnStopped) return `respawning stopped: ${this.#respawnStopped}`;
+    if (Date.now() < this.#sick.until) return `backing off after a sick worker for ${this.#sick.until - Date.now()} ms`;
+    return undefined;
+  }
+
   spawnWorker(kind: 'pool' | 'fork', connFd?: number): WorkerRecord | undefined {
-    if (this.#stopping || this.#respawnStopped || Date.now() < this.#sick.until) return undefined;
+    if (this.spawnBlocked() !== undefined) return undefined;
     const index = this.scoreboard.claimSlot();
     if (index < 0) {
       this.log.error(`no free scoreboard slot , slots[${this.scoreboard.slots}] workers[${this.#workers.size}]`);
@@ -354,9 +362,9 @@ export class Manager implements PoolHost, UpgradeHost {
       }
       this.scoreboard.retire(Math.max(last.count, 0), Math.max(last.errors, 0), abnormal);
       const spec = EXIT_CLASSES[cls];
-      const what = `worker exited , pid[${pid}] slot[${rec.index}] ${signal ? `signal[${signal}]` : `code[${code}]`} class[${cls}] action[${spec.action}] transactions[${last.count}] state[${last.state}]${rec.retiring ? ` retired[${rec.retiring}]` : ''}`;
+      const what = `worker exited , pid[${pid}] slot[${rec.index}] ${signal ? `signal[${signal}]` : `code[${code}]`} transactions[${last.count}] state[${last.state}]${rec.retiring ? ` retired[${rec.retiring}]` : ''} class[${cls}] action[${spec.action}]`;
       const fields = { pid, slot: rec.index, code, signal, class: cls, action: spec.action };
-      if (spec.level !== 'info' && !this.#stopping) this.log[spec.level](fields, `${what}${code !== null && code !== EXIT.OK ? ` (${exitName(code)})` : ''}`);
+      if (spec.level !== 'info' && !this.#stopping) this.log[spec.level](fields, `${what}${code !== null && code !== EXIT.OK ? ` exit[${exitName(code)}]` : ''} , ${ACTION_TEXT[spec.action]}`);
       else this.log.info(fields, what);
       if (spec.appCrash && inTx && !this.#stopping) this.#brake.crashed(this.scoreboard, last.app);
       this.#act(cls, pid, code, signal);

@@ -18,7 +18,7 @@ t.test('a CHILD_FATAL exit halts the server; the manager exits non-zero', async 
   const exit = await Promise.race([m.exited, new Promise<undefined>((r) => setTimeout(r, 30_000, undefined))]);
   t.ok(exit, 'the manager stops by itself');
   t.equal(exit?.code, EXIT.CHILD_FATAL, `the manager exits EXIT.CHILD_FATAL (got ${exit?.code ?? exit?.signal})`);
-  t.match(s.log('monitor'), /worker exited , pid\[\d+\] slot\[\d+\] code\[31\] class\[fatal\] action\[halt\]/, 'the exit is logged as class fatal');
+  t.match(s.log('monitor'), /worker exited , pid\[\d+\] slot\[\d+\] code\[31\] [^\n]*class\[fatal\] action\[halt\]/, 'the exit is logged as class fatal');
   t.match(s.log('event'), /ALERT worker fatal , pid\[\d+\] exit\[CHILD_FATAL\]/, 'the event log has the alert');
   await assertStoppedClean(t, s);
 });
