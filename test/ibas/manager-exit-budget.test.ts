@@ -9,7 +9,7 @@ import { EXIT } from '../../lib/exit-codes.js';
 import { processesOfHome, waitFor } from '../helpers/procs.js';
 import { APPS_DIR, setupIbas, waitWorkers } from './helpers/server.js';
 import { callOnce } from './helpers/client.js';
-import { startAttachedManager } from './helpers/manager.js';
+import { startAttachedManager, within } from './helpers/manager.js';
 
 t.test('restart budget exhausted after start: the manager halts with EXIT.CRASH_LOOP', async (t) => {
   const s = await setupIbas(t, {
@@ -29,7 +29,7 @@ t.test('restart budget exhausted after start: the manager halts with EXIT.CRASH_
   fs.renameSync(`${pkg}.new`, pkg);
   for (const w of workers) process.kill(w.pid, 'SIGKILL');
 
-  const exit = await Promise.race([m.exited, new Promise<undefined>((r) => setTimeout(r, 45_000, undefined))]);
+  const exit = await within(m.exited, 45_000);
   t.ok(exit, 'the manager exits by itself once no worker can boot');
   t.equal(exit?.code, EXIT.CRASH_LOOP, `the manager exits EXIT.CRASH_LOOP (${EXIT.CRASH_LOOP}), not 0 (got ${exit?.code ?? exit?.signal})`);
   const mon = s.log('monitor');

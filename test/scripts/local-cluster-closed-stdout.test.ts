@@ -45,7 +45,9 @@ t.test('npm start with a closed stdout: SIGINT still stops the whole cluster', a
   const pids = homes.flatMap((h) => processesOfHome(h));
   t.ok(pids.length >= 5, `ibms, 2 agents, ibas manager and workers run (${pids.length})`);
   child.kill('SIGINT');
-  const end = await Promise.race([exited, new Promise<undefined>((r) => setTimeout(r, 120_000, undefined))]);
+  let timer: NodeJS.Timeout | undefined;
+  const end = await Promise.race([exited, new Promise<undefined>((r) => (timer = setTimeout(r, 120_000, undefined)))]);
+  clearTimeout(timer);
   t.ok(end, 'the script exits after SIGINT');
   t.same(pids.filter(isAlive), [], 'no process of the cluster is left');
   for (const h of homes) t.same(await segmentsOfHome(h), [], `no segment of ${path.basename(h)} left`);

@@ -17,6 +17,16 @@ export interface AttachedManager {
   stderr(): string;
 }
 
+/** `p`, or undefined after `ms` (the timer is cleared, so it never holds the test process). */
+export async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<undefined>((r) => (timer = setTimeout(r, ms, undefined)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export function startAttachedManager(t: Test, s: IbasHome): AttachedManager {
   const child = spawn(process.execPath, [BIN('ibas'), '-f', s.conf, '-a', 'start'], {
     env: { ...process.env, IBP_HOME: s.home, IBP_DAEMON_CHILD: '1' },
