@@ -3,10 +3,10 @@
  *
  *   ibas -a init --ip IP --port P [--mode M] [--max-count N] [--min-idle N] [--max-idle N] [--max-process-count N]
  *   ibas [-f ibas.conf] -a start [--foreground] | stop | kill | check
+ *   ibas [-f ibas.conf] -a resume_app --app A      (end an app's crash-loop suspension)
  *   ibas [-f ibas.conf] -s status | bbstat | bbdetail [--json]
  *   kill -USR1 <pid>: reopen logs     kill -TERM <pid>: graceful stop
  */
-import fs from 'node:fs';
 import { Option } from 'commander';
 import { badArg, createProgram, failCli, intArg, runCli } from '../lib/cli.js';
 import { isDaemonChild, killDaemon, reportFailed, reportReady, startDaemon, stopDaemon } from '../lib/daemon.js';
@@ -15,16 +15,18 @@ import { EXIT } from '../lib/exit-codes.js';
 import { Home } from '../lib/home.js';
 import { createLogger, type LogLevel, type Logger } from '../lib/log.js';
 import { runningPid } from '../lib/pidfile.js';
-import { loadConfigFile } from '../lib/config/load.js';
-import { IbmaConf } from '../lib/config/ibma-conf.js';
 import type { MpmMode } from '../lib/config/ibas-conf.js';
 import { loadInstance, type Instance } from '../ibas/instance.js';
 import { initConf } from '../ibas/init.js';
 import { Manager } from '../ibas/manager.js';
 import { runForeground } from '../ibas/foreground.js';
 import { show, SHOWS, type Show } from '../ibas/show.js';
+import { preflight } from '../ibas/preflight.js';
+import { takeUpgradeEnv } from '../ibas/handover.js';
+import { Scoreboard } from '../ibas/scoreboard.js';
+import { IbpError } from '../lib/errors.js';
 
-const ACTIONS = ['init', 'start', 'stop', 'kill', 'check'] as const;
+const ACTIONS = ['init', 'start', 'stop', 'kill', 'check', 'resume_app'] as const;
 type Action = (typeof ACTIONS)[number];
 const MODES = ['FORK', 'STATIC_WORKERPOOL', 'DYNAMIC_WORKERPOOL'] as const;
 
@@ -41,6 +43,7 @@ interface Opts {
   maxProcessCount?: string;
   json?: boolean;
   foreground?: boolean;
+  app?: string;
 }
 
 const program = createProgram('ibas', 'IBP-TS transaction server: a manager and a pre-forked worker pool running app .so packages')
@@ -54,6 +57,7 @@ const program = createProgram('ibas', 'IBP-TS transaction server: a manager and 
   .option('--min-idle <n>', 'init: DYNAMIC_WORKERPOOL.min_idle_count')
   .option('--max-idle <n>', 'init: DYNAMIC_WORKERPOOL.max_idle_count')
   .option('--max-process-count <n>', 'init: transactions before a worker is recycled (0 = never)')
+  .option('--app <code>', 'resume_app: the suspended app')
   .option('--json', 'output JSON (for scripts)')
   .option('--foreground', 'start: one process, one worker, logs on stderr too (for a debugger)')
   .addHelpText('after', '\nSignals: TERM graceful stop, USR1 reopen logs, USR2 graceful upgrade (new generation from the code on disk; pid file kept as <pid file>.oldbin meanwhile).')
@@ -73,9 +77,13 @@ const program = createProgram('ibas', 'IBP-TS transaction server: a manager and 
     }
     switch (opts.action!) {
       case 'start':
-        if (opts.foreground) await foreground(inst);
-        else if (isDaemonChild()) await runManager(inst);
+        if (opts.foreground) {
+          preflight(inst);
+          await foreground(inst);
+        } else if (isDaemonChild()) await runManager(inst);
         else {
+          // refuse what `-a check` refuses, with the same message, before anything is spawned
+          preflight(inst);
           // the home in the environment of every ibas process (process titles replace the command line)
           const pid = await startDaemon({ tool: 'ibas', pidFile: inst.pidFile, logFile: inst.monitorLog, env: { ...process.env, IBP_HOME: inst.home.root } });
           process.stdout.write(`ibas start ok , pid[${pid}] listen[${inst.conf.server.ip}:${inst.conf.server.port}] mode[${inst.conf.mpm.mode}]\n`);
@@ -92,7 +100,10 @@ const program = createProgram('ibas', 'IBP-TS transaction server: a manager and 
         return;
       }
       case 'check':
-        check(inst);
+        for (const line of preflight(inst)) process.stdout.write(`${line}\n`);
+        return;
+      case 'resume_app':
+        resumeApp(inst, opts.app);
         return;
     }
   });
@@ -114,17 +125,22 @@ function init(home: Home, confFile: string, o: Opts): string[] {
   });
 }
 
-/** `-a check`: ibas.conf is valid (loadInstance did it), ibma.conf too, the so/ folder is there. */
-function check(inst: Instance): void {
-  const c = inst.conf;
-  const d = c.mpm.DYNAMIC_WORKERPOOL;
-  if (c.mpm.mode === 'DYNAMIC_WORKERPOOL' && d.min_idle_count > d.max_idle_count) {
-    throw badArg(`${inst.confFile} /mpm/DYNAMIC_WORKERPOOL`, `min_idle_count ${d.min_idle_count} is above max_idle_count ${d.max_idle_count}`);
+/**
+ * `-a resume_app --app A`: end A's crash-loop suspension (ibas/suspensions.ts). The CLI removes
+ * the entry from the scoreboard itself (compare-and-swap, no signal); the manager notices on its
+ * next scan and logs it.
+ */
+function resumeApp(inst: Instance, app: string | undefined): void {
+  if (!app) throw badArg('--app', 'is required by -a resume_app');
+  const pid = runningPid(inst.pidFile) ?? runningPid(`${inst.pidFile}.oldbin`);
+  const sb = pid !== undefined ? Scoreboard.attach(inst.scoreboardKey) : undefined;
+  if (pid === undefined || !sb) throw new IbpError('IBP_ERR_DAEMON_NOT_RUNNING', { tool: 'ibas', pidfile: inst.pidFile });
+  try {
+    if (!sb.resume(app)) throw badArg('--app', `app ${app} is not suspended on this server (\`ibas -s status\` lists the suspended apps)`);
+  } finally {
+    sb.detach();
   }
-  process.stdout.write(`${inst.confFile}: ok (listen ${c.server.ip}:${c.server.port}, mode ${c.mpm.mode}, max_count ${c.mpm.max_count})\n`);
-  const ibma = loadConfigFile(IbmaConf, inst.ibmaConfFile, 'ibma');
-  process.stdout.write(`${inst.ibmaConfFile}: ok (node ${ibma.this_node}, index_key 0x${ibma.shm.index_key.toString(16)})\n`);
-  if (!fs.existsSync(inst.home.dir('so'))) process.stdout.write(`WARN : ${inst.home.dir('so')} does not exist: apps cannot be loaded\n`);
+  process.stdout.write(`ibas resume_app ok , app[${app}] (calls run it again)\n`);
 }
 
 function monitorLogger(inst: Instance, toStderr = false): Logger {
@@ -146,16 +162,18 @@ async function runManager(inst: Instance): Promise<void> {
     process.exitCode = EXIT.FAILURE;
     return;
   }
-  // a USR2 new generation (ibas/manager.ts upgrade): the listen fd, generation and old manager
-  const upgradeFrom = Number(process.env.IBAS_UPGRADE_FROM);
-  const listenFd = Number(process.env.IBAS_LISTEN_FD);
-  const generation = Number(process.env.IBAS_GENERATION);
-  for (const k of ['IBAS_UPGRADE_FROM', 'IBAS_LISTEN_FD', 'IBAS_GENERATION']) delete process.env[k];
+  // a USR2 new generation (ibas/upgrade.ts): the listen fd, generation and old manager
+  let handover;
+  try {
+    handover = takeUpgradeEnv();
+  } catch (e) {
+    reportFailed(errorText(e));
+    process.exitCode = EXIT.INIT;
+    return;
+  }
   const manager = new Manager({
     inst, log,
-    ...(Number.isInteger(upgradeFrom) && upgradeFrom > 0 ? { upgradeFrom } : {}),
-    ...(Number.isInteger(listenFd) && listenFd >= 0 ? { listenFd } : {}),
-    ...(Number.isInteger(generation) && generation > 0 ? { generation } : {}),
+    ...(handover ? { upgradeFrom: handover.from, listenFd: handover.listenFd, generation: handover.generation } : {}),
   });
   process.on('uncaughtException', (e) => {
     log.fatal({ err: errorText(e), stack: e.stack }, `manager crashed , reason[${errorText(e)}]`);

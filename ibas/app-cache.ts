@@ -25,6 +25,7 @@
  * (call(..., { prepare: true })) stays loaded, even if evicted or replaced meanwhile, until its
  * commit() or rollback().
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -84,6 +85,8 @@ export interface AppCacheOptions {
   workerIndex?: number;
   /** Where private copies are loaded from; default a fresh folder under os.tmpdir(). */
   privateDir?: string;
+  /** Remove privateDir at close and at exit (default: only when privateDir is the default one). A worker's is {@link workerPrivateDir}. */
+  ownPrivateDir?: boolean;
   /** Watch the so/ folder with chokidar (default true). The identity check works without it. */
   watch?: boolean;
   /** Bytes of the response buffer an app writes into in place (default 64 KiB). */
@@ -262,7 +265,7 @@ export class AppCache {
     this.fileDir = path.resolve(opts.fileDir ?? path.join(this.soDir, '..', 'file'));
     this.#host = new HostCall(opts.responseBufferSize);
     this.#statCheckMs = Math.max(0, opts.statCheckMs ?? 250);
-    this.#ownPrivateDir = opts.privateDir === undefined;
+    this.#ownPrivateDir = opts.ownPrivateDir ?? opts.privateDir === undefined;
     this.privateDir = opts.privateDir ?? makePrivateDir();
     fs.mkdirSync(this.privateDir, { recursive: true, mode: 0o700 });
     if (this.#ownPrivateDir) PRIVATE_DIRS.add(this.privateDir);
@@ -496,15 +499,48 @@ export class AppCache {
 
 /** Private folders of this process, removed at exit even when a cache was not closed. */
 const PRIVATE_DIRS = new Set<string>();
-process.once('exit', () => {
+
+/**
+ * Remove this process's private folders now. Runs at a normal exit; a process that leaves with
+ * _exit(2) (an ibas worker, ibas/worker-main.ts) calls it itself first.
+ */
+export function removePrivateDirs(): void {
   for (const d of PRIVATE_DIRS) {
     try {
       fs.rmSync(d, { recursive: true, force: true });
     } catch {
-      // leave it to the next cache's cleanup of dead processes' folders
+      // leave it to the manager (removeWorkerPrivateDir) or the next cache's cleanup of dead processes' folders
     }
   }
-});
+  PRIVATE_DIRS.clear();
+}
+process.once('exit', removePrivateDirs);
+
+const hash8 = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 8);
+
+/**
+ * The private folder of the worker in `slot` with `pid` serving the apps of `soDir`:
+ * `<tmp>/ibp-so-<hash of soDir>-w<slot>-<pid>`. Derivable, so the manager removes the folder of a
+ * worker that died without cleaning up (crash, SIGKILL).
+ */
+export function workerPrivateDir(soDir: string, slot: number, pid: number): string {
+  return path.join(os.tmpdir(), `ibp-so-${hash8(path.resolve(soDir))}-w${slot}-${pid}`);
+}
+
+/** The manager, after reaping a worker: its private folder goes too (no-op when already removed). */
+export function removeWorkerPrivateDir(soDir: string, slot: number, pid: number): void {
+  try {
+    fs.rmSync(workerPrivateDir(soDir, slot, pid), { recursive: true, force: true });
+  } catch {
+    // not ours, or gone
+  }
+}
+
+/** The pid owning a private folder name (worker or default form), or undefined. */
+function ownerPid(name: string): number | undefined {
+  const m = /^ibp-so-[0-9a-f]{8}-w\d+-(\d+)$/.exec(name) ?? /^ibp-so-(\d+)-/.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
 
 /**
  * A private folder for this process's copies, under os.tmpdir(). Folders of processes that died
@@ -516,10 +552,10 @@ function makePrivateDir(): string {
   const prefix = 'ibp-so-';
   try {
     for (const d of fs.readdirSync(tmp)) {
-      const m = /^ibp-so-(\d+)-/.exec(d);
-      if (!m || Number(m[1]) === process.pid) continue;
+      const owner = ownerPid(d);
+      if (owner === undefined || owner === process.pid) continue;
       try {
-        process.kill(Number(m[1]), 0);
+        process.kill(owner, 0);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ESRCH') {
           try {

@@ -3,6 +3,8 @@
  * (lib/shm/config-space.ts, written by ibma) → the app's bin → the worker's app cache
  * (ibas/app-cache.ts) → a loaded .so ready to call.
  *
+ *   suspended on this server           IBP_ERR_APP_SUSPENDED (rc APP_SUSPENDED; the scoreboard's
+ *                                      table, ibas/suspensions.ts: checked first, nothing loaded)
  *   not in the config space            IBP_ERR_APP_UNKNOWN   (rc APP_UNKNOWN)
  *   configured but invalid             IBP_ERR_APP_INVALID   (rc APP_INVALID)
  *   .so missing / not loadable         IBP_ERR_APP_LOAD      (rc APP_LOAD, from the cache)
@@ -15,7 +17,8 @@
 import { IbpError, errorText, isIbpError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { ConfigSpace, type AppView } from '../lib/shm/config-space.js';
-import { AppCache, type LoadedApp } from './app-cache.js';
+import { AppCache, workerPrivateDir, type LoadedApp } from './app-cache.js';
+import type { Scoreboard } from './scoreboard.js';
 
 export interface Resolved {
   view: AppView;
@@ -29,6 +32,8 @@ export interface ResolverOptions {
   maxCache: number;
   workerIndex: number;
   log: Logger;
+  /** The scoreboard whose suspended-apps table {@link AppResolver.lookup} checks (ibas/suspensions.ts). */
+  suspensions?: Pick<Scoreboard, 'suspension'>;
 }
 
 const RETRY_SPACE_MS = 1000;
@@ -87,12 +92,15 @@ export class AppResolver {
   }
 
   /**
-   * The app's config; throws APP_UNKNOWN / APP_INVALID / POOL_NO_SPACE. Every lookup (each
-   * transaction's first step) follows a newer config segment first (one atomic load of the index
-   * word), and a refusal is only given after one more full check for a newer segment, so the
-   * first call to a freshly distributed app succeeds on any worker, on any connection.
+   * The app's config; throws APP_SUSPENDED / APP_UNKNOWN / APP_INVALID / POOL_NO_SPACE. Every
+   * lookup (each transaction's first step) follows a newer config segment first (one atomic load
+   * of the index word), and a refusal is only given after one more full check for a newer
+   * segment, so the first call to a freshly distributed app succeeds on any worker, on any
+   * connection. A suspended app (crash loop, ibas/exit-class.ts) is refused without loading it.
    */
   lookup(code: string): AppView {
+    const suspended = this.#opts.suspensions?.suspension(code);
+    if (suspended) throw new IbpError('IBP_ERR_APP_SUSPENDED', { app: code, crashes: suspended.crashes, window: suspended.windowS });
     const space = this.space();
     if (space.moved()) this.#switch(space);
     let view = space.app(code);
@@ -135,6 +143,8 @@ export class AppResolver {
         fileDir: this.#opts.fileDir,
         thisNode: this.thisNode(),
         workerIndex: this.#opts.workerIndex,
+        privateDir: workerPrivateDir(this.#opts.soDir, this.#opts.workerIndex, process.pid),
+        ownPrivateDir: true,
         log: this.#log,
       });
     }

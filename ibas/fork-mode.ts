@@ -30,7 +30,8 @@ export class ForkMode implements PoolPolicy {
 
   async #acceptLoop(host: PoolHost): Promise<void> {
     while (!this.#stopped) {
-      if (host.liveWorkers().length >= host.conf.mpm.max_count) {
+      // at the limit, or spawning held (sick back-off, restart budget): connections wait in the backlog
+      if (host.liveWorkers().length >= host.conf.mpm.max_count || host.spawnBlocked() !== undefined) {
         await new Promise<void>((resolve) => {
           this.#wake = resolve;
           setTimeout(resolve, 200).unref();
@@ -49,7 +50,7 @@ export class ForkMode implements PoolPolicy {
       if (fd < 0) continue;
       try {
         const w = host.spawnWorker('fork', fd);
-        if (!w) host.log.error('no free scoreboard slot for a FORK worker: connection closed');
+        if (!w) host.log.error(`no FORK worker for a connection (${host.spawnBlocked() ?? 'no free scoreboard slot'}): connection closed`);
       } finally {
         closeFdQuietly(fd); // the worker has its own copy
       }

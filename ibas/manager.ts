@@ -5,9 +5,11 @@
  *
  * Everything happens in one tick, in a fixed order (gunicorn's arbiter, nginx's master cycle):
  *
- *   1. drain signals   TERM/INT → graceful stop; USR1 → logs reopened; USR2 → upgrade (issue 5)
+ *   1. drain signals   TERM/INT → graceful stop; USR1 → logs reopened; USR2 → upgrade (ibas/upgrade.ts)
  *   2. reap            exits queued by child 'exit' events: free the slot, fold its counters into
- *                      the header, log code or signal (abnormal exits at warn → event log)
+ *                      the header, remove the worker's private app folder, classify the exit
+ *                      (ibas/exit-class.ts), log code or signal and class (abnormal exits at warn
+ *                      → event log) and act on the class: respawn, back off, count, halt
  *   3. timeouts        tiers 2 and 3 (ibas/timeouts.ts)
  *   4. maintain pool   the mode's policy (pool-static, pool-dynamic, fork-mode)
  *
@@ -19,20 +21,22 @@
  * Resilience (issue 5):
  *   - timeouts: tier 1 is the worker's alarm (ibas/tx-guard.ts), tiers 2/3 the scan below
  *     (ibas/timeouts.ts); the reaper logs which tier ended a worker and answers its client.
- *   - restart budget: workers dying at start (a boot-error exit code of lib/exit-codes.ts, or any
- *     death before they were ready) are counted over monitor.restart_window; at
+ *   - exit classes (ibas/exit-class.ts): recycled/crashed/timed_out → respawn; sick → respawn
+ *     after a capped doubling back-off; boot_error → restart budget; fatal → halt; stopped → none.
+ *   - restart budget: boot errors are counted over monitor.restart_window; at
  *     monitor.max_restarts respawning stops with an error alert (event log), and with no worker
- *     left the manager stops; during `-a start` the start fails.
+ *     left the manager halts (exit EXIT.CRASH_LOOP); during `-a start` the start fails.
+ *   - halt: the server stops and the manager exits non-zero (EXIT.CRASH_LOOP, EXIT.CHILD_FATAL).
  *   - crashes: a worker dead by SIGSEGV/SIGBUS/SIGABRT/SIGFPE/SIGILL is logged with the app it ran
- *     (its log has the backtrace, lib/native/ibp_crash.c) and replaced.
- *   - USR2 graceful upgrade (nginx's protocol): see {@link Manager.upgrade}.
+ *     (its log has the backtrace, lib/native/ibp_crash.c) and replaced; an app that kills its
+ *     workers too often is suspended on this server (ibas/suspensions.ts).
+ *   - USR2 graceful upgrade (nginx's protocol): ibas/upgrade.ts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IbpError, errorText } from '../lib/errors.js';
-import { EXIT } from '../lib/exit-codes.js';
+import { EXIT, exitName } from '../lib/exit-codes.js';
 import type { Logger } from '../lib/log.js';
 import { isAlive, removePid, writePid } from '../lib/pidfile.js';
 import { installSignals } from '../lib/signals.js';
@@ -48,23 +52,15 @@ import { StaticPool } from './pool-static.js';
 import { Scoreboard } from './scoreboard.js';
 import { TimeoutScanner } from './timeouts.js';
 import { resetFileDir } from './worker.js';
+import { removeWorkerPrivateDir } from './app-cache.js';
+import { classifyExit, EXIT_CLASSES, SICK_BACKOFF, sickDelayMs, type ExitClass } from './exit-class.js';
+import { encodeWorkerEnv } from './handover.js';
+import { CrashBrake } from './suspensions.js';
+import { Upgrade, type UpgradeHost } from './upgrade.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('./worker-main.js', import.meta.url));
-/** The ibas entry point on disk: a USR2 new generation runs whatever code is there now. */
-const IBAS_MAIN = fileURLToPath(new URL('../bin/ibas.js', import.meta.url));
-
-/**
- * The code a USR2 new generation runs: the home's current release (`$IBP_HOME/current`, switched
- * by scripts/ibp_unpack.sh) when there is one, else the code this manager was started from.
- */
-export function upgradeMain(homeRoot: string): string {
-  const release = path.join(homeRoot, 'current', 'dist', 'bin', 'ibas.js');
-  return fs.existsSync(release) ? release : IBAS_MAIN;
-}
-/** Fds of a USR2 new generation: 3 = its ready pipe (lib/daemon.ts), 4 = the inherited listen socket. */
-const UPGRADE_LISTEN_FD = 4;
 const CRASH_SIGNALS = new Set(['SIGSEGV', 'SIGBUS', 'SIGABRT', 'SIGFPE', 'SIGILL']);
-const BOOT_ERRORS = new Set<number>([EXIT.CHILD_INIT, EXIT.APP_LOAD, EXIT.CHILD_FATAL]);
+const ACTION_TEXT = { respawn: 'replacing', backoff: 'replacing after a back-off', budget: 'counted against the restart budget', halt: 'halting', none: 'not replaced' } as const;
 
 interface Exit { pid: number; code: number | null; signal: NodeJS.Signals | null }
 
@@ -78,8 +74,6 @@ export interface ManagerOptions {
   upgradeFrom?: number;
 }
 
-interface Upgrade { child: ChildProcess; pid: number; generation: number; since: number; settled: boolean }
-
 export function policyOf(inst: Instance): PoolPolicy {
   switch (inst.conf.mpm.mode) {
     case 'FORK': return new ForkMode();
@@ -88,7 +82,7 @@ export function policyOf(inst: Instance): PoolPolicy {
   }
 }
 
-export class Manager implements PoolHost {
+export class Manager implements PoolHost, UpgradeHost {
   readonly inst: Instance;
   readonly log: Logger;
   readonly generation: number;
@@ -111,8 +105,8 @@ export class Manager implements PoolHost {
   /** False while a previous generation's manager lives (it owns the scoreboard and lock until it exits). */
   #owner: boolean;
   #upgradeFrom: number | undefined;
-  /** A USR2 new generation being started by this manager. */
-  #upgrade: Upgrade | undefined;
+  /** The USR2 upgrade role (its own state machine). */
+  readonly #upgrade: Upgrade;
   /** Handed over to a new generation: leave the shared scoreboard, lock and pid file to it. */
   #handedOver = false;
   /** Generation whose slots must be freed once their processes are gone (after a rollback). */
@@ -121,6 +115,11 @@ export class Manager implements PoolHost {
   #bootDeaths: number[] = [];
   /** Why respawning stopped, once the restart budget was exhausted. */
   #respawnStopped: string | undefined;
+  /** CHILD_SICK back-off: consecutive sick exits, the last one, and no respawn before `until`. */
+  #sick = { streak: 0, lastAt: 0, until: 0 };
+  /** The manager's exit code once stopped (non-zero when it halted). */
+  #exitCode: number = EXIT.OK;
+  readonly #brake: CrashBrake;
 
   constructor(opts: ManagerOptions) {
     this.inst = opts.inst;
@@ -130,6 +129,14 @@ export class Manager implements PoolHost {
     if (opts.listenFd !== undefined) this.listenFd = opts.listenFd;
     this.#upgradeFrom = opts.upgradeFrom;
     this.#owner = opts.upgradeFrom === undefined;
+    this.#upgrade = new Upgrade(this);
+    this.#brake = new CrashBrake({
+      maxCrashes: opts.inst.monitor.appMaxCrashes,
+      windowMs: opts.inst.monitor.appCrashWindowMs,
+      soDir: opts.inst.home.dir('so'),
+      ibmaConfFile: opts.inst.ibmaConfFile,
+      log: opts.log,
+    });
   }
 
   get conf() {
@@ -195,6 +202,7 @@ export class Manager implements PoolHost {
       if (this.#respawnStopped) {
         throw new IbpError('IBP_ERR_DAEMON_START', { tool: 'ibas', detail: `workers die at start: ${this.#respawnStopped}`, log: this.inst.monitorLog });
       }
+      if (this.#stopping) throw new IbpError('IBP_ERR_DAEMON_START', { tool: 'ibas', detail: `stopped while starting: ${this.#stopping.reason}`, log: this.inst.monitorLog });
       if (Date.now() > deadline) throw new IbpError('IBP_ERR_DAEMON_START', { tool: 'ibas', detail: `workers not ready within ${timeoutMs} ms`, log: this.inst.monitorLog });
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -210,8 +218,15 @@ export class Manager implements PoolHost {
     return [...this.#workers.values()];
   }
 
+  spawnBlocked(): string | undefined {
+    if (this.#stopping) return 'the server is stopping';
+    if (this.#respawnStopped) return `respawning stopped: ${this.#respawnStopped}`;
+    if (Date.now() < this.#sick.until) return `backing off after a sick worker for ${this.#sick.until - Date.now()} ms`;
+    return undefined;
+  }
+
   spawnWorker(kind: 'pool' | 'fork', connFd?: number): WorkerRecord | undefined {
-    if (this.#stopping || this.#respawnStopped) return undefined;
+    if (this.spawnBlocked() !== undefined) return undefined;
     const index = this.scoreboard.claimSlot();
     if (index < 0) {
       this.log.error(`no free scoreboard slot , slots[${this.scoreboard.slots}] workers[${this.#workers.size}]`);
@@ -225,16 +240,7 @@ export class Manager implements PoolHost {
       resetFileDir(this.inst.fileDir(index));
       fs.mkdirSync(this.inst.home.dir('log'), { recursive: true });
       errFd = fs.openSync(logFile, 'a');
-      const env: NodeJS.ProcessEnv = {
-        ...process.env,
-        IBP_HOME: this.inst.home.root,
-        IBAS_CONF: this.inst.confFile,
-        IBAS_SLOT: String(index),
-        IBAS_GENERATION: String(this.generation),
-        IBAS_WORKER_MODE: kind,
-      };
-      delete env.IBP_DAEMON_CHILD;
-      delete env.IBAS_LISTEN_FD;
+      const env = encodeWorkerEnv(process.env, { home: this.inst.home.root, confFile: this.inst.confFile, slot: index, generation: this.generation, kind });
       const execArgv = process.execArgv.filter((a) => !a.startsWith('--inspect'));
       child = spawn(process.execPath, [...execArgv, WORKER_MAIN], {
         stdio: ['ignore', 'ignore', errFd, kind === 'fork' ? connFd! : this.listenFd],
@@ -303,6 +309,7 @@ export class Manager implements PoolHost {
       this.#reap();
       this.#watchGenerations();
       if (!this.#stopping) {
+        this.#watchApps();
         this.#timeouts.scan(this.scoreboard, this.#workers.values(), this.log);
         this.policy.maintain(this, Date.now());
       } else {
@@ -329,7 +336,7 @@ export class Manager implements PoolHost {
           for (const w of this.#workers.values()) try { process.kill(w.pid, 'SIGUSR1'); } catch { /* gone */ }
           break;
         case 'SIGUSR2':
-          this.upgrade();
+          this.#upgrade.start();
           break;
         default:
           this.log.info(`signal ${s} received , ignored`);
@@ -345,17 +352,46 @@ export class Manager implements PoolHost {
       this.#children.delete(pid);
       if (!rec) continue;
       const last = this.scoreboard.release(rec.index);
+      removeWorkerPrivateDir(this.inst.home.dir('so'), rec.index, pid);
       const abnormal = signal !== null || code !== EXIT.OK;
-      this.#timeouts.exited(pid, signal, last, this.log);
+      const tier = this.#timeouts.exited(pid, signal, last, this.log);
+      const cls = classifyExit({ code, signal, retiring: rec.retiring !== undefined, state: last.state, tier });
+      const inTx = last.txStartAt > 0 && last.app !== '';
       if (signal && CRASH_SIGNALS.has(signal)) {
-        this.log.warn({ pid, slot: rec.index, signal, app: last.app }, `worker crashed , pid[${pid}] slot[${rec.index}] signal[${signal}]${last.txStartAt > 0 ? ` app[${last.app}] (in a transaction: the client got a crash answer)` : ''} , the backtrace is in ${this.inst.workerLog(rec.index)}`);
+        this.log.warn({ pid, slot: rec.index, signal, app: last.app }, `worker crashed , pid[${pid}] slot[${rec.index}] signal[${signal}]${inTx ? ` app[${last.app}] (in a transaction: the client got a crash answer)` : ''} , the backtrace is in ${this.inst.workerLog(rec.index)}`);
       }
-      if ((code !== null && BOOT_ERRORS.has(code)) || (abnormal && last.state === 'STARTING')) this.#bootDeath(pid, code, signal);
       this.scoreboard.retire(Math.max(last.count, 0), Math.max(last.errors, 0), abnormal);
-      const what = `worker exited , pid[${pid}] slot[${rec.index}] ${signal ? `signal[${signal}]` : `code[${code}]`} transactions[${last.count}] state[${last.state}]${rec.retiring ? ` retired[${rec.retiring}]` : ''}`;
-      if (abnormal && !this.#stopping) this.log.warn({ pid, slot: rec.index, code, signal }, `${what} , replacing`);
-      else this.log.info({ pid, slot: rec.index, code, signal }, what);
+      const spec = EXIT_CLASSES[cls];
+      const what = `worker exited , pid[${pid}] slot[${rec.index}] ${signal ? `signal[${signal}]` : `code[${code}]`} transactions[${last.count}] state[${last.state}]${rec.retiring ? ` retired[${rec.retiring}]` : ''} class[${cls}] action[${spec.action}]`;
+      const fields = { pid, slot: rec.index, code, signal, class: cls, action: spec.action };
+      if (spec.level !== 'info' && !this.#stopping) this.log[spec.level](fields, `${what}${code !== null && code !== EXIT.OK ? ` exit[${exitName(code)}]` : ''} , ${ACTION_TEXT[spec.action]}`);
+      else this.log.info(fields, what);
+      if (spec.appCrash && inTx && !this.#stopping) this.#brake.crashed(this.scoreboard, last.app);
+      this.#act(cls, pid, code, signal);
       this.policy.exited?.(rec);
+    }
+  }
+
+  /** Act on an exit's class (ibas/exit-class.ts). */
+  #act(cls: ExitClass, pid: number, code: number | null, signal: NodeJS.Signals | null): void {
+    switch (EXIT_CLASSES[cls].action) {
+      case 'backoff': {
+        const now = Date.now();
+        this.#sick.streak = now - this.#sick.lastAt > SICK_BACKOFF.resetMs ? 1 : this.#sick.streak + 1;
+        this.#sick.lastAt = now;
+        const delay = sickDelayMs(this.#sick.streak);
+        this.#sick.until = now + delay;
+        this.log.warn({ pid, class: cls, streak: this.#sick.streak, delayMs: delay }, `worker sick , pid[${pid}] sick_exits[${this.#sick.streak}] , respawning backs off: next spawn in ${delay} ms`);
+        return;
+      }
+      case 'budget':
+        this.#bootDeath(pid, code, signal);
+        return;
+      case 'halt':
+        this.log.error({ alert: 'worker_fatal', pid }, `ALERT worker fatal , pid[${pid}] exit[${exitName(code ?? -1)}] , the server halts: see ${this.inst.monitorLog} and the worker logs`);
+        this.halt(`worker ${pid} exited CHILD_FATAL`, EXIT.CHILD_FATAL);
+        return;
+      default:
     }
   }
 
@@ -368,110 +404,38 @@ export class Manager implements PoolHost {
     if (this.#respawnStopped || this.#bootDeaths.length < maxRestarts) return;
     this.#respawnStopped = `${this.#bootDeaths.length} workers died at start within ${restartWindowMs} ms (last: pid ${pid} ${signal ? `signal ${signal}` : `code ${code}`})`;
     this.log.error({ alert: 'restart_budget', deaths: this.#bootDeaths.length, windowMs: restartWindowMs }, `ALERT restart budget exhausted , ${this.#respawnStopped} , respawning stopped (monitor.max_restarts ${maxRestarts}): see the worker logs, fix the cause, restart ibas`);
-    if (this.liveWorkers().length === 0 && !this.#stopping) this.stop(`restart budget exhausted: ${this.#respawnStopped}`);
+    this.#checkBudgetHalt();
   }
 
-  // ---------------------------------------------------------------- USR2 graceful upgrade
+  /** Respawning stopped and no worker left: nothing will ever serve again. */
+  #checkBudgetHalt(): void {
+    if (this.#respawnStopped && this.liveWorkers().length === 0 && !this.#stopping) this.halt(`restart budget exhausted: ${this.#respawnStopped}`, EXIT.CRASH_LOOP);
+  }
 
-  /**
-   * SIGUSR2 (nginx's protocol): rename the pid file to `<pid file>.oldbin`, start a new-generation
-   * manager from the code on disk (dist/bin/ibas.js) with the listen socket inherited on fd 4 and
-   * a ready pipe on fd 3. It attaches the shared scoreboard and accept lock, starts its workers and
-   * writes the pid file; when it reports ready this manager stops (its workers finish their
-   * current connection; queued connections are accepted by the new workers, the socket is never
-   * closed) and exits without removing what the new generation now uses. A new generation that
-   * exits, reports a failure or is not ready within monitor.upgrade_timeout is killed, `.oldbin`
-   * is renamed back, and this generation keeps serving. A second USR2 while two generations live
-   * is refused.
-   */
+  // ---------------------------------------------------------------- USR2 graceful upgrade (ibas/upgrade.ts)
+
+  /** SIGUSR2 (also callable directly). */
   upgrade(): void {
-    const refuse = (why: string): void => this.log.warn(`signal SIGUSR2 received , upgrade refused: ${why}`);
-    if (this.#stopping) return refuse('the server is stopping');
-    if (this.#upgrade) return refuse(`generation ${this.#upgrade.generation} (pid ${this.#upgrade.pid}) is already starting`);
-    if (!this.#owner) return refuse(`the previous generation (pid ${this.#upgradeFrom}) is still leaving`);
-    const { inst } = this;
-    const oldbin = `${inst.pidFile}.oldbin`;
-    const generation = this.generation + 1;
-    const main = upgradeMain(inst.home.root);
-    let child: ChildProcess;
-    let errFd: number | undefined;
-    try {
-      fs.renameSync(inst.pidFile, oldbin);
-      errFd = fs.openSync(path.join(path.dirname(inst.monitorLog), 'ibas_stderr.log'), 'a');
-      const env: NodeJS.ProcessEnv = {
-        ...process.env,
-        IBP_DAEMON_CHILD: '1',
-        IBP_HOME: inst.home.root,
-        IBAS_LISTEN_FD: String(UPGRADE_LISTEN_FD),
-        IBAS_GENERATION: String(generation),
-        IBAS_UPGRADE_FROM: String(process.pid),
-      };
-      const execArgv = process.execArgv.filter((a) => !a.startsWith('--inspect'));
-      child = spawn(process.execPath, [...execArgv, main, '-f', inst.confFile, '-a', 'start'], {
-        detached: true,
-        stdio: ['ignore', 'ignore', errFd, 'pipe', this.listenFd],
-        env,
-      });
-    } catch (e) {
-      try { if (fs.existsSync(oldbin)) fs.renameSync(oldbin, inst.pidFile); } catch { /* keep going */ }
-      this.log.error(`upgrade failed , reason[${errorText(e)}] , generation ${this.generation} keeps serving`);
-      return;
-    } finally {
-      if (errFd !== undefined) fs.closeSync(errFd);
-    }
-    const up: Upgrade = { child, pid: child.pid ?? -1, generation, since: Date.now(), settled: false };
-    this.#upgrade = up;
-    this.log.info(`signal SIGUSR2 received , upgrade: pid file renamed to ${path.basename(oldbin)} , starting generation ${generation} pid[${up.pid}] from ${main}`);
-    const timer = setTimeout(() => this.#upgradeFailed(up, `not ready within ${inst.monitor.upgradeTimeoutMs} ms`), inst.monitor.upgradeTimeoutMs);
-    const ready = child.stdio[3] as NodeJS.ReadableStream | null;
-    let text = '';
-    ready?.setEncoding('utf8');
-    ready?.on('data', (d: string) => {
-      text += d;
-      const nl = text.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      const line = text.slice(0, nl);
-      if (line === 'READY') this.#upgradeReady(up);
-      else this.#upgradeFailed(up, line.replace(/^FAILED /, 'it reported: '));
-    });
-    ready?.on('error', () => undefined);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      this.#upgradeFailed(up, e.message);
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      this.#upgradeFailed(up, `it exited with ${signal ? `signal ${signal}` : `code ${code}`} (see ibas_stderr.log and the monitor log)`);
-    });
+    this.#upgrade.start();
   }
 
-  #upgradeReady(up: Upgrade): void {
-    if (up.settled) return;
-    up.settled = true;
-    (up.child.stdio[3] as unknown as { destroy(): void } | null)?.destroy();
-    up.child.removeAllListeners('exit');
-    up.child.on('exit', () => undefined);
-    up.child.unref();
+  get upgradeState(): string {
+    return this.#upgrade.state;
+  }
+
+  upgradeBlocked(): string | undefined {
+    if (this.#stopping) return 'the server is stopping';
+    if (!this.#owner) return `the previous generation (pid ${this.#upgradeFrom}) is still leaving`;
+    return undefined;
+  }
+
+  handedOver(generation: number, pid: number): void {
     this.#handedOver = true;
-    this.log.info(`upgrade: generation ${up.generation} pid[${up.pid}] is ready , generation ${this.generation} stops accepting; its workers finish their current connection`);
-    this.stop(`handed over to generation ${up.generation} (pid ${up.pid})`);
+    this.stop(`handed over to generation ${generation} (pid ${pid})`);
   }
 
-  #upgradeFailed(up: Upgrade, why: string): void {
-    if (up.settled) return;
-    up.settled = true;
-    this.#upgrade = undefined;
-    (up.child.stdio[3] as unknown as { destroy(): void } | null)?.destroy();
-    try { process.kill(up.pid, 'SIGKILL'); } catch { /* gone */ }
-    const { pidFile } = this.inst;
-    try {
-      fs.renameSync(`${pidFile}.oldbin`, pidFile);
-    } catch {
-      writePid(pidFile);
-    }
-    this.#orphanGen = up.generation;
-    this.log.error({ alert: 'upgrade_rollback', generation: up.generation }, `upgrade rolled back , generation ${up.generation} pid[${up.pid}] failed: ${why} , it was killed, the pid file is back, generation ${this.generation} keeps serving`);
+  rolledBack(generation: number): void {
+    this.#orphanGen = generation;
     this.kick();
   }
 
@@ -495,6 +459,13 @@ export class Manager implements PoolHost {
       }
       if (left === 0) this.#orphanGen = undefined;
     }
+  }
+
+  /** Stop because nothing good can come of running on; the manager exits with `code` (non-zero). */
+  halt(reason: string, code: number): void {
+    if (this.#exitCode === EXIT.OK) this.#exitCode = code;
+    this.log.error({ alert: 'halt', code }, `manager halts , reason[${reason}] exit[${code} ${exitName(code)}]`);
+    this.stop(`halted: ${reason}`);
   }
 
   /** Begin a graceful stop (idempotent). */
@@ -527,6 +498,12 @@ export class Manager implements PoolHost {
     this.#finish();
   }
 
+  /** Once a tick: the crash-loop brake's package checks, and a budget halt once the last worker left. */
+  #watchApps(): void {
+    this.#brake.scan(this.scoreboard);
+    this.#checkBudgetHalt();
+  }
+
   #finish(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
@@ -551,8 +528,9 @@ export class Manager implements PoolHost {
     if (this.#handedOver) {
       try { fs.unlinkSync(`${this.inst.pidFile}.oldbin`); } catch { /* gone */ }
     }
-    this.log.info(`manager stopped , reason[${this.#stopping?.reason}]`);
-    this.#finished?.(EXIT.OK);
+    this.#upgrade.finish();
+    this.log.info(`manager stopped , reason[${this.#stopping?.reason}] exit[${this.#exitCode}]`);
+    this.#finished?.(this.#exitCode);
   }
 
   /** Tear down after a failed start (workers already spawned are killed). */

@@ -26,6 +26,8 @@ export interface PoolHost {
   liveWorkers(): WorkerRecord[];
   /** Spawn a worker into a free slot; `connFd` for a FORK worker. Undefined when no slot is free. */
   spawnWorker(kind: 'pool' | 'fork', connFd?: number): WorkerRecord | undefined;
+  /** Why no worker may be spawned now (CHILD_SICK back-off, restart budget, stopping), or undefined. */
+  spawnBlocked(): string | undefined;
   /** Ask a worker to go (SIGTERM: it leaves between transactions). */
   retireWorker(w: WorkerRecord, reason: string): void;
   /** True once a stop began. */

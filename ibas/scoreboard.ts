@@ -11,7 +11,7 @@
  *
  * Header (64 bytes, little-endian):
  *
- *   @0  i32 magic 0x49425342 ("IBSB")     @4  i32 layout version (1)
+ *   @0  i32 magic 0x49425342 ("IBSB")     @4  i32 layout version (2)
  *   @8  i32 slot count                     @12 i32 slot size (128)
  *   @16 i32 manager pid                    @20 i32 generation of the manager
  *   @24 i32 mode (0 FORK, 1 STATIC, 2 DYNAMIC, 3 FOREGROUND)
@@ -29,15 +29,53 @@
  *   @121 u8 transport of the connection (0 none, 1 binary, 2 http; ibas/last-answer.ts)
  *   @122 u8 1 = answers of the running transaction are held unsent in the worker (the pre-answer)
  *   @123 reserved                      @124 i32 the connection's fd in the worker (for tiers 2/3)
+ *
+ * Suspended apps (the crash-loop brake, ibas/suspensions.ts) at 64 + slots × 128: SB_SUSPEND_MAX
+ * entries of 192 bytes, written by the manager (and `ibas -a resume_app`), read lock-free by every
+ * worker before it resolves an app:
+ *
+ *   @0  i32 sequence (odd while written)   @4  i32 state (0 free, 1 being written, 2 suspended)
+ *   @8  i32 crashes counted                @12 i32 window (s)
+ *   @16 f64 suspended since (ms epoch)     @24 f64 package size   @32 f64 package mtime (ms)
+ *   @40 f64 package inode                  @48 u8 app length, @49 app (64 bytes)
+ *   @113 u8 bin length, @114 bin (64 bytes) @178 reserved to 192
+ *
+ * An entry changes state by compare-and-swap on its state (free → being written → suspended,
+ * suspended → being written → free), so the manager and the CLI never write one together.
  */
 import { IbpError } from '../lib/errors.js';
 import { destroySegment, Segment } from '../lib/shm/sysv.js';
 
 export const SB_MAGIC = 0x49425342;
-export const SB_VERSION = 1;
+export const SB_VERSION = 2;
 export const SB_HEADER = 64;
 export const SB_SLOT = 128;
+/** Entries of the suspended-apps table, and the size of one. */
+export const SB_SUSPEND_MAX = 32;
+export const SB_SUSPEND_ENTRY = 192;
 const APP_MAX = 64;
+/** Suspension entry field offsets. */
+const S = { SEQ: 0, STATE: 4, CRASHES: 8, WINDOW: 12, SINCE: 16, SIZE: 24, MTIME: 32, INO: 40, APP_LEN: 48, APP: 49, BIN_LEN: 113, BIN: 114 } as const;
+const SUSP_FREE = 0;
+const SUSP_BUSY = 1;
+const SUSP_ON = 2;
+
+/** One suspended app (the package identity is the one recorded when it was suspended). */
+export interface Suspension {
+  app: string;
+  bin: string;
+  crashes: number;
+  windowS: number;
+  since: number;
+  size: number;
+  mtimeMs: number;
+  ino: number;
+}
+
+/** Bytes of a scoreboard with `slots` slots. */
+export function scoreboardBytes(slots: number): number {
+  return SB_HEADER + slots * SB_SLOT + SB_SUSPEND_MAX * SB_SUSPEND_ENTRY;
+}
 
 /** Worker states, after IBP (listening / working / idle) and httpd's one-character view. */
 export const WORKER_STATES = ['DEAD', 'STARTING', 'IDLE', 'LISTEN', 'WORKING', 'KEEPALIVE', 'GRACEFUL', 'READING'] as const;
@@ -109,7 +147,7 @@ export class Scoreboard {
       throw new IbpError('IBP_ERR_SHM_LAYOUT', { key: seg.key, found: `scoreboard v${version}`, expected: `scoreboard v${SB_VERSION}` });
     }
     this.slots = this.#buf.readInt32LE(H.SLOTS);
-    if (this.slots < 0 || SB_HEADER + this.slots * SB_SLOT > this.#buf.length) {
+    if (this.slots < 0 || scoreboardBytes(this.slots) > this.#buf.length) {
       throw new IbpError('IBP_ERR_SHM_LAYOUT', { key: seg.key, found: `${this.slots} slots in ${this.#buf.length} bytes`, expected: 'a consistent slot count' });
     }
   }
@@ -117,7 +155,7 @@ export class Scoreboard {
   /** Create a fresh scoreboard (a stale one with the same key is removed first). */
   static create(key: number, slots: number, mode: SbMode, generation: number): Scoreboard {
     destroySegment(key);
-    const seg = Segment.create(key, SB_HEADER + slots * SB_SLOT);
+    const seg = Segment.create(key, scoreboardBytes(slots));
     if (!seg) throw new IbpError('IBP_ERR_SHM_SYSCALL', { call: 'shmget(scoreboard)', detail: `key 0x${key.toString(16)} is taken` });
     seg.buf.fill(0);
     seg.buf.writeInt32LE(SB_VERSION, H.VERSION);
@@ -204,6 +242,95 @@ export class Scoreboard {
     } finally {
       Atomics.add(this.#i32, H.SEQ >> 2, 1);
     }
+  }
+
+  // ------------------------------------------------------------ suspended apps
+
+  #suspBase(i: number): number {
+    return SB_HEADER + this.slots * SB_SLOT + i * SB_SUSPEND_ENTRY;
+  }
+
+  /** Manager: suspend an app. False when it already is, or the table is full. */
+  suspend(v: Suspension): boolean {
+    if (this.suspension(v.app)) return false;
+    for (let i = 0; i < SB_SUSPEND_MAX; i++) {
+      const base = this.#suspBase(i);
+      if (Atomics.compareExchange(this.#i32, (base + S.STATE) >> 2, SUSP_FREE, SUSP_BUSY) !== SUSP_FREE) continue;
+      const b = this.#buf;
+      Atomics.add(this.#i32, (base + S.SEQ) >> 2, 1);
+      b.writeInt32LE(v.crashes, base + S.CRASHES);
+      b.writeInt32LE(v.windowS, base + S.WINDOW);
+      b.writeDoubleLE(v.since, base + S.SINCE);
+      b.writeDoubleLE(v.size, base + S.SIZE);
+      b.writeDoubleLE(v.mtimeMs, base + S.MTIME);
+      b.writeDoubleLE(v.ino, base + S.INO);
+      b[base + S.APP_LEN] = b.write(v.app, base + S.APP, APP_MAX, 'utf8');
+      b[base + S.BIN_LEN] = b.write(v.bin, base + S.BIN, APP_MAX, 'utf8');
+      Atomics.add(this.#i32, (base + S.SEQ) >> 2, 1);
+      Atomics.store(this.#i32, (base + S.STATE) >> 2, SUSP_ON);
+      return true;
+    }
+    return false;
+  }
+
+  /** Manager or `ibas -a resume_app`: lift an app's suspension. False when it was not suspended. */
+  resume(app: string): boolean {
+    for (let i = 0; i < SB_SUSPEND_MAX; i++) {
+      const base = this.#suspBase(i);
+      if (Atomics.load(this.#i32, (base + S.STATE) >> 2) !== SUSP_ON || this.#suspApp(base) !== app) continue;
+      if (Atomics.compareExchange(this.#i32, (base + S.STATE) >> 2, SUSP_ON, SUSP_BUSY) !== SUSP_ON) continue;
+      Atomics.add(this.#i32, (base + S.SEQ) >> 2, 1);
+      this.#buf.fill(0, base + S.CRASHES, base + SB_SUSPEND_ENTRY);
+      Atomics.add(this.#i32, (base + S.SEQ) >> 2, 1);
+      Atomics.store(this.#i32, (base + S.STATE) >> 2, SUSP_FREE);
+      return true;
+    }
+    return false;
+  }
+
+  #suspApp(base: number): string {
+    return this.#buf.toString('utf8', base + S.APP, base + S.APP + Math.min(this.#buf[base + S.APP_LEN]!, APP_MAX));
+  }
+
+  #suspRead(base: number): Suspension | undefined {
+    const b = this.#buf;
+    for (let tries = 0; tries < 1000; tries++) {
+      const s1 = Atomics.load(this.#i32, (base + S.SEQ) >> 2);
+      if (Atomics.load(this.#i32, (base + S.STATE) >> 2) !== SUSP_ON) return undefined;
+      const v: Suspension = {
+        app: this.#suspApp(base),
+        bin: b.toString('utf8', base + S.BIN, base + S.BIN + Math.min(b[base + S.BIN_LEN]!, APP_MAX)),
+        crashes: b.readInt32LE(base + S.CRASHES),
+        windowS: b.readInt32LE(base + S.WINDOW),
+        since: b.readDoubleLE(base + S.SINCE),
+        size: b.readDoubleLE(base + S.SIZE),
+        mtimeMs: b.readDoubleLE(base + S.MTIME),
+        ino: b.readDoubleLE(base + S.INO),
+      };
+      if ((s1 & 1) === 0 && Atomics.load(this.#i32, (base + S.SEQ) >> 2) === s1 && Atomics.load(this.#i32, (base + S.STATE) >> 2) === SUSP_ON) return v;
+    }
+    return undefined;
+  }
+
+  /** Workers (before resolving an app), `-s status`: the app's suspension, if it is suspended. Lock-free. */
+  suspension(app: string): Suspension | undefined {
+    for (let i = 0; i < SB_SUSPEND_MAX; i++) {
+      const base = this.#suspBase(i);
+      if (Atomics.load(this.#i32, (base + S.STATE) >> 2) !== SUSP_ON) continue;
+      const v = this.#suspRead(base);
+      if (v?.app === app) return v;
+    }
+    return undefined;
+  }
+
+  /** Every suspended app. */
+  suspensions(): Suspension[] {
+    const out: Suspension[] = [];
+    for (let i = 0; i < SB_SUSPEND_MAX; i++) {
+      const v = this.#suspRead(this.#suspBase(i));
+      if (v) out.push(v);
+    }
+    return out;
   }
 
   // ------------------------------------------------------------ slots

@@ -36,6 +36,7 @@ const STATUS: Partial<Record<number, number>> = {
   [RC.PROTO_FRAME]: 400,
   [RC.POOL_STOPPING]: 503,
   [RC.POOL_NO_SPACE]: 503,
+  [RC.APP_SUSPENDED]: 503,
 };
 
 const APP_PATH = /^\/ibp\/([A-Za-z0-9_][A-Za-z0-9_.-]{0,63})\/?(?:\?.*)?$/;

@@ -4,24 +4,60 @@
  *
  *   status    is the manager running: pid, mode, listen address, generation, workers by state,
  *             and the pool in one line of status characters (`_` idle, `L` listening (holds the
- *             accept lock), `W` working, `K` keep-alive, `S` starting, `G` leaving, `.` free)
+ *             accept lock), `W` working, `K` keep-alive, `S` starting, `G` leaving, `.` free);
+ *             during a USR2 handover both generations (the old manager's pid from `.oldbin`, the
+ *             new one's from ibas.upgrade / the pid file); the suspended apps (crash-loop brake)
  *   bbstat    pool totals: workers by state, transactions and errors (live + exited workers),
  *             workers spawned, abnormal exits, accept lock free/held
  *   bbdetail  one row per worker: slot, pid, generation, state, app, current transaction age,
  *             transactions, errors, connections, uptime
  *
- * Exit code 7 when ibas is not running.
+ * Exit code EXIT.DAEMON (7) when ibas is not running.
  */
 import { printRows, type Column } from '../lib/cli.js';
-import { runningPid } from '../lib/pidfile.js';
+import { EXIT } from '../lib/exit-codes.js';
+import { isAlive, runningPid } from '../lib/pidfile.js';
 import { Semaphore } from '../lib/shm/sysv.js';
 import type { Instance } from './instance.js';
-import { Scoreboard, STATE_CHAR, WORKER_STATES, type SlotView, type WorkerState } from './scoreboard.js';
+import { Scoreboard, STATE_CHAR, WORKER_STATES, type SlotView, type Suspension, type WorkerState } from './scoreboard.js';
+import { readUpgrade } from './upgrade.js';
 
 export const SHOWS = ['status', 'bbstat', 'bbdetail'] as const;
 export type Show = (typeof SHOWS)[number];
 
-const NOT_RUNNING = 7;
+const NOT_RUNNING = EXIT.DAEMON;
+
+/** The managers of this home: the serving one, and during a USR2 handover the other generation. */
+export interface Managers {
+  /** The manager `-s` talks about (the pid file's; the old one while the new is not yet ready). */
+  pid: number;
+  upgrade?: { state: string; old: { pid: number; generation: number; alive: boolean }; new: { pid: number; generation: number; alive: boolean } };
+}
+
+export function managersOf(inst: Instance): Managers | undefined {
+  const current = runningPid(inst.pidFile);
+  const oldbin = runningPid(`${inst.pidFile}.oldbin`);
+  // a record left by a manager that died mid-upgrade (SIGKILL) names a dead pid: ignore it
+  const found = readUpgrade(inst);
+  const rec = found && isAlive(found.from.pid) ? found : undefined;
+  if (current === undefined && oldbin === undefined) return undefined;
+  const pid = current ?? oldbin!;
+  if (oldbin === undefined && !rec) return { pid };
+  const oldPid = oldbin ?? rec?.from.pid ?? -1;
+  const newPid = rec?.to.pid ?? (current !== oldbin ? current : undefined) ?? -1;
+  return {
+    pid,
+    upgrade: {
+      state: rec?.state ?? 'HANDED_OVER',
+      old: { pid: oldPid, generation: rec?.from.generation ?? 0, alive: oldPid > 0 && isAlive(oldPid) },
+      new: { pid: newPid, generation: rec?.to.generation ?? 0, alive: newPid > 0 && isAlive(newPid) },
+    },
+  };
+}
+
+function suspensionRows(list: Suspension[], now = Date.now()): { app: string; bin: string; crashes: number; window_s: number; since_s: number }[] {
+  return list.map((x) => ({ app: x.app, bin: x.bin, crashes: x.crashes, window_s: x.windowS, since_s: Math.round((now - x.since) / 1000) }));
+}
 
 export interface DetailRow {
   slot: number;
@@ -93,7 +129,8 @@ export function bbstat(sb: Scoreboard, inst: Instance): Record<string, number | 
 }
 
 export function show(what: Show, inst: Instance, json: boolean, out: (s: string) => void = (s) => process.stdout.write(s)): number {
-  const pid = runningPid(inst.pidFile);
+  const managers = managersOf(inst);
+  const pid = managers?.pid;
   const sb = pid !== undefined ? Scoreboard.attach(inst.scoreboardKey) : undefined;
   if (pid === undefined || !sb) {
     if (json) out(`${JSON.stringify({ running: false, pid_file: inst.pidFile })}\n`);
@@ -105,12 +142,24 @@ export function show(what: Show, inst: Instance, json: boolean, out: (s: string)
     switch (what) {
       case 'status': {
         const load = sb.load();
+        const suspended = suspensionRows(sb.suspensions());
+        const up = managers!.upgrade;
         const row = {
           running: true, pid, mode: h.mode, listen: `${inst.conf.server.ip}:${inst.conf.server.port}`, generation: h.generation,
           workers: load.total, working: load.working, uptime_s: Math.round((Date.now() - h.startedAt) / 1000), pool: statusLine(sb),
+          ...(up ? { upgrade: up } : {}),
+          suspended,
         };
-        if (json) out(`${JSON.stringify(row, null, 2)}\n`);
-        else out(`ibas is running , pid[${pid}] mode[${h.mode}] listen[${row.listen}] generation[${h.generation}] workers[${load.total}] working[${load.working}] uptime[${row.uptime_s}s]\n${row.pool}\n`);
+        if (json) {
+          out(`${JSON.stringify(row, null, 2)}\n`);
+          return 0;
+        }
+        out(`ibas is running , pid[${pid}] mode[${h.mode}] listen[${row.listen}] generation[${h.generation}] workers[${load.total}] working[${load.working}] uptime[${row.uptime_s}s]\n${row.pool}\n`);
+        if (up) {
+          const gen = (g: number) => (g > 0 ? `generation ${g} ` : '');
+          out(`upgrade[${up.state}] , old: ${gen(up.old.generation)}pid[${up.old.pid}] (${inst.pidFile}.oldbin)${up.old.alive ? '' : ' gone'} , new: ${gen(up.new.generation)}pid[${up.new.pid > 0 ? up.new.pid : 'spawning'}]${up.new.pid > 0 && !up.new.alive ? ' gone' : ''}\n`);
+        }
+        for (const x of suspended) out(`app suspended , app[${x.app}] bin[${x.bin}] crashes[${x.crashes}] within[${x.window_s}s] since[${x.since_s}s ago] (ibas -a resume_app --app ${x.app})\n`);
         return 0;
       }
       case 'bbstat': {

@@ -3,6 +3,7 @@
  *
  *   node dist/ibas/worker-main.js      fd 3 = the listen socket (pool) or the connection (FORK)
  *   env IBAS_CONF, IBAS_SLOT, IBAS_GENERATION, IBAS_WORKER_MODE (pool | fork), IBP_HOME
+ *       (encoded and decoded by ibas/handover.ts only)
  *
  * stderr is the worker's log file (the manager opens it), so even a crash before the logger is
  * up leaves its trace there. Exit codes follow lib/exit-codes.ts: CHILD_INIT when it cannot
@@ -15,7 +16,9 @@ import { installSignals } from '../lib/signals.js';
 import { AcceptLock } from './accept-lock.js';
 import { loadInstance } from './instance.js';
 import { Scoreboard } from './scoreboard.js';
-import { Worker, type WorkerMode } from './worker.js';
+import { Worker } from './worker.js';
+import { removePrivateDirs } from './app-cache.js';
+import { decodeWorkerEnv } from './handover.js';
 import { libc } from '../lib/native/libc.js';
 import { installCrashCapture } from '../lib/native/crash.js';
 import { AlarmGuard } from './tx-guard.js';
@@ -23,10 +26,13 @@ import { AlarmGuard } from './tx-guard.js';
 /**
  * Leave with _exit(2), not process.exit(): nothing of the worker's state needs Node's exit
  * handlers (logs are written synchronously, the accept lock goes back through SEM_UNDO), and
- * libuv's shutdown would join any thread of the pool still blocked in a native call.
+ * libuv's shutdown would join any thread of the pool still blocked in a native call. Exit
+ * handlers do not run, so the worker's private app folder (ibas/app-cache.ts) is removed here
+ * first.
  */
 const sysExit = libc.func('void _exit(int status)') as unknown as (status: number) => void;
 function hardExit(code: number): never {
+  removePrivateDirs();
   sysExit(code);
   throw new Error('unreachable');
 }
@@ -47,14 +53,12 @@ function followManager(): boolean {
 }
 
 async function main(): Promise<number> {
-  const confFile = process.env.IBAS_CONF;
-  const index = Number(process.env.IBAS_SLOT);
-  const generation = Number(process.env.IBAS_GENERATION ?? 1);
-  const mode = (process.env.IBAS_WORKER_MODE ?? 'pool') as WorkerMode;
-  if (!confFile || !Number.isInteger(index) || index < 0 || (mode !== 'pool' && mode !== 'fork')) {
-    process.stderr.write('ibas worker: started without IBAS_CONF / IBAS_SLOT / IBAS_WORKER_MODE: workers are spawned by the ibas manager\n');
+  const env = decodeWorkerEnv();
+  if (!env) {
+    process.stderr.write('ibas worker: started without a valid IBAS_CONF / IBAS_SLOT / IBAS_GENERATION / IBAS_WORKER_MODE: workers are spawned by the ibas manager\n');
     return EXIT.CHILD_INIT;
   }
+  const { confFile, slot: index, generation, kind: mode } = env;
   if (!followManager()) {
     process.stderr.write('ibas worker: the manager is already gone\n');
     return EXIT.CHILD_INIT;

@@ -85,6 +85,7 @@ export class Worker {
       maxCache: inst.conf.app.max_so_cache_count,
       workerIndex: opts.index,
       log: opts.log,
+      suspensions: opts.scoreboard,
     });
     opts.alarm?.attach(this.slot);
     this.runner = new TransactionRunner(this.resolver, this.slot, inst.fileDir(opts.index), opts.log, opts.alarm ?? opts.guard, inst.comm.maxFilesBytes);

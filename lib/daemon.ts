@@ -29,6 +29,10 @@ export interface StartOptions {
   /** How long to wait for readiness. */
   timeoutMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** Fds the child inherits as fd 4, 5, … (after the ready pipe on fd 3): ibas's USR2 listen socket. */
+  inheritFds?: number[];
+  /** Told the child's pid as soon as it is spawned (before it is ready). */
+  onSpawn?: (pid: number) => void;
 }
 
 /** Spawn the daemon child and wait for it to report ready. Resolves with its pid. */
@@ -44,10 +48,11 @@ export async function startDaemon(opts: StartOptions): Promise<number> {
   const stderrStart = fs.fstatSync(stderrFd).size;
   const child = spawn(process.execPath, [...process.execArgv, ...argv], {
     detached: true,
-    stdio: ['ignore', 'ignore', stderrFd, 'pipe'],
+    stdio: ['ignore', 'ignore', stderrFd, 'pipe', ...(opts.inheritFds ?? [])],
     env: { ...(opts.env ?? process.env), IBP_DAEMON_CHILD: '1' },
   });
   fs.closeSync(stderrFd);
+  if (child.pid !== undefined) opts.onSpawn?.(child.pid);
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const stderrTail = (): string => {
     try {

@@ -8,6 +8,8 @@
  * A message says what went wrong AND what to do about it.
  */
 
+import { EXIT } from './exit-codes.js';
+
 export interface ErrorSpec {
   /** Default message; `{name}` placeholders are filled from the `params` given at throw time. */
   readonly message: string;
@@ -19,19 +21,19 @@ export interface ErrorSpec {
 
 export const ERRORS = {
   /** Command line */
-  IBP_ERR_CLI_USAGE: { message: '{detail}', exit: 2 },
-  IBP_ERR_CLI_BAD_ARG: { message: 'bad value for {arg}: {detail}', exit: 2 },
+  IBP_ERR_CLI_USAGE: { message: '{detail}', exit: EXIT.USAGE },
+  IBP_ERR_CLI_BAD_ARG: { message: 'bad value for {arg}: {detail}', exit: EXIT.USAGE },
 
   /** Config files */
-  IBP_ERR_CFG_NOT_FOUND: { message: 'config file {file} not found: run `{tool} -a init` first or pass -f', exit: 3 },
-  IBP_ERR_CFG_PARSE: { message: 'config file {file} is not valid JSON: {detail}', exit: 3 },
-  IBP_ERR_CFG_INVALID: { message: 'config file {file}: key {key} {detail}', exit: 3 },
-  IBP_ERR_CFG_EXISTS: { message: '{file} exist !', exit: 0 },
-  IBP_ERR_CFG_BIN_IMAGE: { message: 'config image {file} is unreadable ({detail}); delete it or run `ibms -a build_config`', exit: 3 },
+  IBP_ERR_CFG_NOT_FOUND: { message: 'config file {file} not found: run `{tool} -a init` first or pass -f', exit: EXIT.INIT },
+  IBP_ERR_CFG_PARSE: { message: 'config file {file} is not valid JSON: {detail}', exit: EXIT.INIT },
+  IBP_ERR_CFG_INVALID: { message: 'config file {file}: key {key} {detail}', exit: EXIT.INIT },
+  IBP_ERR_CFG_EXISTS: { message: '{file} exist !', exit: EXIT.OK },
+  IBP_ERR_CFG_BIN_IMAGE: { message: 'config image {file} is unreadable ({detail}); delete it or run `ibms -a build_config`', exit: EXIT.INIT },
 
   /** Home, files, names */
-  IBP_ERR_HOME_LAYOUT: { message: 'home folder {home}: {detail}', exit: 3 },
-  IBP_ERR_FILE_NAME: { message: 'file name {name} refused: {detail}', http: 400, exit: 2 },
+  IBP_ERR_HOME_LAYOUT: { message: 'home folder {home}: {detail}', exit: EXIT.INIT },
+  IBP_ERR_FILE_NAME: { message: 'file name {name} refused: {detail}', http: 400, exit: EXIT.USAGE },
 
   /** Codec / REST bodies */
   IBP_ERR_CODEC_JSON: { message: 'malformed JSON body: {detail}', http: 400 },
@@ -39,37 +41,37 @@ export const ERRORS = {
   IBP_ERR_CODEC_TOO_LARGE: { message: 'body of {size} bytes is over the limit of {limit}', http: 413 },
 
   /** Registry (ibms) */
-  IBP_ERR_REG_AUTH: { message: 'missing or wrong credential: pass the admin credential (keys/admin.credential) or the node credential', http: 401, exit: 4 },
-  IBP_ERR_REG_FORBIDDEN: { message: '{who} is not entitled to {what}', http: 403, exit: 4 },
-  IBP_ERR_REG_NOT_FOUND: { message: '{kind} {name} not found', http: 404, exit: 5 },
-  IBP_ERR_REG_EXISTS: { message: '{kind} {name} already exists: use set_{kind} to change it', http: 409, exit: 5 },
-  IBP_ERR_REG_INVALID: { message: '{detail}', http: 400, exit: 5 },
-  IBP_ERR_REG_UNREACHABLE: { message: 'ibms at {url} is not answering ({detail}): is it started? (`ibms -s status`)', exit: 6 },
-  IBP_ERR_REG_ANSWER: { message: 'ibms answered {status}: {detail}', exit: 6 },
-  IBP_ERR_REG_IN_USE: { message: '{kind} {name} is still used by {users}: remove it there first', http: 409, exit: 5 },
-  IBP_ERR_REG_HOST_TAKEN: { message: 'host {host} is already a host of node {node}: remove it there first (remove_node_host)', http: 409, exit: 5 },
-  IBP_ERR_REG_NO_PACKAGE: { message: 'package {bin} of app {app} is not in {dir}: copy the .so there first', http: 404, exit: 5 },
-  IBP_ERR_REG_SAVE: { message: 'writing {file} failed ({detail}); the previous file is kept', http: 500, exit: 6 },
-  IBP_ERR_REG_STOPPING: { message: 'ibms is stopping: retry once it is started again', http: 503, exit: 6 },
-  IBP_ERR_REG_SCALE_STEP: { message: 'scale step {step} on host {host} failed: {detail}; fix it and run the same command again (it resumes)', exit: 6 },
-  IBP_ERR_REG_INTERNAL: { message: 'ibms failed on {what}: {detail} (see the ibms worker log)', http: 500, exit: 6 },
+  IBP_ERR_REG_AUTH: { message: 'missing or wrong credential: pass the admin credential (keys/admin.credential) or the node credential', http: 401, exit: EXIT.REG_AUTH },
+  IBP_ERR_REG_FORBIDDEN: { message: '{who} is not entitled to {what}', http: 403, exit: EXIT.REG_AUTH },
+  IBP_ERR_REG_NOT_FOUND: { message: '{kind} {name} not found', http: 404, exit: EXIT.REG_REFUSED },
+  IBP_ERR_REG_EXISTS: { message: '{kind} {name} already exists: use set_{kind} to change it', http: 409, exit: EXIT.REG_REFUSED },
+  IBP_ERR_REG_INVALID: { message: '{detail}', http: 400, exit: EXIT.REG_REFUSED },
+  IBP_ERR_REG_UNREACHABLE: { message: 'ibms at {url} is not answering ({detail}): is it started? (`ibms -s status`)', exit: EXIT.REG_UNAVAILABLE },
+  IBP_ERR_REG_ANSWER: { message: 'ibms answered {status}: {detail}', exit: EXIT.REG_UNAVAILABLE },
+  IBP_ERR_REG_IN_USE: { message: '{kind} {name} is still used by {users}: remove it there first', http: 409, exit: EXIT.REG_REFUSED },
+  IBP_ERR_REG_HOST_TAKEN: { message: 'host {host} is already a host of node {node}: remove it there first (remove_node_host)', http: 409, exit: EXIT.REG_REFUSED },
+  IBP_ERR_REG_NO_PACKAGE: { message: 'package {bin} of app {app} is not in {dir}: copy the .so there first', http: 404, exit: EXIT.REG_REFUSED },
+  IBP_ERR_REG_SAVE: { message: 'writing {file} failed ({detail}); the previous file is kept', http: 500, exit: EXIT.REG_UNAVAILABLE },
+  IBP_ERR_REG_STOPPING: { message: 'ibms is stopping: retry once it is started again', http: 503, exit: EXIT.REG_UNAVAILABLE },
+  IBP_ERR_REG_SCALE_STEP: { message: 'scale step {step} on host {host} failed: {detail}; fix it and run the same command again (it resumes)', exit: EXIT.REG_UNAVAILABLE },
+  IBP_ERR_REG_INTERNAL: { message: 'ibms failed on {what}: {detail} (see the ibms worker log)', http: 500, exit: EXIT.REG_UNAVAILABLE },
 
   /** Agent (ibma) */
   IBP_ERR_AGENT_PACKAGE: { message: 'package {bin} rejected: {detail}; the old file stays (check so/ of the registry, then `ibms -a update_app`)' },
 
   /** Daemons */
-  IBP_ERR_DAEMON_RUNNING: { message: '{tool} is already running with pid {pid} (pid file {pidfile})', exit: 7 },
-  IBP_ERR_DAEMON_NOT_RUNNING: { message: '{tool} is not running (pid file {pidfile})', exit: 7 },
-  IBP_ERR_DAEMON_START: { message: '{tool} did not start: {detail}; see {log}', exit: 7 },
-  IBP_ERR_DAEMON_STOP: { message: '{tool} (pid {pid}) did not stop within {ms} ms', exit: 7 },
+  IBP_ERR_DAEMON_RUNNING: { message: '{tool} is already running with pid {pid} (pid file {pidfile})', exit: EXIT.DAEMON },
+  IBP_ERR_DAEMON_NOT_RUNNING: { message: '{tool} is not running (pid file {pidfile})', exit: EXIT.DAEMON },
+  IBP_ERR_DAEMON_START: { message: '{tool} did not start: {detail}; see {log}', exit: EXIT.DAEMON },
+  IBP_ERR_DAEMON_STOP: { message: '{tool} (pid {pid}) did not stop within {ms} ms', exit: EXIT.DAEMON },
 
   /** Shared memory */
-  IBP_ERR_SHM_SYSCALL: { message: '{call} failed: {detail}', exit: 8 },
-  IBP_ERR_SHM_NO_SPACE: { message: 'no config space at index key {key}: is ibma started for this home? (`ibma -s status`)', exit: 8 },
-  IBP_ERR_SHM_LAYOUT: { message: 'segment {key} has layout {found}, this build reads {expected}: restart ibma with this build', exit: 8 },
-  IBP_ERR_SHM_CAPACITY: { message: '{what} does not fit in the segment: {detail}', exit: 8 },
-  IBP_ERR_SHM_INPUT: { message: 'cannot build a config segment from this config: {detail}; fix it in ibms and distribute again', exit: 8 },
-  IBP_ERR_SHM_ARG: { message: 'bad {arg}: {detail}', exit: 8 },
+  IBP_ERR_SHM_SYSCALL: { message: '{call} failed: {detail}', exit: EXIT.SHM },
+  IBP_ERR_SHM_NO_SPACE: { message: 'no config space at index key {key}: is ibma started for this home? (`ibma -s status`)', exit: EXIT.SHM },
+  IBP_ERR_SHM_LAYOUT: { message: 'segment {key} has layout {found}, this build reads {expected}: restart ibma with this build', exit: EXIT.SHM },
+  IBP_ERR_SHM_CAPACITY: { message: '{what} does not fit in the segment: {detail}', exit: EXIT.SHM },
+  IBP_ERR_SHM_INPUT: { message: 'cannot build a config segment from this config: {detail}; fix it in ibms and distribute again', exit: EXIT.SHM },
+  IBP_ERR_SHM_ARG: { message: 'bad {arg}: {detail}', exit: EXIT.SHM },
 
   /** Wire protocol */
   IBP_ERR_PROTO_FRAME: { message: 'malformed frame: {detail}' },
@@ -91,39 +93,40 @@ export const ERRORS = {
   IBP_ERR_APP_CRASH: { message: 'app {app} crashed the worker ({signal})' },
   IBP_ERR_APP_FILE: { message: 'app {app}: attached file {name} refused: {detail}' },
   IBP_ERR_APP_NO_2PC: { message: 'app {app} does not export {symbol}: it cannot take part in two-phase commit' },
+  IBP_ERR_APP_SUSPENDED: { message: 'app {app} is suspended on this server: it killed {crashes} workers within {window} s (monitor.app_max_crashes); nothing ran, safe to retry on another host; it resumes when its package changes or on `ibas -a resume_app --app {app}`', http: 503 },
   IBP_ERR_APP_UNLOADED: { message: 'app {app} ({file}) was unloaded: get it from the app cache again' },
-  IBP_ERR_NATIVE_MISSING: { message: 'native library {file} is missing or stale ({detail}): run `npm run build:apps`', exit: 3 },
+  IBP_ERR_NATIVE_MISSING: { message: 'native library {file} is missing or stale ({detail}): run `npm run build:apps`', exit: EXIT.INIT },
   IBP_ERR_NATIVE_CALL: { message: '{call} failed: {detail}' },
 
   /** Worker pool */
-  IBP_ERR_POOL_CRASH_LOOP: { message: 'workers die at start ({count} in {ms} ms): stopped respawning; fix the app or config and restart', exit: 9 },
+  IBP_ERR_POOL_CRASH_LOOP: { message: 'workers die at start ({count} in {ms} ms): stopped respawning; fix the app or config and restart', exit: EXIT.CRASH_LOOP },
   IBP_ERR_POOL_STOPPING: { message: 'server {node} is stopping: retry on another host' },
   IBP_ERR_POOL_INTERNAL: { message: 'server internal error: {detail}; see the worker log' },
   IBP_ERR_POOL_NO_SPACE: { message: 'server has no config space ({detail}): is ibma started on the server host?' },
 
   /** Client (ibac) */
-  IBP_ERR_CLIENT_NO_HOST: { message: 'no usable host for node {node}: every host is invalid or suspended', exit: 12 },
-  IBP_ERR_CLIENT_CONNECT: { message: 'cannot connect to {host}: {detail}', exit: 12 },
-  IBP_ERR_CLIENT_SAFE: { message: 'transaction failed before the request left ({detail}): safe to retry', exit: 12 },
-  IBP_ERR_CLIENT_SUSPICIOUS: { message: 'transaction SUSPICIOUS: the request may have reached {host} but no complete response came back ({detail}); verify, reverse or escalate', exit: 13 },
+  IBP_ERR_CLIENT_NO_HOST: { message: 'no usable host for node {node}: every host is invalid or suspended', exit: EXIT.CLIENT_FAILED },
+  IBP_ERR_CLIENT_CONNECT: { message: 'cannot connect to {host}: {detail}', exit: EXIT.CLIENT_FAILED },
+  IBP_ERR_CLIENT_SAFE: { message: 'transaction failed before the request left ({detail}): safe to retry', exit: EXIT.CLIENT_FAILED },
+  IBP_ERR_CLIENT_SUSPICIOUS: { message: 'transaction SUSPICIOUS: the request may have reached {host} but no complete response came back ({detail}); verify, reverse or escalate', exit: EXIT.CLIENT_SUSPICIOUS },
   IBP_ERR_CLIENT_NOT_SUPPORTED: { message: '{feature} is not supported yet' },
-  IBP_ERR_CLIENT_NODE_UNKNOWN: { message: 'node {node} is not in the config space of node {thisNode}: put both in one project (ibms -a set_project) and distribute', exit: 12 },
-  IBP_ERR_CLIENT_NODE_INVALID: { message: 'node {node} is marked invalid in the registry: ibms -a set_node --node {node} --invalid 0 makes it usable', exit: 12 },
-  IBP_ERR_CLIENT_USAGE: { message: '{detail}', exit: 2 },
+  IBP_ERR_CLIENT_NODE_UNKNOWN: { message: 'node {node} is not in the config space of node {thisNode}: put both in one project (ibms -a set_project) and distribute', exit: EXIT.CLIENT_FAILED },
+  IBP_ERR_CLIENT_NODE_INVALID: { message: 'node {node} is marked invalid in the registry: ibms -a set_node --node {node} --invalid 0 makes it usable', exit: EXIT.CLIENT_FAILED },
+  IBP_ERR_CLIENT_USAGE: { message: '{detail}', exit: EXIT.USAGE },
 
   /** Remote command agent (ibcmd) */
-  IBP_ERR_CMD_DENIED: { message: 'command refused: {detail}', http: 403, exit: 10 },
-  IBP_ERR_CMD_SYNTAX: { message: 'command line refused: {detail}', http: 400, exit: 10 },
-  IBP_ERR_CMD_AUTH: { message: 'missing or wrong ibcmd credential: present a copy of keys/ibcmd.credential of the agent (--credential-file)', http: 401, exit: 10 },
-  IBP_ERR_CMD_CREDENTIAL: { message: 'credential file {file}: {detail}', exit: 3 },
-  IBP_ERR_CMD_EXEC: { message: 'cannot run {cmd}: {detail}', http: 422, exit: 10 },
-  IBP_ERR_CMD_BUSY: { message: 'the agent already runs {count} commands: retry later', http: 503, exit: 11 },
-  IBP_ERR_CMD_FILE_NOT_FOUND: { message: 'file {name} is not in the sandbox', http: 404, exit: 10 },
-  IBP_ERR_CMD_FILE_REFUSED: { message: 'file {name} refused: {detail}', http: 403, exit: 10 },
-  IBP_ERR_CMD_ROUTE: { message: 'no such ibcmd endpoint {method} {url}', http: 404, exit: 10 },
-  IBP_ERR_CMD_UNREACHABLE: { message: 'ibcmd at {url} is not answering ({detail}): is it started? (`ibcmd -s status`)', exit: 11 },
-  IBP_ERR_CMD_ANSWER: { message: 'ibcmd answered {status}: {detail}', exit: 11 },
-  IBP_ERR_CMD_INTERNAL: { message: 'the agent failed: {detail}; see its log', http: 500, exit: 11 },
+  IBP_ERR_CMD_DENIED: { message: 'command refused: {detail}', http: 403, exit: EXIT.CMD_REFUSED },
+  IBP_ERR_CMD_SYNTAX: { message: 'command line refused: {detail}', http: 400, exit: EXIT.CMD_REFUSED },
+  IBP_ERR_CMD_AUTH: { message: 'missing or wrong ibcmd credential: present a copy of keys/ibcmd.credential of the agent (--credential-file)', http: 401, exit: EXIT.CMD_REFUSED },
+  IBP_ERR_CMD_CREDENTIAL: { message: 'credential file {file}: {detail}', exit: EXIT.INIT },
+  IBP_ERR_CMD_EXEC: { message: 'cannot run {cmd}: {detail}', http: 422, exit: EXIT.CMD_REFUSED },
+  IBP_ERR_CMD_BUSY: { message: 'the agent already runs {count} commands: retry later', http: 503, exit: EXIT.CMD_UNAVAILABLE },
+  IBP_ERR_CMD_FILE_NOT_FOUND: { message: 'file {name} is not in the sandbox', http: 404, exit: EXIT.CMD_REFUSED },
+  IBP_ERR_CMD_FILE_REFUSED: { message: 'file {name} refused: {detail}', http: 403, exit: EXIT.CMD_REFUSED },
+  IBP_ERR_CMD_ROUTE: { message: 'no such ibcmd endpoint {method} {url}', http: 404, exit: EXIT.CMD_REFUSED },
+  IBP_ERR_CMD_UNREACHABLE: { message: 'ibcmd at {url} is not answering ({detail}): is it started? (`ibcmd -s status`)', exit: EXIT.CMD_UNAVAILABLE },
+  IBP_ERR_CMD_ANSWER: { message: 'ibcmd answered {status}: {detail}', exit: EXIT.CMD_UNAVAILABLE },
+  IBP_ERR_CMD_INTERNAL: { message: 'the agent failed: {detail}; see its log', http: 500, exit: EXIT.CMD_UNAVAILABLE },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

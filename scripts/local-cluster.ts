@@ -33,7 +33,24 @@ const APPS = [
 ];
 const HOMES = { ibms: path.join(DIR, 'ibms-home'), ecif: path.join(DIR, 'ecif-home'), channel: path.join(DIR, 'channel-home') };
 
-const out = (s = ''): void => void process.stdout.write(`${s}\n`);
+/**
+ * Output is best effort: `npm start | head -1` (or `| tee` killed by the same Ctrl-C) closes
+ * stdout under us. A write then fails with EPIPE — asynchronously, as an 'error' event that would
+ * kill the process before it stopped the cluster. So stdout errors are swallowed and output stops;
+ * the stop path never depends on it.
+ */
+let stdoutOpen = true;
+process.stdout.on('error', () => {
+  stdoutOpen = false;
+});
+const out = (s = ''): void => {
+  if (!stdoutOpen) return;
+  try {
+    process.stdout.write(`${s}\n`);
+  } catch {
+    stdoutOpen = false;
+  }
+};
 const step = (s: string): void => out(`» ${s}`);
 
 interface Run { code: number | null; stdout: string; stderr: string }

@@ -78,6 +78,10 @@ export const IbasConf = Type.Object({
     restart_window: Type.Optional(Seconds),
     /** Seconds a USR2 new generation has to report ready before it is killed and rolled back. */
     upgrade_timeout: Type.Optional(Seconds),
+    /** Crash-loop brake (Tuxedo's MAXGEN): an app that kills its worker this many times within app_crash_window is suspended on this server. */
+    app_max_crashes: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000 })),
+    /** Seconds of the crash-loop brake's window (Tuxedo's GRACE). */
+    app_crash_window: Type.Optional(Seconds),
   }, { additionalProperties: false })),
   log: LogSection,
   ibma: Type.Object({
@@ -103,7 +107,7 @@ export interface CommSettings {
   sendTimeoutMs: number;
   backlog: number;
 }
-export interface MonitorSettings { tickMs: number; adjustMs: number; heartbeatMs: number; stopTimeoutMs: number; maxRestarts: number; restartWindowMs: number; upgradeTimeoutMs: number }
+export interface MonitorSettings { tickMs: number; adjustMs: number; heartbeatMs: number; stopTimeoutMs: number; maxRestarts: number; restartWindowMs: number; upgradeTimeoutMs: number; appMaxCrashes: number; appCrashWindowMs: number }
 
 /** The comm section with defaults filled in. */
 export function commOf(c: IbasConf): CommSettings {
@@ -131,5 +135,7 @@ export function monitorOf(c: IbasConf): MonitorSettings {
     maxRestarts: c.monitor?.max_restarts ?? Math.max(5, 2 * c.mpm.max_count),
     restartWindowMs: Math.round((c.monitor?.restart_window ?? 10) * 1000),
     upgradeTimeoutMs: Math.round((c.monitor?.upgrade_timeout ?? 30) * 1000),
+    appMaxCrashes: c.monitor?.app_max_crashes ?? 5,
+    appCrashWindowMs: Math.round((c.monitor?.app_crash_window ?? 60) * 1000),
   };
 }

@@ -1,0 +1,97 @@
+/**
+ * What one ibas process hands another through its environment: the one encoder and decoder of
+ * those variables (the manager spawning a worker; a manager starting its USR2 new generation).
+ *
+ *   worker          IBAS_CONF, IBAS_SLOT, IBAS_GENERATION, IBAS_WORKER_MODE (pool | fork), IBP_HOME
+ *                   fd 3 = the listen socket (pool) or the accepted connection (FORK)
+ *   new generation  IBAS_LISTEN_FD (always {@link UPGRADE_LISTEN_FD}), IBAS_GENERATION,
+ *                   IBAS_UPGRADE_FROM (the old manager's pid); fd 3 = its ready pipe (lib/daemon.ts)
+ *
+ * A decoder validates every field and removes the variables it read, so they never leak into the
+ * next process (a worker must not believe it is a new generation).
+ */
+
+/** The fd on which a USR2 new generation inherits the listen socket (3 is lib/daemon.ts's ready pipe). */
+export const UPGRADE_LISTEN_FD = 4;
+
+export type WorkerKind = 'pool' | 'fork';
+
+export interface WorkerEnv {
+  confFile: string;
+  home: string;
+  slot: number;
+  generation: number;
+  kind: WorkerKind;
+}
+
+export interface UpgradeEnv {
+  listenFd: number;
+  generation: number;
+  /** The pid of the manager handing over. */
+  from: number;
+}
+
+const WORKER_KEYS = ['IBAS_CONF', 'IBAS_SLOT', 'IBAS_GENERATION', 'IBAS_WORKER_MODE'] as const;
+const UPGRADE_KEYS = ['IBAS_LISTEN_FD', 'IBAS_GENERATION', 'IBAS_UPGRADE_FROM'] as const;
+
+function int(v: string | undefined, min: number): number | undefined {
+  if (v === undefined || !/^\d+$/.test(v)) return undefined;
+  const n = Number(v);
+  return Number.isSafeInteger(n) && n >= min ? n : undefined;
+}
+
+function without(env: NodeJS.ProcessEnv, keys: readonly string[]): NodeJS.ProcessEnv {
+  const out = { ...env };
+  for (const k of keys) delete out[k];
+  return out;
+}
+
+/** The environment of a worker: the manager's own, minus daemon and handover variables. */
+export function encodeWorkerEnv(base: NodeJS.ProcessEnv, w: WorkerEnv): NodeJS.ProcessEnv {
+  return {
+    ...without(base, ['IBP_DAEMON_CHILD', ...UPGRADE_KEYS]),
+    IBP_HOME: w.home,
+    IBAS_CONF: w.confFile,
+    IBAS_SLOT: String(w.slot),
+    IBAS_GENERATION: String(w.generation),
+    IBAS_WORKER_MODE: w.kind,
+  };
+}
+
+/** A worker reads what its manager gave it; undefined when it was not started by a manager. */
+export function decodeWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv | undefined {
+  const confFile = env.IBAS_CONF;
+  const slot = int(env.IBAS_SLOT, 0);
+  const generation = int(env.IBAS_GENERATION, 1);
+  const kind = env.IBAS_WORKER_MODE;
+  for (const k of WORKER_KEYS) delete env[k];
+  if (!confFile || slot === undefined || generation === undefined || (kind !== 'pool' && kind !== 'fork')) return undefined;
+  return { confFile, home: env.IBP_HOME ?? '', slot, generation, kind };
+}
+
+/** The environment of a USR2 new generation (lib/daemon.ts adds IBP_DAEMON_CHILD). */
+export function encodeUpgradeEnv(base: NodeJS.ProcessEnv, home: string, u: Omit<UpgradeEnv, 'listenFd'>): NodeJS.ProcessEnv {
+  return {
+    ...without(base, WORKER_KEYS),
+    IBP_HOME: home,
+    IBAS_LISTEN_FD: String(UPGRADE_LISTEN_FD),
+    IBAS_GENERATION: String(u.generation),
+    IBAS_UPGRADE_FROM: String(u.from),
+  };
+}
+
+/**
+ * The daemon child of `ibas -a start`: a handover when it was started as a new generation,
+ * undefined for a plain start. Throws on a partial or malformed handover (never half-adopt).
+ */
+export function takeUpgradeEnv(env: NodeJS.ProcessEnv = process.env): UpgradeEnv | undefined {
+  const present = env.IBAS_UPGRADE_FROM !== undefined || env.IBAS_LISTEN_FD !== undefined;
+  const listenFd = int(env.IBAS_LISTEN_FD, 0);
+  const generation = int(env.IBAS_GENERATION, 2);
+  const from = int(env.IBAS_UPGRADE_FROM, 2);
+  const raw = UPGRADE_KEYS.map((k) => `${k}=${env[k] ?? ''}`).join(' ');
+  for (const k of UPGRADE_KEYS) delete env[k];
+  if (!present) return undefined;
+  if (listenFd === undefined || generation === undefined || from === undefined) throw new Error(`malformed upgrade handover in the environment: ${raw}`);
+  return { listenFd, generation, from };
+}
