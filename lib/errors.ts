@@ -51,6 +51,7 @@ export const ERRORS = {
   IBP_ERR_REG_NO_PACKAGE: { message: 'package {bin} of app {app} is not in {dir}: copy the .so there first', http: 404, exit: 5 },
   IBP_ERR_REG_SAVE: { message: 'writing {file} failed ({detail}); the previous file is kept', http: 500, exit: 6 },
   IBP_ERR_REG_STOPPING: { message: 'ibms is stopping: retry once it is started again', http: 503, exit: 6 },
+  IBP_ERR_REG_NOT_DISTRIBUTED: { message: 'node {node} has no distributed config yet: run `ibms -a distribute_config` (or `-a download_config --node {node}`)', http: 404, exit: 5 },
   IBP_ERR_REG_INTERNAL: { message: 'ibms failed on {what}: {detail} (see the ibms worker log)', http: 500, exit: 6 },
 
   /** Agent (ibma) */
