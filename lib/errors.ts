@@ -37,9 +37,12 @@ export const ERRORS = {
   IBP_ERR_CODEC_JSON: { message: 'malformed JSON body: {detail}', http: 400 },
   IBP_ERR_CODEC_LZ4: { message: 'malformed lz4 body: {detail}', http: 400 },
   IBP_ERR_CODEC_TOO_LARGE: { message: 'body of {size} bytes is over the limit of {limit}', http: 413 },
+  IBP_ERR_CODEC_EXPANDS: { message: 'lz4 body expands past its declared size of {declared} bytes: refused without decoding (send the true size)', http: 413 },
+  IBP_ERR_CODEC_BUSY: { message: 'lz4 bodies being decoded already hold {held} of {limit} bytes: retry shortly', http: 503 },
 
   /** Registry (ibms) */
   IBP_ERR_REG_AUTH: { message: 'missing or wrong credential: pass the admin credential (keys/admin.credential) or the node credential', http: 401, exit: 4 },
+  IBP_ERR_REG_RATE_LIMITED: { message: 'too many requests with a missing or wrong credential from {client}: retry in {seconds} s with the right credential', http: 429, exit: 4 },
   IBP_ERR_REG_FORBIDDEN: { message: '{who} is not entitled to {what}', http: 403, exit: 4 },
   IBP_ERR_REG_NOT_FOUND: { message: '{kind} {name} not found', http: 404, exit: 5 },
   IBP_ERR_REG_EXISTS: { message: '{kind} {name} already exists: use set_{kind} to change it', http: 409, exit: 5 },
