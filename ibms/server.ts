@@ -119,6 +119,8 @@ export function buildServer(reg: Registry) {
     errorResponseBuilder: (req, ctx) => new IbpError('IBP_ERR_REG_RATE_LIMITED', { client: req.ip, seconds: Math.max(1, Math.ceil(ctx.ttl / 1000)) }),
   });
 
+  // decoding and parsing are one synchronous step: every lz4 body is decoded into this buffer
+  let scratch: Buffer | undefined;
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: maxBody }, (req, body, done) => {
     try {
@@ -132,7 +134,8 @@ export function buildServer(reg: Registry) {
         }
         req.decodeHeld = declared;
       }
-      done(null, decodeJsonBody(body as Buffer, enc, maxBody));
+      scratch ??= Buffer.allocUnsafe(maxBody);
+      done(null, decodeJsonBody(body as Buffer, enc, maxBody, scratch));
     } catch (e) {
       done(e as Error, undefined);
     }

@@ -87,15 +87,19 @@ export function lz4BlockOutputSize(block: Buffer, stopAbove: number): number {
   return -1; // a block must end with a literals-only sequence
 }
 
-/** Decompress; `maxSize` bounds the announced original size, and the block must not expand past it. */
-export function lz4Decompress(body: Buffer, maxSize: number): Buffer {
+/**
+ * Decompress; `maxSize` bounds the announced original size, and the block must not expand past it.
+ * With `scratch` (at least `maxSize` bytes) the result is a view of it, valid until the next use:
+ * a server that consumes bodies synchronously decodes them all into one reused buffer.
+ */
+export function lz4Decompress(body: Buffer, maxSize: number, scratch?: Buffer): Buffer {
   const size = lz4DeclaredSize(body);
   if (size > maxSize) throw new IbpError('IBP_ERR_CODEC_TOO_LARGE', { size, limit: maxSize });
   const real = lz4BlockOutputSize(body.subarray(HEADER), size);
   if (real < 0) throw new IbpError('IBP_ERR_CODEC_LZ4', { detail: 'corrupt block' });
   if (real > size) throw new IbpError('IBP_ERR_CODEC_EXPANDS', { declared: size });
   if (real !== size) throw new IbpError('IBP_ERR_CODEC_LZ4', { detail: `announced ${size} bytes, the block holds ${real}` });
-  const out = Buffer.allocUnsafe(size);
+  const out = scratch && scratch.length >= size ? scratch.subarray(0, size) : Buffer.allocUnsafe(size);
   const n = lz4.decodeBlock(body.subarray(HEADER), out);
   if (n !== size) throw new IbpError('IBP_ERR_CODEC_LZ4', { detail: n < 0 ? `corrupt block (lz4 error at ${-n})` : `announced ${size} bytes, got ${n}` });
   return out;
