@@ -115,6 +115,8 @@ export const ERRORS = {
   /** Remote command agent (ibcmd) */
   IBP_ERR_CMD_DENIED: { message: 'command refused: {detail}', http: 403, exit: 10 },
   IBP_ERR_CMD_SYNTAX: { message: 'command line refused: {detail}', http: 400, exit: 10 },
+  IBP_ERR_CMD_RATE_LIMITED: { message: 'too many requests with a missing or wrong ibcmd credential from {client}: retry in {seconds} s with the right credential', http: 429, exit: 10 },
+  IBP_ERR_CMD_PATH_UNSAFE: { message: 'the command PATH is unsafe: {detail}', exit: 3 },
   IBP_ERR_CMD_AUTH: { message: 'missing or wrong ibcmd credential: present a copy of keys/ibcmd.credential of the agent (--credential-file)', http: 401, exit: 10 },
   IBP_ERR_CMD_CREDENTIAL: { message: 'credential file {file}: {detail}', exit: 3 },
   IBP_ERR_CMD_EXEC: { message: 'cannot run {cmd}: {detail}', http: 422, exit: 10 },
