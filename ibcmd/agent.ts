@@ -4,12 +4,13 @@
  * remove the pid file and exit. SIGUSR1 reopens the logs (lib/signals.ts).
  */
 import { createLogger, type LogLevel } from '../lib/log.js';
-import { errorText } from '../lib/errors.js';
+import { IbpError, errorText } from '../lib/errors.js';
 import { removePid, writePid } from '../lib/pidfile.js';
 import { installSignals } from '../lib/signals.js';
 import { reportFailed, reportReady } from '../lib/daemon.js';
 import { compilePolicy } from './audit.js';
-import { PID_NAME, type LoadedConf } from './config.js';
+import { DEFAULT_CALLER, PID_NAME, type LoadedConf } from './config.js';
+import { ProgramResolver, commandPath } from './resolve.js';
 import { readCredential } from './credential.js';
 import { Runner } from './exec.js';
 import { buildServer, currentUser, type AgentState } from './server.js';
@@ -29,18 +30,31 @@ export async function runAgent(loaded: LoadedConf): Promise<void> {
   });
   try {
     home.ensure();
+    const sandbox = Sandbox.open(home.resolve(conf.sandbox), conf.files.max_file_size);
+    // the command PATH is checked once, and programs of the lists resolved against it now
+    const cp = commandPath(conf.exec.path, sandbox.root);
+    if (cp.errors.length > 0) throw new IbpError('IBP_ERR_CMD_PATH_UNSAFE', { detail: cp.errors.join('; ') });
+    for (const w of cp.warnings) log.warn(`command PATH , ${w}`);
+    const policy = compilePolicy(conf.black_list, conf.white_list, new ProgramResolver(cp.dirs, sandbox.root), sandbox.root);
+    for (const w of policy.warnings) log.warn(`white list , ${w}`);
+    const callers = [
+      { name: DEFAULT_CALLER, secret: readCredential(home.resolve(conf.credential_file)) },
+      ...(conf.callers ?? []).map((c) => ({ name: c.name, secret: readCredential(home.resolve(c.credential_file)) })),
+    ];
     const state: AgentState = {
       ip: conf.server.ip,
       port: conf.server.port,
       home: home.root,
       user: currentUser(),
       startedAt: Date.now(),
-      policy: compilePolicy(conf.black_list, conf.white_list),
-      sandbox: Sandbox.open(home.resolve(conf.sandbox), conf.files.max_file_size),
+      policy,
+      sandbox,
       runner: new Runner(conf.exec.max_concurrent),
-      secret: readCredential(home.resolve(conf.credential_file)),
+      callers,
+      auth: conf.auth ?? { max_failures: 10, failure_window_seconds: 60 },
       exec: {
-        path: conf.exec.path,
+        path: cp.dirs,
+        pathIsWhole: true,
         timeoutMs: Math.round(conf.exec.command_timeout * 1000),
         maxOutput: conf.exec.max_output_size,
       },
@@ -76,7 +90,7 @@ export async function runAgent(loaded: LoadedConf): Promise<void> {
       removePid(pidFile);
       process.exit(1);
     });
-    log.warn(`ibcmd started , pid[${process.pid}] ip[${conf.server.ip}] port[${conf.server.port}] sandbox[${state.sandbox.root}] user[${state.user}]`);
+    log.warn(`ibcmd started , pid[${process.pid}] ip[${conf.server.ip}] port[${conf.server.port}] sandbox[${state.sandbox.root}] user[${state.user}] callers[${callers.map((c) => c.name).join(' ')}]`);
     reportReady();
   } catch (e) {
     log.error(`ibcmd start failed , ${errorText(e)}`);

@@ -93,8 +93,10 @@ function init(o: Opts): void {
     out(`${file} created\n`);
   }
   const loaded = loadConf(o.conf);
-  const cred = home.resolve(loaded.conf.credential_file);
-  out(ensureCredential(cred) ? `${cred} created (mode 0600): copy it to the hosts this home drives\n` : `WARN : ${cred} exist !\n`);
+  for (const file of [loaded.conf.credential_file, ...(loaded.conf.callers ?? []).map((c) => c.credential_file)]) {
+    const cred = home.resolve(file);
+    out(ensureCredential(cred) ? `${cred} created (mode 0600): copy it to the hosts this home drives\n` : `WARN : ${cred} exist !\n`);
+  }
   const sandbox = home.resolve(loaded.conf.sandbox);
   if (fs.existsSync(sandbox)) out(`WARN : ${sandbox} exist !\n`);
   else {

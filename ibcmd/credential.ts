@@ -1,8 +1,9 @@
 /**
- * The ibcmd credential: one shared secret per agent, in keys/ibcmd.credential (mode 0600, as ssh
- * insists on for private keys). Clients send it as `Authorization: Bearer <credential>`; the
- * agent compares digests in constant time. Copy the same file to every host of a cluster so one
- * admin home can drive them all (or name a file per host in ibp_cluster.conf).
+ * ibcmd credentials: one per caller — keys/ibcmd.credential for the caller `default`, and one
+ * file per named caller of ibcmd.conf `callers` (each mode 0600, as ssh insists on for private
+ * keys). Clients send theirs as `Authorization: Bearer <credential>`; the agent compares digests
+ * with every caller's in constant time and names the caller in the audit line. Copy a caller's
+ * file to the hosts that caller drives (or name a file per host in ibp_cluster.conf).
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -61,4 +62,18 @@ const digest = (s: string): Buffer => crypto.createHash('sha256').update(s).dige
 export function checkAuthorization(header: string | undefined, secret: string): boolean {
   if (typeof header !== 'string' || !header.startsWith('Bearer ')) return false;
   return crypto.timingSafeEqual(digest(header.slice('Bearer '.length).trim()), digest(secret));
+}
+
+export interface CallerSecret {
+  name: string;
+  secret: string;
+}
+
+/** Which caller presents this `Authorization` header (every caller compared, constant time). */
+export function identifyCaller(header: string | undefined, callers: readonly CallerSecret[]): string | undefined {
+  if (typeof header !== 'string' || !header.startsWith('Bearer ')) return undefined;
+  const presented = digest(header.slice('Bearer '.length).trim());
+  let found: string | undefined;
+  for (const c of callers) if (crypto.timingSafeEqual(presented, digest(c.secret)) && found === undefined) found = c.name;
+  return found;
 }

@@ -17,8 +17,10 @@ import { IbpError } from '../lib/errors.js';
 
 export interface ExecOptions {
   cwd: string;
-  /** Folders put in front of PATH. */
+  /** The command PATH (checked folders, resolve.ts), or folders put in front of the agent's PATH. */
   path: readonly string[];
+  /** `path` is the whole PATH (default: put in front of the agent's). */
+  pathIsWhole?: boolean;
   /** IBP_HOME of the command. */
   home: string;
   timeoutMs: number;
@@ -37,10 +39,10 @@ export interface ExecResult {
 }
 
 /** The environment of a command: the agent's, without the daemon-child marker. */
-export function commandEnv(opts: Pick<ExecOptions, 'path' | 'home'>): NodeJS.ProcessEnv {
+export function commandEnv(opts: Pick<ExecOptions, 'path' | 'home' | 'pathIsWhole'>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, IBP_HOME: opts.home };
   delete env.IBP_DAEMON_CHILD;
-  env.PATH = [...opts.path, ...(process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(':')].filter((p) => p.length > 0).join(':');
+  env.PATH = (opts.pathIsWhole ? [...opts.path] : [...opts.path, ...(process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(':')]).filter((p) => p.length > 0).join(':');
   return env;
 }
 
@@ -96,8 +98,12 @@ export class Runner {
     return this.#running.size;
   }
 
-  /** Run argv; resolves with the result (a non-zero exit is a result, not an error). */
-  run(argv: readonly string[], opts: ExecOptions): Promise<ExecResult> {
+  /**
+   * Run argv; resolves with the result (a non-zero exit is a result, not an error). `program`
+   * is the file to run (the audit's resolved real path, so what runs is what was checked);
+   * argv[0] is passed to it as its name.
+   */
+  run(argv: readonly string[], opts: ExecOptions & { program?: string }): Promise<ExecResult> {
     if (this.#running.size >= this.#max) return Promise.reject(new IbpError('IBP_ERR_CMD_BUSY', { count: this.#running.size }));
     const started = Date.now();
     const cap = opts.maxOutput;
@@ -105,7 +111,8 @@ export class Runner {
       let timedOut = false;
       let settled = false;
       const streams = { stdout: new OutputCap(cap), stderr: new OutputCap(cap) };
-      const child = spawn(argv[0]!, argv.slice(1), {
+      const child = spawn(opts.program ?? argv[0]!, argv.slice(1), {
+        argv0: argv[0]!,
         cwd: opts.cwd,
         env: commandEnv(opts),
         shell: false,

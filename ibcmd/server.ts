@@ -7,17 +7,21 @@
  *   PUT  /v1/files/:name     body = the file's bytes (application/octet-stream) → {name,size,sha256}
  *   GET  /v1/files/:name     the file's bytes, header X-Ibp-Sha256
  *
- * Every request must carry `Authorization: Bearer <credential>` (checked before routing, so an
- * unauthenticated caller learns nothing, not even which paths exist). Errors answer
- * `{code, message}` with the error table's HTTP status. Every request — refused or not — leaves
- * one line in the audit log when its answer is sent.
+ * Every request must carry `Authorization: Bearer <credential>` of one of the agent's callers
+ * (checked before routing, so an unauthenticated caller learns nothing, not even which paths
+ * exist). Requests with a missing or wrong credential are counted per client address
+ * (@fastify/rate-limit): past `auth.max_failures` in the window they get 429 — unknown paths
+ * included, so a 404 can never serve as an oracle for guesses. Errors answer `{code, message}`
+ * with the error table's HTTP status. Every request — refused or not — leaves one line in the
+ * audit log, naming the caller, when its answer is sent.
  */
 import os from 'node:os';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type onRequestAsyncHookHandler } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
 import { IbpError, errorText, isIbpError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { auditCommand, MAX_COMMAND_LENGTH, type Policy } from './audit.js';
-import { checkAuthorization } from './credential.js';
+import { identifyCaller, type CallerSecret } from './credential.js';
 import type { ExecOptions, Runner } from './exec.js';
 import type { Sandbox } from './transfer.js';
 
@@ -30,7 +34,10 @@ export interface AgentState {
   policy: Policy;
   sandbox: Sandbox;
   runner: Runner;
-  secret: string;
+  /** Every caller and its credential. */
+  callers: CallerSecret[];
+  /** Brute-force limit: wrong credentials per client address per window. */
+  auth: { max_failures: number; failure_window_seconds: number };
   exec: Omit<ExecOptions, 'cwd' | 'home'>;
   log: Logger;
   audit: Logger;
@@ -69,6 +76,8 @@ interface AuditNote {
 declare module 'fastify' {
   interface FastifyRequest {
     ibcmdNote: AuditNote | null;
+    /** The caller the credential names ('' before authentication or when refused). */
+    ibcmdCaller: string;
   }
 }
 
@@ -124,12 +133,29 @@ export function buildServer(s: AgentState, opts: { commandTimeoutMs: number }): 
     maxParamLength: 1024,
   });
   app.decorateRequest('ibcmdNote', null);
+  app.decorateRequest('ibcmdCaller', '');
+
+  // counts only requests with a missing or wrong credential (called by the auth hook below)
+  void app.register(rateLimit, {
+    global: false,
+    keyGenerator: (req) => req.ip,
+    onExceeded: (req) => s.log.warn(`auth rate limited , from[${req.ip}] over ${s.auth.max_failures} refused credentials in ${s.auth.failure_window_seconds} s`),
+    errorResponseBuilder: (req, ctx) => new IbpError('IBP_ERR_CMD_RATE_LIMITED', { client: req.ip, seconds: Math.max(1, Math.ceil(ctx.ttl / 1000)) }),
+  });
+  let countFailure: onRequestAsyncHookHandler | undefined;
 
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: s.sandbox.maxFileSize }, (_req, body, done) => done(null, body));
 
-  app.addHook('onRequest', async (req) => {
+  app.addHook('onRequest', async function (req, reply) {
     s.requests += 1;
-    if (!checkAuthorization(req.headers.authorization, s.secret)) throw new IbpError('IBP_ERR_CMD_AUTH');
+    const caller = identifyCaller(req.headers.authorization, s.callers);
+    if (caller !== undefined) {
+      req.ibcmdCaller = caller;
+      return;
+    }
+    countFailure ??= app.rateLimit({ max: s.auth.max_failures, timeWindow: Math.round(s.auth.failure_window_seconds * 1000) }) as onRequestAsyncHookHandler;
+    await countFailure.call(this, req, reply); // throws IBP_ERR_CMD_RATE_LIMITED past the limit
+    throw new IbpError('IBP_ERR_CMD_AUTH');
   });
 
   app.addHook('onSend', async (_req, reply) => {
@@ -141,12 +167,13 @@ export function buildServer(s: AgentState, opts: { commandTimeoutMs: number }): 
     if (reply.statusCode >= 400) s.refused += 1;
     s.audit.info({
       from: req.ip,
+      caller: req.ibcmdCaller || null,
       method: req.method,
       url: req.url.slice(0, 512),
       status: reply.statusCode,
       ms: Math.round(reply.elapsedTime),
       ...n,
-    }, `request , from[${req.ip}] ${req.method}[${req.url.slice(0, 128)}] status[${reply.statusCode}]${n.cmd !== undefined ? ` cmd[${n.cmd}]` : ''}${n.file !== undefined ? ` file[${n.file}]` : ''}`);
+    }, `request , caller[${req.ibcmdCaller || '-'}] from[${req.ip}] ${req.method}[${req.url.slice(0, 128)}] status[${reply.statusCode}]${n.cmd !== undefined ? ` cmd[${n.cmd}]` : ''}${n.file !== undefined ? ` file[${n.file}]` : ''}`);
   });
 
   app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
@@ -174,7 +201,7 @@ export function buildServer(s: AgentState, opts: { commandTimeoutMs: number }): 
     }
     const cmd = auditCommand(body.cmd, s.policy);
     note(req, { cmd: cmd.line });
-    const result = await s.runner.run(cmd.argv, { ...s.exec, cwd: s.sandbox.root, home: s.home });
+    const result = await s.runner.run(cmd.argv, { ...s.exec, cwd: s.sandbox.root, home: s.home, program: cmd.program });
     note(req, { verdict: 'ran', code: result.code, signal: result.signal, timedOut: result.timedOut, bytes: result.stdout.length + result.stderr.length });
     return { cmd: cmd.line, ...result };
   });

@@ -44,6 +44,10 @@ export interface CliOptions {
   host?: string;
   user?: string;
   transport?: string;
+  admin?: boolean;
+  adminRo?: boolean;
+  addr?: string;
+  tokenFile?: string;
   json?: boolean;
 }
 
@@ -67,8 +71,12 @@ IBP usage (every command of IBP's ibms):
                     -a download_config --node N
   Scale-out / scale-in (steps, idempotent and resumable; see docs/cluster.md):
                     -a scale_out | scale_in --node N --host IP[:PORT] [--user U] [--transport ssh|ibcmd]
+                    -a rotate_credential --node N | --admin | --admin-ro
   (set_* change only the options given; --json prints JSON for scripts;
    IBP's other names work too: -a commit_config, -s changed_nodes, -s cnodes_changed)
+Commands that talk to the daemon use --addr, else $IBMS_ADDR (ip:port or http://ip:port), else
+server.ip:port of ibms.conf; and --token-file, else $IBMS_TOKEN (the credential itself), else
+keys/admin.credential of the home (keys/admin-ro.credential works for -s commands).
 kill -TERM (monitor pid) : stop        kill -USR1 (monitor pid) : reopen logs
 `;
 
@@ -440,6 +448,31 @@ const ACTIONS: Record<string, Handler> = {
     const r = await (await ctx.client()).request<{ files: string[]; images: string[]; second: string[] }>('POST', '/v1/config/save');
     printOk(ctx, r, [...r.files, ...r.images, ...r.second].map((f) => `${f} saved`));
   },
+  async rotate_credential(ctx) {
+    const o = ctx.o;
+    const picked = [o.node !== undefined, o.admin === true, o.adminRo === true].filter(Boolean).length;
+    if (picked !== 1) throw badArg('--node/--admin/--admin-ro', 'give exactly one of --node N, --admin, --admin-ro for -a rotate_credential');
+    const kind = o.admin ? 'admin' : o.adminRo ? 'admin-ro' : 'node';
+    const node = kind === 'node' ? nodeOf(ctx, '-a rotate_credential') : undefined;
+    const remote = ctx.o.addr !== undefined || process.env.IBMS_ADDR !== undefined || runningPid(ctx.home.run(PID_FILE)) !== undefined;
+    let file: string;
+    if (remote) {
+      const r = await (await ctx.client()).request<{ credential_file: string }>('POST', '/v1/credentials/rotate', { kind, ...(node ? { node } : {}) });
+      file = r.credential_file;
+      if (ctx.json) return void ctx.out(`${JSON.stringify(r, null, 2)}\n`);
+    } else {
+      // the daemon is not running: rewrite the file; it is read at the next start
+      const { ADMIN_CREDENTIAL_FILE, ADMIN_RO_CREDENTIAL_FILE, nodeCredentialFile, replaceCredentialFile } = await import('./credentials.js');
+      file = ctx.home.keys(kind === 'admin' ? ADMIN_CREDENTIAL_FILE : kind === 'admin-ro' ? ADMIN_RO_CREDENTIAL_FILE : nodeCredentialFile(node!));
+      if (kind === 'node' && !fs.existsSync(file)) throw new IbpError('IBP_ERR_REG_NOT_FOUND', { kind: 'node credential', name: file });
+      replaceCredentialFile(file);
+      if (ctx.json) return void ctx.out(`${JSON.stringify({ ok: true, kind, ...(node ? { node } : {}), credential_file: file, offline: true }, null, 2)}\n`);
+    }
+    printOk(ctx, undefined, [
+      `${file} re-issued (mode 0600); the old credential is refused from now on`,
+      ...(kind === 'node' ? [`put the new credential in ibma.conf of node ${node} (\`ibms -s node_credential --node ${node}\`) and restart its ibma`] : []),
+    ]);
+  },
   async build_config(ctx) {
     const r = await (await ctx.client()).request<{ images: string[] }>('POST', '/v1/config/build');
     printOk(ctx, r, r.images.map((f) => `${f} built`));
@@ -511,6 +544,30 @@ async function readIbmsConf(file: string, full: boolean): Promise<IbmsConf> {
   return loadConfigFile(schema, file, 'ibms');
 }
 
+/** `ip:port` or `http://ip:port[/]` (Consul's CONSUL_HTTP_ADDR style). */
+export function addrArg(flag: string, value: string): { ip: string; port: number } {
+  const m = /^(?:http:\/\/)?([0-9.]+):([0-9]{1,5})\/?$/.exec(value.trim());
+  if (!m || !net.isIPv4(m[1]!)) throw badArg(flag, `"${value}" is not an address (ip:port or http://ip:port)`);
+  return { ip: m[1]!, port: intArg(flag, m[2]!, 1, 65535) };
+}
+
+/** The credential: --token-file, else $IBMS_TOKEN, else the home's admin credential. */
+function tokenOf(o: CliOptions, home: Home): string {
+  if (o.tokenFile !== undefined) {
+    let text: string;
+    try {
+      text = fs.readFileSync(o.tokenFile, 'utf8').trim();
+    } catch (e) {
+      throw badArg('--token-file', `cannot read ${o.tokenFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    if (!text) throw badArg('--token-file', `${o.tokenFile} is empty`);
+    return text;
+  }
+  const env = process.env.IBMS_TOKEN?.trim();
+  if (env) return env;
+  return readAdminCredential(home);
+}
+
 function makeCtx(o: CliOptions): Ctx {
   const confName = o.conf ?? IBMS_CONF;
   const home = confName.includes('/') ? homeOfConf(confName) : new Home();
@@ -526,8 +583,15 @@ function makeCtx(o: CliOptions): Ctx {
     conf: async (full = false) => (conf ??= await readIbmsConf(confFile, full)),
     client: async () => {
       if (!client) {
-        const c = await ctx.conf();
-        client = new IbmsClient({ ip: c.server.ip, port: c.server.port, credential: readAdminCredential(home), minCompressSize: c.comm.min_compress_size });
+        const addr = o.addr ?? process.env.IBMS_ADDR;
+        let c: IbmsConf | undefined;
+        try {
+          c = await ctx.conf();
+        } catch (e) {
+          if (addr === undefined) throw e; // with an address the home's ibms.conf is optional
+        }
+        const to = addr !== undefined ? addrArg(o.addr !== undefined ? '--addr' : 'IBMS_ADDR', addr) : { ip: c!.server.ip, port: c!.server.port };
+        client = new IbmsClient({ ...to, credential: tokenOf(o, home), minCompressSize: c?.comm.min_compress_size ?? 512 });
       }
       return client;
     },
@@ -561,6 +625,10 @@ export function buildProgram(): Command {
     .option('--host <ip[:port]>', 'scale_out / scale_in: the host (and its ibas port, default 18001)')
     .option('--user <user>', 'scale_out / scale_in: the account on the host (default: this user)')
     .option('--transport <ssh|ibcmd>', 'scale_out / scale_in: how to reach the host (default ssh)')
+    .option('--admin', 'rotate_credential: the admin credential')
+    .option('--admin-ro', 'rotate_credential: the read-only admin credential')
+    .option('--addr <ip:port>', 'the daemon\'s address (default $IBMS_ADDR, else server of ibms.conf)')
+    .option('--token-file <file>', 'file holding the credential to present (default $IBMS_TOKEN, else keys/admin.credential)')
     .option('--json', 'print JSON instead of tables')
     .addHelpText('after', USAGE)
     .action(async (o: CliOptions) => {

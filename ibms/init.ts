@@ -1,12 +1,12 @@
 /**
  * `ibms -a init [--ip IP] [--port PORT]`: create the home's folders, the default config files
- * and the admin credential. Idempotent, IBP's way: what exists is kept and reported as
+ * and the admin credentials (full and read-only). Idempotent, IBP's way: what exists is kept and reported as
  * `WARN : <path> exist !`.
  */
 import fs from 'node:fs';
 import { defaultIbmsConf } from '../lib/config/ibms-conf.js';
 import { HOME_DIRS, type Home } from '../lib/home.js';
-import { ADMIN_CREDENTIAL_FILE, ensureCredentialFile } from './credentials.js';
+import { ADMIN_CREDENTIAL_FILE, ADMIN_RO_CREDENTIAL_FILE, ensureCredentialFile } from './credentials.js';
 
 import { IBMS_CONF } from './paths.js';
 
@@ -44,7 +44,9 @@ export function initHome(home: Home, opts: { ip?: string; port?: number; confFil
     [home.confPath(conf.config.projects), `${JSON.stringify({ projects: [] }, null, 2)}\n`],
   ];
   for (const [file, text] of files) out.push(writeNew(file, text) ? `${file} created` : `WARN : ${file} exist !`);
-  const cred = home.keys(ADMIN_CREDENTIAL_FILE);
-  out.push(ensureCredentialFile(cred).created ? `${cred} created (mode 0600)` : `WARN : ${cred} exist !`);
+  for (const name of [ADMIN_CREDENTIAL_FILE, ADMIN_RO_CREDENTIAL_FILE]) {
+    const cred = home.keys(name);
+    out.push(ensureCredentialFile(cred).created ? `${cred} created (mode 0600)` : `WARN : ${cred} exist !`);
+  }
   return out;
 }

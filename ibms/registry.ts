@@ -3,6 +3,27 @@
  * through here: change the store, derive the touched nodes (derive.ts), record them for
  * `-s nodes_changed` (versions.ts), keep credentials in step, log one event line.
  * Agents' bundles are built (and cached) here too.
+ *
+ * What an agent receives is what was distributed. A node's bundle at version V is exactly what
+ * the store held when V was given (distribute_config, download_config, the package watcher, or
+ * the start of the worker for version 1). Pending edits stay invisible:
+ *
+ * - a node is *clean* while no change touched it since its last distribution: its published
+ *   bundle is the live one (built from the store, cached);
+ * - the first change that touches a clean node freezes its published bundle first (the JSON text
+ *   of its current version, taken from the store BEFORE the change), and the node is served from
+ *   that frozen text until it is distributed again;
+ * - distributing a node drops its frozen text: the live bundle, with the new version, is published.
+ *
+ * So frozen texts exist only for nodes with pending changes (`-s nodes_changed`). Package identity
+ * (sha256, size) in a bundle is the registry's copy, refreshed only by update_app and the so/
+ * watcher (after freezing), so a .so replaced on disk does not leak into a published version
+ * either. A node added and never distributed (version 0) has no published bundle: agents get
+ * IBP_ERR_REG_NOT_DISTRIBUTED (a watch is held until it is distributed).
+ *
+ * After a restart the worker publishes what it loaded (the saved files) as version 1 of a new
+ * epoch: unsaved edits are gone, and edits saved but not distributed become visible then (save
+ * answers and logs them as `undistributed`).
  */
 import { LRUCache } from 'lru-cache';
 import type { Logger } from '../lib/log.js';
@@ -15,7 +36,7 @@ import { touchedByApp, touchedByBin, touchedByNode, touchedByProject, union } fr
 import { Versions } from './versions.js';
 import { Sessions } from './sessions.js';
 import { Credentials } from './credentials.js';
-import { Packages } from './packages.js';
+import { Packages, type PackageInfo } from './packages.js';
 import { dataFiles, loadData, PARTS, saveData, snapshotForSave, snapshotImages, writeImages, type Loaded, type Part, type SaveResult } from './persist.js';
 import { credentialFiles, parseSecondTarget, sendSecondCopy } from './second-copy.js';
 import path from 'node:path';
@@ -40,6 +61,12 @@ interface CachedBundle {
   json: string;
 }
 
+/** A node's published bundle, frozen before the first change that touched it. */
+interface FrozenBundle {
+  version: number;
+  json: string;
+}
+
 export class Registry {
   readonly home: Home;
   readonly conf: IbmsConf;
@@ -56,6 +83,11 @@ export class Registry {
   readonly startedAt = Date.now();
   #saving: Promise<unknown> = Promise.resolve();
   readonly #bundles = new LRUCache<string, CachedBundle>({ max: 2048 });
+  /** Published bundles of nodes with pending changes (see the file comment). */
+  readonly #frozen = new Map<string, FrozenBundle>();
+  /** Package identity as bundles show it: refreshed only by update_app and the watcher. */
+  readonly #pkg = new Map<string, PackageInfo>();
+  #pkgGeneration = 0;
 
   constructor(opts: RegistryOptions) {
     this.home = opts.home;
@@ -83,6 +115,29 @@ export class Registry {
     return { ok: true, touched: list };
   }
 
+  /**
+   * Freeze the published bundle of every clean node among `nodes`, before a change touches them.
+   * Nodes never distributed (version 0) have nothing published and are skipped.
+   */
+  #freeze(nodes: Iterable<string>): void {
+    for (const n of nodes) {
+      if (this.#frozen.has(n) || !this.store.nodes.has(n)) continue;
+      const version = this.versions.version(n);
+      if (version === 0) continue;
+      this.#frozen.set(n, { version, json: this.#liveJson(n, version) });
+    }
+  }
+
+  /** Nodes just given a new version: their live bundle is now the published one. */
+  #published(nodes: Iterable<string>): void {
+    for (const n of nodes) this.#frozen.delete(n);
+  }
+
+  /** How many nodes are served from a frozen bundle (pending changes). */
+  get frozenCount(): number {
+    return this.#frozen.size;
+  }
+
   // ---------------------------------------------------------------- nodes
 
   addNode(n: { node: string; invalid?: 0 | 1; key_exp?: string; hosts?: HostConf[]; kvs?: Record<string, string> }): ChangeResult & { credential_file: string } {
@@ -94,6 +149,7 @@ export class Registry {
   }
 
   setNode(node: string, patch: NodePatch): ChangeResult {
+    this.#freeze(touchedByNode(this.store, node));
     this.store.setNode(node, patch);
     return this.#record(`set_node ${node}`, touchedByNode(this.store, node));
   }
@@ -101,8 +157,10 @@ export class Registry {
   removeNode(node: string): ChangeResult {
     this.store.node(node);
     const before = touchedByNode(this.store, node);
+    this.#freeze(before);
     this.store.removeNode(node);
     before.delete(node);
+    this.#frozen.delete(node);
     this.versions.drop(node);
     this.sessions.dropNode(node);
     this.credentials.removeNode(node);
@@ -111,26 +169,31 @@ export class Registry {
   }
 
   addHost(node: string, host: HostConf): ChangeResult {
+    this.#freeze(touchedByNode(this.store, node));
     this.store.addHost(node, host);
     return this.#record(`add_node_host ${node} ${host.ip}:${host.port}`, touchedByNode(this.store, node));
   }
 
   removeHost(node: string, ip: string, port: number): ChangeResult {
+    this.#freeze(touchedByNode(this.store, node));
     this.store.removeHost(node, ip, port);
     return this.#record(`remove_node_host ${node} ${ip}:${port}`, touchedByNode(this.store, node));
   }
 
   addKv(node: string, key: string, value: string): ChangeResult {
+    this.#freeze(touchedByNode(this.store, node));
     this.store.addKv(node, key, value);
     return this.#record(`add_node_kv ${node} ${key}`, touchedByNode(this.store, node));
   }
 
   setKv(node: string, key: string, value: string): ChangeResult {
+    this.#freeze(touchedByNode(this.store, node));
     this.store.setKv(node, key, value);
     return this.#record(`set_node_kv ${node} ${key}`, touchedByNode(this.store, node));
   }
 
   removeKv(node: string, key: string): ChangeResult {
+    this.#freeze(touchedByNode(this.store, node));
     this.store.removeKv(node, key);
     return this.#record(`remove_node_kv ${node} ${key}`, touchedByNode(this.store, node));
   }
@@ -143,6 +206,7 @@ export class Registry {
   }
 
   setApp(app: string, patch: AppPatch): ChangeResult {
+    this.#freeze(touchedByApp(this.store, app));
     this.store.setApp(app, patch);
     return this.#record(`set_app ${app}`, touchedByApp(this.store, app));
   }
@@ -150,13 +214,15 @@ export class Registry {
   /** The app's package changed (`-a update_app`): re-read it and touch the app's nodes. */
   updateApp(app: string): ChangeResult & { sha256: string; size: number } {
     const a = this.store.app(app);
-    const info = this.packages.refresh(a.bin);
+    this.#freeze(touchedByBin(this.store, a.bin).nodes);
+    const info = this.#refreshPackage(a.bin);
     if (!info.sha256) throw new IbpError('IBP_ERR_REG_NO_PACKAGE', { bin: a.bin, app, dir: this.packages.dir });
     return { ...this.#record(`update_app ${app} sha256[${info.sha256}]`, touchedByApp(this.store, app)), ...info };
   }
 
   removeApp(app: string): ChangeResult & { projects: string[] } {
     const before = touchedByApp(this.store, app);
+    this.#freeze(before);
     const projects = this.store.removeApp(app);
     return { ...this.#record(`remove_app ${app}`, before), projects };
   }
@@ -166,14 +232,16 @@ export class Registry {
    * with `immediate` those nodes are distributed at once (IBP's 立即自动推导下发).
    */
   packageChanged(bin: string, immediate: boolean): { apps: string[]; touched: string[]; distributed: { node: string; version: number }[] } {
-    const info = this.packages.refresh(bin);
     const { apps, nodes } = touchedByBin(this.store, bin);
+    this.#freeze(nodes);
+    const info = this.#refreshPackage(bin);
     if (apps.length === 0) {
       this.log.info(`package ${bin} changed , no app uses it`);
       return { apps, touched: [], distributed: [] };
     }
     this.#record(`package ${bin} changed sha256[${info.sha256}] apps[${apps.join(' ')}]`, nodes);
     const distributed = immediate ? this.versions.distributeNodes(nodes) : [];
+    this.#published(distributed.map((d) => d.node));
     if (immediate) this.log.info(`distribute , package ${bin} , nodes[${distributed.map((d) => `${d.node}:${d.version}`).join(' ')}]`);
     return { apps, touched: [...nodes], distributed };
   }
@@ -181,6 +249,7 @@ export class Registry {
   // ---------------------------------------------------------------- projects
 
   addProject(p: ProjectConf): ChangeResult {
+    if (!this.store.projects.has(p.project)) this.#freeze([...p.server_nodes, ...p.client_nodes]);
     this.store.addProject(p);
     return this.#record(`add_project ${p.project}`, touchedByProject(this.store, p.project));
   }
@@ -188,6 +257,7 @@ export class Registry {
   setProject(project: string, patch: ProjectPatch): ChangeResult {
     const before = touchedByProject(this.store, project);
     this.store.project(project);
+    this.#freeze(union(before, patch.server_nodes ?? [], patch.client_nodes ?? []));
     this.store.setProject(project, patch);
     return this.#record(`set_project ${project}`, union(before, touchedByProject(this.store, project)));
   }
@@ -195,6 +265,7 @@ export class Registry {
   removeProject(project: string): ChangeResult {
     this.store.project(project);
     const before = touchedByProject(this.store, project);
+    this.#freeze(before);
     this.store.removeProject(project);
     return this.#record(`remove_project ${project}`, before);
   }
@@ -203,6 +274,7 @@ export class Registry {
 
   distribute(): { ok: true; distributed: { node: string; version: number }[] } {
     const distributed = this.versions.distribute();
+    this.#published(distributed.map((d) => d.node));
     this.log.info(`distribute_config , nodes[${distributed.map((d) => `${d.node}:${d.version}`).join(' ')}]`);
     return { ok: true, distributed };
   }
@@ -210,6 +282,7 @@ export class Registry {
   download(node: string): { ok: true; node: string; version: number } {
     this.store.node(node);
     const version = this.versions.download(node);
+    this.#published([node]);
     this.log.info(`download_config , node[${node}] version[${version}]`);
     return { ok: true, node, version };
   }
@@ -217,8 +290,9 @@ export class Registry {
   // ---------------------------------------------------------------- persistence
 
   /** `-a save_config`: saves run one after another; each writes a snapshot taken when asked. */
-  save(): Promise<SaveResult> {
+  save(): Promise<SaveResult & { undistributed: string[] }> {
     const snap = snapshotForSave(this.files, this.store.toData());
+    const undistributed = this.versions.changed();
     const target = parseSecondTarget(this.conf.misc.second_config_dump, this.home);
     const run = this.#saving.catch(() => undefined).then(async () => {
       const r = await saveData(this.files, snap, target?.kind === 'dir' ? target.dir : undefined);
@@ -231,7 +305,8 @@ export class Registry {
     this.#saving = run;
     return run.then((r) => {
       this.log.info(`save_config , files[${r.files.join(' ')}] images[${r.images.join(' ')}] second[${r.second.join(' ')}]`);
-      return r;
+      if (undistributed.length > 0) this.log.warn(`save_config , saved changes not distributed yet , nodes[${undistributed.slice(0, 20).join(' ')}${undistributed.length > 20 ? ' …' : ''}] , a restart would publish them`);
+      return { ...r, undistributed };
     });
   }
 
@@ -253,28 +328,62 @@ export class Registry {
 
   // ---------------------------------------------------------------- bundles
 
-  /** The bundle of a node as JSON text (cached until the data, the packages or the version change). */
+  /**
+   * The published bundle of a node as JSON text, with its version: the frozen one while the node
+   * has pending changes, else the live one (cached until the data or the version change).
+   * IBP_ERR_REG_NOT_DISTRIBUTED for a node never distributed.
+   */
   bundleJson(node: string): { json: string; version: number } {
     this.store.node(node);
+    const frozen = this.#frozen.get(node);
+    if (frozen) return frozen;
     const version = this.versions.version(node);
-    const key = `${this.store.generation}:${this.packages.generation}:${version}`;
-    const hit = this.#bundles.get(node);
-    if (hit && hit.key === key) return { json: hit.json, version };
-    const json = JSON.stringify(this.bundle(node));
-    this.#bundles.set(node, { key: `${this.store.generation}:${this.packages.generation}:${version}`, json });
-    return { json, version };
+    if (version === 0) throw new IbpError('IBP_ERR_REG_NOT_DISTRIBUTED', { node });
+    return { json: this.#liveJson(node, version), version };
   }
 
-  /** N, its related nodes, and the apps of its projects with their packages' identity. */
-  bundle(node: string): NodeBundle {
+  #liveJson(node: string, version: number): string {
+    const key = `${this.store.generation}:${this.#pkgGeneration}:${version}`;
+    const hit = this.#bundles.get(node);
+    if (hit && hit.key === key) return hit.json;
+    const json = JSON.stringify(this.#liveBundle(node, version));
+    this.#bundles.set(node, { key, json });
+    return json;
+  }
+
+  /** N, its related nodes, and the apps of its projects with their packages' identity, from the store as it is now. */
+  #liveBundle(node: string, version: number): NodeBundle {
     const self = this.store.node(node);
     const nodes = [self, ...[...this.store.related(node)].map((n) => this.store.nodes.get(n)!)];
     const apps: AppWithPackage[] = [];
     for (const name of this.store.appsOfNode(node)) {
       const a = this.store.apps.get(name)!;
-      apps.push({ ...a, ...this.packages.info(a.bin) });
+      apps.push({ ...a, ...this.#packageInfo(a.bin) });
     }
-    return { epoch: this.versions.epoch, version: this.versions.version(node), this_node: node, nodes, apps };
+    return { epoch: this.versions.epoch, version, this_node: node, nodes, apps };
+  }
+
+  /** The published bundle of a node, parsed (tests, tools). */
+  bundle(node: string): NodeBundle {
+    return JSON.parse(this.bundleJson(node).json) as NodeBundle;
+  }
+
+  #packageInfo(bin: string): PackageInfo {
+    let info = this.#pkg.get(bin);
+    if (!info) {
+      info = { ...this.packages.info(bin) };
+      this.#pkg.set(bin, info);
+    }
+    return info;
+  }
+
+  /** Re-read a package (after freezing the nodes that show it): later bundles show the new identity. */
+  #refreshPackage(bin: string): PackageInfo {
+    const info = { ...this.packages.refresh(bin) };
+    const old = this.#pkg.get(bin);
+    if (!old || old.sha256 !== info.sha256 || old.size !== info.size) this.#pkgGeneration++;
+    this.#pkg.set(bin, info);
+    return info;
   }
 
   status(): Record<string, unknown> {

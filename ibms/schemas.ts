@@ -64,6 +64,11 @@ export const SetProjectBody = Type.Object({
   apps: Type.Optional(NameList(100000)),
 }, { additionalProperties: false });
 
+/** `-a rotate_credential`: which credential to re-issue (`node` names the node for kind node). */
+export const RotateBody = Type.Object({
+  kind: Type.Union([Type.Literal('admin'), Type.Literal('admin-ro'), Type.Literal('node')]),
+  node: Type.Optional(Name),
+}, { additionalProperties: false });
 export const DownloadBody = Type.Object({ node: Name }, { additionalProperties: false });
 
 export const HeartbeatBody = Type.Object({

@@ -39,9 +39,12 @@ export const ERRORS = {
   IBP_ERR_CODEC_JSON: { message: 'malformed JSON body: {detail}', http: 400 },
   IBP_ERR_CODEC_LZ4: { message: 'malformed lz4 body: {detail}', http: 400 },
   IBP_ERR_CODEC_TOO_LARGE: { message: 'body of {size} bytes is over the limit of {limit}', http: 413 },
+  IBP_ERR_CODEC_EXPANDS: { message: 'lz4 body expands past its declared size of {declared} bytes: refused without decoding (send the true size)', http: 413 },
+  IBP_ERR_CODEC_BUSY: { message: 'lz4 bodies being decoded already hold {held} of {limit} bytes: retry shortly', http: 503 },
 
   /** Registry (ibms) */
   IBP_ERR_REG_AUTH: { message: 'missing or wrong credential: pass the admin credential (keys/admin.credential) or the node credential', http: 401, exit: EXIT.REG_AUTH },
+  IBP_ERR_REG_RATE_LIMITED: { message: 'too many requests with a missing or wrong credential from {client}: retry in {seconds} s with the right credential', http: 429, exit: EXIT.REG_AUTH },
   IBP_ERR_REG_FORBIDDEN: { message: '{who} is not entitled to {what}', http: 403, exit: EXIT.REG_AUTH },
   IBP_ERR_REG_NOT_FOUND: { message: '{kind} {name} not found', http: 404, exit: EXIT.REG_REFUSED },
   IBP_ERR_REG_EXISTS: { message: '{kind} {name} already exists: use set_{kind} to change it', http: 409, exit: EXIT.REG_REFUSED },
@@ -53,6 +56,7 @@ export const ERRORS = {
   IBP_ERR_REG_NO_PACKAGE: { message: 'package {bin} of app {app} is not in {dir}: copy the .so there first', http: 404, exit: EXIT.REG_REFUSED },
   IBP_ERR_REG_SAVE: { message: 'writing {file} failed ({detail}); the previous file is kept', http: 500, exit: EXIT.REG_UNAVAILABLE },
   IBP_ERR_REG_STOPPING: { message: 'ibms is stopping: retry once it is started again', http: 503, exit: EXIT.REG_UNAVAILABLE },
+  IBP_ERR_REG_NOT_DISTRIBUTED: { message: 'node {node} has no distributed config yet: run `ibms -a distribute_config` (or `-a download_config --node {node}`)', http: 404, exit: EXIT.REG_REFUSED },
   IBP_ERR_REG_SCALE_STEP: { message: 'scale step {step} on host {host} failed: {detail}; fix it and run the same command again (it resumes)', exit: EXIT.REG_UNAVAILABLE },
   IBP_ERR_REG_INTERNAL: { message: 'ibms failed on {what}: {detail} (see the ibms worker log)', http: 500, exit: EXIT.REG_UNAVAILABLE },
 
@@ -117,6 +121,8 @@ export const ERRORS = {
   /** Remote command agent (ibcmd) */
   IBP_ERR_CMD_DENIED: { message: 'command refused: {detail}', http: 403, exit: EXIT.CMD_REFUSED },
   IBP_ERR_CMD_SYNTAX: { message: 'command line refused: {detail}', http: 400, exit: EXIT.CMD_REFUSED },
+  IBP_ERR_CMD_RATE_LIMITED: { message: 'too many requests with a missing or wrong ibcmd credential from {client}: retry in {seconds} s with the right credential', http: 429, exit: EXIT.CMD_REFUSED },
+  IBP_ERR_CMD_PATH_UNSAFE: { message: 'the command PATH is unsafe: {detail}', exit: EXIT.INIT },
   IBP_ERR_CMD_AUTH: { message: 'missing or wrong ibcmd credential: present a copy of keys/ibcmd.credential of the agent (--credential-file)', http: 401, exit: EXIT.CMD_REFUSED },
   IBP_ERR_CMD_CREDENTIAL: { message: 'credential file {file}: {detail}', exit: EXIT.INIT },
   IBP_ERR_CMD_EXEC: { message: 'cannot run {cmd}: {detail}', http: 422, exit: EXIT.CMD_REFUSED },

@@ -1,7 +1,7 @@
 /**
  * Agent routes (ARCHITECTURE §4.1), for ibma and ibas of a node, with that node's credential:
  *
- * - GET  /v1/agent/config?node=N&index=V&epoch=E&wait=S  blocking read of N's bundle;
+ * - GET  /v1/agent/config?node=N&index=V&epoch=E&wait=S  blocking read of N's published bundle;
  * - GET  /v1/agent/packages/:bin                          a package's bytes, to entitled nodes;
  * - POST /v1/agent/heartbeat                              `{role, node, ip?, port?, pid, load?}`.
  */
@@ -32,13 +32,16 @@ export function agentRoutes(reg: Registry): FastifyPluginAsync {
       const index = q.index === undefined ? 0 : Number(q.index);
       const epoch = q.epoch ?? '';
       const waitMs = Math.min(q.wait === undefined ? 0 : Number(q.wait), reg.conf.session.max_wait_seconds) * 1000;
-      if (waitMs > 0 && reg.versions.isCurrent(q.node, index, epoch)) {
+      // a node never distributed has nothing published yet: hold the watch until it is
+      const undistributed = reg.versions.version(q.node) === 0;
+      if (waitMs > 0 && (undistributed || reg.versions.isCurrent(q.node, index, epoch))) {
         const ended = reg.sessions.watchStarted(q.node, req.ip);
         const gone = new AbortController();
         const onClose = (): void => gone.abort();
         reply.raw.once('close', onClose);
         try {
-          await reg.versions.wait(q.node, index, epoch, waitMs, gone.signal);
+          if (undistributed) await reg.versions.wait(q.node, 0, reg.versions.epoch, waitMs, gone.signal);
+          else await reg.versions.wait(q.node, index, epoch, waitMs, gone.signal);
         } finally {
           reply.raw.off('close', onClose);
           ended();

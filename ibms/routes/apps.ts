@@ -4,11 +4,12 @@ import type { Registry } from '../registry.js';
 import { AddAppBody, FilterQuery, NameParam, SetAppBody, check } from '../schemas.js';
 
 const admin = { config: { access: 'admin' as const } };
+const adminRead = { config: { access: 'admin-read' as const } };
 const AppParam = NameParam('app');
 
 export function appRoutes(reg: Registry): FastifyPluginAsync {
   return async (app) => {
-    app.get('/apps', admin, async (req) => {
+    app.get('/apps', adminRead, async (req) => {
       const q = check(FilterQuery, req.query, 'query');
       const apps = q.app ? [reg.store.app(q.app)] : [...reg.store.apps.values()];
       return { apps: apps.map((a) => ({ ...a, ...reg.packages.info(a.bin) })) };

@@ -7,10 +7,11 @@ import type { Registry } from '../registry.js';
 import { DownloadBody, check } from '../schemas.js';
 
 const admin = { config: { access: 'admin' as const } };
+const adminRead = { config: { access: 'admin-read' as const } };
 
 export function configRoutes(reg: Registry): FastifyPluginAsync {
   return async (app) => {
-    app.get('/nodes_changed', admin, async () => ({ nodes: reg.versions.changed() }));
+    app.get('/nodes_changed', adminRead, async () => ({ nodes: reg.versions.changed() }));
 
     app.post('/config/distribute', admin, async () => reg.distribute());
 
@@ -20,13 +21,13 @@ export function configRoutes(reg: Registry): FastifyPluginAsync {
 
     app.post('/config/build', admin, async () => ({ ok: true, images: await reg.build() }));
 
-    app.get('/sessions', admin, async () => {
+    app.get('/sessions', adminRead, async () => {
       const now = Date.now();
       return {
         sessions: reg.sessions.list().map((s) => ({ ...s, idle_seconds: Math.round((now - s.last_seen) / 100) / 10 })),
       };
     });
 
-    app.get('/status', admin, async () => reg.status());
+    app.get('/status', adminRead, async () => reg.status());
   };
 }

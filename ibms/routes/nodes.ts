@@ -4,12 +4,13 @@ import type { Registry } from '../registry.js';
 import { AddKvBody, AddNodeBody, FilterQuery, HostBody, HostParams, NameParam, SetKvBody, SetNodeBody, check } from '../schemas.js';
 
 const admin = { config: { access: 'admin' as const } };
+const adminRead = { config: { access: 'admin-read' as const } };
 const NodeParam = NameParam('node');
 const KvParams = NameParam('node');
 
 export function nodeRoutes(reg: Registry): FastifyPluginAsync {
   return async (app) => {
-    app.get('/nodes', admin, async (req) => {
+    app.get('/nodes', adminRead, async (req) => {
       const q = check(FilterQuery, req.query, 'query');
       return { nodes: q.node ? [reg.store.node(q.node)] : [...reg.store.nodes.values()] };
     });
@@ -41,7 +42,7 @@ export function nodeRoutes(reg: Registry): FastifyPluginAsync {
       return reg.removeHost(p.node, p.ip, port);
     });
 
-    app.get('/nodes_kv', admin, async (req) => {
+    app.get('/nodes_kv', adminRead, async (req) => {
       const q = check(FilterQuery, req.query, 'query');
       const nodes = q.node ? [reg.store.node(q.node)] : [...reg.store.nodes.values()];
       return { kvs: nodes.flatMap((n) => Object.entries(n.kvs).map(([key, value]) => ({ node: n.node, key, value }))) };

@@ -4,11 +4,12 @@ import type { Registry } from '../registry.js';
 import { AddProjectBody, FilterQuery, NameParam, SetProjectBody, check } from '../schemas.js';
 
 const admin = { config: { access: 'admin' as const } };
+const adminRead = { config: { access: 'admin-read' as const } };
 const ProjectParam = NameParam('project');
 
 export function projectRoutes(reg: Registry): FastifyPluginAsync {
   return async (app) => {
-    app.get('/projects', admin, async (req) => {
+    app.get('/projects', adminRead, async (req) => {
       const q = check(FilterQuery, req.query, 'query');
       return { projects: q.project ? [reg.store.project(q.project)] : [...reg.store.projects.values()] };
     });

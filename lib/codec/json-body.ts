@@ -22,12 +22,15 @@ export function encodeJsonBody(value: unknown, opts: { minCompressSize: number; 
   return { body: raw, encoding: undefined };
 }
 
-/** Decode a body by its content encoding; rejects prototype poisoning (`__proto__`, `constructor`). */
-export function decodeJsonBody(body: Buffer, encoding: string | undefined, maxSize: number): unknown {
+/**
+ * Decode a body by its content encoding; rejects prototype poisoning (`__proto__`, `constructor`).
+ * `scratch`: a reusable buffer for the decompressed bytes (see lz4Decompress).
+ */
+export function decodeJsonBody(body: Buffer, encoding: string | undefined, maxSize: number, scratch?: Buffer): unknown {
   if (body.length > maxSize) throw new IbpError('IBP_ERR_CODEC_TOO_LARGE', { size: body.length, limit: maxSize });
   let raw = body;
   const enc = (encoding ?? '').trim().toLowerCase();
-  if (enc === LZ4_ENCODING) raw = lz4Decompress(body, maxSize);
+  if (enc === LZ4_ENCODING) raw = lz4Decompress(body, maxSize, scratch);
   else if (enc !== '' && enc !== 'identity') throw new IbpError('IBP_ERR_CODEC_LZ4', { detail: `unsupported content encoding "${encoding}" (use lz4 or none)` });
   if (raw.length === 0) return undefined;
   try {

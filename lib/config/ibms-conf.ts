@@ -9,7 +9,19 @@ export const IbmsConf = Type.Object({
     min_compress_size: Type.Integer({ minimum: 0 }),
     /** Largest request body accepted (413 above). */
     max_body_size: Type.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024 }),
+    /**
+     * Bytes of lz4 bodies decoded and held at once over all requests (each held until its answer
+     * is sent); a body that does not fit gets 503 (retry). Absent: 4 × max_body_size.
+     */
+    max_decode_total: Type.Optional(Type.Integer({ minimum: 1024, maximum: 4 * 1024 * 1024 * 1024 })),
   }, { additionalProperties: false }),
+  /** Brute-force limit: requests without a valid credential, per client address. Absent: 10 per 60 s. */
+  auth: Type.Optional(Type.Object({
+    /** Refused-credential requests a client may make per window; the next ones get 429. */
+    max_failures: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+    /** Length of the window, seconds. */
+    failure_window_seconds: Type.Number({ exclusiveMinimum: 0, maximum: 86400 }),
+  }, { additionalProperties: false })),
   config: Type.Object({
     nodes: Type.String({ minLength: 1 }),
     apps: Type.String({ minLength: 1 }),
@@ -35,7 +47,8 @@ export type IbmsConf = Static<typeof IbmsConf>;
 export function defaultIbmsConf(ip = '127.0.0.1', port = 16001): IbmsConf {
   return {
     server: { ip, port },
-    comm: { min_compress_size: 512, max_body_size: 8 * 1024 * 1024 },
+    comm: { min_compress_size: 512, max_body_size: 8 * 1024 * 1024, max_decode_total: 32 * 1024 * 1024 },
+    auth: { max_failures: 10, failure_window_seconds: 60 },
     config: { nodes: 'ibp_nodes.conf', apps: 'ibp_apps.conf', projects: 'ibp_projects.conf' },
     misc: { auto_download_bin_enable: 0, second_config_dump: '' },
     session: { expire_seconds: 30, max_wait_seconds: 300 },

@@ -8,6 +8,8 @@ import type { Test } from 'tap';
 import { parseJsonText } from '../../lib/config/load.js';
 import { readPid } from '../../lib/pidfile.js';
 import { IbcmdClient } from '../../ibcmd/client.js';
+import { ensureCredential } from '../../ibcmd/credential.js';
+import type { ListEntry } from '../../ibcmd/audit.js';
 import type { IbcmdConf } from '../../ibcmd/config.js';
 import { freePort, loopbackIp, reapHome, runTool, type RunResult } from '../helpers/procs.js';
 
@@ -25,14 +27,18 @@ export interface AgentHome {
 }
 
 export interface AgentSetup {
-  white?: string[];
-  black?: string[];
+  white?: ListEntry[];
+  black?: ListEntry[];
   maxOutput?: number;
   timeoutS?: number;
   maxConcurrent?: number;
   maxFile?: number;
   /** Extra folders in front of exec.path. */
   path?: string[];
+  /** Named callers (their credential files are created here, 0600). */
+  callers?: { name: string; credential_file: string }[];
+  /** Brute-force limit. */
+  auth?: { max_failures: number; failure_window_seconds: number };
   /** Use this loopback address instead of a random one. */
   ip?: string;
   /** Home folder to use (default: a fresh t.testdir()). */
@@ -57,6 +63,11 @@ export async function makeAgentHome(t: Test, setup: AgentSetup = {}): Promise<Ag
   if (setup.maxConcurrent) conf.exec.max_concurrent = setup.maxConcurrent;
   if (setup.maxFile) conf.files.max_file_size = setup.maxFile;
   if (setup.path) conf.exec.path = [...setup.path, ...conf.exec.path];
+  if (setup.callers) {
+    conf.callers = setup.callers;
+    for (const c of setup.callers) ensureCredential(path.join(home, c.credential_file));
+  }
+  if (setup.auth) conf.auth = setup.auth;
   fs.writeFileSync(confFile, JSON.stringify(conf, null, 2));
   const credFile = path.join(home, 'keys', 'ibcmd.credential');
   const agent: AgentHome = {

@@ -1,10 +1,12 @@
 import t from 'tap';
+import type * as Tap from 'tap';
 import fc from 'fast-check';
 import fs from 'node:fs';
 import path from 'node:path';
 import { isIbpError } from '../../lib/errors.js';
 import { auditCommand, compileList, compilePattern, compilePolicy, matchPattern, parseCommandLine, MAX_COMMAND_LENGTH } from '../../ibcmd/audit.js';
-import { checkAuthorization, ensureCredential, readCredential } from '../../ibcmd/credential.js';
+import { checkAuthorization, ensureCredential, identifyCaller, readCredential } from '../../ibcmd/credential.js';
+import { ProgramResolver, commandPath, unsafeFolder } from '../../ibcmd/resolve.js';
 
 const code = (fn: () => unknown): string | undefined => {
   try {
@@ -95,9 +97,21 @@ t.test('patterns: * is any run (spaces too), ? one character, everything else li
   t.throws(() => compileList(['ok', '  '], 'white_list'), { code: 'IBP_ERR_CFG_INVALID' }, 'an empty pattern is a config error');
 });
 
-t.test('black list first, then white list; the program base name is checked too', async (t) => {
-  const policy = compilePolicy(['rm *', 'kill * 1', 'ibas.sh kill'], ['echo *', 'rm *', 'ls', 'ls *', '/bin/ls *', 'ibas.sh *', 'kill *']);
+/** A folder of fake programs (0755 in a 0755 folder) and a resolver with it before the system folders. */
+function fakeBin(t: Tap.Test, names: string[]): { dir: string; resolver: ProgramResolver; sandbox: string } {
+  const root = t.testdir({ bin: Object.fromEntries(names.map((n) => [n, '#!/bin/sh\necho fake\n'])), sandbox: { 'a.txt': 'a' } });
+  const dir = path.join(root, 'bin');
+  fs.chmodSync(dir, 0o755);
+  for (const n of names) fs.chmodSync(path.join(dir, n), 0o755);
+  const sandbox = fs.realpathSync(path.join(root, 'sandbox'));
+  return { dir, sandbox, resolver: new ProgramResolver([dir, '/usr/bin', '/bin'], sandbox) };
+}
+
+t.test('black list first, then white list; entries name the resolved program, the base name counts for the black list', async (t) => {
+  const { resolver } = fakeBin(t, ['ibas.sh']);
+  const policy = compilePolicy(['rm *', 'kill * 1', 'ibas.sh kill'], ['echo *', 'rm *', 'ls', 'ls *', '/bin/ls *', 'ibas.sh *', 'kill *'], resolver);
   t.same(auditCommand('echo hi there', policy).argv, ['echo', 'hi', 'there']);
+  t.equal(auditCommand('echo hi', policy).program, fs.realpathSync('/bin/echo'), 'the audit says which file runs');
   t.same(auditCommand('ibas.sh status', policy).argv, ['ibas.sh', 'status']);
   const denied = (line: string, why: RegExp): void => {
     try {
@@ -113,11 +127,73 @@ t.test('black list first, then white list; the program base name is checked too'
   denied('kill -9 1', /black list/);
   denied('ibas.sh kill', /black list pattern "ibas.sh kill"/);
   denied('cat /etc/passwd', /matches no white list pattern/);
-  denied('/usr/bin/echo hi', /matches no white list pattern/);
-  t.same(auditCommand('/bin/ls -l', policy).argv, ['/bin/ls', '-l'], 'a full path is allowed only when the white list names it');
+  t.same(auditCommand('/usr/bin/echo hi', policy).argv, ['/usr/bin/echo', 'hi'], 'a full path to the same file as a white-listed name runs');
+  t.same(auditCommand('/bin/ls -l', policy).argv, ['/bin/ls', '-l']);
   t.equal(code(() => auditCommand('echo a;b', policy)), 'IBP_ERR_CMD_SYNTAX', 'syntax is checked before the lists');
-  const empty = compilePolicy([], []);
+  t.equal(code(() => auditCommand('no-such-prog-z a', policy)), 'IBP_ERR_CMD_EXEC', 'a program that resolves to nothing');
+  const empty = compilePolicy([], [], resolver);
   t.equal(code(() => auditCommand('echo a', empty)), 'IBP_ERR_CMD_DENIED', 'an empty white list refuses everything');
+});
+
+t.test('a white-listed name resolved from a planted folder is refused', async (t) => {
+  const { dir, resolver } = fakeBin(t, ['other']);
+  const policy = compilePolicy([], ['hostname', 'echo *'], resolver);
+  t.equal(auditCommand('hostname', policy).program, fs.realpathSync('/bin/hostname'));
+  fs.writeFileSync(path.join(dir, 'hostname'), '#!/bin/sh\necho planted\n', { mode: 0o755 });
+  t.equal(resolver.resolve('hostname'), path.join(fs.realpathSync(dir), 'hostname'), 'the name now resolves to the planted file');
+  try {
+    auditCommand('hostname', policy);
+    t.fail('the planted hostname was allowed');
+  } catch (e) {
+    t.ok(isIbpError(e, 'IBP_ERR_CMD_DENIED'));
+    t.match((e as Error).message, /it runs .*\/hostname, not \/.*hostname that white list entry "hostname" allows/);
+  }
+});
+
+t.test('argv patterns: one pattern per argument, <sandbox-path>, a last ... repeats', async (t) => {
+  const { resolver, sandbox } = fakeBin(t, []);
+  fs.symlinkSync('/etc', path.join(sandbox, 'out'));
+  const policy = compilePolicy(['ls -R*'], [{ program: 'ls', args: ['-l', '<sandbox-path>', '...'] }, { program: 'echo', args: ['id-???'] }, { program: 'uptime', args: [] }, { program: 'hostname' }], resolver, sandbox);
+  t.same(auditCommand('ls -l a.txt', policy).argv, ['ls', '-l', 'a.txt']);
+  t.same(auditCommand('ls -l a.txt sub/b.txt', policy).argv, ['ls', '-l', 'a.txt', 'sub/b.txt'], '... repeats <sandbox-path>');
+  t.same(auditCommand('echo id-abc', policy).argv, ['echo', 'id-abc']);
+  t.same(auditCommand('uptime', policy).argv, ['uptime']);
+  t.same(auditCommand('hostname -f', policy).argv, ['hostname', '-f'], 'no args key: any arguments');
+  for (const line of ['ls /root', 'ls -l /root', 'ls -l ../x', 'ls -l a.txt /root', 'ls -l out', 'ls -l out/passwd', 'ls -l', 'echo id-abcd', 'uptime -p', 'ls -R a.txt']) {
+    t.equal(code(() => auditCommand(line, policy)), 'IBP_ERR_CMD_DENIED', `${line} refused`);
+  }
+  t.throws(() => compilePolicy([], [{ program: 'ls', args: ['...'] }], resolver), { code: 'IBP_ERR_CFG_INVALID' });
+  t.throws(() => compilePolicy([], [{ program: 'l*', args: [] }], resolver), { code: 'IBP_ERR_CFG_INVALID' });
+});
+
+t.test('the command PATH: a writable folder before a system one is refused, after them left out', async (t) => {
+  const root = t.testdir({ open: {}, safe: {}, sticky: { inner: {} } });
+  const open = path.join(root, 'open');
+  fs.chmodSync(open, 0o777);
+  fs.chmodSync(path.join(root, 'safe'), 0o755);
+  t.match(unsafeFolder(open), /group\/world-writable \(mode 0777\)/);
+  t.equal(unsafeFolder(path.join(root, 'safe')), undefined);
+  fs.chmodSync(path.join(root, 'sticky'), 0o1777);
+  fs.chmodSync(path.join(root, 'sticky', 'inner'), 0o755);
+  t.equal(unsafeFolder(path.join(root, 'sticky', 'inner')), undefined, 'a sticky folder above is fine');
+  fs.chmodSync(path.join(root, 'sticky'), 0o777);
+  t.match(unsafeFolder(path.join(root, 'sticky', 'inner')), /the folder above it/);
+  const before = commandPath([open], root, '/usr/bin:/bin');
+  t.equal(before.errors.length, 1);
+  t.match(before.errors[0], /open is unsafe: it is group\/world-writable .* before the system folder \/usr\/bin/);
+  const after = commandPath([], root, `/usr/bin:/bin:${open}`);
+  t.same(after.errors, []);
+  t.notOk(after.dirs.includes(open), 'left out');
+  t.match(after.warnings.join('\n'), /left out/);
+  t.same(commandPath([path.join(root, 'safe')], root, '/usr/bin').dirs, [path.join(root, 'safe'), '/usr/bin']);
+});
+
+t.test('callers: each credential names its caller, compared in constant time', async (t) => {
+  const callers = [{ name: 'default', secret: 'a'.repeat(64) }, { name: 'ops', secret: 'b'.repeat(64) }];
+  t.equal(identifyCaller(`Bearer ${'b'.repeat(64)}`, callers), 'ops');
+  t.equal(identifyCaller(`Bearer ${'a'.repeat(64)}`, callers), 'default');
+  t.equal(identifyCaller(`Bearer ${'c'.repeat(64)}`, callers), undefined);
+  t.equal(identifyCaller(undefined, callers), undefined);
 });
 
 t.test('credential: created 0600 once, read strictly, compared in constant time', async (t) => {

@@ -1,8 +1,9 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { lz4Compress, lz4Decompress } from '../../lib/codec/lz4.js';
+import { DecodeBudget, lz4BlockOutputSize, lz4Compress, lz4Decompress } from '../../lib/codec/lz4.js';
 import { acceptsLz4, decodeJsonBody, encodeJsonBody } from '../../lib/codec/json-body.js';
 import { isIbpError } from '../../lib/errors.js';
+import { lz4Bomb } from '../helpers/lz4-bomb.js';
 
 t.test('lz4 round trip of arbitrary bytes', async (t) => {
   fc.assert(fc.property(fc.uint8Array({ maxLength: 5000 }), (arr) => {
@@ -37,6 +38,32 @@ t.test('hostile lz4 bodies are errors, never crashes', async (t) => {
     }
     return true;
   }), { numRuns: 500 });
+});
+
+const bomb = lz4Bomb;
+
+t.test('the size walk of an lz4 block equals what it decodes to', async (t) => {
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 5000 }), fc.integer({ min: 1, max: 20 }), (arr, rep) => {
+    const raw = Buffer.concat(Array.from({ length: rep }, () => Buffer.from(arr)));
+    const packed = lz4Compress(raw);
+    if (packed === undefined) return true;
+    return lz4BlockOutputSize(packed.subarray(4), raw.length) === raw.length;
+  }), { numRuns: 300 });
+  const honest = bomb(1_000_000, 1_000_000);
+  t.equal(lz4BlockOutputSize(honest.subarray(4), 1e9), 1_000_000, 'the bomb builder is exact');
+  t.equal(lz4Decompress(honest, 1_000_000).length, 1_000_000, 'an honest body of that size decodes');
+});
+
+t.test('a body that expands past its declared size is refused before decoding (413)', async (t) => {
+  t.throws(() => lz4Decompress(bomb(1000, 50_000_000), 1 << 20), { code: 'IBP_ERR_CODEC_EXPANDS' }, 'expands past the declared size');
+  t.throws(() => lz4Decompress(bomb(1 << 21, 1 << 21), 1 << 20), { code: 'IBP_ERR_CODEC_TOO_LARGE' }, 'declares more than the limit');
+  t.throws(() => lz4Decompress(bomb(5000, 4000), 1 << 20), { code: 'IBP_ERR_CODEC_LZ4' }, 'expands to less than declared');
+  const b = new DecodeBudget(100);
+  t.ok(b.take(60));
+  t.notOk(b.take(50), 'over the budget');
+  b.give(60);
+  t.ok(b.take(100));
+  t.equal(b.held, 100);
 });
 
 t.test('JSON bodies compress at the threshold and only when the peer accepts lz4', async (t) => {
