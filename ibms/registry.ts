@@ -4,6 +4,7 @@
  * `-s nodes_changed` (versions.ts), keep credentials in step, log one event line.
  * Agents' bundles are built (and cached) here too.
  */
+import fs from 'node:fs';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from '../lib/log.js';
 import type { Home } from '../lib/home.js';
@@ -16,6 +17,7 @@ import { Versions } from './versions.js';
 import { Sessions } from './sessions.js';
 import { Credentials } from './credentials.js';
 import { Packages } from './packages.js';
+import { PackageSigner, SIGNING_KEY_FILE, SIGNING_PUB_FILE } from '../lib/package-signing.js';
 import { dataFiles, loadData, saveData, snapshotForSave, snapshotImages, writeImages, type Loaded, type Part, type SaveResult } from './persist.js';
 
 /** What a change answers: the nodes it touched (now listed by `-s nodes_changed`). */
@@ -36,6 +38,15 @@ export interface RegistryOptions {
 interface CachedBundle {
   key: string;
   json: string;
+}
+
+/** The package-signing key of the home; created (and logged) when a home from before it has none. */
+function loadSigner(home: Home, log: Logger): PackageSigner {
+  fs.mkdirSync(home.dir('keys'), { recursive: true, mode: 0o700 });
+  const keyFile = home.keys(SIGNING_KEY_FILE);
+  const { signer, created } = PackageSigner.loadOrCreate(keyFile, home.keys(SIGNING_PUB_FILE));
+  if (created) log.warn({ file: keyFile }, `package-signing key created , file[${keyFile}] , agents that pinned another key refuse packages until their keys/${SIGNING_PUB_FILE} is replaced`);
+  return signer;
 }
 
 export class Registry {
@@ -69,7 +80,7 @@ export class Registry {
     this.sessions = new Sessions(opts.conf.session.expire_seconds);
     this.credentials = new Credentials(opts.home);
     for (const n of this.store.nodes.keys()) this.credentials.ensureNode(n);
-    this.packages = new Packages(opts.home.dir('so'));
+    this.packages = new Packages(opts.home.dir('so'), loadSigner(opts.home, opts.log));
   }
 
   #record(what: string, touched: Set<string>): ChangeResult {
@@ -261,9 +272,9 @@ export class Registry {
     const apps: AppWithPackage[] = [];
     for (const name of this.store.appsOfNode(node)) {
       const a = this.store.apps.get(name)!;
-      apps.push({ ...a, ...this.packages.info(a.bin) });
+      apps.push({ ...a, ...this.packages.signedInfo(a.app, a.bin) });
     }
-    return { epoch: this.versions.epoch, version: this.versions.version(node), this_node: node, nodes, apps };
+    return { epoch: this.versions.epoch, version: this.versions.version(node), this_node: node, nodes, apps, package_key: this.packages.signer.publicKeyB64 };
   }
 
   status(): Record<string, unknown> {

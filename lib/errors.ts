@@ -56,6 +56,11 @@ export const ERRORS = {
   /** Agent (ibma) */
   IBP_ERR_AGENT_PACKAGE: { message: 'package {bin} rejected: {detail}; the old file stays (check so/ of the registry, then `ibms -a update_app`)' },
 
+  /** Package signing and the so/ folder */
+  IBP_ERR_PKG_KEY: { message: 'package-signing key {file}: {detail}', exit: 3 },
+  IBP_ERR_SO_FOLDER: { message: 'so/ folder {dir} refused: {detail}', exit: 3 },
+  IBP_ERR_SO_SYMLINK: { message: 'package file {file} refused ({detail}): remove it; so/ holds regular files only' },
+
   /** Daemons */
   IBP_ERR_DAEMON_RUNNING: { message: '{tool} is already running with pid {pid} (pid file {pidfile})', exit: 7 },
   IBP_ERR_DAEMON_NOT_RUNNING: { message: '{tool} is not running (pid file {pidfile})', exit: 7 },
@@ -88,6 +93,7 @@ export const ERRORS = {
   IBP_ERR_APP_CRASH: { message: 'app {app} crashed the worker ({signal})' },
   IBP_ERR_APP_FILE: { message: 'app {app}: attached file {name} refused: {detail}' },
   IBP_ERR_APP_NO_2PC: { message: 'app {app} does not export {symbol}: it cannot take part in two-phase commit' },
+  IBP_ERR_APP_TAMPERED: { message: 'app {app}: {file} has sha256 {got}, the signed sha256 of the config space is {expected}: refused (the previous good version, if any, keeps serving); reinstall it through ibma' },
   IBP_ERR_APP_UNLOADED: { message: 'app {app} ({file}) was unloaded: get it from the app cache again' },
   IBP_ERR_NATIVE_MISSING: { message: 'native library {file} is missing or stale ({detail}): run `npm run build:apps`', exit: 3 },
   IBP_ERR_NATIVE_CALL: { message: '{call} failed: {detail}' },
