@@ -22,6 +22,7 @@ import { loadInstance, type Instance } from '../ibas/instance.js';
 import { initConf } from '../ibas/init.js';
 import { Manager } from '../ibas/manager.js';
 import { runForeground } from '../ibas/foreground.js';
+import { checkSoFolder } from '../lib/so-folder.js';
 import { show, SHOWS, type Show } from '../ibas/show.js';
 
 const ACTIONS = ['init', 'start', 'stop', 'kill', 'check'] as const;
@@ -73,6 +74,8 @@ const program = createProgram('ibas', 'IBP-TS transaction server: a manager and 
     }
     switch (opts.action!) {
       case 'start':
+        // so/ writable by group or others: anyone there could plant code (lib/so-folder.ts)
+        if (fs.existsSync(inst.home.dir('so'))) checkSoFolder(inst.home.dir('so'));
         if (opts.foreground) await foreground(inst);
         else if (isDaemonChild()) await runManager(inst);
         else {
@@ -125,6 +128,7 @@ function check(inst: Instance): void {
   const ibma = loadConfigFile(IbmaConf, inst.ibmaConfFile, 'ibma');
   process.stdout.write(`${inst.ibmaConfFile}: ok (node ${ibma.this_node}, index_key 0x${ibma.shm.index_key.toString(16)})\n`);
   if (!fs.existsSync(inst.home.dir('so'))) process.stdout.write(`WARN : ${inst.home.dir('so')} does not exist: apps cannot be loaded\n`);
+  else checkSoFolder(inst.home.dir('so'));
 }
 
 function monitorLogger(inst: Instance, toStderr = false): Logger {

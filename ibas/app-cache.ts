@@ -176,6 +176,7 @@ export class LoadedApp {
   #retired = false;
   /** The file now on disk was refused (APP_TAMPERED) for this expected sha256: keep serving this version. */
   #refused: { identity: FileIdentity | undefined; expected: string } | undefined;
+  readonly #signed: boolean;
   calls = 0;
 
   /** @internal — built by AppCache. */
@@ -186,6 +187,7 @@ export class LoadedApp {
     this.file = p.file;
     this.fromUpdating = p.fromUpdating;
     this.sha256 = p.sha256;
+    this.#signed = (ref.sha256 ?? '') !== '';
     this.#identity = p.identity;
     this.#lib = lib;
     this.#symbols = symbols;
@@ -258,9 +260,9 @@ export class LoadedApp {
     return !!r && r.expected === expected && sameIdentity(r.identity, soIdentityOf(this.#cache.pathOf(this.bin)));
   }
 
-  /** @internal — kept after a refusal: only get() (which verifies first) may replace it. */
-  get keptAfterRefusal(): boolean {
-    return this.#refused !== undefined;
+  /** Loaded against a signed sha256 of the config space. */
+  get signed(): boolean {
+    return this.#signed;
   }
 
   /** @internal — dropped from the LRU: unload now, or after the last pending commit/rollback. */
@@ -377,12 +379,14 @@ export class AppCache {
 
   /**
    * Unload stale entries (file changed, removed or renamed). The worker calls it when idle,
-   * between transactions. Returns how many were unloaded.
+   * between transactions. Returns how many were unloaded. Apps loaded against a signed sha256 are
+   * left to get(): it checks the new file first, so a tampered one cannot take the good version down.
    */
   evictIdle(): number {
     let n = 0;
     for (const [key, loaded] of [...this.#lru.entries()]) {
-      if (loaded.keptAfterRefusal) continue; // replaced only by get(), once a verified file is there
+      // a signed app is replaced only by get(), which verifies the new file BEFORE dropping this one
+      if (loaded.signed) continue;
       if (loaded.stale || loaded.fileChanged()) {
         this.#stats.staleEvictions++;
         this.#lru.delete(key);

@@ -3,6 +3,10 @@
  * with answers a real ibms never gives: truncated or corrupt bodies, bundles failing the schema,
  * another node's bundle, disagreeing headers, oversized bodies, corrupted packages.
  *
+ * Like ibms it signs: every bundle it serves carries its package-signing key and a signed manifest
+ * per package (lib/package-signing.ts), unless `signing` says otherwise ('unsigned': no key and no
+ * manifests; 'foreign': signed by a key other than the one it announces).
+ *
  * It honours the watch contract (answer at once when epoch/index differ, else hold until the
  * bundle changes or `wait` passes) so the agent's good path runs exactly as against ibms.
  */
@@ -11,6 +15,7 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { encodeJsonBody } from '../../lib/codec/json-body.js';
 import type { NodeBundle } from '../../lib/config/model.js';
+import { PACKAGE_ABI_VERSION, PackageSigner } from '../../lib/package-signing.js';
 
 export type AnswerMode =
   | 'good'
@@ -49,6 +54,11 @@ export class FakeIbms {
   readonly ip: string;
   port = 0;
   mode: AnswerMode = 'good';
+  /** Its package-signing key (agents pin its public key on first use). */
+  readonly signer = new PackageSigner(crypto.generateKeyPairSync('ed25519').privateKey);
+  /** How bundles are signed (see the file comment). */
+  signing: 'signed' | 'unsigned' | 'foreign' = 'signed';
+  readonly #foreign = new PackageSigner(crypto.generateKeyPairSync('ed25519').privateKey);
   bundle: NodeBundle;
   readonly packages = new Map<string, FakePackage>();
   readonly seen: Seen[] = [];
@@ -95,6 +105,17 @@ export class FakeIbms {
   setMode(m: AnswerMode): void {
     this.mode = m;
     this.#release();
+  }
+
+  /** The bundle as served: the key and a signed manifest per package, as `signing` says. */
+  signed(b: NodeBundle): NodeBundle {
+    if (this.signing === 'unsigned') return b;
+    const by = this.signing === 'foreign' ? this.#foreign : this.signer;
+    return {
+      ...b,
+      package_key: this.signer.publicKeyB64,
+      apps: b.apps.map((a) => (a.sha256 === '' || a.manifest !== undefined ? a : { ...a, ...by.sign({ abi_version: PACKAGE_ABI_VERSION, app: a.app, bin: a.bin, sha256: a.sha256, size: a.size, time: 1 }) })),
+    };
   }
 
   count(path: string, pred: (s: Seen) => boolean = () => true): number {
@@ -154,7 +175,7 @@ export class FakeIbms {
     }
     const mode = this.mode;
     if (mode !== 'good') this.hostile.set(mode, (this.hostile.get(mode) ?? 0) + 1);
-    const b = this.bundle;
+    const b = this.signed(this.bundle);
     const headers = { 'x-ibp-index': String(b.version), 'x-ibp-epoch': b.epoch, 'content-type': 'application/json' };
     const enc = encodeJsonBody(b, { minCompressSize: 64, peerAcceptsLz4: true });
     switch (mode) {
