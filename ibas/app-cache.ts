@@ -60,6 +60,8 @@ export interface AppRef {
   bin: string;
   /** The signed sha256 the loaded bytes must have (config space); '' or absent: not checked. */
   sha256?: string;
+  /** A second signed sha256 accepted while ibma installs a new version (config space SHA256_NEXT). */
+  sha256Next?: string;
 }
 
 /** The context of one call, given to the app (ctx fields of lib/native/ibp_app.h). */
@@ -334,15 +336,17 @@ export class AppCache {
     if (this.#closed) throw new IbpError('IBP_ERR_APP_UNLOADED', { app: ref.app, file: ref.bin });
     const key = this.#keyOf(ref);
     const cached = this.#lru.get(key);
+    const next = ref.sha256Next ?? '';
     const expected = ref.sha256 ?? '';
+    const accepted = next === '' ? expected : `${expected} ${next}`;
     if (cached) {
       const check = !this.#watching || this.#statCheckMs === 0 || performance.now() - cached.checkedAt >= this.#statCheckMs;
-      const shaChanged = expected !== '' && cached.sha256 !== expected;
+      const shaChanged = expected !== '' && cached.sha256 !== expected && cached.sha256 !== next;
       if (!cached.stale && !shaChanged && !(check && cached.fileChanged())) {
         this.#stats.hits++;
         return cached;
       }
-      if (cached.refusedStill(expected)) {
+      if (cached.refusedStill(accepted)) {
         this.#stats.hits++;
         return cached;
       }
@@ -352,7 +356,7 @@ export class AppCache {
         prepared = this.#prepare(ref, key);
       } catch (e) {
         if (isIbpError(e, 'IBP_ERR_APP_TAMPERED') && cached.loaded) {
-          cached.noteRefused(expected);
+          cached.noteRefused(accepted);
           this.log.error({ app: ref.app, bin: ref.bin, err: e.message }, `app package refused , bin[${ref.bin}] reason[${e.message}] , the loaded version (sha256[${cached.sha256}]) keeps serving`);
           this.#stats.hits++;
           return cached;
@@ -505,7 +509,8 @@ export class AppCache {
       }
       const sha256 = sha256Hex(got.bytes);
       const expected = ref.sha256 ?? '';
-      if (expected !== '' && sha256 !== expected) throw new IbpError('IBP_ERR_APP_TAMPERED', { app: ref.app, file, got: sha256, expected });
+      const next = ref.sha256Next ?? '';
+      if (expected !== '' && sha256 !== expected && sha256 !== next) throw new IbpError('IBP_ERR_APP_TAMPERED', { app: ref.app, file, got: sha256, expected: next === '' ? expected : `${expected} (or ${next}, being installed)` });
       return { file, fromUpdating, identity, bytes: got.bytes, sha256 };
     }
   }

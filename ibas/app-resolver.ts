@@ -98,7 +98,7 @@ export class AppResolver {
 
   /** The loaded .so of an app (from the cache, loading it when needed); throws APP_LOAD. */
   load(view: AppView): LoadedApp {
-    return this.cache().get({ app: view.app, bin: view.bin, sha256: view.sha256 });
+    return this.cache().get({ app: view.app, bin: view.bin, sha256: view.sha256, sha256Next: view.sha256Next });
   }
 
   resolve(code: string): Resolved {

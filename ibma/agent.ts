@@ -63,6 +63,8 @@ export class Agent {
   #packages: PackageInstaller;
   #held: (Held & { bundle: NodeBundle }) | undefined;
   #packagesDirty = false;
+  /** What the current space announces as SHA256_NEXT ('' = nothing): see #syncPackages. */
+  #announced = '';
   #loop: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
   #state: AgentState;
@@ -113,7 +115,7 @@ export class Agent {
     if (cached.ok) {
       const b = cached.cached.bundle;
       try {
-        this.#publisher.publish(await this.#packages.spaceBundle(b), 'cache');
+        this.#publish(await this.#packages.spaceBundle(b), 'cache');
         this.#hold(b, 'cache');
         this.#packagesDirty = true;
         fromCache = true;
@@ -158,6 +160,11 @@ export class Agent {
     }
     this.#firstRound?.reject(new Error('stopped before the first round'));
     this.log.info({ mode }, `ibma stopped , mode[${mode}]`);
+  }
+
+  #publish(bundle: NodeBundle, source: string): void {
+    this.#publisher!.publish(bundle, source);
+    this.#announced = '';
   }
 
   #removeLeftovers(indexKey: number): void {
@@ -241,7 +248,7 @@ export class Agent {
       const res = await this.#syncPackages(held);
       // a package installed on a retry: the space must carry its signed sha256 now
       if (res.installed.length > 0 && !this.#abort.signal.aborted) {
-        this.#publisher!.publish(await this.#packages.spaceBundle(held), 'ibms');
+        this.#publish(await this.#packages.spaceBundle(held), 'ibms');
         this.#hold(held, 'ibms');
         this.#saveState();
       }
@@ -253,7 +260,15 @@ export class Agent {
   }
 
   async #syncPackages(bundle: NodeBundle): Promise<PackageResult> {
-    const res = await this.#packages.sync(bundle, this.#abort.signal);
+    // while packages are being installed, the space (of the config being served) accepts their new signed sha256 too
+    const res = await this.#packages.sync(bundle, this.#abort.signal, async (next) => {
+      const held = this.#held;
+      if (!held) return;
+      const key = `${held.epoch}/${held.version}:${[...next].map(([b, h]) => `${b}=${h}`).join(',')}`;
+      if (key === this.#announced) return; // the space already accepts them (a retry round)
+      this.#publish(await this.#packages.spaceBundle(held.bundle, next), 'packages');
+      this.#announced = key;
+    });
     this.#packagesDirty = res.failed.length > 0;
     this.#state.packages = { failed: res.failed, installed: this.#state.packages.installed + res.installed.length };
     this.#saveState();
@@ -267,7 +282,7 @@ export class Agent {
     else if (prev && bundle.version < prev.version) this.log.warn({ from: prev.version, to: bundle.version }, `registry version went back within epoch ${bundle.epoch} , from[${prev.version}] to[${bundle.version}] , taking the registry's`);
     await this.#syncPackages(bundle);
     if (this.#abort.signal.aborted) return;
-    this.#publisher!.publish(await this.#packages.spaceBundle(bundle), 'ibms');
+    this.#publish(await this.#packages.spaceBundle(bundle), 'ibms');
     this.#hold(bundle, 'ibms');
     try {
       saveCache(this.#cacheFile, bundle);

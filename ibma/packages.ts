@@ -88,10 +88,16 @@ export class PackageInstaller {
     this.#verified = loadRecords(recordFile, log);
   }
 
-  /** Bring so/ in line with the bundle. Never throws for a single package: each failure is logged. */
-  async sync(bundle: NodeBundle, signal?: AbortSignal): Promise<PackageResult> {
+  /**
+   * Bring so/ in line with the bundle. Never throws for a single package: each failure is logged.
+   * Every manifest is verified first; then, before the first download, `onPending` gets the signed
+   * sha256 of each package about to be installed (the agent publishes them as SHA256_NEXT, so
+   * ibas accepts the new file from the moment it is renamed in place).
+   */
+  async sync(bundle: NodeBundle, signal?: AbortSignal, onPending?: (next: Map<string, string>) => void | Promise<void>): Promise<PackageResult> {
     const result: PackageResult = { installed: [], failed: [], notOurs: [] };
     const key = this.trustedKey(bundle);
+    const todo: { app: AppWithPackage; manifest: Manifest; signed: VerifiedPackage }[] = [];
     for (const app of wanted(bundle)) {
       if (signal?.aborted) break;
       const refuse = (reason: string): void => {
@@ -126,12 +132,23 @@ export class PackageInstaller {
         continue;
       }
       const signed: VerifiedPackage = { sha256: v.manifest.sha256, size: v.manifest.size, manifest: app.manifest, signature: app.signature };
+      if ((await this.localSha256(app.bin)) === signed.sha256) {
+        this.#record(app.bin, signed);
+        continue;
+      }
+      todo.push({ app, manifest: v.manifest, signed });
+    }
+    if (todo.length > 0 && onPending && !signal?.aborted) {
       try {
-        if ((await this.localSha256(app.bin)) === signed.sha256) {
-          this.#record(app.bin, signed);
-          continue;
-        }
-        const outcome = await this.#install(app, v.manifest, signal);
+        await onPending(new Map(todo.map((x) => [x.app.bin, x.signed.sha256])));
+      } catch (e) {
+        this.#log.error({}, `announcing the packages being installed failed , reason[${errorText(e)}]`);
+      }
+    }
+    for (const { app, manifest, signed } of todo) {
+      if (signal?.aborted) break;
+      try {
+        const outcome = await this.#install(app, manifest, signal);
         if (outcome === 'not-ours') {
           this.#notOurs.set(app.bin, app.sha256);
           result.notOurs.push(app.bin);
@@ -197,12 +214,15 @@ export class PackageInstaller {
 
   /**
    * The bundle as the config space carries it: the trusted key in package_key, and for each app
-   * the verified package that is in so/ now (when there is one), else the bundle's own values.
+   * the verified package that is in so/ now (when there is one), else the bundle's own values;
+   * `next` (bin → signed sha256 being installed) fills sha256_next.
    */
-  async spaceBundle(bundle: NodeBundle): Promise<NodeBundle> {
+  async spaceBundle(bundle: NodeBundle, next?: Map<string, string>): Promise<NodeBundle> {
     const key = this.trustedKey();
     const apps: AppWithPackage[] = [];
-    for (const a of bundle.apps) {
+    for (const b of bundle.apps) {
+      const n = next?.get(b.bin);
+      const a = n !== undefined ? { ...b, sha256_next: n } : b;
       const rec = this.#verified.get(a.bin);
       let local: string | undefined;
       if (rec) {

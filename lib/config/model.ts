@@ -77,6 +77,11 @@ export const AppWithPackage = Type.Composite([
     manifest: Type.Optional(Type.String({ maxLength: 2048 })),
     /** base64 Ed25519 signature of `manifest`. */
     signature: Type.Optional(Type.String({ maxLength: 256 })),
+    /**
+     * Config space only (ibma sets it, ibms never sends it): the signed sha256 of the package
+     * being installed right now, accepted by ibas besides `sha256` so an update has no window.
+     */
+    sha256_next: Type.Optional(Type.String({ pattern: '^([0-9a-f]{64})?$' })),
   }),
 ], { additionalProperties: false });
 export type AppWithPackage = Static<typeof AppWithPackage>;

@@ -191,7 +191,7 @@ export function buildConfigSegment(key: number, bundle: NodeBundle, settings: Sp
     hosts: n.hosts.map((h) => ref(h.ip)),
     kvs: Object.entries(n.kvs).map(([k, v]) => ({ key: k, keyRef: ref(k), valueRef: ref(v) })),
   }));
-  const appRefs = bundle.apps.map((a) => ({ code: ref(a.app), desc: ref(a.desc), bin: ref(a.bin), server: ref(a.server_node ?? ''), sha: ref(a.sha256), manifest: ref(a.manifest ?? ''), signature: ref(a.signature ?? '') }));
+  const appRefs = bundle.apps.map((a) => ({ code: ref(a.app), desc: ref(a.desc), bin: ref(a.bin), server: ref(a.server_node ?? ''), sha: ref(a.sha256), manifest: ref(a.manifest ?? ''), signature: ref(a.signature ?? ''), next: ref(a.sha256_next ?? '') }));
   const plan = planLayout(bundle, strings);
 
   let seg: Segment | undefined;
@@ -301,6 +301,7 @@ export function buildConfigSegment(key: number, bundle: NodeBundle, settings: Sp
       u32[w + (APP.PACKAGE_SIZE >> 2)] = a.size;
       u32[w + (APP.MANIFEST >> 2)] = S(r.manifest);
       u32[w + (APP.SIGNATURE >> 2)] = S(r.signature);
+      u32[w + (APP.SHA256_NEXT >> 2)] = S(r.next);
       insert(u32, plan.appTable, plan.appSlots, hash, i);
     });
 

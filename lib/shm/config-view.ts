@@ -67,6 +67,8 @@ export interface AppView {
   manifest: string;
   /** base64 Ed25519 signature of manifest ('' when none). */
   signature: string;
+  /** Signed sha256 of a package ibma is installing now ('' when none): accepted besides sha256. */
+  sha256Next: string;
 }
 
 /** Decoded strings a view keeps at most (then it starts over). */
@@ -283,6 +285,7 @@ export class ConfigView {
       packageSize: this.#u32[w + (APP.PACKAGE_SIZE >> 2)]!,
       manifest: this.#str(this.#u32[w + (APP.MANIFEST >> 2)]!),
       signature: this.#str(this.#u32[w + (APP.SIGNATURE >> 2)]!),
+      sha256Next: this.#str(this.#u32[w + (APP.SHA256_NEXT >> 2)]!),
     };
   }
 

@@ -118,7 +118,9 @@ export const APP = {
   PACKAGE_SIZE: 44, // u32 bytes of the package
   MANIFEST: 48, // str the signed manifest vouching for SHA256, canonical JSON ('' when none)
   SIGNATURE: 52, // str base64 Ed25519 signature of MANIFEST ('' when none)
-  SIZE: 56,
+  SHA256_NEXT: 56, // str hex, the signed sha256 of a package ibma is installing now ('' when none): ibas accepts it too
+  RESERVED: 60, // u32
+  SIZE: 64,
 } as const;
 
 /** A key/value record; the table is keyed by (node record index, key): hash = kvHash(node, hash(key)). */

@@ -2,7 +2,8 @@
 //   1. a package swapped between ibma's install and ibas's load (another .so renamed over so/<bin>)
 //      is refused with APP_TAMPERED, logged, and the loaded version keeps answering;
 //   2. a client sees the typed error (rc APP_TAMPERED) only when no good version was ever loaded;
-//   3. once the config space carries the new signed sha256 (ibma's legitimate update), it loads;
+//   3. once the config space announces the new signed sha256 (ibma's legitimate update: SHA256_NEXT
+//      while installing, then SHA256), it loads, with no refusal logged;
 //   4. a symlink at so/<bin> is refused (O_NOFOLLOW) and logged; a group-writable so/ stops a start.
 import t from 'tap';
 import crypto from 'node:crypto';
@@ -58,22 +59,33 @@ t.test('a swapped package is refused at dlopen and the good version keeps servin
   t.match(s.log('event'), /app package refused , bin\[ibp_test_ver\.so\]/, 'the refusal is in the event log (error)');
   t.equal((s.log(0).match(/app package refused , bin\[ibp_test_ver\.so\]/g) ?? []).length, 1, 'logged once for one swapped file, not on every call');
 
-  // 3. ibma's legitimate update: the space now carries v2's signed sha256
-  s.writer!.publish({
-    epoch: 'test', version: 2, this_node: NODE,
-    nodes: [{ node: NODE, invalid: 0, hosts: [{ ip: s.ip, port: s.port }], kvs: {} }],
-    apps: [...DEFAULT_APPS, app('ibp_test_ver', 'ibp_test_ver.so', { sha256: sha(V2), size: fs.statSync(V2).size })],
-  }, { ibms: { ip: s.ip, port: 1 }, connecting_timeout: 2, retry_connect_timeval: 5, min_compress_size: 512 });
-  await waitFor('v2 answers once its sha256 is the signed one', async () => {
+  // 3. ibma's legitimate update: first the space announces v2 as being installed (SHA256_NEXT,
+  //    accepted besides SHA256), then carries it as the signed sha256
+  const publishVer = (version: number, extra: Record<string, string | number>): void => {
+    s.writer!.publish({
+      epoch: 'test', version, this_node: NODE,
+      nodes: [{ node: NODE, invalid: 0, hosts: [{ ip: s.ip, port: s.port }], kvs: {} }],
+      apps: [...DEFAULT_APPS, app('ibp_test_ver', 'ibp_test_ver.so', extra)],
+    }, { ibms: { ip: s.ip, port: 1 }, connecting_timeout: 2, retry_connect_timeval: 5, min_compress_size: 512 });
+  };
+  publishVer(2, { ...signedV1, sha256_next: sha(V2) });
+  await waitFor('v2 answers once it is announced as being installed', async () => {
     const r = await callOnce(s.ip, s.port, 'ibp_test_ver', 'e');
     t.equal(r.rc, RC.OK, r.message);
     return r.body.toString() === 'v2:e' ? true : undefined;
   }, 20_000);
+  publishVer(3, { sha256: sha(V2), size: fs.statSync(V2).size });
+  await waitFor('the space switch to be seen', async () => {
+    const r = await callOnce(s.ip, s.port, 'ibp_test_ver', 'g');
+    t.equal(r.body.toString(), 'v2:g', 'v2 keeps answering once its sha256 is the signed one');
+    return /config space switched , generation\[3\]/.test(s.log(0)) ? true : undefined;
+  }, 20_000);
+  t.equal((s.log(0).match(/app package refused , bin\[ibp_test_ver\.so\]/g) ?? []).length, 1, 'the legitimate update logged no refusal');
 
   // 4a. a symlink at so/<bin>: refused, never followed
   fs.symlinkSync(path.join(so, 'ibp_test_echo.so'), path.join(so, 'ibp_test_link.so'));
   s.writer!.publish({
-    epoch: 'test', version: 3, this_node: NODE,
+    epoch: 'test', version: 4, this_node: NODE,
     nodes: [{ node: NODE, invalid: 0, hosts: [{ ip: s.ip, port: s.port }], kvs: {} }],
     apps: [...DEFAULT_APPS, app('ibp_test_link', 'ibp_test_link.so')],
   }, { ibms: { ip: s.ip, port: 1 }, connecting_timeout: 2, retry_connect_timeval: 5, min_compress_size: 512 });

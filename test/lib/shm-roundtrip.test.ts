@@ -38,7 +38,7 @@ const appConf = (code: string, nodes: string[]) => fc.record({
   server_node: fc.option(nodes.length ? fc.constantFrom('', ...nodes) : fc.constant(''), { nil: undefined }),
   sha256: fc.oneof(fc.constant(''), fc.stringMatching(/^[0-9a-f]{64}$/)),
   size: fc.integer({ min: 0, max: 0xffffffff }),
-  signed: fc.option(fc.record({ manifest: text, signature: fc.base64String({ maxLength: 88 }) }), { nil: undefined }),
+  signed: fc.option(fc.record({ manifest: text, signature: fc.base64String({ maxLength: 88 }), sha256_next: fc.stringMatching(/^[0-9a-f]{64}$/) }), { nil: undefined }),
 }).map((r): AppWithPackage => {
   const out: AppWithPackage = { app: code, desc: r.desc, bin: r.bin, timeout: r.timeout, timeout2: r.timeout2, invalid: r.invalid, sha256: r.sha256, size: r.size };
   if (r.server_node !== undefined) out.server_node = r.server_node;
@@ -76,7 +76,7 @@ function expected(b: NodeBundle) {
         kvs: Object.entries(n.kvs),
       };
     }),
-    apps: b.apps.map((a) => ({ app: a.app, desc: a.desc, bin: a.bin, timeout: a.timeout, timeout2: effectiveTimeout2(a), serverNode: a.server_node ?? '', invalid: a.invalid, sha256: a.sha256, packageSize: a.size, manifest: a.manifest ?? '', signature: a.signature ?? '' })),
+    apps: b.apps.map((a) => ({ app: a.app, desc: a.desc, bin: a.bin, timeout: a.timeout, timeout2: effectiveTimeout2(a), serverNode: a.server_node ?? '', invalid: a.invalid, sha256: a.sha256, packageSize: a.size, manifest: a.manifest ?? '', signature: a.signature ?? '', sha256Next: a.sha256_next ?? '' })),
   };
 }
 

@@ -30,7 +30,7 @@ function bundle(version: number, extra: Partial<NodeBundle> = {}): NodeBundle {
       { node: 'CORE', invalid: 1, hosts: [{ ip: '127.0.0.3', port: 18003 }], kvs: {} },
     ],
     apps: [
-      { app: 'T0001', desc: 'query customer 客户', bin: 'ecif_query.so', timeout: 2, timeout2: 0, invalid: 0, server_node: 'ECIF', sha256: 'a'.repeat(64), size: 1234, manifest: '{"m":1}', signature: 'c2ln' },
+      { app: 'T0001', desc: 'query customer 客户', bin: 'ecif_query.so', timeout: 2, timeout2: 0, invalid: 0, server_node: 'ECIF', sha256: 'a'.repeat(64), size: 1234, manifest: '{"m":1}', signature: 'c2ln', sha256_next: 'b'.repeat(64) },
       { app: 'T0002', desc: '', bin: 'core_post.so', timeout: 5, timeout2: 9, invalid: 1, sha256: '', size: 0 },
     ],
     ...extra,
@@ -60,8 +60,8 @@ t.test('publish, look up, flip, switch, remove all', async (t) => {
   t.equal(r.node('NOPE'), undefined);
   t.same(r.hosts('ECIF'), [{ index: 0, ip: '127.0.0.1', port: 18001, invalid: 0 }, { index: 1, ip: '127.0.0.2', port: 18002, invalid: 1 }]);
   t.same(r.hosts('NOPE'), []);
-  t.same(r.app('T0001'), { app: 'T0001', desc: 'query customer 客户', bin: 'ecif_query.so', timeout: 2, timeout2: 3, serverNode: 'ECIF', invalid: 0, sha256: 'a'.repeat(64), packageSize: 1234, manifest: '{"m":1}', signature: 'c2ln' });
-  t.match(r.app('T0002'), { timeout2: 9, invalid: 1, serverNode: '', sha256: '', manifest: '', signature: '' });
+  t.same(r.app('T0001'), { app: 'T0001', desc: 'query customer 客户', bin: 'ecif_query.so', timeout: 2, timeout2: 3, serverNode: 'ECIF', invalid: 0, sha256: 'a'.repeat(64), packageSize: 1234, manifest: '{"m":1}', signature: 'c2ln', sha256Next: 'b'.repeat(64) });
+  t.match(r.app('T0002'), { timeout2: 9, invalid: 1, serverNode: '', sha256: '', manifest: '', signature: '', sha256Next: '' });
   t.equal(r.app('T0003'), undefined);
   t.same(r.kvs('ECIF'), [['db', 'ecifdb'], ['log.level', 'INFO']]);
   t.equal(r.kv('ECIF', 'db'), 'ecifdb');
