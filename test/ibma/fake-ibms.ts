@@ -35,6 +35,8 @@ export interface FakePackage {
   header?: string;
   /** 403 instead of the bytes. */
   forbidden?: boolean;
+  /** Wait this long before answering (a slow download). */
+  delayMs?: number;
 }
 
 export interface Seen {
@@ -151,6 +153,7 @@ export class FakeIbms {
       const p = this.packages.get(decodeURIComponent(pkg[1]!));
       if (!p) return json(res, 404, { code: 'IBP_ERR_REG_NOT_FOUND', message: 'package not found' });
       if (p.forbidden) return json(res, 403, { code: 'IBP_ERR_REG_FORBIDDEN', message: 'not entitled' });
+      if (p.delayMs) await new Promise((r) => setTimeout(r, p.delayMs));
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-ibp-sha256': p.header ?? sha256(p.body), 'content-length': p.body.length });
       res.end(p.body);
       return;

@@ -25,6 +25,7 @@ const A = crypto.randomBytes(1024 * 1024);
 const B = crypto.randomBytes(1536 * 1024);
 const OTHER = crypto.randomBytes(4096);
 const C = crypto.randomBytes(64 * 1024);
+const D = crypto.randomBytes(32 * 1024);
 
 function bundle(version: number, pkg: Buffer): NodeBundle {
   return {
@@ -185,6 +186,22 @@ t.test('symlinks planted at so/<bin>.updating and so/<bin> leave their targets u
   fs.rmSync(`${so1}.updating`);
 });
 
+t.test('while a package downloads, the space of the served config announces its signed sha256', async (t) => {
+  fake.packages.set('app1.so', { body: D, delayMs: 1500 });
+  fake.setBundle(bundle(7, D));
+  const announced = await waitFor('SHA256_NEXT in the space', () => {
+    space.checkSwitch();
+    const a = space.app('APP1');
+    return a?.sha256Next === sha256(D) ? a : undefined;
+  }, 10_000);
+  t.equal(announced.sha256, sha256(C), 'the installed package is still the signed one');
+  t.equal(space.kv('GAMMA', 'v'), '6', 'announced in the config being served (version 7 is not published yet)');
+  t.equal(sha256(fs.readFileSync(so1)), sha256(C), 'announced before the file is replaced');
+  await waitFor('version 7 in the space', () => space.checkSwitch() && space.kv('GAMMA', 'v') === '7', 10_000);
+  t.match(space.app('APP1'), { sha256: sha256(D), sha256Next: '' }, 'then the space carries it as installed');
+  t.equal(sha256(fs.readFileSync(so1)), sha256(D));
+});
+
 t.test('stop keeps the space for clients', async (t) => {
   const r = await a.ibma(['-a', 'stop']);
   t.equal(r.code, 0, r.stderr);
@@ -192,5 +209,14 @@ t.test('stop keeps the space for clients', async (t) => {
   t.equal(nodes.code, 0, nodes.stderr);
   t.same((JSON.parse(nodes.stdout) as { node: string; port: number }[]).map((n) => [n.node, n.port]), [['GAMMA', 18003]], 'ibma -s nodes reads the kept space');
   t.equal(space.checkSwitch(), false);
-  t.equal(space.kv('GAMMA', 'v'), '6', 'a reader keeps working after the agent stopped');
+  t.equal(space.kv('GAMMA', 'v'), '7', 'a reader keeps working after the agent stopped');
+});
+
+t.test('a so/ folder the group can write into stops the agent at start', async (t) => {
+  const so = path.join(a.home, 'so');
+  fs.chmodSync(so, 0o775);
+  const r = await a.ibma(['-a', 'start']);
+  fs.chmodSync(so, 0o755);
+  t.not(r.code, 0, 'the start is refused');
+  t.match(`${r.stderr}${r.stdout}`, /so\/ folder .* refused: its mode 775 lets the group write into it: chmod go-w/);
 });
