@@ -120,17 +120,7 @@ export function removeStaleTemps(dir: string): string[] {
   for (const name of names) {
     const m = INSTALL_TEMP.exec(name);
     if (!m) continue;
-    const pid = Number(m[2]);
-    if (pid !== process.pid) {
-      try {
-        process.kill(pid, 0);
-        continue; // its writer is alive
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ESRCH') continue;
-      }
-    } else {
-      continue;
-    }
+    if (isAlive(Number(m[2]))) continue; // its writer may still be installing it
     try {
       fs.unlinkSync(path.join(dir, name));
       removed.push(name);
@@ -139,4 +129,14 @@ export function removeStaleTemps(dir: string): string[] {
     }
   }
   return removed;
+}
+
+function isAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH'; // EPERM: alive, another user's
+  }
 }
