@@ -13,6 +13,17 @@
  * a `cp` over the original (which rewrites the inode in place) cannot change code under a running
  * worker.
  *
+ * Verified code (issue 11): the package file is opened O_NOFOLLOW (a symlink is refused and
+ * logged) and read ONCE into a buffer; the sha256 of that buffer is compared with the signed
+ * sha256 of the config space (AppRef.sha256, written by ibma after it verified the registry's
+ * signature), and the private copy is written from that same buffer (O_EXCL, in a 0700 folder of
+ * this process) right before dlopen. What is hashed is what is loaded: no window between check
+ * and load. A mismatch is IBP_ERR_APP_TAMPERED, logged; when a good version of the app is loaded
+ * it keeps serving (the new bytes are checked BEFORE the old handle is dropped), until a file
+ * that matches appears. The so/ folder is refused when group/world-writable (lib/so-folder.ts).
+ * An app whose config-space sha256 is '' (the registry has no package for it) is loaded
+ * unverified, and its load line says so.
+ *
  * Staleness: a chokidar watcher on the so/ folder marks an entry stale when its file (or, for an
  * entry loaded from `.updating`, either name) is added, changed, removed or renamed; as a belt
  * and braces against a lagging watcher, get() (at most every statCheckMs while the watcher is up,
@@ -35,6 +46,7 @@ import type { LibraryHandle } from 'koffi';
 import { koffi } from '../lib/native/libc.js';
 import { IbpError, errorText, isIbpError } from '../lib/errors.js';
 import { checkPlainFileName } from '../lib/home.js';
+import { checkSoFolder, readPackage, sha256Hex } from '../lib/so-folder.js';
 import type { Logger } from '../lib/log.js';
 import {
   APP_ABI_VERSION, APP_FILE_NAME_MAX, APP_MAX_FILES, APP_SYMBOLS, HostCall, PHASE,
@@ -47,6 +59,10 @@ export interface AppRef {
   app: string;
   /** Plain .so file name in the so/ folder. */
   bin: string;
+  /** The signed sha256 the loaded bytes must have (config space); '' or absent: not checked. */
+  sha256?: string;
+  /** A second signed sha256 accepted while ibma installs a new version (config space SHA256_NEXT). */
+  sha256Next?: string;
 }
 
 /** The context of one call, given to the app (ctx fields of lib/native/ibp_app.h). */
@@ -116,6 +132,25 @@ function identityOf(file: string): FileIdentity | undefined {
   return st && st.isFile() ? { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs } : undefined;
 }
 
+/** Identity of a package file in so/, without following a symlink (a symlink is not a regular file). */
+function soIdentityOf(file: string): FileIdentity | undefined {
+  const st = fs.lstatSync(file, { throwIfNoEntry: false });
+  return st && st.isFile() ? { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs } : undefined;
+}
+
+function identityOfStats(st: fs.Stats): FileIdentity {
+  return { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
+}
+
+/** A package read and verified, not loaded yet. */
+interface Prepared {
+  file: string;
+  fromUpdating: boolean;
+  identity: FileIdentity;
+  bytes: Buffer;
+  sha256: string;
+}
+
 function sameIdentity(a: FileIdentity | undefined, b: FileIdentity | undefined): boolean {
   return !!a && !!b && a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
 }
@@ -130,6 +165,8 @@ export class LoadedApp {
   /** The file it was loaded from: `<soDir>/<bin>` or `<soDir>/<bin>.updating`. */
   readonly file: string;
   readonly fromUpdating: boolean;
+  /** sha256 of the bytes loaded. */
+  readonly sha256: string;
   /** When it was loaded (ms since epoch). */
   readonly loadedAt = Date.now();
   /** Set by the watcher or the identity check: the file on disk is not what is loaded. */
@@ -142,16 +179,21 @@ export class LoadedApp {
   #cache: AppCache;
   #pins = 0;
   #retired = false;
+  /** The file now on disk was refused (APP_TAMPERED) for this expected sha256: keep serving this version. */
+  #refused: { identity: FileIdentity | undefined; expected: string } | undefined;
+  readonly #signed: boolean;
   calls = 0;
 
   /** @internal — built by AppCache. */
-  constructor(cache: AppCache, ref: AppRef, file: string, fromUpdating: boolean, identity: FileIdentity, lib: LibraryHandle, symbols: Map<SymbolName, Pointer>) {
+  constructor(cache: AppCache, ref: AppRef, p: Prepared, lib: LibraryHandle, symbols: Map<SymbolName, Pointer>) {
     this.#cache = cache;
     this.app = ref.app;
     this.bin = ref.bin;
-    this.file = file;
-    this.fromUpdating = fromUpdating;
-    this.#identity = identity;
+    this.file = p.file;
+    this.fromUpdating = p.fromUpdating;
+    this.sha256 = p.sha256;
+    this.#signed = (ref.sha256 ?? '') !== '';
+    this.#identity = p.identity;
     this.#lib = lib;
     this.#symbols = symbols;
   }
@@ -207,9 +249,25 @@ export class LoadedApp {
     this.checkedAt = performance.now();
     if (this.fromUpdating) {
       // the update finished (bin appeared) or the .updating file changed: reload
-      return fs.existsSync(this.file.slice(0, -UPDATING.length)) || !sameIdentity(this.#identity, identityOf(this.file));
+      return fs.existsSync(this.file.slice(0, -UPDATING.length)) || !sameIdentity(this.#identity, soIdentityOf(this.file));
     }
-    return !sameIdentity(this.#identity, identityOf(this.file));
+    return !sameIdentity(this.#identity, soIdentityOf(this.file));
+  }
+
+  /** @internal — the file now on disk was refused as tampered while this version keeps serving. */
+  noteRefused(expected: string): void {
+    this.#refused = { identity: soIdentityOf(this.#cache.pathOf(this.bin)), expected };
+  }
+
+  /** @internal — still the refused file, still the same expectation: no need to read it again. */
+  refusedStill(expected: string): boolean {
+    const r = this.#refused;
+    return !!r && r.expected === expected && sameIdentity(r.identity, soIdentityOf(this.#cache.pathOf(this.bin)));
+  }
+
+  /** Loaded against a signed sha256 of the config space. */
+  get signed(): boolean {
+    return this.#signed;
   }
 
   /** @internal — dropped from the LRU: unload now, or after the last pending commit/rollback. */
@@ -281,14 +339,38 @@ export class AppCache {
     if (this.#closed) throw new IbpError('IBP_ERR_APP_UNLOADED', { app: ref.app, file: ref.bin });
     const key = this.#keyOf(ref);
     const cached = this.#lru.get(key);
+    const next = ref.sha256Next ?? '';
+    const expected = ref.sha256 ?? '';
+    const accepted = next === '' ? expected : `${expected} ${next}`;
     if (cached) {
       const check = !this.#watching || this.#statCheckMs === 0 || performance.now() - cached.checkedAt >= this.#statCheckMs;
-      if (!cached.stale && !(check && cached.fileChanged())) {
+      const shaChanged = expected !== '' && cached.sha256 !== expected && cached.sha256 !== next;
+      if (!cached.stale && !shaChanged && !(check && cached.fileChanged())) {
         this.#stats.hits++;
         return cached;
       }
+      if (cached.refusedStill(accepted)) {
+        this.#stats.hits++;
+        return cached;
+      }
+      // verify the new bytes BEFORE dropping the loaded version: a tampered file leaves it serving
+      let prepared: Prepared | undefined;
+      try {
+        prepared = this.#prepare(ref, key);
+      } catch (e) {
+        if (isIbpError(e, 'IBP_ERR_APP_TAMPERED') && cached.loaded) {
+          cached.noteRefused(accepted);
+          this.log.error({ app: ref.app, bin: ref.bin, err: e.message }, `app package refused , bin[${ref.bin}] reason[${e.message}] , the loaded version (sha256[${cached.sha256}]) keeps serving`);
+          this.#stats.hits++;
+          return cached;
+        }
+      }
       this.#stats.staleEvictions++;
       this.#lru.delete(key);
+      this.#stats.misses++;
+      const loaded = this.#load(ref, key, prepared);
+      this.#lru.set(key, loaded);
+      return loaded;
     }
     this.#stats.misses++;
     const loaded = this.#load(ref, key);
@@ -304,11 +386,14 @@ export class AppCache {
 
   /**
    * Unload stale entries (file changed, removed or renamed). The worker calls it when idle,
-   * between transactions. Returns how many were unloaded.
+   * between transactions. Returns how many were unloaded. Apps loaded against a signed sha256 are
+   * left to get(): it checks the new file first, so a tampered one cannot take the good version down.
    */
   evictIdle(): number {
     let n = 0;
     for (const [key, loaded] of [...this.#lru.entries()]) {
+      // a signed app is replaced only by get(), which verifies the new file BEFORE dropping this one
+      if (loaded.signed) continue;
       if (loaded.stale || loaded.fileChanged()) {
         this.#stats.staleEvictions++;
         this.#lru.delete(key);
@@ -345,6 +430,11 @@ export class AppCache {
     if (w) await w.close();
   }
 
+  /** @internal — `<soDir>/<bin>`. */
+  pathOf(bin: string): string {
+    return path.join(this.soDir, bin);
+  }
+
   #keyOf(ref: AppRef): string {
     try {
       checkPlainFileName(ref.bin);
@@ -354,44 +444,98 @@ export class AppCache {
     return path.join(this.soDir, ref.bin);
   }
 
-  #load(ref: AppRef, file: string): LoadedApp {
+  /**
+   * Load `<bin>`, else `<bin>.updating` (IBP's rule for an update in progress), each read and
+   * verified by #read, then loaded by #finish. Both failed → IBP_ERR_APP_TAMPERED when one of them
+   * was tampered, else IBP_ERR_APP_LOAD naming both reasons; logged either way. `first` is a
+   * candidate already read and verified (get() checks before dropping a loaded version).
+   */
+  #load(ref: AppRef, file: string, first?: Prepared): LoadedApp {
     const reasons: string[] = [];
+    let tampered: IbpError | undefined;
     for (const [candidate, fromUpdating] of [[file, false], [file + UPDATING, true]] as const) {
       try {
-        const loaded = this.#loadFrom(ref, candidate, fromUpdating);
-        this.#stats.loads++;
-        this.log.info({ app: ref.app, bin: ref.bin, file: candidate }, `app loaded , bin[${ref.bin}] file[${candidate}]`);
-        return loaded;
+        const p = first?.file === candidate ? first : this.#read(ref, candidate, fromUpdating);
+        return this.#finish(ref, p);
       } catch (e) {
+        if (isIbpError(e, 'IBP_ERR_APP_TAMPERED')) tampered ??= e;
         reasons.push(`${path.basename(candidate)}: ${isIbpError(e) ? (e.params.detail ?? e.message) : (e as Error).message}`);
       }
     }
     this.#stats.loadFailures++;
+    if (tampered) {
+      this.log.error({ app: ref.app, bin: ref.bin, err: tampered.message }, `app package tampered , bin[${ref.bin}] reason[${tampered.message}]`);
+      throw tampered;
+    }
     const err = new IbpError('IBP_ERR_APP_LOAD', { app: ref.app, file, detail: reasons.join('; ') });
     this.log.warn({ app: ref.app, bin: ref.bin, err: err.message }, `app load failed , bin[${ref.bin}]`);
     throw err;
   }
 
-  #loadFrom(ref: AppRef, file: string, fromUpdating: boolean): LoadedApp {
-    const fail = (detail: string): never => { throw new IbpError('IBP_ERR_APP_LOAD', { app: ref.app, file, detail }); };
-    // copy to a private path (see the header), making sure the copy is of one stable version
-    let identity: FileIdentity | undefined;
-    let copy = '';
-    for (let attempt = 0; ; attempt++) {
-      identity = identityOf(file);
-      if (!identity) fail(fs.existsSync(file) ? 'not a regular file' : 'no such file');
-      const dir = path.join(this.privateDir, `L${++this.#loadSeq}`);
-      fs.mkdirSync(dir, { mode: 0o700 });
-      copy = path.join(dir, path.basename(ref.bin));
+  /** The first candidate that reads and verifies; else throws the first tampered one's error, else another (not logged). */
+  #prepare(ref: AppRef, file: string): Prepared {
+    let tampered: IbpError | undefined;
+    let other: unknown;
+    for (const [candidate, fromUpdating] of [[file, false], [file + UPDATING, true]] as const) {
       try {
-        fs.copyFileSync(file, copy, fs.constants.COPYFILE_FICLONE);
+        return this.#read(ref, candidate, fromUpdating);
       } catch (e) {
-        fs.rmSync(dir, { recursive: true, force: true });
-        fail(`cannot copy it: ${(e as Error).message}`);
+        if (isIbpError(e, 'IBP_ERR_APP_TAMPERED')) tampered ??= e;
+        else other ??= e;
       }
-      if (sameIdentity(identity, identityOf(file))) break;
+    }
+    throw tampered ?? other;
+  }
+
+  /** One candidate file: O_NOFOLLOW, read once, hashed, compared with the signed sha256. */
+  #read(ref: AppRef, file: string, fromUpdating: boolean): Prepared {
+    const fail = (detail: string): never => { throw new IbpError('IBP_ERR_APP_LOAD', { app: ref.app, file, detail }); };
+    try {
+      checkSoFolder(this.soDir);
+    } catch (e) {
+      fail(errorText(e));
+    }
+    for (let attempt = 0; ; attempt++) {
+      let got: ReturnType<typeof readPackage>;
+      try {
+        got = readPackage(file);
+      } catch (e) {
+        if (isIbpError(e, 'IBP_ERR_SO_SYMLINK')) this.log.error({ app: ref.app, file }, `app package refused , file[${file}] reason[${e.message}]`);
+        return fail(isIbpError(e) ? e.message : `cannot read it: ${(e as Error).message}`);
+      }
+      if (!got) return fail('no such file');
+      const identity = identityOfStats(got.st);
+      // the bytes are of one version: the path still names the inode read, unchanged
+      if (got.bytes.length !== got.st.size || !sameIdentity(identity, soIdentityOf(file))) {
+        if (attempt >= 2) fail('it keeps changing while being read');
+        continue;
+      }
+      const sha256 = sha256Hex(got.bytes);
+      const expected = ref.sha256 ?? '';
+      const next = ref.sha256Next ?? '';
+      if (expected !== '' && sha256 !== expected && sha256 !== next) throw new IbpError('IBP_ERR_APP_TAMPERED', { app: ref.app, file, got: sha256, expected: next === '' ? expected : `${expected} (or ${next}, being installed)` });
+      return { file, fromUpdating, identity, bytes: got.bytes, sha256 };
+    }
+  }
+
+  /** Write the private copy from the verified buffer, dlopen it, check its symbols, soinit. */
+  #finish(ref: AppRef, p: Prepared): LoadedApp {
+    const file = p.file;
+    const fail = (detail: string): never => { throw new IbpError('IBP_ERR_APP_LOAD', { app: ref.app, file, detail }); };
+    const dir = path.join(this.privateDir, `L${++this.#loadSeq}`);
+    const copy = path.join(dir, path.basename(ref.bin));
+    try {
+      fs.mkdirSync(dir, { mode: 0o700 });
+      const fd = fs.openSync(copy, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o700);
+      try {
+        let off = 0;
+        while (off < p.bytes.length) off += fs.writeSync(fd, p.bytes, off, p.bytes.length - off);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch (e) {
       fs.rmSync(dir, { recursive: true, force: true });
-      if (attempt >= 2) fail('it keeps changing while being read');
+      fail(`cannot write its private copy: ${(e as Error).message}`);
     }
     let lib: LibraryHandle;
     try {
@@ -399,18 +543,18 @@ export class AppCache {
     } catch (e) {
       fail((e as Error).message);
     } finally {
-      fs.rmSync(path.dirname(copy), { recursive: true, force: true });
+      fs.rmSync(dir, { recursive: true, force: true });
     }
     const symbols = new Map<SymbolName, Pointer>();
     const missing: string[] = [];
     for (const s of APP_SYMBOLS) {
-      let p: Pointer | null = null;
+      let ptr: Pointer | null = null;
       try {
-        p = lib!.symbol(s.name) as Pointer | null;
+        ptr = lib!.symbol(s.name) as Pointer | null;
       } catch {
-        p = null;
+        ptr = null;
       }
-      if (p) symbols.set(s.name, p);
+      if (ptr) symbols.set(s.name, ptr);
       else if (s.required) missing.push(s.name);
     }
     const refuse = (detail: string): never => {
@@ -423,12 +567,15 @@ export class AppCache {
       const v = koffi.decode(abi, 'uint32_t') as number;
       if (v !== APP_ABI_VERSION) refuse(`it was built for app ABI ${v}, this server speaks ${APP_ABI_VERSION}: rebuild it with this lib/native/ibp_app.h`);
     }
-    const loaded = new LoadedApp(this, ref, file, fromUpdating, identity!, lib!, symbols);
+    const loaded = new LoadedApp(this, ref, p, lib!, symbols);
     const init = symbols.get('soinit');
     if (init !== undefined) {
       const { rc } = this.invoke(init, PHASE.INIT, { app: ref.app }, null, []);
       if (rc !== 0) refuse(`soinit returned ${rc}`);
     }
+    this.#stats.loads++;
+    const signed = (ref.sha256 ?? '') !== '';
+    this.log.info({ app: ref.app, bin: ref.bin, file, sha256: p.sha256, signed }, `app loaded , bin[${ref.bin}] file[${file}] sha256[${p.sha256}] ${signed ? 'verified[signed sha256]' : 'verified[no: the registry has no package for it]'}`);
     return loaded;
   }
 

@@ -8,6 +8,8 @@
  *   not in the config space            IBP_ERR_APP_UNKNOWN   (rc APP_UNKNOWN)
  *   configured but invalid             IBP_ERR_APP_INVALID   (rc APP_INVALID)
  *   .so missing / not loadable         IBP_ERR_APP_LOAD      (rc APP_LOAD, from the cache)
+ *   .so not the signed sha256          IBP_ERR_APP_TAMPERED  (rc APP_TAMPERED, from the cache, only
+ *                                      when no good version is loaded: else that one serves)
  *   no config space (ibma not started) IBP_ERR_POOL_NO_SPACE (rc POOL_NO_SPACE)
  *
  * The config space is opened lazily (ibas may start before ibma has published) and re-tried at
@@ -127,7 +129,7 @@ export class AppResolver {
 
   /** The loaded .so of an app (from the cache, loading it when needed); throws APP_LOAD. */
   load(view: AppView): LoadedApp {
-    return this.cache().get({ app: view.app, bin: view.bin });
+    return this.cache().get({ app: view.app, bin: view.bin, sha256: view.sha256, sha256Next: view.sha256Next });
   }
 
   resolve(code: string): Resolved {

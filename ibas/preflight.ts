@@ -6,13 +6,16 @@
  *   ibas.conf           valid (loadInstance did it) and consistent (dynamic pool bounds)
  *   ibma.conf           present and valid: it is how workers find the config space (without it
  *                       every call would be answered POOL_NO_SPACE)
- *   so/ folder          warned about when missing (apps cannot be loaded), not refused
+ *   so/ folder          warned about when missing (apps cannot be loaded), not refused;
+ *                       refused when group or others may write it (anyone there could plant
+ *                       code: lib/so-folder.ts)
  */
 import fs from 'node:fs';
 import { IbpError } from '../lib/errors.js';
 import { loadConfigFile } from '../lib/config/load.js';
 import { IbmaConf } from '../lib/config/ibma-conf.js';
 import type { Instance } from './instance.js';
+import { checkSoFolder } from '../lib/so-folder.js';
 
 /** The lines `-a check` prints; throws the first refusal (an IbpError naming the file and key). */
 export function preflight(inst: Instance): string[] {
@@ -25,5 +28,6 @@ export function preflight(inst: Instance): string[] {
   const ibma = loadConfigFile(IbmaConf, inst.ibmaConfFile, 'ibma');
   lines.push(`${inst.ibmaConfFile}: ok (node ${ibma.this_node}, index_key 0x${ibma.shm.index_key.toString(16)})`);
   if (!fs.existsSync(inst.home.dir('so'))) lines.push(`WARN : ${inst.home.dir('so')} does not exist: apps cannot be loaded`);
+  else checkSoFolder(inst.home.dir('so'));
   return lines;
 }

@@ -3,6 +3,7 @@
  *
  *   start ── [start_cleanly: remove leftover segments] ── attach/create the index segment
  *         ── last good bundle from the disk cache? publish it (the space exists: ready)
+ *         (so/ must not be group/world-writable: refused at start; stale install temp files removed)
  *         ── watch ibms (blocking reads) ─┬─ new bundle: packages → NEW segment → flip index → cache
  *                                          ├─ same version: nothing (retry failed packages)
  *                                          └─ failure: log, back off, reconnect
@@ -14,6 +15,7 @@
  * `start()` resolves once the config space exists, or, when ibms is down and there is no cached
  * config, once ibms has been retried (the agent keeps retrying in the background).
  */
+import fs from 'node:fs';
 import { errorText, IbpError, isIbpError } from '../lib/errors.js';
 import type { Home } from '../lib/home.js';
 import type { Logger } from '../lib/log.js';
@@ -24,7 +26,8 @@ import { cacheFile, loadCache, saveCache } from './cache.js';
 import { removeSpace } from './cleanup.js';
 import { GarbageCollector } from './gc.js';
 import { Heartbeat } from '../lib/heartbeat.js';
-import { PackageInstaller } from './packages.js';
+import { PackageInstaller, packageRecordFile, type PackageResult } from './packages.js';
+import { checkSoFolder, removeStaleTemps } from '../lib/so-folder.js';
 import { Publisher } from './publish.js';
 import { RegistryClient } from '../lib/registry-client.js';
 import { stateFile, writeState, type AgentState, type IbmsLink } from './state-file.js';
@@ -60,6 +63,8 @@ export class Agent {
   #packages: PackageInstaller;
   #held: (Held & { bundle: NodeBundle }) | undefined;
   #packagesDirty = false;
+  /** What the current space announces as SHA256_NEXT ('' = nothing): see #syncPackages. */
+  #announced = '';
   #loop: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
   #state: AgentState;
@@ -72,7 +77,7 @@ export class Agent {
     this.timings = agentTimings(opts.conf);
     this.#cleanly = opts.cleanly ?? false;
     this.client = new RegistryClient({ ip: opts.conf.ibms.ip, port: opts.conf.ibms.port, credential: opts.conf.credential });
-    this.#packages = new PackageInstaller(opts.home, this.client, opts.log, this.timings.maxPackageSize);
+    this.#packages = new PackageInstaller(opts.home, this.client, opts.log, this.timings.maxPackageSize, packageRecordFile(opts.home, opts.conf.this_node));
     this.#cacheFile = cacheFile(opts.home, opts.conf.this_node);
     this.#stateFile = stateFile(opts.home, opts.conf.this_node);
     this.#state = {
@@ -91,6 +96,14 @@ export class Agent {
   async start(): Promise<void> {
     const indexKey = this.conf.shm.index_key;
     this.log.info({ ibms: this.client.base, indexKey }, `ibma starting , node[${this.conf.this_node}] ibms[${this.client.base}] index_key[0x${indexKey.toString(16)}]`);
+    const soDir = this.home.dir('so');
+    if (!fs.existsSync(soDir)) {
+      fs.mkdirSync(soDir, { recursive: true, mode: 0o755 });
+      fs.chmodSync(soDir, 0o755); // whatever the umask
+    }
+    checkSoFolder(soDir);
+    const temps = removeStaleTemps(soDir);
+    if (temps.length) this.log.info({ removed: temps }, `stale package temp files removed , count[${temps.length}]`);
     if (this.#cleanly) this.#removeLeftovers(indexKey);
     this.#writer = new ConfigSpaceWriter(indexKey);
     this.#publisher = new Publisher(this.#writer, this.conf, this.log);
@@ -102,7 +115,7 @@ export class Agent {
     if (cached.ok) {
       const b = cached.cached.bundle;
       try {
-        this.#publisher.publish(b, 'cache');
+        this.#publish(await this.#packages.spaceBundle(b), 'cache');
         this.#hold(b, 'cache');
         this.#packagesDirty = true;
         fromCache = true;
@@ -147,6 +160,11 @@ export class Agent {
     }
     this.#firstRound?.reject(new Error('stopped before the first round'));
     this.log.info({ mode }, `ibma stopped , mode[${mode}]`);
+  }
+
+  #publish(bundle: NodeBundle, source: string): void {
+    this.#publisher!.publish(bundle, source);
+    this.#announced = '';
   }
 
   #removeLeftovers(indexKey: number): void {
@@ -225,18 +243,36 @@ export class Agent {
     if (wasDown) this.log.info({ ibms: this.client.base }, `ibms connected , url[${this.client.base}] holding[${this.#held?.version ?? 'nothing'}]`);
     clearFailure();
     this.#link('connected');
-    if (r.kind === 'same' && this.#packagesDirty && this.#held) await this.#syncPackages(this.#held.bundle);
+    if (r.kind === 'same' && this.#packagesDirty && this.#held) {
+      const held = this.#held.bundle;
+      const res = await this.#syncPackages(held);
+      // a package installed on a retry: the space must carry its signed sha256 now
+      if (res.installed.length > 0 && !this.#abort.signal.aborted) {
+        this.#publish(await this.#packages.spaceBundle(held), 'ibms');
+        this.#hold(held, 'ibms');
+        this.#saveState();
+      }
+    }
     if (this.#firstRound && this.#held) {
       this.#firstRound.resolve();
       this.#firstRound = undefined;
     }
   }
 
-  async #syncPackages(bundle: NodeBundle): Promise<void> {
-    const res = await this.#packages.sync(bundle, this.#abort.signal);
+  async #syncPackages(bundle: NodeBundle): Promise<PackageResult> {
+    // while packages are being installed, the space (of the config being served) accepts their new signed sha256 too
+    const res = await this.#packages.sync(bundle, this.#abort.signal, async (next) => {
+      const held = this.#held;
+      if (!held) return;
+      const key = `${held.epoch}/${held.version}:${[...next].map(([b, h]) => `${b}=${h}`).join(',')}`;
+      if (key === this.#announced) return; // the space already accepts them (a retry round)
+      this.#publish(await this.#packages.spaceBundle(held.bundle, next), 'packages');
+      this.#announced = key;
+    });
     this.#packagesDirty = res.failed.length > 0;
     this.#state.packages = { failed: res.failed, installed: this.#state.packages.installed + res.installed.length };
     this.#saveState();
+    return res;
   }
 
   /** A new bundle from ibms: packages first (a server switching to the new config finds them), then the space, then the cache. */
@@ -246,7 +282,7 @@ export class Agent {
     else if (prev && bundle.version < prev.version) this.log.warn({ from: prev.version, to: bundle.version }, `registry version went back within epoch ${bundle.epoch} , from[${prev.version}] to[${bundle.version}] , taking the registry's`);
     await this.#syncPackages(bundle);
     if (this.#abort.signal.aborted) return;
-    this.#publisher!.publish(bundle, 'ibms');
+    this.#publish(await this.#packages.spaceBundle(bundle), 'ibms');
     this.#hold(bundle, 'ibms');
     try {
       saveCache(this.#cacheFile, bundle);

@@ -1,12 +1,14 @@
 /**
- * `ibms -a init [--ip IP] [--port PORT]`: create the home's folders, the default config files
- * and the admin credentials (full and read-only). Idempotent, IBP's way: what exists is kept and reported as
+ * `ibms -a init [--ip IP] [--port PORT]`: create the home's folders, the default config files,
+ * the admin credentials (full and read-only) and the package-signing key pair
+ * (keys/package-signing.key 0600, .pub 0644). Idempotent, IBP's way: what exists is kept and reported as
  * `WARN : <path> exist !`.
  */
 import fs from 'node:fs';
 import { defaultIbmsConf } from '../lib/config/ibms-conf.js';
 import { HOME_DIRS, type Home } from '../lib/home.js';
 import { ADMIN_CREDENTIAL_FILE, ADMIN_RO_CREDENTIAL_FILE, ensureCredentialFile } from './credentials.js';
+import { PackageSigner, SIGNING_KEY_FILE, SIGNING_PUB_FILE } from '../lib/package-signing.js';
 
 import { IBMS_CONF } from './paths.js';
 
@@ -48,5 +50,8 @@ export function initHome(home: Home, opts: { ip?: string; port?: number; confFil
     const cred = home.keys(name);
     out.push(ensureCredentialFile(cred).created ? `${cred} created (mode 0600)` : `WARN : ${cred} exist !`);
   }
+  const keyFile = home.keys(SIGNING_KEY_FILE);
+  const pubFile = home.keys(SIGNING_PUB_FILE);
+  out.push(PackageSigner.loadOrCreate(keyFile, pubFile).created ? `${keyFile} created (Ed25519 package-signing key, mode 0600) , public key ${pubFile}` : `WARN : ${keyFile} exist !`);
   return out;
 }

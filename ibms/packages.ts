@@ -4,13 +4,19 @@
  * Hashes are cached by (inode, size, mtime), so a bundle for many nodes does not re-read files;
  * `refresh(bin)` (update_app, the watcher) re-reads one at once. With
  * `misc.auto_download_bin_enable` a chokidar watcher reports every .so added or replaced in so/.
+ *
+ * Each (app, bin, sha256) gets one signed manifest {app, bin, size, sha256, abi_version, time}
+ * (lib/package-signing.ts), made the first time a bundle needs it and kept while the package is
+ * unchanged, so a bundle is stable between changes.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
+import { LRUCache } from 'lru-cache';
 import { checkPlainFileName } from '../lib/home.js';
 import { IbpError } from '../lib/errors.js';
+import { PACKAGE_ABI_VERSION, type PackageSigner, type SignedManifest } from '../lib/package-signing.js';
 
 export interface PackageInfo {
   /** sha256 hex, '' when the registry has no such file. */
@@ -31,9 +37,29 @@ export class Packages {
   #watcher: FSWatcher | undefined;
   /** Bumped whenever a known package's identity changes (bundles embed it). */
   generation = 0;
+  readonly signer: PackageSigner;
+  readonly #signed = new LRUCache<string, SignedManifest>({ max: 100_000 });
 
-  constructor(dir: string) {
+  constructor(dir: string, signer: PackageSigner) {
     this.dir = dir;
+    this.signer = signer;
+  }
+
+  /** Size, sha256 and the signed manifest of app's package (no manifest when there is no package). */
+  signedInfo(app: string, bin: string): PackageInfo & Partial<SignedManifest> {
+    return this.signedFor(app, bin, this.info(bin));
+  }
+
+  /** The signed manifest of app's package of a known identity (a bundle's frozen one). */
+  signedFor(app: string, bin: string, info: PackageInfo): PackageInfo & Partial<SignedManifest> {
+    if (!info.sha256) return info;
+    const key = `${app}\0${bin}\0${info.sha256}\0${info.size}`;
+    let signed = this.#signed.get(key);
+    if (!signed) {
+      signed = this.signer.sign({ abi_version: PACKAGE_ABI_VERSION, app, bin, sha256: info.sha256, size: info.size, time: Date.now() });
+      this.#signed.set(key, signed);
+    }
+    return { ...info, ...signed };
   }
 
   /** Absolute path of a package; refuses names that are not plain .so file names. */

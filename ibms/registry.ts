@@ -25,6 +25,7 @@
  * epoch: unsaved edits are gone, and edits saved but not distributed become visible then (save
  * answers and logs them as `undistributed`).
  */
+import fs from 'node:fs';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from '../lib/log.js';
 import type { Home } from '../lib/home.js';
@@ -37,6 +38,7 @@ import { Versions } from './versions.js';
 import { Sessions } from './sessions.js';
 import { Credentials } from './credentials.js';
 import { Packages, type PackageInfo } from './packages.js';
+import { PackageSigner, SIGNING_KEY_FILE, SIGNING_PUB_FILE } from '../lib/package-signing.js';
 import { dataFiles, loadData, PARTS, saveData, snapshotForSave, snapshotImages, writeImages, type Loaded, type Part, type SaveResult } from './persist.js';
 import { credentialFiles, parseSecondTarget, sendSecondCopy } from './second-copy.js';
 import path from 'node:path';
@@ -65,6 +67,15 @@ interface CachedBundle {
 interface FrozenBundle {
   version: number;
   json: string;
+}
+
+/** The package-signing key of the home; created (and logged) when a home from before it has none. */
+function loadSigner(home: Home, log: Logger): PackageSigner {
+  fs.mkdirSync(home.dir('keys'), { recursive: true, mode: 0o700 });
+  const keyFile = home.keys(SIGNING_KEY_FILE);
+  const { signer, created } = PackageSigner.loadOrCreate(keyFile, home.keys(SIGNING_PUB_FILE));
+  if (created) log.warn({ file: keyFile }, `package-signing key created , file[${keyFile}] , agents that pinned another key refuse packages until their keys/${SIGNING_PUB_FILE} is replaced`);
+  return signer;
 }
 
 export class Registry {
@@ -105,7 +116,7 @@ export class Registry {
     this.sessions = new Sessions(opts.conf.session.expire_seconds);
     this.credentials = new Credentials(opts.home);
     for (const n of this.store.nodes.keys()) this.credentials.ensureNode(n);
-    this.packages = new Packages(opts.home.dir('so'));
+    this.packages = new Packages(opts.home.dir('so'), loadSigner(opts.home, opts.log));
   }
 
   #record(what: string, touched: Set<string>): ChangeResult {
@@ -358,9 +369,9 @@ export class Registry {
     const apps: AppWithPackage[] = [];
     for (const name of this.store.appsOfNode(node)) {
       const a = this.store.apps.get(name)!;
-      apps.push({ ...a, ...this.#packageInfo(a.bin) });
+      apps.push({ ...a, ...this.packages.signedFor(a.app, a.bin, this.#packageInfo(a.bin)) });
     }
-    return { epoch: this.versions.epoch, version, this_node: node, nodes, apps };
+    return { epoch: this.versions.epoch, version, this_node: node, nodes, apps, package_key: this.packages.signer.publicKeyB64 };
   }
 
   /** The published bundle of a node, parsed (tests, tools). */

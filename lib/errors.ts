@@ -63,6 +63,11 @@ export const ERRORS = {
   /** Agent (ibma) */
   IBP_ERR_AGENT_PACKAGE: { message: 'package {bin} rejected: {detail}; the old file stays (check so/ of the registry, then `ibms -a update_app`)' },
 
+  /** Package signing and the so/ folder */
+  IBP_ERR_PKG_KEY: { message: 'package-signing key {file}: {detail}', exit: 3 },
+  IBP_ERR_SO_FOLDER: { message: 'so/ folder {dir} refused: {detail}', exit: 3 },
+  IBP_ERR_SO_SYMLINK: { message: 'package file {file} refused ({detail}): remove it; so/ holds regular files only' },
+
   /** Daemons */
   IBP_ERR_DAEMON_RUNNING: { message: '{tool} is already running with pid {pid} (pid file {pidfile})', exit: EXIT.DAEMON },
   IBP_ERR_DAEMON_NOT_RUNNING: { message: '{tool} is not running (pid file {pidfile})', exit: EXIT.DAEMON },
@@ -98,6 +103,7 @@ export const ERRORS = {
   IBP_ERR_APP_FILE: { message: 'app {app}: attached file {name} refused: {detail}' },
   IBP_ERR_APP_NO_2PC: { message: 'app {app} does not export {symbol}: it cannot take part in two-phase commit' },
   IBP_ERR_APP_SUSPENDED: { message: 'app {app} is suspended on this server: it killed {crashes} workers within {window} s (monitor.app_max_crashes); nothing ran, safe to retry on another host; it resumes when its package changes or on `ibas -a resume_app --app {app}`', http: 503 },
+  IBP_ERR_APP_TAMPERED: { message: 'app {app}: {file} has sha256 {got}, the signed sha256 of the config space is {expected}: refused (the previous good version, if any, keeps serving); reinstall it through ibma' },
   IBP_ERR_APP_UNLOADED: { message: 'app {app} ({file}) was unloaded: get it from the app cache again' },
   IBP_ERR_NATIVE_MISSING: { message: 'native library {file} is missing or stale ({detail}): run `npm run build:apps`', exit: EXIT.INIT },
   IBP_ERR_NATIVE_CALL: { message: '{call} failed: {detail}' },

@@ -39,8 +39,11 @@ export class Home {
   /** Create every folder of the layout (idempotent). keys/ is private to the owner. */
   ensure(): void {
     try {
+      const newSo = !fs.existsSync(this.dir('so'));
       for (const d of HOME_DIRS) fs.mkdirSync(this.dir(d), { recursive: true, mode: d === 'keys' ? 0o700 : 0o755 });
       fs.chmodSync(this.dir('keys'), 0o700);
+      // so/ must not be group/world-writable (lib/so-folder.ts), whatever the umask
+      if (newSo) fs.chmodSync(this.dir('so'), 0o755);
     } catch (e) {
       throw new IbpError('IBP_ERR_HOME_LAYOUT', { home: this.root, detail: (e as Error).message }, { cause: e });
     }

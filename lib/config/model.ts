@@ -73,6 +73,15 @@ export const AppWithPackage = Type.Composite([
     /** sha256 (hex) of so/<bin> in the registry, '' when ibms has no package for it. */
     sha256: Type.String({ pattern: '^([0-9a-f]{64})?$' }),
     size: Type.Integer({ minimum: 0 }),
+    /** The registry's signed manifest of this package (lib/package-signing.ts): canonical JSON. */
+    manifest: Type.Optional(Type.String({ maxLength: 2048 })),
+    /** base64 Ed25519 signature of `manifest`. */
+    signature: Type.Optional(Type.String({ maxLength: 256 })),
+    /**
+     * Config space only (ibma sets it, ibms never sends it): the signed sha256 of the package
+     * being installed right now, accepted by ibas besides `sha256` so an update has no window.
+     */
+    sha256_next: Type.Optional(Type.String({ pattern: '^([0-9a-f]{64})?$' })),
   }),
 ], { additionalProperties: false });
 export type AppWithPackage = Static<typeof AppWithPackage>;
@@ -89,6 +98,8 @@ export const NodeBundle = Type.Object({
   this_node: Name,
   nodes: Type.Array(NodeConf),
   apps: Type.Array(AppWithPackage),
+  /** The registry's package-signing public key, base64 SPKI DER (agents pin it on first use). */
+  package_key: Type.Optional(Type.String({ maxLength: 256 })),
 }, { additionalProperties: false });
 export type NodeBundle = Static<typeof NodeBundle>;
 

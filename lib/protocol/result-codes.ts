@@ -28,6 +28,8 @@ export const RC = {
   APP_NO_2PC: 1008,
   /** The app is suspended on this server (it crashed its workers too often): nothing ran, safe to retry elsewhere. */
   APP_SUSPENDED: 1009,
+  /** The app's package does not match the signed sha256 of the config space (and no good version is loaded). */
+  APP_TAMPERED: 1010,
   /** A malformed packet (bad field, bad file name, wrong count). */
   PROTO_FRAME: 2001,
   /** A frame or file over the limit. */
@@ -67,6 +69,7 @@ const TO_ERROR: Record<Exclude<ResultCode, 0>, ErrorCode> = {
   [RC.APP_FILE]: 'IBP_ERR_APP_FILE',
   [RC.APP_NO_2PC]: 'IBP_ERR_APP_NO_2PC',
   [RC.APP_SUSPENDED]: 'IBP_ERR_APP_SUSPENDED',
+  [RC.APP_TAMPERED]: 'IBP_ERR_APP_TAMPERED',
   [RC.PROTO_FRAME]: 'IBP_ERR_PROTO_FRAME',
   [RC.PROTO_TOO_LARGE]: 'IBP_ERR_PROTO_TOO_LARGE',
   [RC.PROTO_VERSION]: 'IBP_ERR_PROTO_VERSION',

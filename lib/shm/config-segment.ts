@@ -184,13 +184,14 @@ export function buildConfigSegment(key: number, bundle: NodeBundle, settings: Sp
   const sThisNode = ref(bundle.this_node);
   const sIbmsIp = ref(settings.ibms.ip);
   const sEpoch = ref(bundle.epoch);
+  const sPackageKey = ref(bundle.package_key ?? '');
   const nodeRefs = bundle.nodes.map((n) => ({
     name: ref(n.node),
     keyExp: ref(n.key_exp ?? ''),
     hosts: n.hosts.map((h) => ref(h.ip)),
     kvs: Object.entries(n.kvs).map(([k, v]) => ({ key: k, keyRef: ref(k), valueRef: ref(v) })),
   }));
-  const appRefs = bundle.apps.map((a) => ({ code: ref(a.app), desc: ref(a.desc), bin: ref(a.bin), server: ref(a.server_node ?? ''), sha: ref(a.sha256) }));
+  const appRefs = bundle.apps.map((a) => ({ code: ref(a.app), desc: ref(a.desc), bin: ref(a.bin), server: ref(a.server_node ?? ''), sha: ref(a.sha256), manifest: ref(a.manifest ?? ''), signature: ref(a.signature ?? ''), next: ref(a.sha256_next ?? '') }));
   const plan = planLayout(bundle, strings);
 
   let seg: Segment | undefined;
@@ -240,6 +241,7 @@ export function buildConfigSegment(key: number, bundle: NodeBundle, settings: Sp
     u32[HEADER.STRINGS >> 2] = plan.strings;
     u32[HEADER.STRINGS_SIZE >> 2] = strings.size;
     buf.writeInt32LE(process.pid, HEADER.WRITER_PID);
+    u32[HEADER.PACKAGE_KEY >> 2] = S(sPackageKey);
 
     let host = 0;
     let kv = 0;
@@ -297,6 +299,9 @@ export function buildConfigSegment(key: number, bundle: NodeBundle, settings: Sp
       u32[w + (APP.INVALID >> 2)] = a.invalid ? 1 : 0;
       u32[w + (APP.SHA256 >> 2)] = S(r.sha);
       u32[w + (APP.PACKAGE_SIZE >> 2)] = a.size;
+      u32[w + (APP.MANIFEST >> 2)] = S(r.manifest);
+      u32[w + (APP.SIGNATURE >> 2)] = S(r.signature);
+      u32[w + (APP.SHA256_NEXT >> 2)] = S(r.next);
       insert(u32, plan.appTable, plan.appSlots, hash, i);
     });
 

@@ -29,6 +29,8 @@ export interface SpaceHeader {
   /** NodeBundle.epoch and .version this segment was built from. */
   epoch: string;
   bundleVersion: number;
+  /** The package-signing public key ibma trusts, base64 SPKI DER ('' when none). */
+  packageKey: string;
 }
 
 export interface NodeView {
@@ -58,9 +60,15 @@ export interface AppView {
   timeout2: number;
   serverNode: string;
   invalid: number;
-  /** Hex sha256 of the package in the registry ('' when none). */
+  /** Hex sha256 of the package, signed by the registry and verified by ibma ('' when none). */
   sha256: string;
   packageSize: number;
+  /** The signed manifest vouching for sha256 (canonical JSON, lib/package-signing.ts; '' when none). */
+  manifest: string;
+  /** base64 Ed25519 signature of manifest ('' when none). */
+  signature: string;
+  /** Signed sha256 of a package ibma is installing now ('' when none): accepted besides sha256. */
+  sha256Next: string;
 }
 
 /** Decoded strings a view keeps at most (then it starts over). */
@@ -155,6 +163,7 @@ export class ConfigView {
       kvCount: this.#kvCount,
       epoch: this.#str(this.#u32[HEADER.EPOCH >> 2]!),
       bundleVersion: b.readDoubleLE(HEADER.BUNDLE_VERSION),
+      packageKey: this.#str(this.#u32[HEADER.PACKAGE_KEY >> 2]!),
     };
   }
 
@@ -274,6 +283,9 @@ export class ConfigView {
       invalid: this.#u32[w + (APP.INVALID >> 2)]!,
       sha256: this.#str(this.#u32[w + (APP.SHA256 >> 2)]!),
       packageSize: this.#u32[w + (APP.PACKAGE_SIZE >> 2)]!,
+      manifest: this.#str(this.#u32[w + (APP.MANIFEST >> 2)]!),
+      signature: this.#str(this.#u32[w + (APP.SIGNATURE >> 2)]!),
+      sha256Next: this.#str(this.#u32[w + (APP.SHA256_NEXT >> 2)]!),
     };
   }
 

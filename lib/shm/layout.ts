@@ -18,7 +18,7 @@
  */
 
 /** Bumped on every incompatible change; readers refuse other versions (IBP_ERR_SHM_LAYOUT). */
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
 
 /** 'IBPI' as a little-endian u32: the index segment. */
 export const INDEX_MAGIC = 0x49504249;
@@ -73,6 +73,7 @@ export const HEADER = {
   STRINGS: 128, // u32 offset of the string area
   STRINGS_SIZE: 132, // u32 bytes of the string area
   WRITER_PID: 136, // i32 pid of the writer (information only)
+  PACKAGE_KEY: 140, // str the package-signing public key ibma trusts, base64 SPKI DER ('' when none)
   SIZE: 256,
 } as const;
 
@@ -113,9 +114,13 @@ export const APP = {
   TIMEOUT2: 24, // f64 seconds, effective
   SERVER_NODE: 32, // str ('' when none)
   INVALID: 36, // u32 0 | 1
-  SHA256: 40, // str hex ('' when the registry has no package)
+  SHA256: 40, // str hex, the SIGNED sha256 ibma verified ('' when the registry has no package)
   PACKAGE_SIZE: 44, // u32 bytes of the package
-  SIZE: 48,
+  MANIFEST: 48, // str the signed manifest vouching for SHA256, canonical JSON ('' when none)
+  SIGNATURE: 52, // str base64 Ed25519 signature of MANIFEST ('' when none)
+  SHA256_NEXT: 56, // str hex, the signed sha256 of a package ibma is installing now ('' when none): ibas accepts it too
+  RESERVED: 60, // u32
+  SIZE: 64,
 } as const;
 
 /** A key/value record; the table is keyed by (node record index, key): hash = kvHash(node, hash(key)). */

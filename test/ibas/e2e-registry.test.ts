@@ -1,6 +1,10 @@
 // The whole chain: ibms (registry) → ibma (installs ibp_test_echo.so / ibp_test_file.so, publishes
 // the config space) → ibas (resolves the apps through it): transactions echo, the file app works,
-// and `ibms -s sessions` lists the server through its heartbeat.
+// and `ibms -s sessions` lists the server through its heartbeat. The packages are signed by the
+// registry, verified by ibma with the registry's key, and hashed by ibas at dlopen.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import t from 'tap';
 import { Cluster } from '../helpers/cluster.js';
 import { waitFor } from '../helpers/procs.js';
@@ -28,6 +32,17 @@ t.test('ibms + ibma + ibas', async (t) => {
   t.equal(r.body.toString(), 'through the registry', 'echo resolved through ibma\'s config space');
   const f = await cl.call('ibp_test_file', 'files', { files: [{ name: 'one', data: Buffer.from('1') }, { name: 'two', data: Buffer.from('22') }] });
   t.same(f.files.map((x) => [x.name, x.data.toString()]), [['one.echo', '1'], ['two.echo', '22']], 'file app from the registry');
+
+  const registryKey = crypto.createPublicKey(fs.readFileSync(path.join(c.registryHome, 'keys', 'package-signing.pub'), 'utf8')).export({ format: 'der', type: 'spki' }).toString('base64');
+  const echoSha = crypto.createHash('sha256').update(fs.readFileSync(path.join(c.registryHome, 'so', 'ibp_test_echo.so'))).digest('hex');
+  await c.waitSpace(s, 'the signed package', (sp) => {
+    const a = sp.app('ibp_test_echo');
+    return sp.header().packageKey === registryKey && a?.sha256 === echoSha
+      && crypto.verify(null, Buffer.from(a.manifest), crypto.createPublicKey({ key: Buffer.from(registryKey, 'base64'), format: 'der', type: 'spki' }), Buffer.from(a.signature, 'base64'));
+  });
+  t.pass('the space carries the registry key and a manifest it signed');
+  const workerLogs = fs.readdirSync(path.join(s.home, 'log')).filter((n) => /_worker_\d+\.log$/.test(n)).map((n) => fs.readFileSync(path.join(s.home, 'log', n), 'utf8')).join('');
+  t.match(workerLogs, new RegExp(`app loaded , bin\\[ibp_test_echo\\.so\\] file\\[[^\\]]*\\] sha256\\[${echoSha}\\] verified\\[signed sha256\\]`), 'ibas hashed the bytes it loaded against the signed sha256');
 
   const sessions = await waitFor('ibas in ibms -s sessions', async () => {
     const out = await c.ibms(['-s', 'sessions', '--json']);

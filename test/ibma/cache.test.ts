@@ -1,14 +1,13 @@
 /**
- * The agent's disk cache (ibma/cache.ts) and IBP's package install order (ibma/packages.ts), in
- * process: a saved bundle loads back; a cache that is corrupt, fails the schema or belongs to
- * another node is ignored with a reason; installAtomically leaves the new bytes and no temp file.
+ * The agent's disk cache (ibma/cache.ts), in process: a saved bundle loads back; a cache that is
+ * corrupt, fails the schema or belongs to another node is ignored with a reason. (The package
+ * install of lib/so-folder.ts: test/lib/so-folder.test.ts.)
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import type { NodeBundle } from '../../lib/config/model.js';
 import { loadCache, saveCache } from '../../ibma/cache.js';
-import { installAtomically } from '../../ibma/packages.js';
 
 const bundle: NodeBundle = {
   epoch: 'E9',
@@ -47,16 +46,4 @@ t.test('unusable caches are ignored with a reason', async (t) => {
     t.notOk(got.ok, name);
     if (!got.ok) t.match(got.reason, re, name);
   }
-});
-
-t.test('installAtomically: new bytes in place, nothing left behind, bad names refused', async (t) => {
-  const dir = t.testdir();
-  fs.writeFileSync(path.join(dir, 'a.so'), 'old');
-  installAtomically(dir, 'a.so', Buffer.from('new bytes'));
-  t.equal(fs.readFileSync(path.join(dir, 'a.so'), 'utf8'), 'new bytes');
-  t.same(fs.readdirSync(dir), ['a.so']);
-  installAtomically(dir, 'b.so', Buffer.from('first'));
-  t.equal(fs.readFileSync(path.join(dir, 'b.so'), 'utf8'), 'first', 'a first install works too');
-  t.throws(() => installAtomically(dir, '../escape.so', Buffer.from('x')), { code: 'IBP_ERR_FILE_NAME' });
-  t.notOk(fs.existsSync(path.join(dir, '..', 'escape.so')));
 });

@@ -3,6 +3,10 @@
  * with answers a real ibms never gives: truncated or corrupt bodies, bundles failing the schema,
  * another node's bundle, disagreeing headers, oversized bodies, corrupted packages.
  *
+ * Like ibms it signs: every bundle it serves carries its package-signing key and a signed manifest
+ * per package (lib/package-signing.ts), unless `signing` says otherwise ('unsigned': no key and no
+ * manifests; 'foreign': signed by a key other than the one it announces).
+ *
  * It honours the watch contract (answer at once when epoch/index differ, else hold until the
  * bundle changes or `wait` passes) so the agent's good path runs exactly as against ibms.
  */
@@ -11,6 +15,7 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { encodeJsonBody } from '../../lib/codec/json-body.js';
 import type { NodeBundle } from '../../lib/config/model.js';
+import { PACKAGE_ABI_VERSION, PackageSigner } from '../../lib/package-signing.js';
 
 export type AnswerMode =
   | 'good'
@@ -30,6 +35,8 @@ export interface FakePackage {
   header?: string;
   /** 403 instead of the bytes. */
   forbidden?: boolean;
+  /** Wait this long before answering (a slow download). */
+  delayMs?: number;
 }
 
 export interface Seen {
@@ -49,6 +56,11 @@ export class FakeIbms {
   readonly ip: string;
   port = 0;
   mode: AnswerMode = 'good';
+  /** Its package-signing key (agents pin its public key on first use). */
+  readonly signer = new PackageSigner(crypto.generateKeyPairSync('ed25519').privateKey);
+  /** How bundles are signed (see the file comment). */
+  signing: 'signed' | 'unsigned' | 'foreign' = 'signed';
+  readonly #foreign = new PackageSigner(crypto.generateKeyPairSync('ed25519').privateKey);
   bundle: NodeBundle;
   readonly packages = new Map<string, FakePackage>();
   readonly seen: Seen[] = [];
@@ -97,6 +109,17 @@ export class FakeIbms {
     this.#release();
   }
 
+  /** The bundle as served: the key and a signed manifest per package, as `signing` says. */
+  signed(b: NodeBundle): NodeBundle {
+    if (this.signing === 'unsigned') return b;
+    const by = this.signing === 'foreign' ? this.#foreign : this.signer;
+    return {
+      ...b,
+      package_key: this.signer.publicKeyB64,
+      apps: b.apps.map((a) => (a.sha256 === '' || a.manifest !== undefined ? a : { ...a, ...by.sign({ abi_version: PACKAGE_ABI_VERSION, app: a.app, bin: a.bin, sha256: a.sha256, size: a.size, time: 1 }) })),
+    };
+  }
+
   count(path: string, pred: (s: Seen) => boolean = () => true): number {
     return this.seen.filter((s) => s.path === path && pred(s)).length;
   }
@@ -130,6 +153,7 @@ export class FakeIbms {
       const p = this.packages.get(decodeURIComponent(pkg[1]!));
       if (!p) return json(res, 404, { code: 'IBP_ERR_REG_NOT_FOUND', message: 'package not found' });
       if (p.forbidden) return json(res, 403, { code: 'IBP_ERR_REG_FORBIDDEN', message: 'not entitled' });
+      if (p.delayMs) await new Promise((r) => setTimeout(r, p.delayMs));
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-ibp-sha256': p.header ?? sha256(p.body), 'content-length': p.body.length });
       res.end(p.body);
       return;
@@ -154,7 +178,7 @@ export class FakeIbms {
     }
     const mode = this.mode;
     if (mode !== 'good') this.hostile.set(mode, (this.hostile.get(mode) ?? 0) + 1);
-    const b = this.bundle;
+    const b = this.signed(this.bundle);
     const headers = { 'x-ibp-index': String(b.version), 'x-ibp-epoch': b.epoch, 'content-type': 'application/json' };
     const enc = encodeJsonBody(b, { minCompressSize: 64, peerAcceptsLz4: true });
     switch (mode) {

@@ -2,7 +2,10 @@
  * App packages against a fake registry that can lie: a package whose bytes do not match the
  * bundle's sha256 (or whose X-Ibp-Sha256 header disagrees) is discarded and logged and the old
  * file stays; the update lands later, atomically, once the registry serves the right bytes; a
- * package offered to other nodes (403) is not asked for again until it changes.
+ * package offered to other nodes (403) is not asked for again until it changes. Signing (issue
+ * 11): the registry's key is pinned on first use; a manifest signed by another key, or no signed
+ * manifest at all, is refused and the config space keeps the verified package's sha256; symlinks
+ * planted at so/<bin>.updating and so/<bin> never get written through.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -21,6 +24,8 @@ const CRED = 'cred-GAMMA-0123456789abcdef';
 const A = crypto.randomBytes(1024 * 1024);
 const B = crypto.randomBytes(1536 * 1024);
 const OTHER = crypto.randomBytes(4096);
+const C = crypto.randomBytes(64 * 1024);
+const D = crypto.randomBytes(32 * 1024);
 
 function bundle(version: number, pkg: Buffer): NodeBundle {
   return {
@@ -63,6 +68,15 @@ t.test('a package is installed with a verified hash before the config is publish
   t.equal(fake.count('/v1/agent/packages/app1.so'), 1, 'one download for two apps sharing a bin');
   t.notOk(fs.existsSync(path.join(a.home, 'so', 'app2.so')), 'a package offered to other nodes is not installed');
   t.ok(a.logLines().some((l) => /^package installed , bin\[app1\.so\]/.test(l.msg)));
+  const pinned = path.join(a.home, 'keys', 'package-signing.pub');
+  t.ok(fs.existsSync(pinned), 'the registry key is pinned in keys/package-signing.pub');
+  t.equal(fs.statSync(pinned).mode & 0o777, 0o644);
+  t.equal(crypto.createPublicKey(fs.readFileSync(pinned, 'utf8')).export({ format: 'der', type: 'spki' }).toString('base64'), fake.signer.publicKeyB64);
+  t.ok(a.logLines().some((l) => l.level === 'warn' && /^package-signing key pinned on first use/.test(l.msg)), 'pinning is logged');
+  t.equal(space.header().packageKey, fake.signer.publicKeyB64, 'the space carries the trusted key');
+  const app = space.app('APP1')!;
+  t.ok(app.manifest.includes(`"sha256":"${sha256(A)}"`), 'and the signed manifest');
+  t.ok(crypto.verify(null, Buffer.from(app.manifest), fake.signer.publicKey, Buffer.from(app.signature, 'base64')), 'whose signature verifies');
 });
 
 t.test('a corrupted package is rejected, logged, and the old file stays', async (t) => {
@@ -124,6 +138,70 @@ t.test('a package offered to other nodes is asked for once per version', async (
   t.equal(fake.count('/v1/agent/packages/app1.so', () => true) >= 3, true);
 });
 
+t.test('a manifest signed by another key is refused; the space keeps the verified package', async (t) => {
+  fake.signing = 'foreign';
+  fake.packages.set('app1.so', { body: C });
+  const before = fake.count('/v1/agent/packages/app1.so');
+  fake.setBundle(bundle(4, C));
+  await waitFor('version 4 in the space', () => space.checkSwitch() && space.kv('GAMMA', 'v') === '4', 10_000);
+  const line = a.logLines().find((l) => /^package refused , app\[APP1\] bin\[app1\.so\] reason\[the manifest signature does not verify/.test(l.msg));
+  t.ok(line, 'the refusal is logged');
+  t.equal(line?.level, 'error');
+  t.equal(fake.count('/v1/agent/packages/app1.so'), before, 'nothing was downloaded');
+  t.equal(sha256(fs.readFileSync(so1)), sha256(B), 'the verified package stays');
+  t.equal(space.app('APP1')?.sha256, sha256(B), 'the space carries the verified sha256, not the refused one');
+});
+
+t.test('a bundle without signed manifests is refused too', async (t) => {
+  fake.signing = 'unsigned';
+  fake.setBundle(bundle(5, C));
+  await waitFor('version 5 in the space', () => space.checkSwitch() && space.kv('GAMMA', 'v') === '5', 10_000);
+  t.ok(a.logLines().some((l) => /^package refused , app\[APP1\] bin\[app1\.so\] reason\[the registry sent no signed manifest/.test(l.msg)), 'logged');
+  t.equal(sha256(fs.readFileSync(so1)), sha256(B));
+  t.equal(space.app('APP1')?.sha256, sha256(B));
+  t.equal(space.header().packageKey, fake.signer.publicKeyB64, 'the pinned key stays in the space');
+});
+
+t.test('symlinks planted at so/<bin>.updating and so/<bin> leave their targets untouched', async (t) => {
+  const victims = path.join(a.home, '..', 'victims');
+  fs.mkdirSync(victims, { recursive: true });
+  const v1 = path.join(victims, 'updating-target');
+  const v2 = path.join(victims, 'bin-target');
+  fs.writeFileSync(v1, 'precious 1');
+  fs.writeFileSync(v2, 'precious 2');
+  fs.symlinkSync(v1, `${so1}.updating`);
+  fs.rmSync(so1);
+  fs.symlinkSync(v2, so1);
+  fake.signing = 'signed';
+  fake.setBundle(bundle(6, C));
+  await waitFor('version 6 in the space', () => space.checkSwitch() && space.kv('GAMMA', 'v') === '6', 10_000);
+  t.equal(fs.readFileSync(v1, 'utf8'), 'precious 1', 'the target of so/app1.so.updating is untouched');
+  t.equal(fs.readFileSync(v2, 'utf8'), 'precious 2', 'the target of so/app1.so is untouched');
+  t.ok(fs.lstatSync(so1).isFile(), 'so/app1.so is a regular file again (the link itself was replaced)');
+  t.equal(sha256(fs.readFileSync(so1)), sha256(C), 'holding the signed package');
+  t.ok(fs.lstatSync(`${so1}.updating`).isSymbolicLink(), 'the planted .updating link was never opened for writing');
+  t.ok(a.logLines().some((l) => l.level === 'warn' && /^package file refused , file\[.*app1\.so\] reason\[.*symbolic link/.test(l.msg)), 'the symlink at so/app1.so is refused and logged');
+  t.equal(space.app('APP1')?.sha256, sha256(C));
+  t.same(fs.readdirSync(path.join(a.home, 'so')).filter((n) => n.includes('.updating.')), [], 'no temporary install file left');
+  fs.rmSync(`${so1}.updating`);
+});
+
+t.test('while a package downloads, the space of the served config announces its signed sha256', async (t) => {
+  fake.packages.set('app1.so', { body: D, delayMs: 1500 });
+  fake.setBundle(bundle(7, D));
+  const announced = await waitFor('SHA256_NEXT in the space', () => {
+    space.checkSwitch();
+    const a = space.app('APP1');
+    return a?.sha256Next === sha256(D) ? a : undefined;
+  }, 10_000);
+  t.equal(announced.sha256, sha256(C), 'the installed package is still the signed one');
+  t.equal(space.kv('GAMMA', 'v'), '6', 'announced in the config being served (version 7 is not published yet)');
+  t.equal(sha256(fs.readFileSync(so1)), sha256(C), 'announced before the file is replaced');
+  await waitFor('version 7 in the space', () => space.checkSwitch() && space.kv('GAMMA', 'v') === '7', 10_000);
+  t.match(space.app('APP1'), { sha256: sha256(D), sha256Next: '' }, 'then the space carries it as installed');
+  t.equal(sha256(fs.readFileSync(so1)), sha256(D));
+});
+
 t.test('stop keeps the space for clients', async (t) => {
   const r = await a.ibma(['-a', 'stop']);
   t.equal(r.code, 0, r.stderr);
@@ -131,5 +209,14 @@ t.test('stop keeps the space for clients', async (t) => {
   t.equal(nodes.code, 0, nodes.stderr);
   t.same((JSON.parse(nodes.stdout) as { node: string; port: number }[]).map((n) => [n.node, n.port]), [['GAMMA', 18003]], 'ibma -s nodes reads the kept space');
   t.equal(space.checkSwitch(), false);
-  t.equal(space.kv('GAMMA', 'v'), '3', 'a reader keeps working after the agent stopped');
+  t.equal(space.kv('GAMMA', 'v'), '7', 'a reader keeps working after the agent stopped');
+});
+
+t.test('a so/ folder the group can write into stops the agent at start', async (t) => {
+  const so = path.join(a.home, 'so');
+  fs.chmodSync(so, 0o775);
+  const r = await a.ibma(['-a', 'start']);
+  fs.chmodSync(so, 0o755);
+  t.not(r.code, 0, 'the start is refused');
+  t.match(`${r.stderr}${r.stdout}`, /so\/ folder .* refused: its mode 775 lets the group write into it: chmod go-w/);
 });

@@ -70,3 +70,37 @@ t.test('without the watcher: update_app marks the change; only entitled nodes do
   t.match(JSON.parse(no.body.toString()), { code: 'IBP_ERR_REG_FORBIDDEN' });
   t.match(fs.readFileSync(d.home.log('ibms_worker.log'), 'utf8'), /package refused , node\[CORE\] bin\[batch_run\.so\]/);
 });
+
+t.test('signed manifests: init makes the key pair, a home without one gets it at start, bundles carry verifiable manifests', async (t) => {
+  const d = await makeDaemon(t, { data: structuredClone(SAMPLE), start: false });
+  const key = d.home.keys('package-signing.key');
+  const pub = d.home.keys('package-signing.pub');
+  t.equal(fs.statSync(key).mode & 0o777, 0o600, 'ibms -a init made the private key, mode 0600');
+  t.equal(fs.statSync(pub).mode & 0o777, 0o644, 'and the public key, mode 0644');
+  const again = await d.ok('-a', 'init');
+  t.match(again, /WARN : .*package-signing\.key exist !/, 'a second init keeps it');
+  // a home from before signing: the key is made at start, and the start says so
+  fs.rmSync(key);
+  fs.rmSync(pub);
+  const started = await d.start();
+  t.equal(started.code, 0, started.stderr);
+  t.equal(fs.statSync(key).mode & 0o777, 0o600, 'created at start, mode 0600');
+  t.match(fs.readFileSync(d.home.log('ibms_worker.log'), 'utf8'), /package-signing key created , file\[.*package-signing\.key\]/);
+  const publicKey = crypto.createPublicKey(fs.readFileSync(pub, 'utf8'));
+
+  fs.writeFileSync(d.home.so('batch_run.so'), 'batch v1');
+  await d.ok('-a', 'update_app', '--app', 'batch_run');
+  const cred = (await d.ok('-s', 'node_credential', '--node', 'BATCH')).trim();
+  const b = JSON.parse((await d.http('GET', '/v1/agent/config?node=BATCH', { headers: { authorization: `Bearer ${cred}` } })).body.toString());
+  t.equal(b.package_key, publicKey.export({ format: 'der', type: 'spki' }).toString('base64'), 'the bundle carries the public key');
+  const app = b.apps.find((a: { app: string }) => a.app === 'batch_run');
+  const m = JSON.parse(app.manifest);
+  t.same(Object.keys(m), ['abi_version', 'app', 'bin', 'sha256', 'size', 'time'], 'canonical: keys sorted');
+  t.match(m, { abi_version: 1, app: 'batch_run', bin: 'batch_run.so', sha256: sha('batch v1'), size: 8 });
+  t.ok(crypto.verify(null, Buffer.from(app.manifest), publicKey, Buffer.from(app.signature, 'base64')), 'the signature verifies with keys/package-signing.pub');
+  const flipped = Buffer.from(app.signature, 'base64');
+  flipped[0]! ^= 1;
+  t.notOk(crypto.verify(null, Buffer.from(app.manifest), publicKey, flipped), 'a flipped bit does not');
+  const none = b.apps.find((a: { sha256: string }) => a.sha256 === '');
+  if (none) t.equal(none.manifest, undefined, 'an app without a package has no manifest');
+});

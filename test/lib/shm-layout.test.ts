@@ -18,11 +18,11 @@ const WIDE: Record<string, number> = {
 };
 
 t.test('golden sizes and versions', async (t) => {
-  t.equal(L.LAYOUT_VERSION, 1);
+  t.equal(L.LAYOUT_VERSION, 2);
   t.equal(L.INDEX_MAGIC, 0x49504249);
   t.equal(Buffer.from('IBPI').readUInt32LE(0), L.INDEX_MAGIC);
   t.equal(Buffer.from('IBPC').readUInt32LE(0), L.CONFIG_MAGIC);
-  t.same(Object.fromEntries(Object.entries(STRUCTS).map(([k, v]) => [k, v.SIZE])), { INDEX: 64, HEADER: 256, NODE: 32, HOST: 32, APP: 48, KV: 16 });
+  t.same(Object.fromEntries(Object.entries(STRUCTS).map(([k, v]) => [k, v.SIZE])), { INDEX: 64, HEADER: 256, NODE: 32, HOST: 32, APP: 64, KV: 16 });
   t.equal(L.HOST.LOAD, 16);
   t.equal(L.HOST.RETRY_AT, 24);
   t.equal(L.INDEX.CURRENT, 8);

@@ -38,9 +38,11 @@ const appConf = (code: string, nodes: string[]) => fc.record({
   server_node: fc.option(nodes.length ? fc.constantFrom('', ...nodes) : fc.constant(''), { nil: undefined }),
   sha256: fc.oneof(fc.constant(''), fc.stringMatching(/^[0-9a-f]{64}$/)),
   size: fc.integer({ min: 0, max: 0xffffffff }),
+  signed: fc.option(fc.record({ manifest: text, signature: fc.base64String({ maxLength: 88 }), sha256_next: fc.stringMatching(/^[0-9a-f]{64}$/) }), { nil: undefined }),
 }).map((r): AppWithPackage => {
   const out: AppWithPackage = { app: code, desc: r.desc, bin: r.bin, timeout: r.timeout, timeout2: r.timeout2, invalid: r.invalid, sha256: r.sha256, size: r.size };
   if (r.server_node !== undefined) out.server_node = r.server_node;
+  if (r.signed) Object.assign(out, r.signed);
   return out;
 });
 
@@ -51,7 +53,8 @@ const bundleArb = fc
       nodes: fc.tuple(...nodes.map(nodeConf)),
       apps: fc.tuple(...apps.map((a) => appConf(a, nodes))),
       this_node: nodes.length ? fc.constantFrom(...nodes) : name,
-    }).map(({ nodes: ns, apps: as, this_node }): NodeBundle => ({ epoch, version, this_node, nodes: ns, apps: as })));
+      package_key: fc.option(fc.base64String({ maxLength: 64 }), { nil: undefined }),
+    }).map(({ nodes: ns, apps: as, this_node, package_key }): NodeBundle => ({ epoch, version, this_node, nodes: ns, apps: as, ...(package_key === undefined ? {} : { package_key }) })));
 
 const settingsArb: fc.Arbitrary<SpaceSettings> = fc.record({
   ibms: fc.record({ ip: fc.ipV4(), port: fc.integer({ min: 1, max: 65535 }) }),
@@ -73,14 +76,14 @@ function expected(b: NodeBundle) {
         kvs: Object.entries(n.kvs),
       };
     }),
-    apps: b.apps.map((a) => ({ app: a.app, desc: a.desc, bin: a.bin, timeout: a.timeout, timeout2: effectiveTimeout2(a), serverNode: a.server_node ?? '', invalid: a.invalid, sha256: a.sha256, packageSize: a.size })),
+    apps: b.apps.map((a) => ({ app: a.app, desc: a.desc, bin: a.bin, timeout: a.timeout, timeout2: effectiveTimeout2(a), serverNode: a.server_node ?? '', invalid: a.invalid, sha256: a.sha256, packageSize: a.size, manifest: a.manifest ?? '', signature: a.signature ?? '', sha256Next: a.sha256_next ?? '' })),
   };
 }
 
 function check(r: ConfigSpace, b: NodeBundle, s: SpaceSettings): void {
   const want = expected(b);
   const h = r.header();
-  if (h.thisNode !== b.this_node || h.nodeCount !== b.nodes.length || h.appCount !== b.apps.length || h.epoch !== b.epoch || h.bundleVersion !== b.version) throw new Error(`header ${JSON.stringify(h)}`);
+  if (h.thisNode !== b.this_node || h.nodeCount !== b.nodes.length || h.appCount !== b.apps.length || h.epoch !== b.epoch || h.bundleVersion !== b.version || h.packageKey !== (b.package_key ?? '')) throw new Error(`header ${JSON.stringify(h)}`);
   if (h.ibms.ip !== s.ibms.ip || h.ibms.port !== s.ibms.port || h.connectingTimeout !== s.connecting_timeout || h.retryConnectTimeval !== s.retry_connect_timeval || h.minCompressSize !== s.min_compress_size) throw new Error(`settings ${JSON.stringify(h)}`);
   assert.deepEqual(r.nodes(), want.nodes.map((n) => n.view));
   assert.deepEqual(r.apps(), want.apps);

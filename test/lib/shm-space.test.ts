@@ -30,7 +30,7 @@ function bundle(version: number, extra: Partial<NodeBundle> = {}): NodeBundle {
       { node: 'CORE', invalid: 1, hosts: [{ ip: '127.0.0.3', port: 18003 }], kvs: {} },
     ],
     apps: [
-      { app: 'T0001', desc: 'query customer 客户', bin: 'ecif_query.so', timeout: 2, timeout2: 0, invalid: 0, server_node: 'ECIF', sha256: 'a'.repeat(64), size: 1234 },
+      { app: 'T0001', desc: 'query customer 客户', bin: 'ecif_query.so', timeout: 2, timeout2: 0, invalid: 0, server_node: 'ECIF', sha256: 'a'.repeat(64), size: 1234, manifest: '{"m":1}', signature: 'c2ln', sha256_next: 'b'.repeat(64) },
       { app: 'T0002', desc: '', bin: 'core_post.so', timeout: 5, timeout2: 9, invalid: 1, sha256: '', size: 0 },
     ],
     ...extra,
@@ -52,6 +52,7 @@ t.test('publish, look up, flip, switch, remove all', async (t) => {
   const r = ConfigSpace.openKey(indexKey);
   t.equal(r.generation, 1);
   const h = r.header();
+  t.equal(h.packageKey, '', 'no package key in this bundle');
   t.match(h, { thisNode: 'ECIF', generation: 1, ibms: { ip: '127.0.0.1', port: 18000 }, connectingTimeout: 2.5, retryConnectTimeval: 10, minCompressSize: 4096, nodeCount: 2, hostCount: 3, appCount: 2, kvCount: 2 });
   t.ok(Math.abs(h.buildTime - Date.now()) < 60_000);
   t.same(r.node('ECIF'), { name: 'ECIF', invalid: 0, keyExp: 'k1', firstHost: 0, hostCount: 2 });
@@ -59,8 +60,8 @@ t.test('publish, look up, flip, switch, remove all', async (t) => {
   t.equal(r.node('NOPE'), undefined);
   t.same(r.hosts('ECIF'), [{ index: 0, ip: '127.0.0.1', port: 18001, invalid: 0 }, { index: 1, ip: '127.0.0.2', port: 18002, invalid: 1 }]);
   t.same(r.hosts('NOPE'), []);
-  t.same(r.app('T0001'), { app: 'T0001', desc: 'query customer 客户', bin: 'ecif_query.so', timeout: 2, timeout2: 3, serverNode: 'ECIF', invalid: 0, sha256: 'a'.repeat(64), packageSize: 1234 });
-  t.match(r.app('T0002'), { timeout2: 9, invalid: 1, serverNode: '', sha256: '' });
+  t.same(r.app('T0001'), { app: 'T0001', desc: 'query customer 客户', bin: 'ecif_query.so', timeout: 2, timeout2: 3, serverNode: 'ECIF', invalid: 0, sha256: 'a'.repeat(64), packageSize: 1234, manifest: '{"m":1}', signature: 'c2ln', sha256Next: 'b'.repeat(64) });
+  t.match(r.app('T0002'), { timeout2: 9, invalid: 1, serverNode: '', sha256: '', manifest: '', signature: '', sha256Next: '' });
   t.equal(r.app('T0003'), undefined);
   t.same(r.kvs('ECIF'), [['db', 'ecifdb'], ['log.level', 'INFO']]);
   t.equal(r.kv('ECIF', 'db'), 'ecifdb');
