@@ -93,8 +93,8 @@ export interface AppCallResult {
   response: Buffer;
   /** Names of the response files the app created in the file folder. */
   files: string[];
-  /** The app sent the response ahead (onSendAhead was called when there was one). */
-  sentAhead?: boolean;
+  /** true when the app sent the response ahead (onSendAhead was called when there was one); absent otherwise. */
+  sentAhead?: true;
 }
 
 export interface AppCacheOptions {
@@ -543,7 +543,7 @@ export class AppCache {
     host.workerIndex = this.#opts.workerIndex ?? 0;
     const out = js.invoke(name, phase, { ...ctx, app }, request, files);
     this.#checkResponseFiles(app, out.files);
-    return out;
+    return out.sentAhead ? { rc: out.rc, response: out.response, files: out.files, sentAhead: true } : { rc: out.rc, response: out.response, files: out.files };
   }
 
   #checkRequestFiles(app: string, files: readonly string[]): void {
@@ -604,7 +604,7 @@ export class AppCache {
     }
     this.#checkResponseFiles(app, out.files);
     if (out.sentAhead) ctx.onSendAhead?.(out.response, out.files);
-    return { rc: out.rc, response: out.response, files: out.files, sentAhead: out.sentAhead };
+    return out.sentAhead ? { rc: out.rc, response: out.response, files: out.files, sentAhead: true } : { rc: out.rc, response: out.response, files: out.files };
   }
 
   /** @internal */

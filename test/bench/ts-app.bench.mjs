@@ -108,6 +108,33 @@ try {
   }
 } finally {
   await ibas?.stop().catch(() => undefined);
+}
+
+// the call itself, in process (no network, no scheduler between client and server): the cost of
+// LoadedApp.call() for each app, interleaved rounds, median ns per call
+const CALLS = Number(process.env.CALLS ?? 100_000);
+const inproc = [];
+try {
+  const { AppCache } = await dist('ibas/app-cache.js');
+  const { createLogger } = await dist('lib/log.js');
+  const soDir = path.join(tmp, 'inproc-so');
+  fs.mkdirSync(soDir, { recursive: true });
+  for (const a of APPS) fs.copyFileSync(path.join(ROOT, 'build/apps', a.bin), path.join(soDir, a.bin));
+  const cache = new AppCache({ max: 4, soDir, fileDir: path.join(tmp, 'inproc-file'), log: createLogger({ name: 'bench', file: path.join(tmp, 'inproc.log') }), watch: false, statCheckMs: 250 });
+  const req = Buffer.alloc(MSG_SIZE, 0x61);
+  for (let round = 1; round <= RUNS; round++) {
+    for (const a of round % 2 ? APPS : [...APPS].reverse()) {
+      const ref = { app: a.app, bin: a.bin };
+      for (let i = 0; i < 2000; i++) cache.get(ref).call({}, req); // warm
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < CALLS; i++) cache.get(ref).call({}, req);
+      const ns = Number(process.hrtime.bigint() - t0) / CALLS;
+      inproc.push({ round, label: a.label, ns });
+      log(`in process round ${round} ${a.label.padEnd(18)} ${ns.toFixed(0)} ns/call`);
+    }
+  }
+  await cache.close();
+} finally {
   if (process.env.KEEP !== '1') fs.rmSync(tmp, { recursive: true, force: true });
 }
 
@@ -137,12 +164,22 @@ const lines = [
   '',
   'Cells: median TPS · p50/p99 µs. Goal of issue 15: the TypeScript echo ≥ 0.9× the .so echo.',
   '',
+  `## The call alone, in process (\`LoadedApp.call()\` ${CALLS} times per round, ${RUNS} rounds interleaved, median)`,
+  '',
+  '| app | ns per call | calls/s |',
+  '|---|---:|---:|',
+  ...APPS.map((a) => { const ns = median(inproc.filter((r) => r.label === a.label).map((r) => r.ns)); return `| ${a.label} | ${ns.toFixed(0)} | ${Math.round(1e9 / ns)} |`; }),
+  `| **ratio TS / C (calls/s)** | | ${(median(inproc.filter((r) => r.label === APPS[0].label).map((r) => r.ns)) / median(inproc.filter((r) => r.label === APPS[1].label).map((r) => r.ns))).toFixed(2)} |`,
+  '',
+  'The server rows include the network path, the adapter and the transaction log line, identical for both apps; this table isolates what differs (one FFI crossing into C against one JS call with a context object).',
+  '',
   '## Raw',
   '',
   '```',
   ...runs.map((r) => JSON.stringify(r)),
+  ...inproc.map((r) => JSON.stringify(r)),
   '```',
 ];
 fs.mkdirSync(path.join(ROOT, 'docs/bench'), { recursive: true });
 fs.writeFileSync(path.join(ROOT, 'docs/bench/ts-app.md'), `${lines.join('\n')}\n`);
-log(lines.slice(0, 13).join('\n'));
+log(lines.slice(0, 24).join('\n'));
