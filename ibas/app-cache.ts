@@ -39,10 +39,9 @@ import { IbpError, errorText, isIbpError } from '../lib/errors.js';
 import { checkPlainFileName } from '../lib/home.js';
 import type { Logger } from '../lib/log.js';
 import {
-  APP_ABI_VERSION, APP_FILE_NAME_MAX, APP_MAX_FILES, APP_SYMBOLS, HostCall, PHASE,
+  APP_ABI_VERSION, APP_FILE_NAME_MAX, APP_MAX_FILES, APP_SYMBOLS, HOST_TABLE, HostCall, PHASE,
   type Phase, type Pointer, type SymbolName,
 } from './app-abi.js';
-import { HOST_TABLE } from './app-abi.js';
 import { JsApp, isJsPackage, type JsHost } from './app-js.js';
 import { APP_LOG_LEVEL, type AppLog } from '../lib/app/api.js';
 
