@@ -12,6 +12,11 @@
  *                                      when no good version is loaded: else that one serves)
  *   no config space (ibma not started) IBP_ERR_POOL_NO_SPACE (rc POOL_NO_SPACE)
  *
+ * Single-app mode (`ibas -a start --foreground --app FILE`, issue 15): {@link serveSingleApp}
+ * makes every resolver of this process serve that one file for any transaction code (or only for
+ * its code), without a config space: the app's timeouts come from the call, kv()/config() are
+ * empty but for the app's own record.
+ *
  * The config space is opened lazily (ibas may start before ibma has published) and re-tried at
  * most once a second while missing. Between transactions {@link idle} lets the reader switch to a
  * newer segment and the cache drop stale .so files.
@@ -19,8 +24,25 @@
 import { IbpError, errorText, isIbpError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { ConfigSpace, type AppView } from '../lib/shm/config-space.js';
-import { AppCache, workerPrivateDir, type LoadedApp } from './app-cache.js';
+import path from 'node:path';
+import { AppCache, workerPrivateDir, type AppSpaceAccess, type LoadedApp } from './app-cache.js';
 import type { Scoreboard } from './scoreboard.js';
+
+/** The one app a single-app process serves (see the header). */
+export interface SingleApp {
+  /** The app file (.so or .mjs). */
+  file: string;
+  /** Serve only this code (default: any code). */
+  app?: string;
+  /** Client timeout, seconds (default 5); timeout2 is 1.5x. */
+  timeout?: number;
+}
+let singleApp: SingleApp | undefined;
+
+/** Serve `one` for every resolver of this process (foreground debugging). */
+export function serveSingleApp(one: SingleApp | undefined): void {
+  singleApp = one ? { ...one, file: path.resolve(one.file) } : undefined;
+}
 
 export interface Resolved {
   view: AppView;
@@ -101,6 +123,11 @@ export class AppResolver {
    * connection. A suspended app (crash loop, ibas/exit-class.ts) is refused without loading it.
    */
   lookup(code: string): AppView {
+    if (singleApp) {
+      if (singleApp.app !== undefined && singleApp.app !== code) throw new IbpError('IBP_ERR_APP_UNKNOWN', { app: code });
+      const timeout = singleApp.timeout ?? 5;
+      return { app: code, desc: `single app ${singleApp.file}`, bin: path.basename(singleApp.file), timeout, timeout2: timeout * 1.5, serverNode: '', invalid: 0, sha256: '', packageSize: 0, manifest: '', signature: '', sha256Next: '' };
+    }
     const suspended = this.#opts.suspensions?.suspension(code);
     if (suspended) throw new IbpError('IBP_ERR_APP_SUSPENDED', { app: code, crashes: suspended.crashes, window: suspended.windowS });
     const space = this.space();
@@ -141,7 +168,8 @@ export class AppResolver {
     if (!this.#cache) {
       this.#cache = new AppCache({
         max: this.#opts.maxCache,
-        soDir: this.#opts.soDir,
+        soDir: singleApp ? path.dirname(singleApp.file) : this.#opts.soDir,
+        space: this.#spaceAccess(),
         fileDir: this.#opts.fileDir,
         thisNode: this.thisNode(),
         workerIndex: this.#opts.workerIndex,
@@ -151,6 +179,40 @@ export class AppResolver {
       });
     }
     return this.#cache;
+  }
+
+  /** ctx.kv / ctx.config of apps: this node's key/values and the app's record. */
+  #spaceAccess(): AppSpaceAccess {
+    const live = (): ConfigSpace | undefined => {
+      if (singleApp) return undefined;
+      try {
+        return this.space();
+      } catch {
+        return undefined;
+      }
+    };
+    const view = (app: string): AppView | undefined => {
+      try {
+        return this.lookup(app);
+      } catch {
+        return undefined;
+      }
+    };
+    return {
+      generation: () => live()?.generation ?? -1,
+      kvs: () => {
+        const s = live();
+        return s ? s.kvs(s.header().thisNode) : [];
+      },
+      kv: (key) => {
+        const s = live();
+        return s ? s.kv(s.header().thisNode, key) : undefined;
+      },
+      appConfig: (app) => {
+        const v = view(app);
+        return v ? [['app', v.app], ['desc', v.desc], ['bin', v.bin], ['timeout', String(v.timeout)], ['timeout2', String(v.timeout2)], ['server_node', v.serverNode]] : [];
+      },
+    };
   }
 
   /** Between transactions: follow a newer config segment, drop stale .so handles. */

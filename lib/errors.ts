@@ -104,6 +104,7 @@ export const ERRORS = {
   IBP_ERR_APP_NO_2PC: { message: 'app {app} does not export {symbol}: it cannot take part in two-phase commit' },
   IBP_ERR_APP_SUSPENDED: { message: 'app {app} is suspended on this server: it killed {crashes} workers within {window} s (monitor.app_max_crashes); nothing ran, safe to retry on another host; it resumes when its package changes or on `ibas -a resume_app --app {app}`', http: 503 },
   IBP_ERR_APP_TAMPERED: { message: 'app {app}: {file} has sha256 {got}, the signed sha256 of the config space is {expected}: refused (the previous good version, if any, keeps serving); reinstall it through ibma' },
+  IBP_ERR_APP_THREW: { message: 'app {app} threw in {entry}: {detail}; see its log for the stack' },
   IBP_ERR_APP_UNLOADED: { message: 'app {app} ({file}) was unloaded: get it from the app cache again' },
   IBP_ERR_NATIVE_MISSING: { message: 'native library {file} is missing or stale ({detail}): run `npm run build:apps`', exit: EXIT.INIT },
   IBP_ERR_NATIVE_CALL: { message: '{call} failed: {detail}' },

@@ -30,6 +30,8 @@ export const RC = {
   APP_SUSPENDED: 1009,
   /** The app's package does not match the signed sha256 of the config space (and no good version is loaded). */
   APP_TAMPERED: 1010,
+  /** A JavaScript app threw (or returned something that is not a result code). */
+  APP_THREW: 1011,
   /** A malformed packet (bad field, bad file name, wrong count). */
   PROTO_FRAME: 2001,
   /** A frame or file over the limit. */
@@ -70,6 +72,7 @@ const TO_ERROR: Record<Exclude<ResultCode, 0>, ErrorCode> = {
   [RC.APP_NO_2PC]: 'IBP_ERR_APP_NO_2PC',
   [RC.APP_SUSPENDED]: 'IBP_ERR_APP_SUSPENDED',
   [RC.APP_TAMPERED]: 'IBP_ERR_APP_TAMPERED',
+  [RC.APP_THREW]: 'IBP_ERR_APP_THREW',
   [RC.PROTO_FRAME]: 'IBP_ERR_PROTO_FRAME',
   [RC.PROTO_TOO_LARGE]: 'IBP_ERR_PROTO_TOO_LARGE',
   [RC.PROTO_VERSION]: 'IBP_ERR_PROTO_VERSION',
