@@ -121,6 +121,21 @@ export const ERRORS = {
   IBP_ERR_CMD_UNREACHABLE: { message: 'ibcmd at {url} is not answering ({detail}): is it started? (`ibcmd -s status`)', exit: 11 },
   IBP_ERR_CMD_ANSWER: { message: 'ibcmd answered {status}: {detail}', exit: 11 },
   IBP_ERR_CMD_INTERNAL: { message: 'the agent failed: {detail}; see its log', http: 500, exit: 11 },
+
+  /** App framework: declared messages (ibmsgv) */
+  IBP_ERR_MSG_DECL: { message: '{file}:{line}: {detail}; fix the .dsc declaration', exit: 2 },
+  IBP_ERR_MSG_SYNTAX: { message: 'message {message} is not valid {format}: {detail}' },
+  IBP_ERR_MSG_FIELD: { message: 'message {message} field {field}: expected {expected}, got {got}' },
+  IBP_ERR_MSG_UNKNOWN_FIELD: { message: 'message {message} has no field {field}: remove it or declare it in the .dsc' },
+
+  /** App framework: function trees (ibtm) */
+  IBP_ERR_TM_TREE: { message: 'function array {tree}: {detail}' },
+  IBP_ERR_TM_BLOCK: { message: 'structure block {name}: {detail}' },
+  IBP_ERR_TM_FUNC: { message: 'function {func} ({desc}) threw: {detail}' },
+
+  /** App framework: phased templates (ibts) */
+  IBP_ERR_TS_DB: { message: 'database {op} failed in phase {phase}: {detail}' },
+  IBP_ERR_TS_TEMPLATE: { message: 'phased template {template}: {detail}' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
