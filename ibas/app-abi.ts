@@ -65,12 +65,15 @@ export const HOST_IN = {
 
 /** Per-call output (ibp_host_out in ibp_host.c), read through typed-array views. */
 export const HOST_OUT = {
-  SIZE: 40,
+  SIZE: 64,
   /** int32 indexes */
-  RC: 0, IN_PLACE: 1, RSP_FILE_COUNT: 2, BAD_LEN: 3,
+  RC: 0, IN_PLACE: 1, RSP_FILE_COUNT: 2, BAD_LEN: 3, LOG_LEN: 12, SENT_AHEAD: 13, LOG_DROPPED: 14,
   /** byte offsets */
-  RSP_LEN_F64: 16, RSP_PTR: 24, RSP_FILES_PTR: 32,
+  RSP_LEN_F64: 16, RSP_PTR: 24, RSP_FILES_PTR: 32, LOG_PTR: 40,
 } as const;
+
+/** ibp_host_set_table's `which`: the kv_get and config_get tables. @enum */
+export const HOST_TABLE = { KV: 0, CONFIG: 1 } as const;
 
 /** A pointer as koffi 3 gives it (BigInt address). */
 export type Pointer = bigint;
@@ -81,6 +84,7 @@ export interface HostLibrary {
   newCtx(): Pointer | null;
   freeCtx(ctx: Pointer): void;
   release(ctx: Pointer): void;
+  setTable(ctx: Pointer, which: number, table: Buffer | null, len: number): number;
   call(fn: Pointer, ctx: Pointer, req: Buffer | null, reqLen: number, buf: Buffer, bufCap: number, input: Buffer, inputLen: number, reqFiles: string[] | null, out: Uint8Array): number;
 }
 
@@ -117,6 +121,7 @@ export function hostLibrary(): HostLibrary {
     newCtx: lib.func('ibp_app_ctx *ibp_host_new(void)') as HostLibrary['newCtx'],
     freeCtx: lib.func('void ibp_host_free(ibp_app_ctx *ctx)') as HostLibrary['freeCtx'],
     release: lib.func('void ibp_host_release(ibp_app_ctx *ctx)') as HostLibrary['release'],
+    setTable: lib.func('int32_t ibp_host_set_table(ibp_app_ctx *ctx, int32_t which, const uint8_t *table, size_t len)') as HostLibrary['setTable'],
     call: lib.func(
       'int32_t ibp_host_call(ibp_app_entry_fn *fn, ibp_app_ctx *ctx, const uint8_t *req, size_t req_len, uint8_t *buf, size_t buf_cap, ' +
         'const uint8_t *input, size_t input_len, const char **req_files, uint8_t *out)',
@@ -147,6 +152,12 @@ export interface HostCallOutput {
   files: string[];
   /** The app set rsp_len beyond rsp_cap; the response was cut to rsp_cap. */
   badLength: boolean;
+  /** The app called rsp_send_ahead: the response is what it froze then. */
+  sentAhead: boolean;
+  /** Lines the app logged through ctx->log, in order. */
+  log: { level: number; msg: string }[];
+  /** Lines beyond IBP_APP_LOG_MAX. */
+  logDropped: number;
 }
 
 const u32 = (n: number): number => (!Number.isFinite(n) ? 0 : Math.min(0xffffffff, Math.max(0, Math.round(n))));
@@ -167,9 +178,10 @@ export class HostCall {
   #in: Buffer;
   #inU32: Uint32Array;
   readonly #out = new Uint8Array(HOST_OUT.SIZE);
-  readonly #outI32 = new Int32Array(this.#out.buffer, 0, 4);
+  readonly #outI32 = new Int32Array(this.#out.buffer, 0, HOST_OUT.SIZE / 4);
   readonly #outLen = new Float64Array(this.#out.buffer, HOST_OUT.RSP_LEN_F64, 1);
-  readonly #outPtr = new BigUint64Array(this.#out.buffer, HOST_OUT.RSP_PTR, 2);
+  readonly #outPtr = new BigUint64Array(this.#out.buffer, HOST_OUT.RSP_PTR, 3);
+  readonly #tables: string[] = ['', ''];
 
   constructor(responseBufferSize = 64 * 1024) {
     this.#host = hostLibrary();
@@ -205,7 +217,34 @@ export class HostCall {
     const names: string[] = [];
     const count = o[HOST_OUT.RSP_FILE_COUNT]!;
     for (let i = 0; i < count; i++) names.push(koffi.decode.string(this.#outPtr[1]! + BigInt(i * (APP_FILE_NAME_MAX + 1))));
-    return { rc, response, files: names, badLength: o[HOST_OUT.BAD_LEN] === 1 };
+    const log: { level: number; msg: string }[] = [];
+    const logLen = o[HOST_OUT.LOG_LEN]!;
+    if (logLen > 0) {
+      const bytes = Buffer.from(koffi.view(this.#outPtr[2]!, logLen));
+      for (let at = 0; at < logLen;) {
+        const end = bytes.indexOf(0, at + 1);
+        if (end < 0) break;
+        log.push({ level: bytes[at]!, msg: bytes.toString('utf8', at + 1, end) });
+        at = end + 1;
+      }
+    }
+    return { rc, response, files: names, badLength: o[HOST_OUT.BAD_LEN] === 1, sentAhead: o[HOST_OUT.SENT_AHEAD] === 1, log, logDropped: o[HOST_OUT.LOG_DROPPED]! };
+  }
+
+  /**
+   * The kv_get / config_get table of the next calls (HOST_TABLE); copied into C only when it
+   * changed since the last set.
+   */
+  setTable(which: number, entries: Iterable<readonly [string, string]>): void {
+    let text = '';
+    for (const [k, v] of entries) {
+      if (k.includes('\0') || v.includes('\0')) continue;
+      text += `${k}\0${v}\0`;
+    }
+    if (this.#tables[which] === text) return;
+    const buf = text ? Buffer.from(text + '\0') : null;
+    if (this.#host.setTable(this.#ctx, which, buf, buf ? buf.length : 0) !== 0) throw new IbpError('IBP_ERR_NATIVE_CALL', { call: 'ibp_host_set_table', detail: 'out of memory' });
+    this.#tables[which] = text;
   }
 
   /** Free the context (after the last call). */

@@ -19,6 +19,9 @@
  * every time without one) and evictIdle() also compare the file's identity (dev, ino, size,
  * mtime, ctime) with the one loaded.
  *
+ * JS apps (issue 15): a package named `*.mjs` is an ES module app. It goes through the same
+ * private copy, staleness and LRU; only the load and the call differ (ibas/app-js.ts).
+ *
  * Unloading happens only between transactions (koffi: calling into an unloaded library crashes).
  * JS is single-threaded and app calls are synchronous, so get()/evictIdle()/LRU eviction never run
  * while an app is executing. The one exception is two-phase commit: an app that prepared
@@ -39,6 +42,9 @@ import {
   APP_ABI_VERSION, APP_FILE_NAME_MAX, APP_MAX_FILES, APP_SYMBOLS, HostCall, PHASE,
   type Phase, type Pointer, type SymbolName,
 } from './app-abi.js';
+import { HOST_TABLE } from './app-abi.js';
+import { JsApp, isJsPackage, type JsHost } from './app-js.js';
+import { APP_LOG_LEVEL, type AppLog } from '../lib/app/api.js';
 
 /** What the cache needs to know of an app (an AppConf fits). */
 export interface AppRef {
@@ -62,6 +68,23 @@ export interface AppCallContext {
   workerIndex?: number;
   timeoutMs?: number;
   timeout2Ms?: number;
+  /**
+   * The worker's early send (issue 15, send-ahead): called with the response the app sent ahead.
+   * A JS app's call reaches it at once, while main goes on; a .so app's after somain returns
+   * (one crossing). Without it the sent-ahead response is simply the call's response.
+   */
+  onSendAhead?: (response: Buffer, files: string[]) => void;
+}
+
+/** What an app sees of the config space (ctx.kv / ctx.config, kv_get / config_get). */
+export interface AppSpaceAccess {
+  /** Changes whenever the values below may have changed (the config generation). */
+  generation(): number;
+  /** This node's key/values. */
+  kvs(): Iterable<readonly [string, string]>;
+  kv(key: string): string | undefined;
+  /** The app's config record (APP_CONFIG_KEYS), or none. */
+  appConfig(app: string): Iterable<readonly [string, string]>;
 }
 
 export interface AppCallResult {
@@ -70,6 +93,8 @@ export interface AppCallResult {
   response: Buffer;
   /** Names of the response files the app created in the file folder. */
   files: string[];
+  /** The app sent the response ahead (onSendAhead was called when there was one). */
+  sentAhead?: boolean;
 }
 
 export interface AppCacheOptions {
@@ -94,6 +119,8 @@ export interface AppCacheOptions {
    * time; evictIdle() always does.
    */
   statCheckMs?: number;
+  /** The config space as apps see it (kv / config); none = no values. */
+  space?: AppSpaceAccess;
 }
 
 export interface AppCacheStats {
@@ -136,29 +163,34 @@ export class LoadedApp {
   checkedAt = performance.now();
   #lib: LibraryHandle | undefined;
   #symbols: Map<SymbolName, Pointer>;
+  /** A JS app module instead of a .so (then #lib is undefined). */
+  #js: JsApp | undefined;
   #cache: AppCache;
   #pins = 0;
   #retired = false;
   calls = 0;
 
   /** @internal — built by AppCache. */
-  constructor(cache: AppCache, ref: AppRef, file: string, fromUpdating: boolean, identity: FileIdentity, lib: LibraryHandle, symbols: Map<SymbolName, Pointer>) {
+  constructor(cache: AppCache, ref: AppRef, file: string, fromUpdating: boolean, identity: FileIdentity, lib: LibraryHandle | JsApp, symbols: Map<SymbolName, Pointer>) {
     this.#cache = cache;
     this.app = ref.app;
     this.bin = ref.bin;
     this.file = file;
     this.fromUpdating = fromUpdating;
     this.#identity = identity;
-    this.#lib = lib;
+    if (lib instanceof JsApp) this.#js = lib;
+    else this.#lib = lib;
     this.#symbols = symbols;
   }
 
-  get loaded(): boolean { return this.#lib !== undefined; }
+  get loaded(): boolean { return this.#lib !== undefined || this.#js !== undefined; }
+  /** A JS app module (ibas/app-js.ts), not a .so. */
+  get isJs(): boolean { return this.#js !== undefined; }
   /** The app exports both socommit and sorollback. */
-  get twoPhase(): boolean { return this.#symbols.has('socommit') && this.#symbols.has('sorollback'); }
+  get twoPhase(): boolean { return this.has('socommit') && this.has('sorollback'); }
   /** Prepared two-phase transactions still waiting for commit() or rollback(). */
   get pending(): number { return this.#pins; }
-  has(name: SymbolName): boolean { return this.#symbols.has(name); }
+  has(name: SymbolName): boolean { return this.#js ? this.#js.has(name) : this.#symbols.has(name); }
 
   /**
    * One transaction: somain(ctx) with the request and the request files (plain names in the file
@@ -184,7 +216,7 @@ export class LoadedApp {
   }
 
   #decide(name: 'socommit' | 'sorollback', phase: Phase, ctx: AppCallContext): AppCallResult {
-    if (!this.#symbols.has(name)) throw new IbpError('IBP_ERR_APP_NO_2PC', { app: ctx.app ?? this.app, symbol: name });
+    if (!this.has(name)) throw new IbpError('IBP_ERR_APP_NO_2PC', { app: ctx.app ?? this.app, symbol: name });
     try {
       return this.#invoke(name, phase, ctx, null, []);
     } finally {
@@ -194,6 +226,7 @@ export class LoadedApp {
   }
 
   #invoke(name: SymbolName, phase: Phase, ctx: AppCallContext, request: Buffer | null, files: readonly string[]): AppCallResult {
+    if (this.#js) return this.#cache.invokeJs(this.#js, name, phase, { app: this.app, ...ctx }, request, files);
     const fn = this.#symbols.get(name);
     if (!this.#lib || fn === undefined) throw new IbpError('IBP_ERR_APP_UNLOADED', { app: ctx.app ?? this.app, file: this.file });
     return this.#cache.invoke(fn, phase, { app: this.app, ...ctx }, request, files);
@@ -218,6 +251,19 @@ export class LoadedApp {
 
   /** @internal — soclean, then dlclose. Only between transactions. */
   unload(reason: string): void {
+    const js = this.#js;
+    if (js) {
+      if (js.has('soclean')) {
+        try {
+          this.#cache.invokeJs(js, 'soclean', PHASE.CLEAN, { app: this.app }, null, []);
+        } catch (e) {
+          this.#cache.log.warn({ app: this.app, bin: this.bin, err: errorText(e) }, `app clean failed , bin[${this.bin}]`);
+        }
+      }
+      this.#js = undefined;
+      this.#cache.noteUnload(this, reason); // the module instance goes with its last reference
+      return;
+    }
     const lib = this.#lib;
     if (!lib) return;
     const clean = this.#symbols.get('soclean');
@@ -390,6 +436,7 @@ export class AppCache {
       fs.rmSync(dir, { recursive: true, force: true });
       if (attempt >= 2) fail('it keeps changing while being read');
     }
+    if (isJsPackage(ref.bin)) return this.#loadJs(ref, file, fromUpdating, identity!, copy, fail);
     let lib: LibraryHandle;
     try {
       lib = koffi.load(copy);
@@ -429,10 +476,74 @@ export class AppCache {
     return loaded;
   }
 
-  /** @internal — one crossing into the app through the host helper. */
-  invoke(fn: Pointer, phase: Phase, ctx: AppCallContext, request: Buffer | null, files: readonly string[]): AppCallResult {
+  #loadJs(ref: AppRef, file: string, fromUpdating: boolean, identity: FileIdentity, copy: string, fail: (detail: string) => never): LoadedApp {
+    let js: JsApp;
+    try {
+      js = JsApp.load(copy, this.#jsHost);
+    } catch (e) {
+      fail((e as Error).message);
+    } finally {
+      fs.rmSync(path.dirname(copy), { recursive: true, force: true }); // loaded: the module is in memory
+    }
+    const loaded = new LoadedApp(this, ref, file, fromUpdating, identity, js!, new Map());
+    if (js!.has('soinit')) {
+      let rc: number;
+      try {
+        rc = this.invokeJs(js!, 'soinit', PHASE.INIT, { app: ref.app }, null, []).rc;
+      } catch (e) {
+        fail(`init failed: ${errorText(e)}`);
+      }
+      if (rc! !== 0) fail(`init returned ${rc!}`);
+    }
+    return loaded;
+  }
+
+  /** The host side of a JS app's context. */
+  readonly #jsHost: JsHost = {
+    fileDir: '',
+    thisNode: '',
+    workerIndex: 0,
+    kv: (key) => this.#opts.space?.kv(key),
+    config: (app, key) => {
+      for (const [k, v] of this.#opts.space?.appConfig(app) ?? []) if (k === key) return v;
+      return undefined;
+    },
+    log: (app) => this.appLog(app),
+  };
+
+  readonly #appLogs = new Map<string, AppLog>();
+
+  /** The app's own log: lines with app[<code>] in this worker's log. */
+  appLog(app: string): AppLog {
+    let l = this.#appLogs.get(app);
+    if (!l) {
+      const child = this.log.child({ app, source: 'app' });
+      l = {
+        debug: (m) => child.debug(`app log , ${m}`),
+        info: (m) => child.info(`app log , ${m}`),
+        warn: (m) => child.warn(`app log , ${m}`),
+        error: (m) => child.error(`app log , ${m}`),
+      };
+      this.#appLogs.set(app, l);
+    }
+    return l;
+  }
+
+  /** @internal — one call into a JS app (same checks and results as {@link invoke}). */
+  invokeJs(js: JsApp, name: SymbolName, phase: Phase, ctx: AppCallContext, request: Buffer | null, files: readonly string[]): AppCallResult {
     const app = ctx.app ?? '';
-    if (!this.#host.open) throw new IbpError('IBP_ERR_APP_UNLOADED', { app, file: '(app cache closed)' });
+    if (this.#closed && phase !== PHASE.CLEAN) throw new IbpError('IBP_ERR_APP_UNLOADED', { app, file: '(app cache closed)' });
+    this.#checkRequestFiles(app, files);
+    const host = this.#jsHost;
+    host.fileDir = this.fileDir;
+    host.thisNode = this.#opts.thisNode ?? '';
+    host.workerIndex = this.#opts.workerIndex ?? 0;
+    const out = js.invoke(name, phase, { ...ctx, app }, request, files);
+    this.#checkResponseFiles(app, out.files);
+    return out;
+  }
+
+  #checkRequestFiles(app: string, files: readonly string[]): void {
     if (files.length > APP_MAX_FILES) throw new IbpError('IBP_ERR_APP_FILE', { app, name: files[APP_MAX_FILES], detail: `more than ${APP_MAX_FILES} request files` });
     for (const name of files) {
       try {
@@ -442,6 +553,33 @@ export class AppCache {
         throw new IbpError('IBP_ERR_APP_FILE', { app, name: JSON.stringify(name), detail: (e as Error).message });
       }
     }
+  }
+
+  #checkResponseFiles(app: string, files: readonly string[]): void {
+    for (const name of files) {
+      if (!identityOf(path.join(this.fileDir, name))) throw new IbpError('IBP_ERR_APP_FILE', { app, name, detail: `the app named it as a response file but ${this.fileDir}/${name} is not a regular file` });
+    }
+  }
+
+  #tablesKey = '';
+
+  /** kv_get / config_get of a .so: hand the host the tables when generation or app changed. */
+  #syncTables(app: string): void {
+    const space = this.#opts.space;
+    if (!space) return;
+    const key = `${space.generation()}|${app}`;
+    if (key === this.#tablesKey) return;
+    this.#host.setTable(HOST_TABLE.KV, space.kvs());
+    this.#host.setTable(HOST_TABLE.CONFIG, space.appConfig(app));
+    this.#tablesKey = key;
+  }
+
+  /** @internal — one crossing into the app through the host helper. */
+  invoke(fn: Pointer, phase: Phase, ctx: AppCallContext, request: Buffer | null, files: readonly string[]): AppCallResult {
+    const app = ctx.app ?? '';
+    if (!this.#host.open) throw new IbpError('IBP_ERR_APP_UNLOADED', { app, file: '(app cache closed)' });
+    this.#checkRequestFiles(app, files);
+    this.#syncTables(app);
     const out = this.#host.call(fn, {
       phase,
       clientPort: ctx.clientPort ?? 0,
@@ -456,10 +594,14 @@ export class AppCache {
       journal: ctx.journal ?? '',
     }, request, files);
     if (out.badLength) this.log.warn({ app }, `app set rsp_len beyond rsp_cap , app[${app}] (response cut to rsp_cap)`);
-    for (const name of out.files) {
-      if (!identityOf(path.join(this.fileDir, name))) throw new IbpError('IBP_ERR_APP_FILE', { app, name, detail: `the app named it as a response file but ${this.fileDir}/${name} is not a regular file` });
+    if (out.log.length > 0 || out.logDropped > 0) {
+      const l = this.appLog(app);
+      for (const { level, msg } of out.log) (level >= APP_LOG_LEVEL.ERROR ? l.error : level === APP_LOG_LEVEL.WARN ? l.warn : level === APP_LOG_LEVEL.INFO ? l.info : l.debug)(msg);
+      if (out.logDropped > 0) l.warn(`${out.logDropped} log lines dropped (more than IBP_APP_LOG_MAX bytes in one call)`);
     }
-    return { rc: out.rc, response: out.response, files: out.files };
+    this.#checkResponseFiles(app, out.files);
+    if (out.sentAhead) ctx.onSendAhead?.(out.response, out.files);
+    return { rc: out.rc, response: out.response, files: out.files, sentAhead: out.sentAhead };
   }
 
   /** @internal */

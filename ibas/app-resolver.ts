@@ -8,6 +8,11 @@
  *   .so missing / not loadable         IBP_ERR_APP_LOAD      (rc APP_LOAD, from the cache)
  *   no config space (ibma not started) IBP_ERR_POOL_NO_SPACE (rc POOL_NO_SPACE)
  *
+ * Single-app mode (`ibas -a start --foreground --app FILE`, issue 15): {@link serveSingleApp}
+ * makes every resolver of this process serve that one file for any transaction code (or only for
+ * its code), without a config space: the app's timeouts come from the call, kv()/config() are
+ * empty but for the app's own record.
+ *
  * The config space is opened lazily (ibas may start before ibma has published) and re-tried at
  * most once a second while missing. Between transactions {@link idle} lets the reader switch to a
  * newer segment and the cache drop stale .so files.
@@ -15,7 +20,24 @@
 import { IbpError, errorText, isIbpError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { ConfigSpace, type AppView } from '../lib/shm/config-space.js';
-import { AppCache, type LoadedApp } from './app-cache.js';
+import path from 'node:path';
+import { AppCache, type AppSpaceAccess, type LoadedApp } from './app-cache.js';
+
+/** The one app a single-app process serves (see the header). */
+export interface SingleApp {
+  /** The app file (.so or .mjs). */
+  file: string;
+  /** Serve only this code (default: any code). */
+  app?: string;
+  /** Client timeout, seconds (default 5); timeout2 is 1.5x. */
+  timeout?: number;
+}
+let singleApp: SingleApp | undefined;
+
+/** Serve `one` for every resolver of this process (foreground debugging). */
+export function serveSingleApp(one: SingleApp | undefined): void {
+  singleApp = one ? { ...one, file: path.resolve(one.file) } : undefined;
+}
 
 export interface Resolved {
   view: AppView;
@@ -88,6 +110,11 @@ export class AppResolver {
 
   /** The app's config; throws APP_UNKNOWN / APP_INVALID / POOL_NO_SPACE. */
   lookup(code: string): AppView {
+    if (singleApp) {
+      if (singleApp.app !== undefined && singleApp.app !== code) throw new IbpError('IBP_ERR_APP_UNKNOWN', { app: code });
+      const timeout = singleApp.timeout ?? 5;
+      return { app: code, desc: `single app ${singleApp.file}`, bin: path.basename(singleApp.file), timeout, timeout2: timeout * 1.5, serverNode: '', invalid: 0, sha256: '', packageSize: 0 };
+    }
     const view = this.space().app(code);
     if (!view) throw new IbpError('IBP_ERR_APP_UNKNOWN', { app: code });
     if (view.invalid) throw new IbpError('IBP_ERR_APP_INVALID', { app: code });
@@ -108,7 +135,8 @@ export class AppResolver {
     if (!this.#cache) {
       this.#cache = new AppCache({
         max: this.#opts.maxCache,
-        soDir: this.#opts.soDir,
+        soDir: singleApp ? path.dirname(singleApp.file) : this.#opts.soDir,
+        space: this.#spaceAccess(),
         fileDir: this.#opts.fileDir,
         thisNode: this.thisNode(),
         workerIndex: this.#opts.workerIndex,
@@ -116,6 +144,40 @@ export class AppResolver {
       });
     }
     return this.#cache;
+  }
+
+  /** ctx.kv / ctx.config of apps: this node's key/values and the app's record. */
+  #spaceAccess(): AppSpaceAccess {
+    const live = (): ConfigSpace | undefined => {
+      if (singleApp) return undefined;
+      try {
+        return this.space();
+      } catch {
+        return undefined;
+      }
+    };
+    const view = (app: string): AppView | undefined => {
+      try {
+        return this.lookup(app);
+      } catch {
+        return undefined;
+      }
+    };
+    return {
+      generation: () => live()?.generation ?? -1,
+      kvs: () => {
+        const s = live();
+        return s ? s.kvs(s.header().thisNode) : [];
+      },
+      kv: (key) => {
+        const s = live();
+        return s ? s.kv(s.header().thisNode, key) : undefined;
+      },
+      appConfig: (app) => {
+        const v = view(app);
+        return v ? [['app', v.app], ['desc', v.desc], ['bin', v.bin], ['timeout', String(v.timeout)], ['timeout2', String(v.timeout2)], ['server_node', v.serverNode]] : [];
+      },
+    };
   }
 
   /** Between transactions: follow a newer config segment, drop stale .so handles. */

@@ -88,6 +88,7 @@ export const ERRORS = {
   IBP_ERR_APP_CRASH: { message: 'app {app} crashed the worker ({signal})' },
   IBP_ERR_APP_FILE: { message: 'app {app}: attached file {name} refused: {detail}' },
   IBP_ERR_APP_NO_2PC: { message: 'app {app} does not export {symbol}: it cannot take part in two-phase commit' },
+  IBP_ERR_APP_THREW: { message: 'app {app} threw in {entry}: {detail}; see its log for the stack' },
   IBP_ERR_APP_UNLOADED: { message: 'app {app} ({file}) was unloaded: get it from the app cache again' },
   IBP_ERR_NATIVE_MISSING: { message: 'native library {file} is missing or stale ({detail}): run `npm run build:apps`', exit: 3 },
   IBP_ERR_NATIVE_CALL: { message: '{call} failed: {detail}' },

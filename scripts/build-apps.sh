@@ -3,6 +3,8 @@
 #   ibas/apps/*.c           example apps (ibp_test_echo.so, ibp_test_file.so, …)  → build/apps/
 #   test/fixtures/apps/*.c  test apps for the resilience tests (slow, crash, …)   → build/apps/
 #   lib/native/*.c          helper libraries loaded through koffi                  → build/native/lib<name>.so
+#   ibas/apps/*.mts         TypeScript example apps, compiled by tsc to dist/      → build/apps/<name>.mjs
+#   test/fixtures/apps/*.mjs  JavaScript test apps (throw, loop, allocate, …)      → build/apps/<name>.mjs
 # Every app includes lib/native/ibp_app.h. Rebuilds only what is older than its source or than a
 # header it may include (lib/native/*.h, *.h beside the source).
 #
@@ -48,5 +50,20 @@ for src in ibas/apps/*.c test/fixtures/apps/*.c; do
 done
 for src in lib/native/*.c; do
   build "$src" "build/native/lib$(basename "${src%.c}").so"
+done
+# JS apps: copied (tsc compiled the .mts ones already; without dist/ they are skipped)
+copy() { # src out
+  if [[ ! -f $2 || $1 -nt $2 ]]; then
+    cp -f "$1" "$2.tmp"
+    mv -f "$2.tmp" "$2"
+    built=$((built + 1))
+  fi
+}
+for src in ibas/apps/*.mts; do
+  js=dist/ibas/apps/$(basename "${src%.mts}").mjs
+  [[ -f $js ]] && copy "$js" "build/apps/$(basename "$js")"
+done
+for src in test/fixtures/apps/*.mjs; do
+  copy "$src" "build/apps/$(basename "$src")"
 done
 echo "build-apps: $built built, output in build/apps/ and build/native/"

@@ -33,7 +33,7 @@ export function nativeLibrary(name: string): string {
   return file;
 }
 
-/** The path of a built app: build/apps/<bin> (bin with or without `.so`). */
+/** The path of a built app: build/apps/<bin> (bin with or without `.so`; a JS app with its `.mjs`). */
 export function builtApp(bin: string): string {
-  return path.join(APPS_DIR, bin.endsWith('.so') ? bin : `${bin}.so`);
+  return path.join(APPS_DIR, bin.endsWith('.so') || bin.endsWith('.mjs') ? bin : `${bin}.so`);
 }

@@ -35,6 +35,10 @@
  * ibp_app_abi_version differs. ctx->ctx_size tells an app built against a newer header which
  * fields this host fills.
  *
+ * The same API in TypeScript (an app package that is an ES module, `--bin name.mjs`) is
+ * `AppContext` / `AppModule` of lib/app/api.ts (`import type { AppContext } from 'ibp-ts/app'`);
+ * lib/app/context-table.ts is the ONE table both are checked against (test/lib/app-api.test.ts).
+ *
  * Build: gcc -O2 -g -fPIC -shared -I<ibp-ts>/lib/native -o my_app.so my_app.c
  * (scripts/build-apps.sh does this for ibas/apps/ and test/fixtures/apps/ → build/apps/).
  */
@@ -61,6 +65,14 @@ extern "C" {
 
 /** Success. Any other value is an app error passed to the client. */
 #define IBP_APP_OK 0
+
+/** Levels of ctx->log. */
+#define IBP_APP_LOG_DEBUG 1
+#define IBP_APP_LOG_INFO 2
+#define IBP_APP_LOG_WARN 3
+#define IBP_APP_LOG_ERROR 4
+/** Bytes of log lines kept per call. */
+#define IBP_APP_LOG_MAX 65536
 
 /** Why the host is calling (ctx->phase). */
 #define IBP_APP_PHASE_INIT 1u     /* soinit */
@@ -112,9 +124,29 @@ struct ibp_app_ctx {
     uint32_t timeout_ms;     /* client timeout T of the app */
     uint32_t timeout2_ms;    /* server timeout: the worker's alarm; TERM at 1.5x, KILL at 2x */
 
-    /* ---- host private, then room to grow ---- */
+    /* ---- host private ---- */
     void *host;
-    void *reserved[8];
+
+    /* ---- send-ahead, config space, log (took 5 of the 8 reserved slots: ctx_size unchanged) ---- */
+    /* Freeze the response written so far as THE response: the host sends it as soon as it can
+     * (a worker path with early send: before somain returns; otherwise when it returns) and the
+     * app goes on with post-processing. Later rsp_append/rsp_reserve/rsp_file_add are refused.
+     * 0 = ok, -1 = already sent ahead. */
+    int (*rsp_send_ahead)(ibp_app_ctx *ctx);
+    uint32_t sent_ahead;     /* 1 once rsp_send_ahead succeeded (read only) */
+    uint32_t reserved1;
+    /* A key/value of this node from the config space; NULL when not set. Valid during the call. */
+    const char *(*kv_get)(ibp_app_ctx *ctx, const char *key);
+    /* A config value of this app: "app", "desc", "bin", "timeout", "timeout2", "server_node";
+     * NULL for another key. Valid during the call. */
+    const char *(*config_get)(ibp_app_ctx *ctx, const char *key);
+    /* The app's own log: a line at IBP_APP_LOG_* level in the worker's log, with app[<code>].
+     * Lines are kept (up to IBP_APP_LOG_MAX bytes a call, then counted as dropped) and written
+     * when the call returns. */
+    void (*log)(ibp_app_ctx *ctx, int level, const char *msg);
+
+    /* ---- room to grow ---- */
+    void *reserved[3];
 };
 
 /** The shape of every entry point (somain, soinit, soclean, socommit, sorollback). */
@@ -154,6 +186,17 @@ static inline int ibp_rsp_printf(ibp_app_ctx *ctx, const char *fmt, ...) {
     va_end(ap);
     ctx->rsp_len += (size_t)n;
     return 0;
+}
+
+/** printf into the app's log at level IBP_APP_LOG_*. */
+static inline void ibp_log(ibp_app_ctx *ctx, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static inline void ibp_log(ibp_app_ctx *ctx, int level, const char *fmt, ...) {
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    ctx->log(ctx, level, line);
 }
 
 /** The full path of a file in file_dir into buf. 0 = ok, -1 = does not fit. */

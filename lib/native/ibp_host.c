@@ -26,6 +26,13 @@ struct ibp_host {
     unsigned char *caller_buf;
     unsigned char *heap; /* the response once it outgrew caller_buf, else NULL */
     char rsp_files[IBP_APP_MAX_FILES][IBP_APP_FILE_NAME_MAX + 1];
+    /* kv_get / config_get: "key\0value\0...\0" tables set by the caller (ibp_host_set_table) */
+    char *tables[2];
+    size_t table_len[2];
+    /* log lines of the current call: level byte, then the NUL-terminated message */
+    char log[IBP_APP_LOG_MAX];
+    size_t log_len;
+    uint32_t log_dropped;
 };
 
 /* Per call input: a byte buffer the caller fills (HOST_IN in ibas/app-abi.ts), no struct
@@ -46,11 +53,16 @@ typedef struct {
     double rsp_len;          /* a double: exact up to 2^53, and no BigInt on the JS side */
     unsigned char *rsp;
     const char *rsp_files;   /* rsp_file_count names, IBP_APP_FILE_NAME_MAX + 1 bytes apart */
+    const char *log;         /* log_len bytes: per line a level byte then a NUL-terminated message */
+    uint32_t log_len;
+    uint32_t sent_ahead;     /* 1: the app called rsp_send_ahead (rsp_len is what it froze) */
+    uint32_t log_dropped;    /* lines beyond IBP_APP_LOG_MAX */
+    uint32_t reserved;
 } ibp_host_out;
 
 static int host_rsp_reserve(ibp_app_ctx *ctx, size_t extra) {
     struct ibp_host *h = (struct ibp_host *)ctx;
-    if (ctx->rsp_len > ctx->rsp_cap) return -1;
+    if (ctx->sent_ahead || ctx->rsp_len > ctx->rsp_cap) return -1;
     if (extra <= ctx->rsp_cap - ctx->rsp_len) return 0;
     if (extra > SIZE_MAX / 2 - ctx->rsp_len) return -1;
     size_t need = ctx->rsp_len + extra;
@@ -72,6 +84,7 @@ static int host_rsp_reserve(ibp_app_ctx *ctx, size_t extra) {
 }
 
 static int host_rsp_append(ibp_app_ctx *ctx, const void *data, size_t len) {
+    if (ctx->sent_ahead) return -1;
     if (len == 0) return 0;
     if (data == NULL || host_rsp_reserve(ctx, len) != 0) return -1;
     memcpy(ctx->rsp + ctx->rsp_len, data, len);
@@ -93,10 +106,64 @@ static int plain_name(const char *name) {
 
 static int host_rsp_file_add(ibp_app_ctx *ctx, const char *name) {
     struct ibp_host *h = (struct ibp_host *)ctx;
-    if (!plain_name(name) || ctx->rsp_file_count >= IBP_APP_MAX_FILES) return -1;
+    if (ctx->sent_ahead || !plain_name(name) || ctx->rsp_file_count >= IBP_APP_MAX_FILES) return -1;
     for (uint32_t i = 0; i < ctx->rsp_file_count; i++)
         if (strcmp(h->rsp_files[i], name) == 0) return -1;
     strcpy(h->rsp_files[ctx->rsp_file_count++], name);
+    return 0;
+}
+
+static int host_rsp_send_ahead(ibp_app_ctx *ctx) {
+    if (ctx->sent_ahead) return -1;
+    if (ctx->rsp_len > ctx->rsp_cap) ctx->rsp_len = ctx->rsp_cap;
+    ctx->sent_ahead = 1;
+    return 0;
+}
+
+static const char *table_get(struct ibp_host *h, int which, const char *key) {
+    const char *p = h->tables[which], *end = p + h->table_len[which];
+    if (p == NULL || key == NULL) return NULL;
+    while (p < end && *p != '\0') {
+        const char *value = p + strlen(p) + 1;
+        if (value >= end) return NULL;
+        if (strcmp(p, key) == 0) return value;
+        p = value + strlen(value) + 1;
+    }
+    return NULL;
+}
+
+static const char *host_kv_get(ibp_app_ctx *ctx, const char *key) { return table_get((struct ibp_host *)ctx, 0, key); }
+static const char *host_config_get(ibp_app_ctx *ctx, const char *key) { return table_get((struct ibp_host *)ctx, 1, key); }
+
+static void host_log(ibp_app_ctx *ctx, int level, const char *msg) {
+    struct ibp_host *h = (struct ibp_host *)ctx;
+    if (msg == NULL) return;
+    size_t n = strnlen(msg, 4096);
+    if (h->log_len + n + 2 > sizeof h->log) {
+        h->log_dropped++;
+        return;
+    }
+    h->log[h->log_len++] = (char)(level < IBP_APP_LOG_DEBUG ? IBP_APP_LOG_DEBUG : level > IBP_APP_LOG_ERROR ? IBP_APP_LOG_ERROR : level);
+    memcpy(h->log + h->log_len, msg, n);
+    h->log_len += n;
+    h->log[h->log_len++] = '\0';
+}
+
+/* Set the kv_get (which 0) or config_get (which 1) table: "key\0value\0...\0", copied.
+ * 0 = ok, -1 = bad arguments or out of memory. */
+VISIBLE int32_t ibp_host_set_table(ibp_app_ctx *ctx, int32_t which, const char *table, size_t len) {
+    struct ibp_host *h = (struct ibp_host *)ctx;
+    if (h == NULL || which < 0 || which > 1) return -1;
+    char *copy = NULL;
+    if (table != NULL && len > 0) {
+        copy = malloc(len + 1);
+        if (copy == NULL) return -1;
+        memcpy(copy, table, len);
+        copy[len] = '\0';
+    }
+    free(h->tables[which]);
+    h->tables[which] = copy;
+    h->table_len[which] = copy == NULL ? 0 : len;
     return 0;
 }
 
@@ -114,6 +181,10 @@ VISIBLE ibp_app_ctx *ibp_host_new(void) {
     h->ctx.rsp_reserve = host_rsp_reserve;
     h->ctx.rsp_append = host_rsp_append;
     h->ctx.rsp_file_add = host_rsp_file_add;
+    h->ctx.rsp_send_ahead = host_rsp_send_ahead;
+    h->ctx.kv_get = host_kv_get;
+    h->ctx.config_get = host_config_get;
+    h->ctx.log = host_log;
     h->ctx.host = h;
     return &h->ctx;
 }
@@ -133,6 +204,9 @@ VISIBLE void ibp_host_release(ibp_app_ctx *ctx) {
 VISIBLE void ibp_host_free(ibp_app_ctx *ctx) {
     if (ctx == NULL) return;
     ibp_host_release(ctx);
+    struct ibp_host *h = (struct ibp_host *)ctx;
+    free(h->tables[0]);
+    free(h->tables[1]);
     free(ctx->host);
 }
 
@@ -183,6 +257,9 @@ VISIBLE int32_t ibp_host_call(ibp_app_entry_fn *fn, ibp_app_ctx *ctx, const unsi
     ctx->journal = in_str(in, in_len, IN_JOURNAL_OFF);
     ctx->timeout_ms = in_u32(in, IN_TIMEOUT_MS);
     ctx->timeout2_ms = in_u32(in, IN_TIMEOUT2_MS);
+    ctx->sent_ahead = 0;
+    h->log_len = 0;
+    h->log_dropped = 0;
 
     out->rc = fn(ctx);
 
@@ -195,6 +272,10 @@ VISIBLE int32_t ibp_host_call(ibp_app_entry_fn *fn, ibp_app_ctx *ctx, const unsi
     out->in_place = ctx->rsp == buf ? 1u : 0u;
     out->rsp_file_count = ctx->rsp_file_count > IBP_APP_MAX_FILES ? IBP_APP_MAX_FILES : ctx->rsp_file_count;
     out->rsp_files = h->rsp_files[0];
+    out->log = h->log;
+    out->log_len = (uint32_t)h->log_len;
+    out->sent_ahead = ctx->sent_ahead;
+    out->log_dropped = h->log_dropped;
 
     /* Nothing of this call's inputs outlives it. */
     ctx->req = NULL;

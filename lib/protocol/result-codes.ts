@@ -26,6 +26,8 @@ export const RC = {
   APP_FILE: 1007,
   /** Two-phase commit asked of an app without socommit/sorollback. */
   APP_NO_2PC: 1008,
+  /** A JavaScript app threw (or returned something that is not a result code). */
+  APP_THREW: 1009,
   /** A malformed packet (bad field, bad file name, wrong count). */
   PROTO_FRAME: 2001,
   /** A frame or file over the limit. */
@@ -60,6 +62,7 @@ const TO_ERROR: Record<Exclude<ResultCode, 0>, ErrorCode> = {
   [RC.APP_CRASH]: 'IBP_ERR_APP_CRASH',
   [RC.APP_FILE]: 'IBP_ERR_APP_FILE',
   [RC.APP_NO_2PC]: 'IBP_ERR_APP_NO_2PC',
+  [RC.APP_THREW]: 'IBP_ERR_APP_THREW',
   [RC.PROTO_FRAME]: 'IBP_ERR_PROTO_FRAME',
   [RC.PROTO_TOO_LARGE]: 'IBP_ERR_PROTO_TOO_LARGE',
   [RC.PROTO_VERSION]: 'IBP_ERR_PROTO_VERSION',

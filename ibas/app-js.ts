@@ -1,0 +1,272 @@
+/**
+ * JavaScript/TypeScript apps (issue 15): an app package that is an ES module (`--bin name.mjs`)
+ * instead of a .so, run by the same app cache (ibas/app-cache.ts dispatches on the file type)
+ * with the same lifecycle, context and limits. The API is lib/app/api.ts (`ibp-ts/app`).
+ *
+ *   load     the cache copies the package to a private path of its own (a new folder per load),
+ *            exactly like a .so, and this module require()s the copy (Node 20.19+ loads an ES
+ *            module synchronously this way; a module with top-level await is refused). A unique
+ *            path is a fresh module instance: the ESM cache never hands back an older version.
+ *            Module instances are not unloadable (V8 keeps them), so each hot update costs the
+ *            module's code until the worker recycles (`mpm.max_process_count`).
+ *   entries  main / init / clean / commit / rollback, the JS names of somain / soinit / soclean /
+ *            socommit / sorollback (APP_CONTEXT_TABLE); `abiVersion` = ibp_app_abi_version.
+ *   call     one entry point, synchronously on the worker's thread, under the same tier-1 alarm
+ *            as a .so (a loop that never returns is ended by SIGALRM with the timeout answer).
+ *            Returns 0 / undefined = ok, an integer = the app's error code. A throw, or a result
+ *            that is not an integer, is IBP_ERR_APP_THREW (RC.APP_THREW) with the message; the
+ *            stack goes to the app's log. An entry point that returns a Promise is awaited only
+ *            by the in-process harness (lib/app/testing.ts); in a worker (a synchronous path) it
+ *            is IBP_ERR_APP_THREW naming the cause.
+ */
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { IbpError, errorText } from '../lib/errors.js';
+import { checkPlainFileName } from '../lib/home.js';
+import { APP_CONTEXT_TABLE } from '../lib/app/context-table.js';
+import { APP_ABI_VERSION, APP_FILE_NAME_MAX, APP_MAX_FILES, type AppContext, type AppEntry, type AppLog, type AppPhase } from '../lib/app/api.js';
+import type { SymbolName } from './app-abi.js';
+
+const requireCopy = createRequire(import.meta.url);
+
+/** File name endings of JS app packages (the rest are .so). */
+export const JS_PACKAGE_EXTS = ['.mjs'] as const;
+
+export function isJsPackage(bin: string): boolean {
+  return JS_PACKAGE_EXTS.some((e) => bin.endsWith(e));
+}
+
+/** somain → main, … from the ONE table. */
+const ENTRY_OF = new Map<string, string>(APP_CONTEXT_TABLE.filter((r) => r.kind === 'entry').map((r) => [r.c, r.ts]));
+
+/** What the host gives every call: the cache's side of the context. */
+export interface JsHost {
+  fileDir: string;
+  thisNode: string;
+  workerIndex: number;
+  kv(key: string): string | undefined;
+  config(app: string, key: string): string | undefined;
+  log(app: string): AppLog;
+}
+
+/** The per-call values (AppCallContext of app-cache.ts, with defaults filled). */
+export interface JsCallInput {
+  app: string;
+  thisNode?: string;
+  clientNode?: string;
+  clientIp?: string;
+  clientPort?: number;
+  journal?: string;
+  workerIndex?: number;
+  timeoutMs?: number;
+  timeout2Ms?: number;
+  /** Called at once when the app sends its response ahead. */
+  onSendAhead?: (response: Buffer, files: string[]) => void;
+}
+
+export interface JsCallOutput {
+  rc: number;
+  response: Buffer;
+  files: string[];
+  sentAhead: boolean;
+}
+
+/** One call's context: ibp_app_ctx in JS. */
+class JsContext implements AppContext {
+  readonly abiVersion = APP_ABI_VERSION;
+  readonly phase: AppPhase;
+  readonly request: Buffer;
+  readonly fileDir: string;
+  readonly requestFiles: readonly string[];
+  readonly thisNode: string;
+  readonly app: string;
+  readonly clientNode: string;
+  readonly clientIp: string;
+  readonly clientPort: number;
+  readonly workerIndex: number;
+  readonly journal: string;
+  readonly timeoutMs: number;
+  readonly timeout2Ms: number;
+  readonly log: AppLog;
+  readonly #host: JsHost;
+  readonly #onSendAhead: JsCallInput['onSendAhead'];
+  #chunks: Buffer[] = [];
+  #length = 0;
+  #files: string[] = [];
+  #ahead = false;
+  #open = true;
+
+  constructor(host: JsHost, phase: AppPhase, input: JsCallInput, request: Buffer | null, files: readonly string[]) {
+    this.#host = host;
+    this.phase = phase;
+    this.request = request ?? Buffer.alloc(0);
+    this.fileDir = host.fileDir;
+    this.requestFiles = Object.freeze([...files]);
+    this.thisNode = input.thisNode ?? host.thisNode;
+    this.app = input.app;
+    this.clientNode = input.clientNode ?? '';
+    this.clientIp = input.clientIp ?? '';
+    this.clientPort = input.clientPort ?? 0;
+    this.workerIndex = input.workerIndex ?? host.workerIndex;
+    this.journal = input.journal ?? '';
+    this.timeoutMs = input.timeoutMs ?? 0;
+    this.timeout2Ms = input.timeout2Ms ?? 0;
+    this.log = host.log(input.app);
+    this.#onSendAhead = input.onSendAhead;
+  }
+
+  get responseLength(): number { return this.#length; }
+  get responseFiles(): readonly string[] { return this.#files; }
+  get sentAhead(): boolean { return this.#ahead; }
+
+  #live(what: string): void {
+    if (!this.#open) throw new Error(`ctx.${what} after the call returned: a context is valid only during its call`);
+    if (this.#ahead) throw new Error(`ctx.${what} after sendAhead(): the response is already sent`);
+  }
+
+  write(data: Uint8Array | string): void {
+    this.#live('write');
+    const b = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    if (b.length === 0) return;
+    this.#chunks.push(Buffer.from(b)); // a copy: the app may reuse its buffer
+    this.#length += b.length;
+  }
+
+  addFile(name: string): void {
+    this.#live('addFile');
+    checkPlainFileName(name);
+    if (Buffer.byteLength(name) > APP_FILE_NAME_MAX) throw new Error(`response file name ${JSON.stringify(name)} is longer than ${APP_FILE_NAME_MAX} bytes`);
+    if (this.#files.length >= APP_MAX_FILES) throw new Error(`more than ${APP_MAX_FILES} response files`);
+    if (this.#files.includes(name)) throw new Error(`response file ${JSON.stringify(name)} added twice`);
+    this.#files.push(name);
+  }
+
+  filePath(name: string): string {
+    checkPlainFileName(name);
+    return path.join(this.fileDir, name);
+  }
+
+  sendAhead(): void {
+    this.#live('sendAhead');
+    this.#ahead = true;
+    this.#onSendAhead?.(this.response(), [...this.#files]);
+  }
+
+  kv(key: string): string | undefined {
+    return this.#host.kv(String(key));
+  }
+
+  config(key: string): string | undefined {
+    return this.#host.config(this.app, String(key));
+  }
+
+  /** @internal */
+  response(): Buffer {
+    if (this.#chunks.length !== 1) this.#chunks = [Buffer.concat(this.#chunks, this.#length)];
+    return this.#chunks[0]!;
+  }
+
+  /** @internal — the call returned: nothing of it may be used any more. */
+  close(): void {
+    this.#open = false;
+  }
+}
+
+const isThenable = (v: unknown): v is PromiseLike<unknown> => typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
+
+/** One loaded JS app module (the JS counterpart of a dlopen'ed .so). */
+export class JsApp {
+  readonly #entries: Map<SymbolName, AppEntry>;
+  readonly #host: JsHost;
+  readonly file: string;
+
+  private constructor(file: string, entries: Map<SymbolName, AppEntry>, host: JsHost) {
+    this.file = file;
+    this.#entries = entries;
+    this.#host = host;
+  }
+
+  /**
+   * Load the module at `copy` (a private copy with a unique path). Throws a plain Error whose
+   * message says why it is refused (the cache wraps it in IBP_ERR_APP_LOAD).
+   */
+  static load(copy: string, host: JsHost): JsApp {
+    let mod: Record<string, unknown>;
+    try {
+      mod = requireCopy(copy) as Record<string, unknown>;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ERR_REQUIRE_ASYNC_MODULE') throw new Error('it uses top-level await: an app module must load synchronously (move the await into init or main)');
+      throw new Error(`it does not load as an ES module: ${errorText(e)}`);
+    }
+    const entries = new Map<SymbolName, AppEntry>();
+    for (const [symbol, name] of ENTRY_OF) {
+      if (symbol === 'ibp_app_abi_version') continue;
+      const f = mod[name];
+      if (f === undefined) continue;
+      if (typeof f !== 'function') throw new Error(`its export "${name}" is not a function`);
+      entries.set(symbol as SymbolName, f as AppEntry);
+    }
+    if (!entries.has('somain')) throw new Error('it does not export a function main (the JS name of somain)');
+    const abi = mod.abiVersion;
+    if (abi !== undefined && abi !== APP_ABI_VERSION) throw new Error(`it was written for app ABI ${String(abi)}, this server speaks ${APP_ABI_VERSION}`);
+    return new JsApp(copy, entries, host);
+  }
+
+  has(symbol: SymbolName): boolean {
+    return symbol === 'ibp_app_abi_version' || this.#entries.has(symbol);
+  }
+
+  /** Call one entry point synchronously (the worker's path). */
+  invoke(symbol: SymbolName, phase: AppPhase, input: JsCallInput, request: Buffer | null, files: readonly string[]): JsCallOutput {
+    const { ctx, result } = this.#start(symbol, phase, input, request, files);
+    if (isThenable(result)) {
+      ctx.close();
+      (result as Promise<unknown>).then(undefined, () => undefined); // nobody awaits it here
+      throw this.#threw(symbol, input.app, new Error(`${ENTRY_OF.get(symbol)} returned a Promise: this worker path calls app entry points synchronously, so an async entry point cannot be awaited here; make it synchronous (the in-process harness of ibp-ts/testing awaits it)`));
+    }
+    return this.#finish(symbol, ctx, result);
+  }
+
+  /** Call one entry point and await it when it returns a Promise (the in-process harness). */
+  async invokeAsync(symbol: SymbolName, phase: AppPhase, input: JsCallInput, request: Buffer | null, files: readonly string[]): Promise<JsCallOutput> {
+    const { ctx, result } = this.#start(symbol, phase, input, request, files);
+    let value: unknown = result;
+    if (isThenable(result)) {
+      try {
+        value = await result;
+      } catch (e) {
+        ctx.close();
+        throw this.#threw(symbol, input.app, e);
+      }
+    }
+    return this.#finish(symbol, ctx, value);
+  }
+
+  #start(symbol: SymbolName, phase: AppPhase, input: JsCallInput, request: Buffer | null, files: readonly string[]): { ctx: JsContext; result: unknown } {
+    const fn = this.#entries.get(symbol);
+    if (!fn) throw new IbpError('IBP_ERR_APP_UNLOADED', { app: input.app, file: this.file });
+    const ctx = new JsContext(this.#host, phase, input, request, files);
+    try {
+      return { ctx, result: fn(ctx) };
+    } catch (e) {
+      ctx.close();
+      throw this.#threw(symbol, input.app, e);
+    }
+  }
+
+  #finish(symbol: SymbolName, ctx: JsContext, result: unknown): JsCallOutput {
+    ctx.close();
+    let rc: number;
+    if (result === undefined) rc = 0;
+    else if (typeof result === 'number' && Number.isInteger(result) && result >= -0x80000000 && result <= 0x7fffffff) rc = result;
+    else throw this.#threw(symbol, ctx.app, new Error(`it returned ${typeof result === 'object' ? 'an object' : JSON.stringify(result)}, not an integer result code`));
+    return { rc, response: ctx.response(), files: [...ctx.responseFiles], sentAhead: ctx.sentAhead };
+  }
+
+  #threw(symbol: SymbolName, app: string, e: unknown): IbpError {
+    const entry = ENTRY_OF.get(symbol) ?? symbol;
+    this.#host.log(app).error(`app threw in ${entry} , reason[${errorText(e)}] stack[${(e as Error)?.stack ?? ''}]`);
+    return new IbpError('IBP_ERR_APP_THREW', { app, entry, detail: errorText(e) });
+  }
+}
