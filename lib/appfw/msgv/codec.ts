@@ -135,8 +135,8 @@ function xmlTree(s: StructDecl, v: Tree, message: string, path: string): Tree {
     const p = join(path, f.name);
     if (f.kind === 'scalar') {
       const text = String(x);
-      // XML 1.0 cannot carry these characters at all.
-      if (/[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]/.test(text)) throw fieldError(message, p, 'text XML 1.0 can carry', 'a control character');
+      // XML 1.0 cannot carry these characters at all, and a raw CR comes back as LF (line-end normalisation).
+      if (/[\x00-\x08\x0b\x0c\x0d\x0e-\x1f\ufffe\uffff]/.test(text)) throw fieldError(message, p, 'text XML 1.0 can carry (no control character but TAB and LF)', 'a control character');
       out[f.name] = text;
     } else if (f.arraySize === 0) out[f.name] = xmlTree(f, x as Tree, message, p);
     else out[f.name] = (x as Tree[]).map((e, i) => xmlTree(f, e, message, `${p}[${i}]`));
