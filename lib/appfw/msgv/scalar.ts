@@ -32,8 +32,9 @@ function show(v: unknown): string {
 
 function integer(f: ScalarField, v: unknown, src: ValueSource): bigint | ScalarRefusal {
   let n: bigint | undefined;
-  if (typeof v === 'bigint' && src === 'ts') n = v;
-  else if (typeof v === 'number' && Number.isSafeInteger(v)) n = BigInt(v);
+  // a TS value has the field's own type: bigint for 8 bytes, number below
+  if (typeof v === 'bigint' && src === 'ts' && isBigIntField(f)) n = v;
+  else if (typeof v === 'number' && Number.isSafeInteger(v) && !(src === 'ts' && isBigIntField(f))) n = BigInt(v);
   else if (typeof v === 'string' && src !== 'ts' && INT_TEXT.test(v.trim())) n = BigInt(v.trim());
   if (n === undefined) return new ScalarRefusal(describeField(f), show(v));
   const [lo, hi] = intRange(f);
