@@ -22,6 +22,7 @@ import { loadInstance, type Instance } from '../ibas/instance.js';
 import { initConf } from '../ibas/init.js';
 import { Manager } from '../ibas/manager.js';
 import { runForeground } from '../ibas/foreground.js';
+import type { SingleApp } from '../ibas/app-resolver.js';
 import { show, SHOWS, type Show } from '../ibas/show.js';
 
 const ACTIONS = ['init', 'start', 'stop', 'kill', 'check'] as const;
@@ -41,6 +42,8 @@ interface Opts {
   maxProcessCount?: string;
   json?: boolean;
   foreground?: boolean;
+  app?: string;
+  appCode?: string;
 }
 
 const program = createProgram('ibas', 'IBP-TS transaction server: a manager and a pre-forked worker pool running app .so packages')
@@ -56,6 +59,8 @@ const program = createProgram('ibas', 'IBP-TS transaction server: a manager and 
   .option('--max-process-count <n>', 'init: transactions before a worker is recycled (0 = never)')
   .option('--json', 'output JSON (for scripts)')
   .option('--foreground', 'start: one process, one worker, logs on stderr too (for a debugger)')
+  .option('--app <file>', 'start --foreground: serve this one app file (.so or .mjs) for any app code, without a config space')
+  .option('--app-code <code>', 'start --foreground --app: serve it only under this app code')
   .addHelpText('after', '\nSignals: TERM graceful stop, USR1 reopen logs, USR2 graceful upgrade (new generation from the code on disk; pid file kept as <pid file>.oldbin meanwhile).')
   .action(async (opts: Opts) => {
     if (!opts.action && !opts.show) throw badArg('-a/-s', 'give an action (-a) or a show (-s)');
@@ -73,7 +78,8 @@ const program = createProgram('ibas', 'IBP-TS transaction server: a manager and 
     }
     switch (opts.action!) {
       case 'start':
-        if (opts.foreground) await foreground(inst);
+        if (opts.app !== undefined && !opts.foreground) throw badArg('--app', 'serves one app file only with --foreground');
+        if (opts.foreground) await foreground(inst, opts.app === undefined ? undefined : { file: opts.app, app: opts.appCode });
         else if (isDaemonChild()) await runManager(inst);
         else {
           // the home in the environment of every ibas process (process titles replace the command line)
@@ -175,11 +181,11 @@ async function runManager(inst: Instance): Promise<void> {
   process.exit(await finished);
 }
 
-async function foreground(inst: Instance): Promise<void> {
+async function foreground(inst: Instance, single?: SingleApp): Promise<void> {
   const other = runningPid(inst.pidFile);
   if (other !== undefined && other !== process.pid) throw badArg('-a start', `ibas is already running with pid ${other}`);
   const log = monitorLogger(inst, true);
-  const code = await runForeground(inst, log, () => {
+  const code = await runForeground(inst, log, single, () => {
     reportReady();
     process.stderr.write(`ibas foreground ok , pid[${process.pid}] listen[${inst.conf.server.ip}:${inst.conf.server.port}] (Ctrl-C stops)\n`);
   });

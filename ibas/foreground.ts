@@ -4,8 +4,15 @@
  * (IBP's debug mode, nginx's NGX_PROCESS_SINGLE). It binds the listen socket itself, keeps a
  * one-slot scoreboard so `-s bbdetail` works, writes the pid file, and stops on SIGTERM/Ctrl-C
  * after the running transaction.
+ *
+ * `--app FILE` (issue 15): serve that one app file (.so or .mjs, e.g. the output of `npm run
+ * build` in an app made by `ibpgen new-app`) for any app code, or only `--app-code CODE`, without
+ * ibma or a config space; a changed file is reloaded on the next call as usual.
  */
-import { errorText } from '../lib/errors.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { IbpError, errorText } from '../lib/errors.js';
+import { serveSingleApp, type SingleApp } from './app-resolver.js';
 import { EXIT } from '../lib/exit-codes.js';
 import type { Logger } from '../lib/log.js';
 import { removePid, writePid } from '../lib/pidfile.js';
@@ -15,7 +22,12 @@ import { closeSocket, openListenSocket } from './listen-socket.js';
 import { Scoreboard } from './scoreboard.js';
 import { Worker, resetFileDir } from './worker.js';
 
-export async function runForeground(inst: Instance, log: Logger, onReady: () => void): Promise<number> {
+export async function runForeground(inst: Instance, log: Logger, single: SingleApp | undefined, onReady: () => void): Promise<number> {
+  if (single) {
+    if (!fs.existsSync(single.file)) throw new IbpError('IBP_ERR_APP_LOAD', { app: single.app ?? '(any)', file: single.file, detail: 'no such file' });
+    serveSingleApp(single);
+    log.info({ file: single.file, app: single.app }, `serving one app file , file[${path.resolve(single.file)}] app[${single.app ?? '*'}]`);
+  }
   const { ip, port } = inst.conf.server;
   const fd = openListenSocket(ip, port, inst.comm.backlog);
   const sb = Scoreboard.create(inst.scoreboardKey, slotCapacity(inst.conf, true), sbModeOf(inst.conf, true), 1);

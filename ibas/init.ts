@@ -38,7 +38,7 @@ export function defaultConf(o: InitOptions, file: string): IbasConf {
       max_process_count: o.maxProcessCount ?? 10000,
     },
     security: { sign_flag: 0, compress_flag: 1, encrypt_flag: 0 },
-    app: { max_so_cache_count: 1000 },
+    app: { max_so_cache_count: 1000, js_max_heap_mb: 512 },
     comm: { max_frame_size: 16 * 1024 * 1024, max_file_size: 16 * 1024 * 1024 - 1024, max_files: 64, idle_timeout: 60, listen_backlog: 1024 },
     monitor: { tick_ms: 100, adjust_interval: 1, heartbeat_interval: 5, stop_timeout: 30 },
     log: { level: 'info', main: names.main, monitor: names.monitor, worker: names.worker, event: names.event },
@@ -70,7 +70,8 @@ export function confText(c: IbasConf): string {
     "encrypt_flag": ${c.security.encrypt_flag} // offer encryption (reserved: not granted by this build)
   },
   "app": {
-    "max_so_cache_count": ${c.app.max_so_cache_count} // loaded app .so handles kept per worker (LRU)
+    "max_so_cache_count": ${c.app.max_so_cache_count}, // loaded app .so / .mjs packages kept per worker (LRU)
+    "js_max_heap_mb": ${c.app.js_max_heap_mb ?? 512} // V8 heap limit of a worker (MiB): a JS app allocating without bound ends only its worker
   },
   "comm": {
     "max_frame_size": ${c.comm!.max_frame_size}, // largest frame body / HTTP body accepted, bytes

@@ -226,7 +226,9 @@ export class Manager implements PoolHost {
       };
       delete env.IBP_DAEMON_CHILD;
       delete env.IBAS_LISTEN_FD;
-      const execArgv = process.execArgv.filter((a) => !a.startsWith('--inspect'));
+      const execArgv = process.execArgv.filter((a) => !a.startsWith('--inspect') && !a.startsWith('--max-old-space-size'));
+      const heapMb = this.inst.conf.app.js_max_heap_mb;
+      if (heapMb !== undefined) execArgv.push(`--max-old-space-size=${heapMb}`); // issue 15: a JS app's heap ends only its worker
       child = spawn(process.execPath, [...execArgv, WORKER_MAIN], {
         stdio: ['ignore', 'ignore', errFd, kind === 'fork' ? connFd! : this.listenFd],
         env,

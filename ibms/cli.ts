@@ -90,7 +90,7 @@ function need(o: CliOptions, key: keyof CliOptions, flag: string, what: string):
  * pins them equal to the model's.
  */
 export const CLI_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
-export const CLI_BIN_RE = /^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,126}\.so$/;
+export const CLI_BIN_RE = /^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,126}\.(so|mjs)$/;
 const NAME_RE = CLI_NAME_RE;
 function nameArg(flag: string, value: string): string {
   if (!NAME_RE.test(value)) throw badArg(flag, `"${value}" is not a name (letters, digits, _ - ., at most 64)`);
@@ -254,7 +254,7 @@ function hostOf(ctx: Ctx, what: string): { ip: string; port: number } {
   return { ip: ipArg('--ip', need(ctx.o, 'ip', '--ip', what)), port: intArg('--port', need(ctx.o, 'port', '--port', what), 1, 65535) };
 }
 function binArg(value: string): string {
-  if (!CLI_BIN_RE.test(value)) throw badArg('--bin', `"${value}" is not a plain .so file name (no path)`);
+  if (!CLI_BIN_RE.test(value)) throw badArg('--bin', `"${value}" is not a plain .so or .mjs file name (no path)`);
   return value;
 }
 

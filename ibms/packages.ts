@@ -1,5 +1,5 @@
 /**
- * App packages: the .so files in the registry home's so/ folder, with their size and sha256.
+ * App packages: the .so files (and .mjs JS apps) in the registry home's so/ folder, with their size and sha256.
  *
  * Hashes are cached by (inode, size, mtime), so a bundle for many nodes does not re-read files;
  * `refresh(bin)` (update_app, the watcher) re-reads one at once. With
@@ -11,6 +11,7 @@ import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import { checkPlainFileName } from '../lib/home.js';
 import { IbpError } from '../lib/errors.js';
+import { isAppPackageName } from '../lib/config/model.js';
 
 export interface PackageInfo {
   /** sha256 hex, '' when the registry has no such file. */
@@ -39,7 +40,7 @@ export class Packages {
   /** Absolute path of a package; refuses names that are not plain .so file names. */
   pathOf(bin: string): string {
     checkPlainFileName(bin);
-    if (!bin.endsWith('.so')) throw new IbpError('IBP_ERR_FILE_NAME', { name: JSON.stringify(bin), detail: 'it is not a .so file name' });
+    if (!isAppPackageName(bin)) throw new IbpError('IBP_ERR_FILE_NAME', { name: JSON.stringify(bin), detail: 'it is not a .so or .mjs file name' });
     return path.join(this.dir, bin);
   }
 
@@ -110,7 +111,7 @@ export class Packages {
     });
     const report = (p: string): void => {
       const bin = path.basename(p);
-      if (!bin.endsWith('.so')) return;
+      if (!isAppPackageName(bin)) return;
       this.#cache.delete(bin);
       onChange(bin);
     };

@@ -38,6 +38,8 @@ export const IbasConf = Type.Object({
     max_so_cache_count: Type.Integer({ minimum: 1, maximum: 4096 }),
     /** Apps every worker loads at start; a load failure is a boot error (exit APP_LOAD, counted by the restart budget). */
     preload: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 64 })),
+    /** V8 heap limit of each worker, MiB (node --max-old-space-size): a JS app that allocates without bound ends only its worker. Unset = Node's default. */
+    js_max_heap_mb: Type.Optional(Type.Integer({ minimum: 32, maximum: 65536 })),
   }, { additionalProperties: false }),
   /** Wire limits and connection handling (optional; defaults in {@link commOf}). */
   comm: Type.Optional(Type.Object({

@@ -4,7 +4,7 @@
  * CLI input are validated by one definition.
  *
  * Names (node, app, project, kv key) are identifiers: letters, digits, `_ - .`, at most 64
- * characters; app bins are plain .so file names (no path).
+ * characters; app bins are plain .so or .mjs file names (no path).
  */
 import { Type, type Static } from '@sinclair/typebox';
 
@@ -13,7 +13,13 @@ export const Name = Type.String({ pattern: NAME_PATTERN, description: 'an identi
 export const Flag01 = Type.Union([Type.Literal(0), Type.Literal(1)], { description: '0 or 1' });
 export const Ip = Type.String({ format: 'ipv4', description: 'an IPv4 address' });
 export const Port = Type.Integer({ minimum: 1, maximum: 65535, description: 'a TCP port 1..65535' });
-export const BinName = Type.String({ pattern: '^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,126}\\.so$', description: 'a plain .so file name, no path' });
+/** App package file endings: a .so (C) or an ES module (JavaScript/TypeScript app, issue 15). */
+export const APP_PACKAGE_EXTS = ['.so', '.mjs'] as const;
+export const BinName = Type.String({ pattern: '^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,126}\\.(so|mjs)$', description: 'a plain .so or .mjs file name, no path' });
+/** Is `bin` named like an app package (.so or .mjs)? */
+export function isAppPackageName(bin: string): boolean {
+  return APP_PACKAGE_EXTS.some((e) => bin.endsWith(e));
+}
 /** Seconds; fractions allowed (tests use sub-second timeouts). */
 export const Seconds = Type.Number({ exclusiveMinimum: 0, maximum: 86400, description: 'seconds (> 0)' });
 

@@ -31,6 +31,8 @@ export interface IbasSetup {
   apps?: Partial<AppWithPackage>[];
   /** Do not publish a config space. */
   noSpace?: boolean;
+  /** Key/values of the node in the config space. */
+  kvs?: Record<string, string>;
 }
 
 export interface IbasHome {
@@ -74,7 +76,7 @@ export async function setupIbas(t: Test, o: IbasSetup = {}): Promise<IbasHome> {
   const base = homeKeyBase(home);
   const indexKey = base + KEY_SLOT.INDEX;
   initHome(h, ibmaConf, { node: NODE, ibmsIp: ip, ibmsPort: 1, credential: 'c'.repeat(32), indexKey });
-  for (const f of fs.readdirSync(APPS_DIR)) if (f.endsWith('.so')) fs.copyFileSync(path.join(APPS_DIR, f), h.so(f));
+  for (const f of fs.readdirSync(APPS_DIR)) if (f.endsWith('.so') || f.endsWith('.mjs')) fs.copyFileSync(path.join(APPS_DIR, f), h.so(f));
   let writer: ConfigSpaceWriter | undefined;
   t.teardown(async () => {
     await reapHome(home);
@@ -84,7 +86,7 @@ export async function setupIbas(t: Test, o: IbasSetup = {}): Promise<IbasHome> {
     writer = new ConfigSpaceWriter(indexKey);
     const bundle: NodeBundle = {
       epoch: 'test', version: 1, this_node: NODE,
-      nodes: [{ node: NODE, invalid: 0, hosts: [{ ip, port }], kvs: {} }],
+      nodes: [{ node: NODE, invalid: 0, hosts: [{ ip, port }], kvs: o.kvs ?? {} }],
       apps: [...DEFAULT_APPS, ...(o.apps ?? []).map((a) => app(a.app!, a.bin ?? 'ibp_test_echo.so', a))],
     };
     writer.publish(bundle, { ibms: { ip, port: 1 }, connecting_timeout: 2, retry_connect_timeval: 5, min_compress_size: 512 });

@@ -18,8 +18,8 @@ interface MessagesOpts {
   ibac?: string;
 }
 
-export function addMessagesCommand(program: Command): Command {
-  return program
+export function registerMessages(program: Command): void {
+  program
     .command('messages')
     .description('generate TS or C code (types, validating JSON/XML pack/unpack, ibac client stubs) from a DirectStruct .dsc message declaration')
     .argument('<file>', 'the .dsc file')
