@@ -261,6 +261,7 @@ export class LoadedApp {
         }
       }
       this.#js = undefined;
+      js.close();
       this.#cache.noteUnload(this, reason); // the module instance goes with its last reference
       return;
     }
@@ -509,6 +510,8 @@ export class AppCache {
       return undefined;
     },
     log: (app) => this.appLog(app),
+    kvOf: () => this.#opts.space?.kvs() ?? [],
+    configOf: (app) => this.#opts.space?.appConfig(app) ?? [],
   };
 
   readonly #appLogs = new Map<string, AppLog>();

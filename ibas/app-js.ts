@@ -15,12 +15,18 @@
  *            as a .so (a loop that never returns is ended by SIGALRM with the timeout answer).
  *            Returns 0 / undefined = ok, an integer = the app's error code. A throw, or a result
  *            that is not an integer, is IBP_ERR_APP_THREW (RC.APP_THREW) with the message; the
- *            stack goes to the app's log. An entry point that returns a Promise is awaited only
- *            by the in-process harness (lib/app/testing.ts); in a worker (a synchronous path) it
- *            is IBP_ERR_APP_THREW naming the cause.
+ *            stack goes to the app's log.
+ *   async    an app whose entry points include an `async function` runs in an app thread of its
+ *            own (worker_threads, ibas/app-js-thread.ts): the worker's synchronous path posts the
+ *            call and blocks in Atomics.wait until the thread's event loop settles the Promise
+ *            (a send-ahead wakes it early). The module is evaluated in the worker's thread too (to
+ *            read its exports): keep top-level code free of side effects. A plain function that
+ *            returns a Promise is IBP_ERR_APP_THREW ("declare it async"). The in-process harness
+ *            (lib/app/testing.ts) awaits any Promise without a thread.
  */
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { IbpError, errorText } from '../lib/errors.js';
 import { checkPlainFileName } from '../lib/home.js';
 import { APP_CONTEXT_TABLE } from '../lib/app/context-table.js';
@@ -47,6 +53,10 @@ export interface JsHost {
   kv(key: string): string | undefined;
   config(app: string, key: string): string | undefined;
   log(app: string): AppLog;
+  /** All of this node's key/values (for an app thread). */
+  kvOf(): Iterable<readonly [string, string]>;
+  /** The app's config record (for an app thread). */
+  configOf(app: string): Iterable<readonly [string, string]>;
 }
 
 /** The per-call values (AppCallContext of app-cache.ts, with defaults filled). */
@@ -173,24 +183,122 @@ class JsContext implements AppContext {
 }
 
 const isThenable = (v: unknown): v is PromiseLike<unknown> => typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
+const isAsyncFunction = (f: unknown): boolean => typeof f === 'function' && (f as { constructor?: { name?: string } }).constructor?.name === 'AsyncFunction';
+
+/** Messages of the app thread (ibas/app-js-thread.ts) to the worker. */
+export type ThreadReply =
+  | { type: 'loaded' }
+  | { type: 'ahead'; response: Uint8Array; files: string[] }
+  | { type: 'done'; rc: number; response: Uint8Array; files: string[]; sentAhead: boolean; log: ThreadLogLine[] }
+  | { type: 'threw'; code: string; message: string; log: ThreadLogLine[] };
+export interface ThreadLogLine { level: 'debug' | 'info' | 'warn' | 'error'; msg: string }
+/** A call the worker posts to the app thread. */
+export interface ThreadCall {
+  symbol: SymbolName;
+  phase: AppPhase;
+  input: Omit<JsCallInput, 'onSendAhead'>;
+  request: Uint8Array | null;
+  files: string[];
+  host: { fileDir: string; thisNode: string; workerIndex: number };
+  /** This node's key/values, sent when they changed since the last call. */
+  kv?: (readonly [string, string])[];
+  config: (readonly [string, string])[];
+}
+
+const toBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+const THREAD_FILE = new URL(`./app-js-thread${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
+/** Longest wait for the app thread outside main (load, init, clean); main has the tier-1 alarm. */
+const THREAD_LIFECYCLE_MS = 30_000;
+
+/** The worker's side of an app thread: synchronous calls over a port and a shared counter. */
+class AppThread {
+  readonly #worker: Worker;
+  readonly #port: MessagePort;
+  readonly #signal: Int32Array;
+  readonly #host: JsHost;
+  #kvSent: string | undefined;
+
+  constructor(copy: string, host: JsHost) {
+    this.#host = host;
+    const { port1, port2 } = new MessageChannel();
+    this.#port = port1;
+    this.#signal = new Int32Array(new SharedArrayBuffer(4));
+    this.#worker = new Worker(THREAD_FILE, { workerData: { copy, port: port2, signal: this.#signal }, transferList: [port2] });
+    this.#worker.unref();
+    this.#worker.on('error', () => undefined); // a dead thread shows as no answer (see #next)
+    const first = this.#next(Date.now() + THREAD_LIFECYCLE_MS, 'loading the module');
+    if (first.type !== 'loaded') {
+      void this.#worker.terminate();
+      throw new Error(first.type === 'threw' ? first.message : `unexpected ${first.type} from the app thread`);
+    }
+  }
+
+  /** The next message of the thread; blocks this thread (the worker's) meanwhile. */
+  #next(deadline: number, what: string): ThreadReply {
+    for (;;) {
+      let m = receiveMessageOnPort(this.#port);
+      if (m) return m.message as ThreadReply;
+      const seen = Atomics.load(this.#signal, 0);
+      m = receiveMessageOnPort(this.#port);
+      if (m) return m.message as ThreadReply;
+      if (Date.now() > deadline) throw new Error(`no answer from the app thread while ${what} (it died or hangs)`);
+      Atomics.wait(this.#signal, 0, seen, 100);
+    }
+  }
+
+  call(symbol: SymbolName, phase: AppPhase, input: JsCallInput, request: Buffer | null, files: readonly string[]): ThreadReply {
+    const { onSendAhead, ...plain } = input;
+    const kvs = [...this.#host.kvOf()];
+    const kvKey = JSON.stringify(kvs);
+    const msg: ThreadCall = {
+      symbol, phase, input: plain, request, files: [...files],
+      host: { fileDir: this.#host.fileDir, thisNode: this.#host.thisNode, workerIndex: this.#host.workerIndex },
+      config: [...this.#host.configOf(input.app)],
+    };
+    if (kvKey !== this.#kvSent) msg.kv = kvs;
+    this.#port.postMessage(msg);
+    this.#kvSent = kvKey;
+    const ms = phase === 2 && input.timeout2Ms ? input.timeout2Ms * 2 + 5000 : THREAD_LIFECYCLE_MS;
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const r = this.#next(deadline, `running ${ENTRY_OF.get(symbol) ?? symbol}`);
+      if (r.type !== 'ahead') return r;
+      onSendAhead?.(toBuffer(r.response), r.files);
+    }
+  }
+
+  close(): void {
+    void this.#worker.terminate();
+  }
+}
 
 /** One loaded JS app module (the JS counterpart of a dlopen'ed .so). */
 export class JsApp {
   readonly #entries: Map<SymbolName, AppEntry>;
   readonly #host: JsHost;
+  readonly #thread: AppThread | undefined;
   readonly file: string;
 
-  private constructor(file: string, entries: Map<SymbolName, AppEntry>, host: JsHost) {
+  private constructor(file: string, entries: Map<SymbolName, AppEntry>, host: JsHost, thread?: AppThread) {
     this.file = file;
     this.#entries = entries;
     this.#host = host;
+    this.#thread = thread;
+  }
+
+  /** The app runs in an app thread of its own (it has async entry points). */
+  get threaded(): boolean { return this.#thread !== undefined; }
+
+  /** Stop the app thread, if any (after clean). */
+  close(): void {
+    this.#thread?.close();
   }
 
   /**
    * Load the module at `copy` (a private copy with a unique path). Throws a plain Error whose
    * message says why it is refused (the cache wraps it in IBP_ERR_APP_LOAD).
    */
-  static load(copy: string, host: JsHost): JsApp {
+  static load(copy: string, host: JsHost, opts: { inThread?: boolean } = {}): JsApp {
     let mod: Record<string, unknown>;
     try {
       mod = requireCopy(copy) as Record<string, unknown>;
@@ -210,6 +318,7 @@ export class JsApp {
     if (!entries.has('somain')) throw new Error('it does not export a function main (the JS name of somain)');
     const abi = mod.abiVersion;
     if (abi !== undefined && abi !== APP_ABI_VERSION) throw new Error(`it was written for app ABI ${String(abi)}, this server speaks ${APP_ABI_VERSION}`);
+    if (!opts.inThread && [...entries.values()].some(isAsyncFunction)) return new JsApp(copy, entries, host, new AppThread(copy, host));
     return new JsApp(copy, entries, host);
   }
 
@@ -219,11 +328,12 @@ export class JsApp {
 
   /** Call one entry point synchronously (the worker's path). */
   invoke(symbol: SymbolName, phase: AppPhase, input: JsCallInput, request: Buffer | null, files: readonly string[]): JsCallOutput {
+    if (this.#thread) return this.#invokeThread(symbol, phase, input, request, files);
     const { ctx, result } = this.#start(symbol, phase, input, request, files);
     if (isThenable(result)) {
       ctx.close();
       (result as Promise<unknown>).then(undefined, () => undefined); // nobody awaits it here
-      throw this.#threw(symbol, input.app, new Error(`${ENTRY_OF.get(symbol)} returned a Promise: this worker path calls app entry points synchronously, so an async entry point cannot be awaited here; make it synchronous (the in-process harness of ibp-ts/testing awaits it)`));
+      throw this.#threw(symbol, input.app, new Error(`${ENTRY_OF.get(symbol)} returned a Promise but is not declared async: declare it \`async function\` (the app then runs in an app thread where the worker awaits it)`));
     }
     return this.#finish(symbol, ctx, result);
   }
@@ -241,6 +351,28 @@ export class JsApp {
       }
     }
     return this.#finish(symbol, ctx, value);
+  }
+
+  #invokeThread(symbol: SymbolName, phase: AppPhase, input: JsCallInput, request: Buffer | null, files: readonly string[]): JsCallOutput {
+    if (!this.#entries.has(symbol)) throw new IbpError('IBP_ERR_APP_UNLOADED', { app: input.app, file: this.file });
+    let r: ThreadReply;
+    try {
+      r = this.#thread!.call(symbol, phase, input, request, files);
+    } catch (e) {
+      throw this.#threw(symbol, input.app, e);
+    }
+    if (r.type === 'done' || r.type === 'threw') {
+      const log = this.#host.log(input.app);
+      for (const l of r.log) log[l.level](l.msg);
+    }
+    if (r.type === 'done') return { rc: r.rc, response: toBuffer(r.response), files: r.files, sentAhead: r.sentAhead };
+    if (r.type === 'threw') throw new IbpError('IBP_ERR_APP_THREW', { app: input.app, entry: ENTRY_OF.get(symbol) ?? symbol, detail: r.message });
+    throw this.#threw(symbol, input.app, new Error(`unexpected ${r.type} from the app thread`));
+  }
+
+  /** @internal — the thread's side: run one call and report (ibas/app-js-thread.ts). */
+  async runInThread(call: ThreadCall, onAhead: (response: Buffer, files: string[]) => void): Promise<JsCallOutput> {
+    return this.invokeAsync(call.symbol, call.phase, { ...call.input, onSendAhead: onAhead }, call.request ? toBuffer(call.request) : null, call.files);
   }
 
   #start(symbol: SymbolName, phase: AppPhase, input: JsCallInput, request: Buffer | null, files: readonly string[]): { ctx: JsContext; result: unknown } {

@@ -30,7 +30,13 @@ const DEMO_ONLY = process.env.IBP_LOCAL_DEMO_ONLY === '1';
 const APPS = [
   { app: 'ibp_test_echo', bin: 'ibp_test_echo.so', desc: 'echo the request', timeout: 5 },
   { app: 'ibp_test_file', bin: 'ibp_test_file.so', desc: 'echo the request and its attached files', timeout: 5 },
+  // the same in TypeScript (ibas/apps/*.mts → build/apps/*.mjs), deployed the same way (issue 15)
+  { app: 'ibp_ts_echo', bin: 'ibp_ts_echo.mjs', desc: 'echo the request (TypeScript)', timeout: 5 },
+  { app: 'ibp_ts_file', bin: 'ibp_ts_file.mjs', desc: 'echo the request and its attached files (TypeScript)', timeout: 5 },
+  { app: 'ibp_ts_kv', bin: 'ibp_ts_kv.mjs', desc: "read a key/value of this node (TypeScript)", timeout: 5 },
 ];
+/** Key/values of node ECIF, read by the ibp_ts_kv app. */
+const ECIF_KVS: [string, string][] = [['greeting', 'hello from the config space'], ['region', 'local']];
 const HOMES = { ibms: path.join(DIR, 'ibms-home'), ecif: path.join(DIR, 'ecif-home'), channel: path.join(DIR, 'channel-home') };
 
 const out = (s = ''): void => void process.stdout.write(`${s}\n`);
@@ -170,6 +176,23 @@ async function demo(): Promise<void> {
     const file = createTempFile(env.home, 'demo', 'an attached file\n');
     const withFile = await env.requester('ECIF', 'ibp_test_file', 'with a file', [file.name]);
     out(`  attached files: sent 1, got back ${withFile.files.length}: ${withFile.files.map((f) => f.name).join(', ')}`);
+
+    // the TypeScript apps, next to the C ones
+    const tsConn = await env.connect('ECIF', 'ibp_ts_echo');
+    const tn = 2000;
+    const tt0 = process.hrtime.bigint();
+    for (let i = 0; i < tn; i++) {
+      const r = await tsConn.sendRequestAndReceiveResponse('ibp_ts_echo', `ts message ${i}`);
+      if (r.body.toString() !== `ts message ${i}`) throw new Error(`wrong TypeScript echo for message ${i}`);
+    }
+    const tsecs = Number(process.hrtime.bigint() - tt0) / 1e9;
+    tsConn.disconnect();
+    out(`  TypeScript echo (ibp_ts_echo.mjs): ${tn} echoes on a long connection, ${(tn / tsecs).toFixed(0)} tx/s`);
+    const tsFile = createTempFile(env.home, 'demo_ts', 'an attached file for TypeScript\n');
+    const tsWithFile = await env.requester('ECIF', 'ibp_ts_file', 'with a file', [tsFile.name]);
+    out(`  TypeScript attached files: sent 1, got back ${tsWithFile.files.length}: ${tsWithFile.files.map((f) => f.name).join(', ')}`);
+    const kv = JSON.parse((await env.requester('ECIF', 'ibp_ts_kv', 'greeting')).body.toString()) as { value: string | null; node: string };
+    out(`  TypeScript KV reader: node ${kv.node} greeting = ${JSON.stringify(kv.value)}`);
   } finally {
     env.destroy();
   }
@@ -201,6 +224,7 @@ async function main(): Promise<void> {
   await admin('-a', 'add_node', '--node', 'ECIF');
   await admin('-a', 'add_node', '--node', 'CHANNEL');
   await admin('-a', 'add_node_host', '--node', 'ECIF', '--ip', IP, '--port', String(ecifPort));
+  for (const [key, value] of ECIF_KVS) await admin('-a', 'add_node_kv', '--node', 'ECIF', '--key', key, '--value', value);
   for (const a of APPS) await admin('-a', 'add_app', '--app', a.app, '--desc', a.desc, '--bin', a.bin, '--timeout', String(a.timeout));
   await admin('-a', 'add_project', '--project', 'DEMO', '--server-nodes', 'ECIF', '--client-nodes', 'CHANNEL', '--apps', APPS.map((a) => a.app).join(' '));
   await admin('-a', 'save_config');
@@ -226,6 +250,7 @@ async function main(): Promise<void> {
   out('The cluster is serving. Try:');
   out(`  IBP_HOME=${HOMES.channel} ${path.join(ROOT, 'bin', 'ibpsend')} ECIF ibp_test_echo ${req}`);
   out(`  curl -s --data-binary 'hello over HTTP' http://${IP}:${ecifPort}/ibp/ibp_test_echo`);
+  out(`  curl -s --data-binary region http://${IP}:${ecifPort}/ibp/ibp_ts_kv        (a TypeScript app)`);
   out(`  IBP_HOME=${HOMES.ibms} ${path.join(ROOT, 'bin', 'ibms')} -s nodes        (and -s apps, -s projects, -s sessions)`);
   out(`  IBP_HOME=${HOMES.ecif} ${path.join(ROOT, 'bin', 'ibas')} -s bbdetail`);
   out('Logs:');

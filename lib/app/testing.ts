@@ -126,12 +126,14 @@ export async function openApp(file: string, base: RunOptions = {}): Promise<Open
       kv: (k) => opts.kv?.[k],
       config: (app, k) => Object.fromEntries(configOf(app))[k],
       log: appLog,
+      kvOf: () => kvOf(),
+      configOf: (app) => configOf(app),
     };
     // a private copy with a unique path: a fresh module instance per openApp
     const copyDir = fs.mkdtempSync(path.join(dir, 'L'));
     const copy = path.join(copyDir, bin);
     fs.copyFileSync(src, copy);
-    const js = JsApp.load(copy, host);
+    const js = JsApp.load(copy, host, { inThread: true }); // the harness awaits a Promise itself: no app thread
     const initApp = ctxOf(opts).app;
     if (js.has('soinit')) {
       const r = await js.invokeAsync('soinit', APP_PHASE.INIT, { app: initApp }, null, []);

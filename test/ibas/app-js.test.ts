@@ -61,7 +61,7 @@ t.test('a JS app: load, init once, echo, context, result codes', async (t) => {
 t.test('throw, a bad result and an async main are typed errors; the app stays usable', async (t) => {
   const home = makeHome(t, ['ibp_ts_fixture.mjs']);
   const cache = makeCache(t, home);
-  for (const [req, detail] of [['throw', /asked to throw/], ['badrc', /not an integer/], ['async', /returned a Promise/]] as const) {
+  for (const [req, detail] of [['throw', /asked to throw/], ['badrc', /not an integer/], ['async', /returned a Promise but is not declared async/]] as const) {
     const e = t.throws(() => call(cache, req), { code: 'IBP_ERR_APP_THREW' }) as unknown as Error;
     t.match(e.message, detail, req);
     t.equal(resultOf(e), RC.APP_THREW, `${req}: RC.APP_THREW on the wire`);
@@ -141,4 +141,22 @@ t.test('refused packages: no main, top-level await, syntax error, wrong ABI', as
     const e = t.throws(() => cache.get({ app: 'x', bin }), { code: 'IBP_ERR_APP_LOAD' }) as unknown as Error;
     t.match(e.message, why, bin);
   }
+});
+
+t.test('an async main runs in an app thread; the synchronous caller gets its answer', async (t) => {
+  const home = makeHome(t, ['ibp_ts_async.mjs', 'ibp_ts_fixture.mjs']);
+  const cache = makeCache(t, home);
+  const A = { app: 'asy', bin: 'ibp_ts_async.mjs' };
+  const a = (req: string, ctx = {}) => cache.get(A).call(ctx, Buffer.from(req));
+  t.equal(a('sleep:30').response.toString(), 'slept 30', 'awaited a timer');
+  t.equal(a('x').response.toString(), 'x#2', 'module state lives in the thread');
+  t.equal(a('kv:size').response.toString(), 'XL', 'kv reaches the thread');
+  const e = t.throws(() => a('throw'), { code: 'IBP_ERR_APP_THREW' }) as unknown as Error;
+  t.match(e.message, /rejected after an await/);
+  const sent: string[] = [];
+  const r = a('ahead', { onSendAhead: (b: Buffer) => sent.push(b.toString()) });
+  t.same([r.rc, r.response.toString(), r.sentAhead, sent], [0, 'early', true, ['early']], 'send-ahead from the thread, later writes refused');
+  t.match(fs.readFileSync(home.logFile, 'utf8'), /post-processing after send-ahead/, 'the thread\'s log lines reach the app log');
+  const plain = t.throws(() => call(cache, 'async'), { code: 'IBP_ERR_APP_THREW' }) as unknown as Error;
+  t.match(plain.message, /declare it `async function`/, 'a non-async function returning a Promise is refused with the fix');
 });

@@ -37,6 +37,7 @@ t.test('TS apps in a pool: binary, HTTP, files, KV; throw / loop / allocate isol
       { app: 'ibp_ts_kv', bin: 'ibp_ts_kv.mjs' },
       { app: 'fix', bin: 'ibp_ts_fixture.mjs', timeout: 1 },
       { app: 'fixalloc', bin: 'ibp_ts_fixture.mjs', timeout: 20 },
+      { app: 'asy', bin: 'ibp_ts_async.mjs', timeout: 1 },
     ],
     patch: (c) => { c.app.js_max_heap_mb = 96; },
   });
@@ -96,8 +97,18 @@ t.test('TS apps in a pool: binary, HTTP, files, KV; throw / loop / allocate isol
   t.equal(survivors.length, 1, 'the other worker lives on');
   t.equal((await callOnce(s.ip, s.port, 'ibp_ts_echo', 'after alloc')).body.toString(), 'after alloc', 'the pool serves on');
 
-  // an async main on the synchronous worker path: a typed answer naming the cause
+  // an async main: awaited in its app thread; a plain function returning a Promise is refused
+  const slept = await callOnce(s.ip, s.port, 'asy', 'sleep:50');
+  t.equal(slept.body.toString(), 'slept 50', `an async main is awaited (${slept.message})`);
+  t.equal((await callOnce(s.ip, s.port, 'asy', 'kv:colour')).body.toString(), 'blue', 'with the node KV in its thread');
+  const hAsync = await post(s.ip, s.port, '/ibp/asy', 'over http');
+  t.match(hAsync.body, /^over http#\d+$/, 'an async app over HTTP');
+  const before3 = pids();
+  const aloop = await callOnce(s.ip, s.port, 'asy', 'loop', { timeoutMs: 30_000 });
+  t.equal(aloop.rc, RC.APP_TIMEOUT, `an endless loop in an app thread meets the alarm too (${aloop.message})`);
+  await waitFor('the worker replaced', () => (pids().join() !== before3.join() && s.slots().every((w) => w.pid > 0) ? true : undefined), 20_000);
   const asy = await callOnce(s.ip, s.port, 'fix', 'async');
   t.equal(asy.rc, RC.APP_THREW);
+  t.match(asy.message, /declare it `async function`/);
   t.equal((await s.stop()).code, 0);
 });

@@ -32,12 +32,17 @@ t.test('npm start: cluster up, ibpsend answered, SIGINT leaves nothing', async (
   }, 240_000, 100);
   t.match(stdout, /long connection: 2000 echoes, \d+ tx\/s/, 'the demo ran through ibac');
   t.match(stdout, /attached files: sent 1, got back 1/);
+  t.match(stdout, /TypeScript echo \(ibp_ts_echo\.mjs\): 2000 echoes on a long connection, \d+ tx\/s/, 'the TypeScript echo deployed next to the C one');
+  t.match(stdout, /TypeScript attached files: sent 1, got back 1: demo_ts.*\.echo/);
+  t.match(stdout, /TypeScript KV reader: node ECIF greeting = "hello from the config space"/, 'the KV reader reads the node KV from the config space');
 
   const req = path.join(dir, 'request.txt');
   t.ok(fs.existsSync(req), 'the request file it advertises exists');
   const sent = await runTool('ibpsend', ['ECIF', 'ibp_test_echo', req], { home: path.join(dir, 'channel-home') });
   t.equal(sent.code, 0, sent.stderr);
   t.equal(sent.stdout, 'hello from ibpsend', 'ibpsend prints the echo');
+  const tsSent = await runTool('ibpsend', ['ECIF', 'ibp_ts_echo', req], { home: path.join(dir, 'channel-home') });
+  t.equal(tsSent.stdout, 'hello from ibpsend', 'ibpsend through the TypeScript echo');
 
   const pids = homes.flatMap((h) => processesOfHome(h));
   t.ok(pids.length >= 5, `ibms, 2 agents, ibas manager and workers run (${pids.length})`);
