@@ -53,7 +53,7 @@ function isPlainObject(v: unknown): v is Tree {
 }
 
 /** A canonical value in its JSON wire form (bigint → string). */
-function toWire(f: ScalarField, v: ScalarValue): unknown {
+function toWire(v: ScalarValue): unknown {
   return typeof v === 'bigint' ? v.toString() : v;
 }
 
@@ -109,7 +109,7 @@ function wireTree(s: StructDecl, v: Tree): Tree {
   const out: Tree = {};
   for (const f of s.fields) {
     const x = v[f.name];
-    if (f.kind === 'scalar') out[f.name] = toWire(f, x as ScalarValue);
+    if (f.kind === 'scalar') out[f.name] = toWire(x as ScalarValue);
     else if (f.arraySize === 0) out[f.name] = wireTree(f, x as Tree);
     else out[f.name] = (x as Tree[]).map((e) => wireTree(f, e));
   }
