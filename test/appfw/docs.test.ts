@@ -24,4 +24,7 @@ t.test('every construct, variant, status, code and type is documented', async (t
   for (const ty of SCALAR_TYPES) t.match(doc, new RegExp(`\`${ty}[ \`]`), `.dsc type ${ty}`);
   const header = fs.readFileSync(path.join(C_RUNTIME_DIR, 'ibp_msgv.h'), 'utf8');
   for (const m of header.matchAll(/#define (IBP_MSGV_ERR_\w+)\s+\((-\d+)\)/g)) t.match(doc, `${m[1]!.replace('IBP_MSGV_ERR', '')} ${m[2]}`, `C return code ${m[1]}`);
+  const tm = fs.readFileSync(path.join(C_RUNTIME_DIR, 'ibp_tm.h'), 'utf8');
+  for (const m of tm.matchAll(/#define (IBP_TM_ERR_\w+)\s+\((-\d+)\)/g)) t.match(doc, new RegExp(`${m[1]}\\s+\\(${m[2]}\\)`), `C tm code ${m[1]}`);
+  for (const m of tm.matchAll(/^#define (IF_\w+|FUNC\w*|ELSE|ENDIF|RETURN) IBP_TM_/gm)) t.ok(constructs.includes(m[1]!), `C construct ${m[1]} exists in TS too`);
 });
