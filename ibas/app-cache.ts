@@ -39,10 +39,9 @@ import { IbpError, errorText, isIbpError } from '../lib/errors.js';
 import { checkPlainFileName } from '../lib/home.js';
 import type { Logger } from '../lib/log.js';
 import {
-  APP_ABI_VERSION, APP_FILE_NAME_MAX, APP_MAX_FILES, APP_SYMBOLS, HostCall, PHASE,
+  APP_ABI_VERSION, APP_FILE_NAME_MAX, APP_MAX_FILES, APP_SYMBOLS, HOST_TABLE, HostCall, PHASE,
   type Phase, type Pointer, type SymbolName,
 } from './app-abi.js';
-import { HOST_TABLE } from './app-abi.js';
 import { JsApp, isJsPackage, type JsHost } from './app-js.js';
 import { APP_LOG_LEVEL, type AppLog } from '../lib/app/api.js';
 
@@ -93,8 +92,8 @@ export interface AppCallResult {
   response: Buffer;
   /** Names of the response files the app created in the file folder. */
   files: string[];
-  /** The app sent the response ahead (onSendAhead was called when there was one). */
-  sentAhead?: boolean;
+  /** true when the app sent the response ahead (onSendAhead was called when there was one); absent otherwise. */
+  sentAhead?: true;
 }
 
 export interface AppCacheOptions {
@@ -543,7 +542,7 @@ export class AppCache {
     host.workerIndex = this.#opts.workerIndex ?? 0;
     const out = js.invoke(name, phase, { ...ctx, app }, request, files);
     this.#checkResponseFiles(app, out.files);
-    return out;
+    return out.sentAhead ? { rc: out.rc, response: out.response, files: out.files, sentAhead: true } : { rc: out.rc, response: out.response, files: out.files };
   }
 
   #checkRequestFiles(app: string, files: readonly string[]): void {
@@ -604,7 +603,7 @@ export class AppCache {
     }
     this.#checkResponseFiles(app, out.files);
     if (out.sentAhead) ctx.onSendAhead?.(out.response, out.files);
-    return { rc: out.rc, response: out.response, files: out.files, sentAhead: out.sentAhead };
+    return out.sentAhead ? { rc: out.rc, response: out.response, files: out.files, sentAhead: true } : { rc: out.rc, response: out.response, files: out.files };
   }
 
   /** @internal */

@@ -4,7 +4,8 @@
 # Writes ibp-ts-<version>-bin.tar.gz holding one folder ibp-ts-<version>-bin/ with what a host
 # runs: package.json, package-lock.json, README.md, bin/ (the executables), dist/ (built code),
 # build/ (native helpers and example apps, when built), scripts/*.sh, etc/ (sample configs),
-# docs/, lib/native/*.h and *.c and ibas/apps/*.c (to build apps against the ABI). With
+# docs/, lib/native/*.h and *.c and ibas/apps/*.c, *.mts (to build apps against the ABI), scripts/prepare.mjs
+# (the npm install/prepare hooks: `npm ci --omit=dev` uses the shipped dist/ and builds the native parts). With
 # --with-node-modules the installed node_modules/ goes in too (same OS and CPU only); without,
 # run `npm ci --omit=dev` in the unpacked folder. Run `npm run build` first.
 set -euo pipefail
@@ -44,7 +45,7 @@ out="$(cd "${out_dir}" && pwd)/${name}.tar.gz"
 
 cd "${ROOT}"
 shopt -s nullglob
-files=(package.json README.md dist etc docs scripts/*.sh lib/native/*.h lib/native/*.c ibas/apps/*.c)
+files=(package.json README.md dist etc docs scripts/*.sh scripts/prepare.mjs lib/native/*.h lib/native/*.c ibas/apps/*.c ibas/apps/*.mts)
 [[ -f package-lock.json ]] && files+=(package-lock.json)
 [[ -d build ]] && files+=(build)
 for f in bin/*; do

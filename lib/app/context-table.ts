@@ -49,6 +49,7 @@ export const APP_CONTEXT_TABLE: readonly ApiRow[] = [
   { kind: 'host', ts: '', c: 'host', doc: 'host private' },
   { kind: 'function', ts: 'sendAhead', c: 'rsp_send_ahead', doc: 'send the response so far now; main goes on' },
   { kind: 'field', ts: 'sentAhead', c: 'sent_ahead', doc: 'the response was sent ahead' },
+  { kind: 'host', ts: '', c: 'reserved1', doc: 'padding' },
   { kind: 'function', ts: 'kv', c: 'kv_get', doc: "a key/value of this node from the config space" },
   { kind: 'function', ts: 'config', c: 'config_get', doc: "a config value of this app from the config space" },
   { kind: 'function', ts: 'log', c: 'log', doc: "the app's own log (TS: log.debug/info/warn/error; C: ctx->log(ctx, IBP_APP_LOG_*, msg))" },

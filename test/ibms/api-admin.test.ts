@@ -61,7 +61,7 @@ t.test('errors: unknown names, duplicates, bad bodies answer 4xx with a code and
     ['duplicate host', 'POST', '/v1/nodes/CORE/hosts', { ip: '127.0.0.1', port: 18001 }, 409, 'IBP_ERR_REG_HOST_TAKEN', /already a host of node ECIF/],
     ['unknown node in a project', 'POST', '/v1/projects', { project: 'x', server_nodes: ['GHOST'] }, 400, 'IBP_ERR_REG_INVALID', /unknown node GHOST/],
     ['app without bin', 'POST', '/v1/apps', { app: 'x', desc: '', timeout: 1 }, 400, 'IBP_ERR_REG_INVALID', /key \/bin is required/],
-    ['bin with a path', 'POST', '/v1/apps', { app: 'x', desc: '', bin: '../x.so', timeout: 1 }, 400, 'IBP_ERR_REG_INVALID', /key \/bin must be a plain \.so file name/],
+    ['bin with a path', 'POST', '/v1/apps', { app: 'x', desc: '', bin: '../x.so', timeout: 1 }, 400, 'IBP_ERR_REG_INVALID', /key \/bin must be a plain \.so or \.mjs file name/],
     ['bad port', 'POST', '/v1/nodes/CORE/hosts', { ip: '127.0.0.1', port: 70000 }, 400, 'IBP_ERR_REG_INVALID', /key \/port/],
     ['bad ip', 'POST', '/v1/nodes/CORE/hosts', { ip: '1.2.3', port: 1 }, 400, 'IBP_ERR_REG_INVALID', /key \/ip must be an IPv4 address/],
     ['unknown key', 'POST', '/v1/nodes', { node: 'Z', colour: 'red' }, 400, 'IBP_ERR_REG_INVALID', /key \/colour is not a known key/],

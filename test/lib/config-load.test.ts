@@ -27,9 +27,11 @@ t.test('config files: comments allowed, errors name file, key and expectation', 
 t.test('app model: names, bins and timeout2', async (t) => {
   const app = { app: 'ibp_test_echo', desc: 'echo', bin: 'ibp_test_echo.so', timeout: 2, timeout2: 0, invalid: 0 };
   t.same(validate(AppConf, app, 'x'), app);
+  t.same(validate(AppConf, { ...app, bin: 'ibp_ts_echo.mjs' }, 'x').bin, 'ibp_ts_echo.mjs', 'a JS app package (.mjs) is a bin too');
+  t.throws(() => validate(AppConf, { ...app, bin: 'app.js' }, 'x'), /key \/bin must be a plain \.so or \.mjs file name/);
   t.equal(effectiveTimeout2(app), 3);
   t.equal(effectiveTimeout2({ timeout: 2, timeout2: 5 }), 5);
-  t.throws(() => validate(AppConf, { ...app, bin: '../evil.so' }, 'x'), /key \/bin must be a plain \.so file name/);
+  t.throws(() => validate(AppConf, { ...app, bin: '../evil.so' }, 'x'), /key \/bin must be a plain \.so or \.mjs file name/);
   t.throws(() => validate(AppConf, { ...app, app: 'bad name' }, 'x'), /key \/app must be an identifier/);
 });
 

@@ -61,3 +61,15 @@ t.test('the unpacked release runs: its ibcmd starts and runs its own scripts', a
   r = await run(path.join(rel, 'scripts', 'ibcmd.sh'), ['stop']);
   t.equal(r.code, 0, r.stderr);
 });
+
+t.test("the release's npm hooks: prepare uses the shipped dist/ (no tsc), install builds the native parts", async (t) => {
+  const rel = path.join(root, 'unpack', name);
+  const built = path.join(rel, 'build', 'native', 'libibp_host.so');
+  fs.rmSync(path.join(rel, 'build'), { recursive: true, force: true }); // as if unpacked on another machine
+  let r = await run('npm', ['run', 'install', '--prefix', rel]);
+  t.equal(r.code, 0, r.stdout + r.stderr);
+  t.ok(fs.existsSync(built), 'the install hook built the host helper with gcc');
+  r = await run('npm', ['run', 'prepare', '--prefix', rel]);
+  t.equal(r.code, 0, r.stdout + r.stderr);
+  t.match(r.stderr, /using the shipped dist\//, 'prepare does not need typescript in a release');
+});
