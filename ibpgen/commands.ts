@@ -4,7 +4,8 @@
  */
 import type { Command } from 'commander';
 import { registerNewApp } from './new-app.js';
+import { registerMessages } from './messages.js';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const COMMANDS: readonly RegisterCommand[] = [registerNewApp];
+export const COMMANDS: readonly RegisterCommand[] = [registerNewApp, registerMessages];

@@ -64,8 +64,8 @@ export const ERRORS = {
   IBP_ERR_AGENT_PACKAGE: { message: 'package {bin} rejected: {detail}; the old file stays (check so/ of the registry, then `ibms -a update_app`)' },
 
   /** Package signing and the so/ folder */
-  IBP_ERR_PKG_KEY: { message: 'package-signing key {file}: {detail}', exit: 3 },
-  IBP_ERR_SO_FOLDER: { message: 'so/ folder {dir} refused: {detail}', exit: 3 },
+  IBP_ERR_PKG_KEY: { message: 'package-signing key {file}: {detail}', exit: EXIT.INIT },
+  IBP_ERR_SO_FOLDER: { message: 'so/ folder {dir} refused: {detail}', exit: EXIT.INIT },
   IBP_ERR_SO_SYMLINK: { message: 'package file {file} refused ({detail}): remove it; so/ holds regular files only' },
 
   /** Daemons */
@@ -140,6 +140,21 @@ export const ERRORS = {
   IBP_ERR_CMD_UNREACHABLE: { message: 'ibcmd at {url} is not answering ({detail}): is it started? (`ibcmd -s status`)', exit: EXIT.CMD_UNAVAILABLE },
   IBP_ERR_CMD_ANSWER: { message: 'ibcmd answered {status}: {detail}', exit: EXIT.CMD_UNAVAILABLE },
   IBP_ERR_CMD_INTERNAL: { message: 'the agent failed: {detail}; see its log', http: 500, exit: EXIT.CMD_UNAVAILABLE },
+
+  /** App framework: declared messages (ibmsgv) */
+  IBP_ERR_MSG_DECL: { message: '{file}:{line}: {detail}; fix the .dsc declaration', exit: EXIT.USAGE },
+  IBP_ERR_MSG_SYNTAX: { message: 'message {message} is not valid {format}: {detail}' },
+  IBP_ERR_MSG_FIELD: { message: 'message {message} field {field}: expected {expected}, got {got}' },
+  IBP_ERR_MSG_UNKNOWN_FIELD: { message: 'message {message} has no field {field}: remove it or declare it in the .dsc' },
+
+  /** App framework: function trees (ibtm) */
+  IBP_ERR_TM_TREE: { message: 'function array {tree}: {detail}' },
+  IBP_ERR_TM_BLOCK: { message: 'structure block {name}: {detail}' },
+  IBP_ERR_TM_FUNC: { message: 'function {func} ({desc}) threw: {detail}' },
+
+  /** App framework: phased templates (ibts) */
+  IBP_ERR_TS_DB: { message: 'database {op} failed in phase {phase}: {detail}' },
+  IBP_ERR_TS_TEMPLATE: { message: 'phased template {template}: {detail}' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -7,9 +7,10 @@
  *   <dir>/channel-home  node CHANNEL: a client node's agent (ibma); ibac and ibpsend run here
  *
  * Then it runs a short demo of transactions through ibac (long and short connections, attached
- * files), prints the results and timings, how to call ibpsend and where the logs are, and keeps
- * serving until Ctrl-C (SIGINT) or SIGTERM. Then it stops every process, removes every shared
- * memory segment the cluster made, and checks that nothing is left.
+ * files, the TypeScript apps, the app framework's demo_transfer with its SQLite database),
+ * prints the results and timings, how to call ibpsend and where the logs are, and keeps serving
+ * until Ctrl-C (SIGINT) or SIGTERM. Then it stops every process, removes every shared memory
+ * segment the cluster made, and checks that nothing is left.
  *
  * Options (environment): IBP_LOCAL_DIR (default ./local-cluster), IBP_LOCAL_IP (default
  * 127.0.0.1), IBP_LOCAL_DEMO_ONLY=1 (run the demo, stop, exit: used by the smoke test).
@@ -20,6 +21,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createEnvironment, createTempFile, IbacError } from '../ibac/index.js';
+import { demo_transfer_client, transfer_req } from '../lib/appfw/demo/demo_transfer.dsc.js';
 import { homeKeyBase } from '../lib/shm/keys.js';
 import { destroySegment, listSegments } from '../lib/shm/sysv.js';
 
@@ -34,6 +36,8 @@ const APPS = [
   { app: 'ibp_ts_echo', bin: 'ibp_ts_echo.mjs', desc: 'echo the request (TypeScript)', timeout: 5 },
   { app: 'ibp_ts_file', bin: 'ibp_ts_file.mjs', desc: 'echo the request and its attached files (TypeScript)', timeout: 5 },
   { app: 'ibp_ts_kv', bin: 'ibp_ts_kv.mjs', desc: "read a key/value of this node (TypeScript)", timeout: 5 },
+  // the app framework's example: declared messages, function trees, phased template, SQLite (issue 16)
+  { app: 'demo_transfer', bin: 'demo_transfer.mjs', desc: 'transfer between two accounts (app framework, SQLite)', timeout: 10 },
 ];
 /** Key/values of node ECIF, read by the ibp_ts_kv app. */
 const ECIF_KVS: [string, string][] = [['greeting', 'hello from the config space'], ['region', 'local']];
@@ -61,10 +65,10 @@ const step = (s: string): void => out(`» ${s}`);
 
 interface Run { code: number | null; stdout: string; stderr: string }
 
-function tool(name: string, home: string, args: string[], timeoutMs = 120_000): Promise<Run> {
+function tool(name: string, home: string, args: string[], timeoutMs = 120_000, env: NodeJS.ProcessEnv = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(ROOT, 'bin', name), ...args], {
-      env: { ...process.env, IBP_HOME: home },
+      env: { ...process.env, IBP_HOME: home, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -82,8 +86,8 @@ function tool(name: string, home: string, args: string[], timeoutMs = 120_000): 
   });
 }
 
-async function must(name: string, home: string, args: string[]): Promise<string> {
-  const r = await tool(name, home, args);
+async function must(name: string, home: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const r = await tool(name, home, args, 120_000, env);
   if (r.code !== 0) throw new Error(`${name} ${args.join(' ')} failed (exit ${r.code}):\n${r.stdout}${r.stderr}`);
   return r.stdout;
 }
@@ -210,6 +214,13 @@ async function demo(): Promise<void> {
     out(`  TypeScript attached files: sent 1, got back ${tsWithFile.files.length}: ${tsWithFile.files.map((f) => f.name).join(', ')}`);
     const kv = JSON.parse((await env.requester('ECIF', 'ibp_ts_kv', 'greeting')).body.toString()) as { value: string | null; node: string };
     out(`  TypeScript KV reader: node ${kv.node} greeting = ${JSON.stringify(kv.value)}`);
+
+    // the app framework: typed messages through the generated client stub, SQLite behind the phases
+    const bank = demo_transfer_client(env);
+    const good = await bank.call('ECIF', { ...transfer_req.init(), from_account: 'A001', to_account: 'A002', amount: '125.50' });
+    out(`  demo_transfer A001 → A002 125.50: code ${good.response_code} (${good.response_desc}), balances ${good.from_balance} / ${good.to_balance}, journal ${good.journal}`);
+    const poor = await bank.call('ECIF', { ...transfer_req.init(), from_account: 'A002', to_account: 'A001', amount: '99999.00' });
+    out(`  demo_transfer A002 → A001 99999.00: code ${poor.response_code} (${poor.response_desc}): rolled back, accounts unchanged`);
   } finally {
     env.destroy();
   }
@@ -221,6 +232,8 @@ async function main(): Promise<void> {
     step('a previous local cluster is still there: stopping it first');
     await stopCluster();
   }
+  // the ibp-ts link below DIR points at this project: unlink it first, never recurse through it
+  fs.rmSync(path.join(DIR, 'node_modules', 'ibp-ts'), { force: true });
   fs.rmSync(DIR, { recursive: true, force: true });
   for (const h of Object.values(HOMES)) fs.mkdirSync(h, { recursive: true });
   for (const a of APPS) {
@@ -257,7 +270,12 @@ async function main(): Promise<void> {
 
   step(`node ECIF: transaction server ibas on ${IP}:${ecifPort} (static pool of 2 workers)`);
   await must('ibas', HOMES.ecif, ['-a', 'init', '--ip', IP, '--port', String(ecifPort), '--max-count', '2']);
-  await must('ibas', HOMES.ecif, ['-a', 'start']);
+  // JS apps that import the framework as `ibp-ts/…` are loaded from a private copy under TMPDIR:
+  // give ibas a TMPDIR below a folder where `ibp-ts` resolves (docs/app-framework.md, Deploying)
+  fs.mkdirSync(path.join(DIR, 'node_modules'), { recursive: true });
+  fs.symlinkSync(ROOT, path.join(DIR, 'node_modules', 'ibp-ts'), 'dir');
+  fs.mkdirSync(path.join(HOMES.ecif, 'tmp'), { recursive: true });
+  await must('ibas', HOMES.ecif, ['-a', 'start'], { TMPDIR: path.join(HOMES.ecif, 'tmp') });
 
   await demo();
 
@@ -268,6 +286,7 @@ async function main(): Promise<void> {
   out(`  IBP_HOME=${HOMES.channel} ${path.join(ROOT, 'bin', 'ibpsend')} ECIF ibp_test_echo ${req}`);
   out(`  curl -s --data-binary 'hello over HTTP' http://${IP}:${ecifPort}/ibp/ibp_test_echo`);
   out(`  curl -s --data-binary region http://${IP}:${ecifPort}/ibp/ibp_ts_kv        (a TypeScript app)`);
+  out(`  curl -s --data-binary '{"from_account":"A001","to_account":"A002","amount":"10.00"}' http://${IP}:${ecifPort}/ibp/demo_transfer`);
   out(`  IBP_HOME=${HOMES.ibms} ${path.join(ROOT, 'bin', 'ibms')} -s nodes        (and -s apps, -s projects, -s sessions)`);
   out(`  IBP_HOME=${HOMES.ecif} ${path.join(ROOT, 'bin', 'ibas')} -s bbdetail`);
   out('Logs:');

@@ -35,6 +35,8 @@ t.test('npm start: cluster up, ibpsend answered, SIGINT leaves nothing', async (
   t.match(stdout, /TypeScript echo \(ibp_ts_echo\.mjs\): 2000 echoes on a long connection, \d+ tx\/s/, 'the TypeScript echo deployed next to the C one');
   t.match(stdout, /TypeScript attached files: sent 1, got back 1: demo_ts.*\.echo/);
   t.match(stdout, /TypeScript KV reader: node ECIF greeting = "hello from the config space"/, 'the KV reader reads the node KV from the config space');
+  t.match(stdout, /demo_transfer A001 → A002 125\.50: code 0 \(transaction succeeded\), balances 874\.50 \/ 625\.50/, 'the app framework demo: a good transfer commits');
+  t.match(stdout, /demo_transfer A002 → A001 99999\.00: code 1004 \(insufficient funds on A002\): rolled back/, 'a refused transfer');
 
   const req = path.join(dir, 'request.txt');
   t.ok(fs.existsSync(req), 'the request file it advertises exists');
