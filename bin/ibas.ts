@@ -59,10 +59,9 @@ const program = createProgram('ibas', 'IBP-TS transaction server: a manager and 
   .option('--min-idle <n>', 'init: DYNAMIC_WORKERPOOL.min_idle_count')
   .option('--max-idle <n>', 'init: DYNAMIC_WORKERPOOL.max_idle_count')
   .option('--max-process-count <n>', 'init: transactions before a worker is recycled (0 = never)')
-  .option('--app <code>', 'resume_app: the suspended app')
   .option('--json', 'output JSON (for scripts)')
   .option('--foreground', 'start: one process, one worker, logs on stderr too (for a debugger)')
-  .option('--app <file>', 'start --foreground: serve this one app file (.so or .mjs) for any app code, without a config space')
+  .option('--app <app>', 'resume_app: the suspended app (code); start --foreground: serve this one app file (.so or .mjs) for any app code, without a config space')
   .option('--app-code <code>', 'start --foreground --app: serve it only under this app code')
   .addHelpText('after', '\nSignals: TERM graceful stop, USR1 reopen logs, USR2 graceful upgrade (new generation from the code on disk; pid file kept as <pid file>.oldbin meanwhile).')
   .action(async (opts: Opts) => {

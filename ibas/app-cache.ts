@@ -645,6 +645,9 @@ export class AppCache {
       }
       if (rc! !== 0) fail(`init returned ${rc!}`);
     }
+    this.#stats.loads++;
+    const signed = (ref.sha256 ?? '') !== '';
+    this.log.info({ app: ref.app, bin: ref.bin, file: p.file, sha256: p.sha256, signed }, `app loaded , bin[${ref.bin}] file[${p.file}] sha256[${p.sha256}] ${signed ? 'verified[signed sha256]' : 'verified[no: the registry has no package for it]'}`);
     return loaded;
   }
 
