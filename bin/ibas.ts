@@ -94,7 +94,10 @@ const program = createProgram('ibas', 'IBP-TS transaction server: a manager and 
         }
         return;
       case 'stop': {
-        const pid = await stopDaemon('ibas', inst.pidFile, { timeoutMs: inst.monitor.stopTimeoutMs + 10_000 });
+        // during a USR2 upgrade that has not handed over yet, the serving manager is in `.oldbin`
+        const oldbin = `${inst.pidFile}.oldbin`;
+        const pidFile = runningPid(inst.pidFile) === undefined && runningPid(oldbin) !== undefined ? oldbin : inst.pidFile;
+        const pid = await stopDaemon('ibas', pidFile, { timeoutMs: inst.monitor.stopTimeoutMs + 10_000 });
         process.stdout.write(`ibas stop ok , pid[${pid}]\n`);
         return;
       }

@@ -473,6 +473,7 @@ export class Manager implements PoolHost, UpgradeHost {
   /** Begin a graceful stop (idempotent). */
   stop(reason: string): void {
     if (this.#stopping) return;
+    this.#upgrade.abort(`the server is stopping (${reason})`);
     this.#stopping = { since: Date.now(), reason, killed: false };
     this.policy.stop();
     this.#heartbeat?.stop();

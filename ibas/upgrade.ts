@@ -156,6 +156,24 @@ export class Upgrade {
     this.#clearFile();
   }
 
+  /**
+   * The server is told to stop while a new generation is starting (`ibas -a stop` finds the old
+   * manager through `.oldbin`): the new generation is killed and the pid file put back, so the
+   * stop ends both generations and leaves nothing half-handed-over.
+   */
+  abort(why: string): void {
+    if (this.#state !== 'STARTING') return;
+    const { pid, generation } = this.#record!.to;
+    if (pid > 0) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    this.#failed(generation, why);
+  }
+
   /** The manager leaves (after a handover, or a stop): the record goes with it. */
   finish(): void {
     if (this.#state === 'HANDED_OVER' || this.#state === 'STARTING') this.#clearFile();

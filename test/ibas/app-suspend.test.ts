@@ -3,7 +3,7 @@
 // app keeps answering on the same pool. A suspended app gets a SAFE APP_SUSPENDED in the
 // pre-answer without being loaded (binary) or a 503 (HTTP); the suspension is in the event log
 // and in `ibas -s status`; it ends on `ibas -a resume_app --app A` and when the package changes.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -23,8 +23,6 @@ async function crashUntilSuspended(t: Test, s: IbasHome, max: number): Promise<v
   }
   await waitFor('the suspension in -s status', async () => /app suspended , app\[ibp_test_crash\]/.test((await s.ibas(['-f', s.conf, '-s', 'status'])).stdout) ? true : undefined, 15_000);
 }
-
-type Test = Parameters<Parameters<typeof t.test>[1]>[0];
 
 function httpCall(s: IbasHome, app: string, body: string): Promise<{ status: number; rc: string }> {
   return new Promise((resolve, reject) => {

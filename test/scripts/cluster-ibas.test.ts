@@ -19,6 +19,9 @@ fs.copyFileSync(a.credFile, b.credFile);
 fs.copyFileSync(a.credFile, path.join(admin, 'keys', 'ibcmd.credential'));
 for (const h of [a, b]) {
   const ibasPort = await freePort(h.ip);
+  // ibas refuses to start without the agent's ibma.conf (ibas/preflight.ts): init the agent's side first
+  const agent = await runTool('ibma', ['-a', 'init', '--node', 'SH_NODE', '--ibms-ip', h.ip, '--ibms-port', '1', '--credential', 'c'.repeat(32)], { home: h.home });
+  if (agent.code !== 0) throw new Error(`ibma -a init: ${agent.stderr}`);
   const init = await runTool('ibas', ['-a', 'init', '--ip', h.ip, '--port', String(ibasPort), '--max-count', '2'], { home: h.home });
   if (init.code !== 0) throw new Error(`ibas -a init: ${init.stderr}`);
   const r = await h.ibcmd(['-a', 'start']);
