@@ -225,10 +225,12 @@ export class Registry {
   /** The app's package changed (`-a update_app`): re-read it and touch the app's nodes. */
   updateApp(app: string): ChangeResult & { sha256: string; size: number } {
     const a = this.store.app(app);
-    this.#freeze(touchedByBin(this.store, a.bin).nodes);
+    // every app sharing the package shows its new identity: all their nodes are touched
+    const { nodes } = touchedByBin(this.store, a.bin);
+    this.#freeze(nodes);
     const info = this.#refreshPackage(a.bin);
     if (!info.sha256) throw new IbpError('IBP_ERR_REG_NO_PACKAGE', { bin: a.bin, app, dir: this.packages.dir });
-    return { ...this.#record(`update_app ${app} sha256[${info.sha256}]`, touchedByApp(this.store, app)), ...info };
+    return { ...this.#record(`update_app ${app} sha256[${info.sha256}]`, nodes), ...info };
   }
 
   removeApp(app: string): ChangeResult & { projects: string[] } {

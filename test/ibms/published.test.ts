@@ -124,3 +124,21 @@ t.test('save_config names the saved changes not distributed yet', async (t) => {
   await f.call('POST', '/v1/config/distribute');
   t.same((await f.call('POST', '/v1/config/save')).json.undistributed, []);
 });
+
+t.test('update_app touches every app sharing the package; all of them see it only once distributed', async (t) => {
+  const f = await makeFixture(t, { data: structuredClone(SAMPLE) });
+  // batch_run now shares the echo package; BATCH serves it, CORE is a client of both projects
+  t.equal((await f.call('PATCH', '/v1/apps/batch_run', { bin: 'ibp_test_echo.so' })).status, 200);
+  await f.call('POST', '/v1/config/distribute');
+  fs.writeFileSync(f.home.so('ibp_test_echo.so'), Buffer.from('v1'));
+  t.equal((await f.call('POST', '/v1/apps/ibp_test_echo/update')).status, 200);
+  await f.call('POST', '/v1/config/distribute');
+  const batch = await credentialOf(f, 'BATCH');
+  t.equal((await fresh(f, batch, 'BATCH')).bundle.apps.find((a) => a.app === 'batch_run')?.sha256, sha(Buffer.from('v1')));
+  fs.writeFileSync(f.home.so('ibp_test_echo.so'), Buffer.from('v2'));
+  const r = await f.call('POST', '/v1/apps/ibp_test_echo/update');
+  t.ok(r.json.touched.includes('BATCH'), 'BATCH, which serves only batch_run, is touched too');
+  t.equal((await fresh(f, batch, 'BATCH')).bundle.apps.find((a) => a.app === 'batch_run')?.sha256, sha(Buffer.from('v1')), 'pending');
+  await f.call('POST', '/v1/config/distribute');
+  t.equal((await fresh(f, batch, 'BATCH')).bundle.apps.find((a) => a.app === 'batch_run')?.sha256, sha(Buffer.from('v2')), 'published');
+});
