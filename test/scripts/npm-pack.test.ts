@@ -59,4 +59,5 @@ console.log(JSON.stringify({ env: typeof createEnvironment, abi: APP_ABI_VERSION
   t.equal(r.code, 0, r.stderr);
   t.same(JSON.parse(r.stdout), { env: 'function', abi: 1, js: 'js from the tarball', c: 'c from the tarball' });
   t.notOk(fs.realpathSync(pkg).startsWith(ROOT), 'the package is a copy, not the repo');
+  fs.rmSync(tmp, { recursive: true, force: true });
 });
