@@ -21,6 +21,7 @@ const send = libc.func('long send(int fd, const void *buf, unsigned long len, in
 const poll = libc.func('int poll(void *fds, unsigned long nfds, int timeout)') as (b: Buffer, n: number, ms: number) => number;
 const accept4 = libc.func('int accept4(int fd, void *addr, void *addrlen, int flags)') as (fd: number, a: Buffer, l: Buffer, f: number) => number;
 const getpeername = libc.func('int getpeername(int fd, void *addr, void *addrlen)') as (fd: number, a: Buffer, l: Buffer) => number;
+const setsockopt = libc.func('int setsockopt(int fd, int level, int name, void *value, unsigned int len)') as (fd: number, level: number, name: number, v: Buffer, len: number) => number;
 const shutdown = libc.func('int shutdown(int fd, int how)') as (fd: number, how: number) => number;
 const close = libc.func('int close(int fd)') as (fd: number) => number;
 
@@ -46,6 +47,15 @@ export const BROKEN = -2;
 export interface Peer {
   ip: string;
   port: number;
+}
+
+const IPPROTO_TCP = 6;
+const TCP_NODELAY = 1;
+const one = Buffer.from([1, 0, 0, 0]);
+
+/** Answers leave at once (no Nagle delay behind an unacknowledged earlier answer). */
+export function noDelay(fd: number): void {
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, one, 4);
 }
 
 const pollBuf = Buffer.alloc(8);
@@ -95,15 +105,19 @@ export function waitFd(fd: number, events: number, ms: number): Wait {
 export function acceptNow(listenFd: number): { fd: number; peer: Peer } | undefined {
   addrLen.writeUInt32LE(addrBuf.length, 0);
   const c = accept4(listenFd, addrBuf, addrLen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-  if (c >= 0) return { fd: c, peer: peerOfSockaddr(addrBuf) };
+  if (c >= 0) {
+    noDelay(c);
+    return { fd: c, peer: peerOfSockaddr(addrBuf) };
+  }
   const { errno, text } = lastErrno();
   if (errno === EAGAIN || errno === EINTR || errno === ECONNABORTED) return undefined;
   if (errno === EMFILE || errno === ENFILE) throw new IbpError('IBP_ERR_SHM_SYSCALL', { call: 'accept4', detail: `${text}: raise the open-file limit` });
   throw new IbpError('IBP_ERR_SHM_SYSCALL', { call: 'accept4', detail: text });
 }
 
-/** The peer of a connected socket (FORK: the manager accepted it). */
+/** The peer of a connected socket (FORK: the manager accepted it; it also gets TCP_NODELAY). */
 export function peerOf(fd: number): Peer {
+  noDelay(fd);
   addrLen.writeUInt32LE(addrBuf.length, 0);
   if (getpeername(fd, addrBuf, addrLen) !== 0) return { ip: '', port: 0 };
   return peerOfSockaddr(addrBuf);

@@ -116,3 +116,21 @@ t.test('decodeHeader and sniffing', async (t) => {
   t.notOk(looksBinary(Buffer.from('POST /ibp/x HTTP/1.1\r\n')));
   t.notOk(looksBinary(Buffer.from('IX')));
 });
+
+t.test('streaming reader: each header is judged before its body is buffered', async (t) => {
+  const r = new FrameReader(1024);
+  const seen: string[] = [];
+  const a = encodeFrame(FRAME_TYPE.PRE_REQUEST, Buffer.from('abc'));
+  const b = encodeFrame(FRAME_TYPE.PUSH_FILE, Buffer.alloc(500), 1);
+  r.feed(Buffer.concat([a, b.subarray(0, HEADER_SIZE)]));
+  const onHeader = (h: { type: number; flags: number; length: number }): void => {
+    seen.push(`${h.type}:${h.flags}:${h.length}`);
+    if (h.flags === 1) throw new Error('refused');
+  };
+  const first = r.next(onHeader);
+  t.equal(first?.type, FRAME_TYPE.PRE_REQUEST, 'the first frame comes out before the second header is judged');
+  t.same(seen, ['1:0:3']);
+  t.throws(() => r.next(onHeader), /refused/, 'the hook refuses the second frame from its header alone');
+  t.same(seen, ['1:0:3', '3:1:500']);
+  t.throws(() => r.feed(Buffer.alloc(1)), /refused/, 'the reader stays poisoned');
+});

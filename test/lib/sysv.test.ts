@@ -63,5 +63,11 @@ t.test('semaphore mutex: trylock, unlock, released when the holder dies', async 
   await sem.lock();
   t.equal(sem.value(), 0);
   sem.unlock();
+  t.equal(sem.lockWithin(50), 'locked', 'lockWithin takes a free lock');
+  t.equal(sem.value(), 0);
+  t.equal(sem.lockWithin(50), 'timeout', 'and gives up after its round while the lock is held');
+  sem.unlock();
+  t.equal(sem.value(), 1, 'unlock with the prebuilt sembuf');
   sem.remove();
+  t.throws(() => sem.lockWithin(10), { code: 'IBP_ERR_SHM_SYSCALL' }, 'a removed lock throws');
 });
