@@ -65,13 +65,17 @@ t.test(`${UPGRADES} USR2 upgrades under HTTP and binary loads: zero failed calls
   let pid = await s.start();
   await waitWorkers(s, 2);
   const pidFile = path.join(s.home, 'run', 'ibas.pid');
-  const web = httpLoop(s.ip, s.port, 20_000);
-  const short = startLoop(s.ip, s.port, { loops: 1, long: false, maxTx: 20_000 });
-  const long = startLoop(s.ip, s.port, { loops: 1, long: true, maxTx: 50_000 });
+  const web = httpLoop(s.ip, s.port, 500_000);
+  const short = startLoop(s.ip, s.port, { loops: 1, long: false, maxTx: 500_000 });
+  const long = startLoop(s.ip, s.port, { loops: 1, long: true, maxTx: 500_000 });
   t.teardown(async () => {
     await Promise.all([web.stop(), short.stop(), long.stop()]);
   });
-  await waitFor('the loads run', () => web.stats.ok > 10 && short.stats.ok > 10 && long.stats.ok > 10 ? true : undefined, 20_000);
+  await waitFor('the loads run', () => web.stats.ok > 10 && short.stats.ok > 10 && long.stats.ok > 10 ? true : undefined, 60_000)
+    .catch((e) => {
+      t.comment(`http ${web.stats.ok}/${web.stats.failed} short ${short.stats.ok}/${short.stats.failed} long ${long.stats.ok}/${long.stats.failed} ${[...web.stats.reasons, ...short.stats.reasons, ...long.stats.reasons].slice(-3).join(' | ')}`);
+      throw e;
+    });
 
   const t0 = Date.now();
   for (let u = 1; u <= UPGRADES; u++) {
