@@ -165,8 +165,3 @@ export function closeConn(fd: number, linger: boolean): void {
   }
   close(fd);
 }
-
-/** Close a bare fd (no protocol involved). */
-export function closeFd(fd: number): void {
-  if (fd >= 0) close(fd);
-}

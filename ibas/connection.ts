@@ -21,7 +21,7 @@
 import { errorText } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { looksBinary } from '../lib/protocol/frame.js';
-import { AGAIN, BROKEN, POLLIN, POLLOUT, closeConn, recvNow, sendNow, waitFd, type Peer } from './conn-io.js';
+import { BROKEN, POLLIN, POLLOUT, closeConn, recvNow, sendNow, waitFd, type Peer } from './conn-io.js';
 import { ReadClock, phaseMs, type Phase } from './deadlines.js';
 import { TRANSPORT, type Transport } from './last-answer.js';
 import type { CommSettings } from '../lib/config/ibas-conf.js';
