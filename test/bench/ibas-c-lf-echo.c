@@ -4,8 +4,10 @@
  * echo, so that test/bench/ibas-echoclient.c -P ibp drives it and ibas with the same bytes.
  *
  *   manager   socket/bind/listen once, a SysV semaphore as the accept lock, fork W workers,
- *             print "READY <worker pids>", wait; SIGTERM/SIGINT: TERM the workers, reap, remove
- *             the semaphore, exit.
+ *             print "READY <worker pids>", wait; SIGTERM/SIGINT: KILL the workers (an echo has
+ *             nothing to flush, SEM_UNDO gives the lock back, and a TERM landing just before a
+ *             blocking call would be lost), reap, remove the semaphore, exit. A worker dies
+ *             with its manager (PR_SET_PDEATHSIG).
  *   worker    loop: take the lock (semop, SEM_UNDO) → accept4 → give the lock back → serve the
  *             connection until the peer closes: recv what is there, cut 12-byte-header frames,
  *             answer each PRE_REQUEST with a PRE_ANSWER (rc 0, nothing granted) and each REQUEST
@@ -30,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <sys/prctl.h>
 #include <sys/sem.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -194,9 +197,12 @@ static int lock_op(int sem, int delta)
     return 0;
 }
 
-static void worker(int lfd, int sem)
+static void worker(int lfd, int sem, pid_t manager)
 {
     buf_t in = { 0 }, out = { 0 };
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != manager)
+        _exit(0);
     while (!stopping) {
         if (lock_op(sem, -1) < 0)
             break;
@@ -243,10 +249,11 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     pid_t pids[64];
+    pid_t self = getpid();
     for (int i = 0; i < workers_n; i++) {
         pids[i] = fork();
         if (pids[i] == 0)
-            worker(lfd, sem);
+            worker(lfd, sem, self);
     }
     printf("READY");
     for (int i = 0; i < workers_n; i++)
@@ -256,7 +263,7 @@ int main(int argc, char **argv)
     while (!stopping)
         pause();
     for (int i = 0; i < workers_n; i++)
-        kill(pids[i], SIGTERM);
+        kill(pids[i], SIGKILL);
     for (int i = 0; i < workers_n; i++)
         waitpid(pids[i], NULL, 0);
     semctl(sem, 0, IPC_RMID);

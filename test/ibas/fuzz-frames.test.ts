@@ -18,7 +18,7 @@ import { setupIbas, waitWorkers } from './helpers/server.js';
 import { callOnce } from './helpers/client.js';
 import { RawPeer } from './helpers/raw-peer.js';
 import { encodePacket, TX_FLAG, type Packet } from '../../lib/protocol/codec.js';
-import { FrameReader, limitsOf } from '../../lib/protocol/frame.js';
+import { FRAME_TYPE, FrameReader, limitsOf } from '../../lib/protocol/frame.js';
 import { isResultCode, RC } from '../../lib/protocol/result-codes.js';
 import { Scoreboard } from '../../ibas/scoreboard.js';
 import { waitFor } from '../helpers/procs.js';
@@ -116,6 +116,28 @@ function mutate(frames: Buffer[], ms: Mutation[]): Buffer {
   return Buffer.concat(fs2);
 }
 
+const KNOWN_TYPES = new Set<number>(Object.values(FRAME_TYPE));
+/** Types a client may open with on an idle connection (anything else there is out of sequence). */
+const OPENERS = new Set<number>([FRAME_TYPE.PRE_REQUEST, FRAME_TYPE.KEEPALIVE, FRAME_TYPE.TX_CONTROL]);
+
+/**
+ * The result codes an ERROR must carry when the victim's first frame is wrong by its header alone
+ * (the connection is idle there: every earlier transaction is complete and nothing is granted),
+ * or undefined when the header alone does not decide.
+ */
+function headerVerdict(b: Buffer): number[] | undefined {
+  if (b.length < 12) return undefined;
+  if (b[0] !== 0x49 || b[1] !== 0x42) return [RC.PROTO_FRAME];
+  if (b[2] !== 1) return [RC.PROTO_VERSION];
+  if (!KNOWN_TYPES.has(b[3]!)) return [RC.PROTO_FRAME];
+  if ((b[4]! & ~1) !== 0 || b[5] || b[6] || b[7]) return [RC.PROTO_FRAME];
+  const length = b.readUInt32BE(8);
+  if (length > MAX_FRAME) return [RC.PROTO_TOO_LARGE];
+  if (b[4]! & 1) return [RC.PROTO_NOT_GRANTED];
+  if (!OPENERS.has(b[3]!) && b.length >= 12 + length) return [RC.PROTO_SEQUENCE, RC.PROTO_FRAME];
+  return undefined;
+}
+
 function rssKb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) : 0;
@@ -207,6 +229,15 @@ t.test(`fuzzed frames: ${FRAMES} frames against a pool of 2`, async (t) => {
       }
       const err = rest.findIndex((x) => x.type === 'ERROR');
       if (err >= 0 && err !== rest.length - 1) return failures.push(why('packets after an ERROR')) > 0;
+      // a victim whose first header is wrong by itself must get the typed ERROR for it
+      const verdict = headerVerdict(bad);
+      if (verdict) {
+        const e = rest[err];
+        if (rest.length !== 1 || e?.type !== 'ERROR' || !verdict.includes(e.rc)) {
+          return failures.push(why(`header ${bad.subarray(0, 12).toString('hex')} must be answered by one ERROR ${verdict.join('|')}, got ${rest.map((x) => `${x.type} ${'rc' in x ? x.rc : ''}`).join(', ') || 'nothing'}`)) > 0;
+        }
+        count('judged by its header');
+      }
       count(err >= 0 ? `ERROR ${(rest[err] as { rc: number }).rc}` : rest.some((x) => x.type === 'RESPONSE') ? 'RESPONSE' : rest.length ? 'partial answer, closed' : 'closed');
       return true;
     } catch (e) {
