@@ -16,6 +16,8 @@ import { must, NetnsCluster, patchJson } from '../helpers/netns.js';
 import { ROOT, waitFor } from '../helpers/procs.js';
 import { ClientLoad, clusterConf, startProject, withIbcmd, withSsh, type Project } from './netns-project.js';
 
+// a whole cluster per file: more than the suite's default per-file timeout on a loaded machine
+t.setTimeout(600_000);
 const c = NetnsCluster.up(t, 3);
 if (typeof c === 'string') {
   t.skip(`multi-host cluster tests: ${c}`);
