@@ -11,6 +11,8 @@ import { NetnsCluster } from '../helpers/netns.js';
 import { ClientLoad, clusterConf, startProject, withIbcmd, withSsh, type Project } from './netns-project.js';
 import { resultLines } from './run-script.js';
 
+// a whole cluster per file: more than the suite's default per-file timeout on a loaded machine
+t.setTimeout(600_000);
 const c = NetnsCluster.up(t, 3);
 if (typeof c === 'string') {
   t.skip(`multi-host cluster tests: ${c}`);

@@ -16,6 +16,8 @@ import { must, NetnsCluster, patchJson } from '../helpers/netns.js';
 import { ROOT, waitFor } from '../helpers/procs.js';
 import { ClientLoad, clusterConf, startProject, withIbcmd, withSsh, type Project } from './netns-project.js';
 
+// a whole cluster per file: more than the suite's default per-file timeout on a loaded machine
+t.setTimeout(600_000);
 const c = NetnsCluster.up(t, 3);
 if (typeof c === 'string') {
   t.skip(`multi-host cluster tests: ${c}`);
@@ -88,6 +90,7 @@ if (typeof c === 'string') {
     fs.copyFileSync(path.join(p.admin, 'keys', 'ibcmd.credential'), path.join(p.reg.home, 'keys', 'ibcmd.credential'));
     fs.chmodSync(path.join(p.reg.home, 'keys', 'ibcmd.credential'), 0o600);
     patchJson(path.join(p.reg.home, 'etc', 'ibms.conf'), { misc: { second_config_dump: `ibcmd://${standbyHost.host.ip}:26001` } });
+    await p.ibms(['-a', 'save_config']); // a restart loads what was saved
     must(await p.c.tool(admin, p.reg.home, 'ibms', ['-a', 'stop'], 120_000), 'ibms -a stop');
     must(await p.c.tool(admin, p.reg.home, 'ibms', ['-a', 'start'], 120_000), 'ibms -a start');
     await p.ibms(['-a', 'set_node_kv', '--node', 'ECIF', '--key', 'copied', '--value', 'yes']);

@@ -12,6 +12,8 @@ import { NetnsCluster } from '../helpers/netns.js';
 import { ROOT, waitFor } from '../helpers/procs.js';
 import { ClientLoad, startProject, withSsh, type Project } from './netns-project.js';
 
+// a whole cluster per file: more than the suite's default per-file timeout on a loaded machine
+t.setTimeout(600_000);
 const c = NetnsCluster.up(t, 4);
 if (typeof c === 'string') {
   t.skip(`multi-host cluster tests: ${c}`);
