@@ -10,16 +10,10 @@
 import { lastErrno, libc } from '../lib/native/libc.js';
 import { IbpError } from '../lib/errors.js';
 import { SOCK_CLOEXEC, SOCK_NONBLOCK } from './listen-socket.js';
+import { ERRNO, POLL } from '../lib/native/posix-constants.js';
 
-const POLLIN = 0x001;
-const POLLERR = 0x008;
-const POLLHUP = 0x010;
-const POLLNVAL = 0x020;
-const EAGAIN = 11;
-const EINTR = 4;
-const ECONNABORTED = 103;
-const EMFILE = 24;
-const ENFILE = 23;
+const { IN: POLLIN, ERR: POLLERR, HUP: POLLHUP, NVAL: POLLNVAL } = POLL;
+const { EAGAIN, EINTR, ECONNABORTED, EMFILE, ENFILE } = ERRNO;
 
 const poll = libc.func('int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)');
 const accept4 = libc.func('int accept4(int fd, void *addr, void *addrlen, int flags)');

@@ -14,6 +14,7 @@
  */
 import { IbpError } from '../lib/errors.js';
 import { koffi, lastErrno, libc } from '../lib/native/libc.js';
+import { ERRNO, MSG, POLL } from '../lib/native/posix-constants.js';
 import { SOCK_CLOEXEC, SOCK_NONBLOCK } from './listen-socket.js';
 
 const recv = libc.func('long recv(int fd, void *buf, unsigned long len, int flags)') as (fd: number, b: Buffer, n: number, f: number) => number;
@@ -25,19 +26,12 @@ const setsockopt = libc.func('int setsockopt(int fd, int level, int name, void *
 const shutdown = libc.func('int shutdown(int fd, int how)') as (fd: number, how: number) => number;
 const close = libc.func('int close(int fd)') as (fd: number) => number;
 
-const MSG_DONTWAIT = 0x40;
-const MSG_NOSIGNAL = 0x4000;
+const { DONTWAIT: MSG_DONTWAIT, NOSIGNAL: MSG_NOSIGNAL } = MSG;
 const SHUT_WR = 1;
-export const POLLIN = 0x001;
-export const POLLOUT = 0x004;
-const POLLERR = 0x008;
-const POLLHUP = 0x010;
-const POLLNVAL = 0x020;
-const EAGAIN = 11;
-const EINTR = 4;
-const ECONNABORTED = 103;
-const EMFILE = 24;
-const ENFILE = 23;
+export const POLLIN = POLL.IN;
+export const POLLOUT = POLL.OUT;
+const { ERR: POLLERR, HUP: POLLHUP, NVAL: POLLNVAL } = POLL;
+const { EAGAIN, EINTR, ECONNABORTED, EMFILE, ENFILE } = ERRNO;
 
 /** recvNow: nothing to read yet. */
 export const AGAIN = -1;
