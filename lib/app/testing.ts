@@ -133,11 +133,17 @@ export async function openApp(file: string, base: RunOptions = {}): Promise<Open
     const copyDir = fs.mkdtempSync(path.join(dir, 'L'));
     const copy = path.join(copyDir, bin);
     fs.copyFileSync(src, copy);
-    const js = JsApp.load(copy, host, { inThread: true }); // the harness awaits a Promise itself: no app thread
     const initApp = ctxOf(opts).app;
-    if (js.has('soinit')) {
-      const r = await js.invokeAsync('soinit', APP_PHASE.INIT, { app: initApp }, null, []);
-      if (r.rc !== 0) throw new Error(`init of ${src} returned ${r.rc}`);
+    let js: JsApp;
+    try {
+      js = JsApp.load(copy, host, { inThread: true }); // the harness awaits a Promise itself: no app thread
+      if (js.has('soinit')) {
+        const r = await js.invokeAsync('soinit', APP_PHASE.INIT, { app: initApp }, null, []);
+        if (r.rc !== 0) throw new Error(`init of ${src} returned ${r.rc}`);
+      }
+    } catch (e) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw e;
     }
     return {
       async call(o = {}) {

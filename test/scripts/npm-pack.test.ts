@@ -11,6 +11,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { collect, ROOT } from '../helpers/procs.js';
 
+// npm installs the dependencies (from the cache) and builds lz4/shm-typed-array/ibp-ts natively:
+// on a loaded 2-core machine this alone took ~3 minutes, so this file gets more than tap's 240 s
+t.setTimeout(480_000);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ibp-npm-pack-')); // outside the repo
 t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const version = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -56,4 +59,5 @@ console.log(JSON.stringify({ env: typeof createEnvironment, abi: APP_ABI_VERSION
   t.equal(r.code, 0, r.stderr);
   t.same(JSON.parse(r.stdout), { env: 'function', abi: 1, js: 'js from the tarball', c: 'c from the tarball' });
   t.notOk(fs.realpathSync(pkg).startsWith(ROOT), 'the package is a copy, not the repo');
+  fs.rmSync(tmp, { recursive: true, force: true });
 });
