@@ -5,8 +5,10 @@
  * In process through the harness (the worker's own JS loader): a good transfer commits and
  * answers code 0; a failing business check (insufficient funds) and a failure found while
  * posting (closed account, after the debit) roll back and leave the accounts unchanged; a bad
- * request is refused before any phase. End to end on a real cluster: the generated ibac client
- * stub (call(node, req) → typed response) and the HTTP adapter, against the server's database.
+ * request is refused before any phase. End to end on a real ibas (manager and workers on its
+ * node's config space): the generated ibac client stub (call(node, req) → typed response) and the
+ * HTTP adapter, against the server's database. (npm start's demo runs it on a full cluster, see
+ * test/scripts/local-cluster.test.ts.)
  *
  * The app imports the framework as `ibp-ts/…`; ibas and the harness load a private copy of the
  * package from the temp folder, so TMPDIR points inside this package for this test (see
@@ -17,8 +19,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import http from 'node:http';
 import Database from 'better-sqlite3';
-import { ROOT, freePort, waitFor } from '../helpers/procs.js';
-import { Cluster } from '../helpers/cluster.js';
+import { ROOT, waitFor } from '../helpers/procs.js';
+import { NODE, setupIbas, waitWorkers } from '../ibas/helpers/server.js';
 import { openApp } from '../../lib/app/testing.js';
 import { createEnvironment } from '../../ibac/index.js';
 import { transfer_req, transfer_rsp, demo_transfer_client } from '../../lib/appfw/demo/demo_transfer.dsc.js';
@@ -83,26 +85,21 @@ t.test('in process: commit, rollback on a failed check and on a failed posting, 
   t.ok(bad.log.some((l) => l.level === 'error' && /IBP_ERR_MSG_FIELD: message transfer_req field amount/.test(l.msg)), 'the typed error names the field in the app log');
 });
 
-t.test('end to end: the generated ibac client stub and the HTTP adapter on a real cluster', async (t) => {
-  const cluster = await Cluster.start(t, { bins: ['demo_transfer.mjs'] });
-  const port = await freePort(cluster.ip);
-  await cluster.configure({
-    nodes: { BANK: [`${cluster.ip}:${port}`], TELLER: [] },
-    apps: [{ app: 'demo_transfer', bin: 'demo_transfer.mjs', timeout: 10 }],
-    projects: [{ project: 'DEMO', serverNodes: ['BANK'], clientNodes: ['TELLER'], apps: ['demo_transfer'] }],
-  });
-  await Promise.all([cluster.credential('BANK'), cluster.credential('TELLER')]);
-  const [srv, cli] = await Promise.all([cluster.server('BANK', { port, maxCount: 2 }), cluster.agent('TELLER')]);
-  await cluster.waitPackages(srv, ['demo_transfer.mjs']);
-  await cluster.waitSpace(cli, 'node BANK', (s) => s.hosts('BANK').length === 1 && s.app('demo_transfer') !== undefined);
-  const env = createEnvironment({ config: cli.ibmaConf });
+t.test('end to end: the generated ibac client stub and the HTTP adapter, on a real ibas', async (t) => {
+  // a real ibas (manager, workers, the JS loader) on its node's config space; ibac reads the same space
+  const srv = await setupIbas(t, { maxCount: 2, apps: [{ app: 'demo_transfer', bin: 'demo_transfer.mjs', timeout: 10 }] });
+  fs.copyFileSync(APP_FILE, path.join(srv.home, 'so', 'demo_transfer.mjs'));
+  await srv.start();
+  await waitWorkers(srv, 2);
+  const env = createEnvironment({ config: srv.ibmaConf });
   t.teardown(() => env.destroy());
   const client = demo_transfer_client(env);
   const dbFile = path.join(srv.home, 'demo_transfer.db');
+  const BANK = NODE;
 
   const first = await waitFor('a first transfer', async () => {
     try {
-      return await client.call('BANK', { ...transfer_req.init(), from_account: 'A001', to_account: 'A002', amount: '100.00' });
+      return await client.call(BANK, { ...transfer_req.init(), from_account: 'A001', to_account: 'A002', amount: '100.00' });
     } catch {
       return undefined;
     }
@@ -113,10 +110,10 @@ t.test('end to end: the generated ibac client stub and the HTTP adapter on a rea
   t.same(accounts(dbFile), { A001: '900.00', A002: '600.00', A003: '0.00' }, 'committed in the server\'s database');
   t.match(journalRow(dbFile, first.journal), { status: 'OK' }, 'journal row under the ibac journal number');
 
-  const refused = await client.call('BANK', { ...transfer_req.init(), from_account: 'A002', to_account: 'A001', amount: '600.01' });
+  const refused = await client.call(BANK, { ...transfer_req.init(), from_account: 'A002', to_account: 'A001', amount: '600.01' });
   t.equal(refused.response_code, DEMO_RC.FUNDS);
   t.same(accounts(dbFile), { A001: '900.00', A002: '600.00', A003: '0.00' }, 'rolled back: unchanged');
-  await t.rejects(client.call('BANK', { ...transfer_req.init(), amount: 'ten' }), { code: 'IBP_ERR_MSG_FIELD' }, 'a bad request never leaves the client');
+  await t.rejects(client.call(BANK, { ...transfer_req.init(), amount: 'ten' }), { code: 'IBP_ERR_MSG_FIELD' }, 'a bad request never leaves the client');
 
   const viaHttp = await new Promise<{ status: number; body: string }>((resolve, reject) => {
     const r = http.request({ host: srv.ip, port: srv.port, path: '/ibp/demo_transfer', method: 'POST', agent: false, headers: { 'X-Ibp-Journal': 'HTTP1' } }, (res) => {

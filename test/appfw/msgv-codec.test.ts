@@ -125,6 +125,11 @@ t.test('the TS codec in XML: root <MESSAGE>, repeated elements for arrays, one e
   t.throws(() => codec.unpackXml('<Other/>'), { code: 'IBP_ERR_MSG_SYNTAX', message: /<AllTypes>/ });
   t.throws(() => codec.unpackXml('<AllTypes><n1>x</n1></AllTypes>'), { code: 'IBP_ERR_MSG_FIELD', message: /field n1/ });
   t.throws(() => codec.packXml({ ...codec.init(), s8: 'a\u0001' }), { code: 'IBP_ERR_MSG_FIELD', message: /control character/ });
+  // found by the property test: a struct (or array element) whose only content is empty arrays is an empty element
+  const nested = messageCodec<Rec>(parseDsc('STRUCT m\n{\n\tSTRUCT s\n\t{\n\t\tSTRUCT s ARRAY 2\n\t\t{\n\t\t\tUINT 4 f\n\t\t}\n\t}\n\tSTRUCT a ARRAY 3\n\t{\n\t\tSTRUCT b ARRAY 2\n\t\t{\n\t\t\tINT 1 x\n\t\t}\n\t}\n}\n').messages[0]!);
+  const empty = { s: { s: [] }, a: [{ b: [] }, { b: [{ x: 1 }] }] };
+  t.equal(nested.packXml(empty), '<m><s></s><a></a><a><b><x>1</x></b></a></m>');
+  t.same(nested.unpackXml(nested.packXml(empty)), empty);
 });
 
 t.test('generated TS: tsc type-checks it strictly, it runs, its client stub is typed', async (t) => {

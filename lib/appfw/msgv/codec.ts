@@ -87,11 +87,16 @@ class Walker {
 
   field(f: Field, x: unknown, p: string): unknown {
     if (f.kind === 'scalar') return x === undefined ? initialValue(f) : this.scalar(f, x, p);
-    if (f.arraySize === 0) return x === undefined ? initStruct(f) : this.struct(f, x, p);
+    if (f.arraySize === 0) return x === undefined ? initStruct(f) : this.struct(f, this.#element(x), p);
     if (x === undefined || (this.src === 'xml' && x === '')) return [];
     if (!Array.isArray(x)) throw fieldError(this.message, p, `STRUCT ${f.name} ARRAY ${f.arraySize} (an array)`, typeof x);
     if (x.length > f.arraySize) throw fieldError(this.message, p, `at most ${f.arraySize} elements`, `${x.length}`);
-    return x.map((e, i) => this.struct(f, e, `${p}[${i}]`));
+    return x.map((e, i) => this.struct(f, this.#element(e), `${p}[${i}]`));
+  }
+
+  /** An empty XML element (`<s/>`, a struct whose arrays are all empty) is an empty struct. */
+  #element(x: unknown): unknown {
+    return this.src === 'xml' && x === '' ? {} : x;
   }
 }
 
