@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Test } from 'tap';
 import { parseJsonText } from '../../lib/config/load.js';
-import { reapHome, ROOT, runTool, type RunResult } from './procs.js';
+import { collect, reapHome, ROOT, runTool, type RunResult } from './procs.js';
 
 export const NETNS_SCRIPT = path.join(ROOT, 'scripts', 'netns-cluster.sh');
 export const PORTS = { ibms: 16001, ibas: 18001, ibcmd: 26001 } as const;
@@ -109,7 +109,7 @@ export class NetnsCluster {
       env: { ...process.env, IBP_HOME: home, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    return collectOut(child, timeoutMs, `${script} ${args.join(' ')}`);
+    return collect(child, undefined, timeoutMs, `${script} ${args.join(' ')}`);
   }
 
   /** Start a long-running process inside a host (killed at teardown if still running). */
@@ -151,21 +151,4 @@ export class NetnsCluster {
     }
     return out;
   }
-}
-
-function collectOut(child: ChildProcess, timeoutMs: number, what: string): Promise<RunResult> {
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${what} did not finish within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, timeoutMs);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
 }

@@ -7,18 +7,12 @@
 import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
-import { NetnsCluster } from '../helpers/netns.js';
-import { ClientLoad, clusterConf, startProject, withIbcmd, withSsh, type Project } from './netns-project.js';
+import { ClientLoad, clusterConf, withIbcmd, projectOrSkip } from './netns-project.js';
 import { resultLines } from './run-script.js';
 
-// a whole cluster per file: more than the suite's default per-file timeout on a loaded machine
-t.setTimeout(600_000);
-const c = NetnsCluster.up(t, 3);
-if (typeof c === 'string') {
-  t.skip(`multi-host cluster tests: ${c}`);
-} else {
-  const p: Project = await startProject(t, c);
-  const sshSkip = withSsh(p);
+const project = await projectOrSkip(t, 3);
+if (project) {
+  const { p, sshSkip } = project;
   await withIbcmd(p);
   const admin = p.c.host('h1');
 

@@ -34,6 +34,22 @@ export interface Project {
   ibms(args: string[]): Promise<string>;
 }
 
+/**
+ * The shared opening of a multi-host test file: a 10-minute budget (a whole cluster per file), N
+ * hosts, the project, sshd on the server hosts. Undefined (with a skip naming the reason) where
+ * this machine cannot make network namespaces; `sshSkip` says why ssh is not available.
+ */
+export async function projectOrSkip(t: Test, hosts: number): Promise<{ p: Project; sshSkip: string | undefined } | undefined> {
+  t.setTimeout(600_000);
+  const c = NetnsCluster.up(t, hosts);
+  if (typeof c === 'string') {
+    t.skip(`multi-host cluster tests: ${c}`);
+    return undefined;
+  }
+  const p = await startProject(t, c);
+  return { p, sshSkip: withSsh(p) };
+}
+
 export async function startProject(t: Test, c: NetnsCluster): Promise<Project> {
   const [h1, h2, h3] = [c.host('h1'), c.host('h2'), c.host('h3')];
   const regHome = c.home('reg');

@@ -12,18 +12,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigSpace } from '../../lib/shm/config-space.js';
-import { must, NetnsCluster, patchJson } from '../helpers/netns.js';
+import { must, patchJson } from '../helpers/netns.js';
 import { ROOT, waitFor } from '../helpers/procs.js';
-import { ClientLoad, clusterConf, startProject, withIbcmd, withSsh, type Project } from './netns-project.js';
+import { ClientLoad, clusterConf, withIbcmd, projectOrSkip } from './netns-project.js';
 
-// a whole cluster per file: more than the suite's default per-file timeout on a loaded machine
-t.setTimeout(600_000);
-const c = NetnsCluster.up(t, 3);
-if (typeof c === 'string') {
-  t.skip(`multi-host cluster tests: ${c}`);
-} else {
-  const p: Project = await startProject(t, c);
-  const sshSkip = withSsh(p);
+const project = await projectOrSkip(t, 3);
+if (project) {
+  const { p, sshSkip } = project;
   if (sshSkip) t.skip(`release tests over ssh: ${sshSkip}`);
   await withIbcmd(p);
   const admin = p.c.host('h1');

@@ -8,18 +8,13 @@ import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigSpace } from '../../lib/shm/config-space.js';
-import { NetnsCluster } from '../helpers/netns.js';
 import { ROOT, waitFor } from '../helpers/procs.js';
-import { ClientLoad, startProject, withSsh, type Project } from './netns-project.js';
+import { ClientLoad, projectOrSkip } from './netns-project.js';
 
-// a whole cluster per file: more than the suite's default per-file timeout on a loaded machine
-t.setTimeout(600_000);
-const c = NetnsCluster.up(t, 4);
-if (typeof c === 'string') {
-  t.skip(`multi-host cluster tests: ${c}`);
-} else {
-  const p: Project = await startProject(t, c);
-  const sshSkip = withSsh(p);
+const project = await projectOrSkip(t, 4);
+if (project) {
+  const { p, sshSkip } = project;
+  const c = p.c;
   const h4 = c.host('h4');
   const h4Home = c.home('ecif-h4');
   fs.symlinkSync(ROOT, path.join(h4Home, 'current'));
