@@ -55,7 +55,7 @@ import {
   APP_ABI_VERSION, APP_FILE_NAME_MAX, APP_MAX_FILES, APP_SYMBOLS, HOST_TABLE, HostCall, PHASE,
   type Phase, type Pointer, type SymbolName,
 } from './app-abi.js';
-import { JsApp, isJsPackage, type JsHost } from './app-js.js';
+import { JsApp, isJsPackage, linkFramework, type JsHost } from './app-js.js';
 import { APP_LOG_LEVEL, type AppLog } from '../lib/app/api.js';
 
 /** What the cache needs to know of an app (an AppConf fits). */
@@ -372,6 +372,7 @@ export class AppCache {
     this.#ownPrivateDir = opts.ownPrivateDir ?? opts.privateDir === undefined;
     this.privateDir = opts.privateDir ?? makePrivateDir();
     fs.mkdirSync(this.privateDir, { recursive: true, mode: 0o700 });
+    linkFramework(this.privateDir);
     if (this.#ownPrivateDir) PRIVATE_DIRS.add(this.privateDir);
     this.#lru = new LRUCache<string, LoadedApp>({
       max: opts.max,

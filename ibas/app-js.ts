@@ -24,7 +24,9 @@
  *            returns a Promise is IBP_ERR_APP_THREW ("declare it async"). The in-process harness
  *            (lib/app/testing.ts) awaits any Promise without a thread.
  */
+import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { IbpError, errorText } from '../lib/errors.js';
@@ -400,5 +402,38 @@ export class JsApp {
     const entry = ENTRY_OF.get(symbol) ?? symbol;
     this.#host.log(app).error(`app threw in ${entry} , reason[${errorText(e)}] stack[${(e as Error)?.stack ?? ''}]`);
     return new IbpError('IBP_ERR_APP_THREW', { app, entry, detail: errorText(e) });
+  }
+}
+
+/** This installation of ibp-ts: the nearest folder up from this module whose package.json is it. */
+function packageRoot(): string | undefined {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    try {
+      if ((JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string }).name === 'ibp-ts') return dir;
+    } catch {
+      // no package.json here
+    }
+    const up = path.dirname(dir);
+    if (up === dir) return undefined;
+    dir = up;
+  }
+}
+
+/**
+ * JS apps import the framework as `ibp-ts/…` (lib/app, lib/appfw). They are loaded from private
+ * copies, where Node resolves bare names from the copy's folder upwards: `node_modules/ibp-ts` in
+ * the private folder links to the running installation, so the app gets the framework of the
+ * server that runs it.
+ */
+export function linkFramework(dir: string): void {
+  const root = packageRoot();
+  if (!root) return;
+  const nm = path.join(dir, 'node_modules');
+  fs.mkdirSync(nm, { recursive: true, mode: 0o700 });
+  try {
+    fs.symlinkSync(root, path.join(nm, 'ibp-ts'), 'dir');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
   }
 }

@@ -270,12 +270,7 @@ async function main(): Promise<void> {
 
   step(`node ECIF: transaction server ibas on ${IP}:${ecifPort} (static pool of 2 workers)`);
   await must('ibas', HOMES.ecif, ['-a', 'init', '--ip', IP, '--port', String(ecifPort), '--max-count', '2']);
-  // JS apps that import the framework as `ibp-ts/…` are loaded from a private copy under TMPDIR:
-  // give ibas a TMPDIR below a folder where `ibp-ts` resolves (docs/app-framework.md, Deploying)
-  fs.mkdirSync(path.join(DIR, 'node_modules'), { recursive: true });
-  fs.symlinkSync(ROOT, path.join(DIR, 'node_modules', 'ibp-ts'), 'dir');
-  fs.mkdirSync(path.join(HOMES.ecif, 'tmp'), { recursive: true });
-  await must('ibas', HOMES.ecif, ['-a', 'start'], { TMPDIR: path.join(HOMES.ecif, 'tmp') });
+  await must('ibas', HOMES.ecif, ['-a', 'start']);
 
   await demo();
 

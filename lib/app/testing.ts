@@ -26,7 +26,7 @@ import http from 'node:http';
 import { spawn } from 'node:child_process';
 import { pino } from 'pino';
 import { AppCache } from '../../ibas/app-cache.js';
-import { JsApp, isJsPackage, type JsHost } from '../../ibas/app-js.js';
+import { JsApp, isJsPackage, linkFramework, type JsHost } from '../../ibas/app-js.js';
 import { initConf } from '../../ibas/init.js';
 import { PROJECT_ROOT } from '../native/built-files.js';
 import { Home } from '../home.js';
@@ -87,6 +87,7 @@ export async function openApp(file: string, base: RunOptions = {}): Promise<Open
   const src = path.resolve(file);
   if (!fs.existsSync(src)) throw new Error(`app file ${src} not found: build it first`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ibp-harness-'));
+  linkFramework(dir);
   const soDir = path.join(dir, 'so');
   const fileDir = path.join(dir, 'file');
   fs.mkdirSync(soDir);

@@ -11,7 +11,7 @@
  * test/scripts/local-cluster.test.ts.)
  *
  * The app imports the framework as `ibp-ts/…`; ibas and the harness load a private copy of the
- * package from the temp folder, so TMPDIR points inside this package for this test (see
+ * package from its private copy, where node_modules/ibp-ts links to this installation (see
  * docs/app-framework.md, "Deploying").
  */
 import t from 'tap';
@@ -27,9 +27,6 @@ import { transfer_req, transfer_rsp, demo_transfer_client } from '../../lib/appf
 import { DEMO_RC, JOURNAL_TABLE } from '../../lib/appfw/demo/transfer.js';
 
 const APP_FILE = path.join(ROOT, 'build', 'apps', 'demo_transfer.mjs');
-const tmp = fs.mkdtempSync(path.join(ROOT, '.tap', 'appfw-tmp-'));
-process.env.TMPDIR = tmp;
-t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 function accounts(file: string): Record<string, string> {
   const db = new Database(file, { readonly: true });

@@ -12,9 +12,6 @@ import { openApp } from '../../lib/app/testing.js';
 import { RECEIVER_RC } from '../../lib/appfw/msgv/receiver.js';
 
 // the app imports `ibp-ts/…`: its private copy must live where that resolves (docs/app-framework.md)
-const tmp = fs.mkdtempSync(path.join(ROOT, '.tap', 'appfw-tmp-'));
-process.env.TMPDIR = tmp;
-t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 t.test('receiveMessage: unpack, transmain, pack, send-ahead, refusals', async (t) => {
   const app = await openApp(path.join(ROOT, 'build', 'apps', 'ibp_appfw_receiver.mjs'));
