@@ -18,6 +18,8 @@ import { installSignals } from '../lib/signals.js';
 import { loadConfigFile } from '../lib/config/load.js';
 import { IbmaConf } from '../lib/config/ibma-conf.js';
 import { Agent, type StopMode } from '../ibma/agent.js';
+import { startAgentMetrics } from '../ibma/metrics.js';
+import { checkMetricsPolicy } from '../lib/metrics-server.js';
 import { cacheFile, loadCache } from '../ibma/cache.js';
 import { initHome } from '../ibma/init.js';
 import { show, SHOWS, type Show } from '../ibma/show.js';
@@ -70,7 +72,7 @@ const program = createProgram('ibma', 'IBP-TS node agent: pulls this node\'s con
     switch (opts.action!) {
       case 'start':
       case 'start_cleanly':
-        if (isDaemonChild() || opts.foreground) await runAgent(conf, home, pidFile, opts.action === 'start_cleanly');
+        if (isDaemonChild() || opts.foreground) await runAgent(conf, confFile, home, pidFile, opts.action === 'start_cleanly');
         else {
           const pid = await startDaemon({ tool: 'ibma', pidFile, logFile: logFileOf(conf, home) });
           process.stdout.write(`ibma start ok , pid[${pid}]\n`);
@@ -97,6 +99,7 @@ const program = createProgram('ibma', 'IBP-TS node agent: pulls this node\'s con
         return;
       }
       case 'check': {
+        checkMetricsPolicy(conf.metrics, confFile);
         process.stdout.write(`${confFile}: ok (node ${conf.this_node}, ibms ${conf.ibms.ip}:${conf.ibms.port}, index_key 0x${conf.shm.index_key.toString(16)})\n`);
         const cf = cacheFile(home, conf.this_node);
         const cached = loadCache(cf, conf.this_node);
@@ -125,7 +128,7 @@ function logFileOf(conf: IbmaConf, home: Home): string {
 }
 
 /** The daemon itself (the detached child of `-a start`, or `--foreground`). */
-async function runAgent(conf: IbmaConf, home: Home, pidFile: string, cleanly: boolean): Promise<void> {
+async function runAgent(conf: IbmaConf, confFile: string, home: Home, pidFile: string, cleanly: boolean): Promise<void> {
   const log: Logger = createLogger({
     name: 'ibma',
     level: (conf.log.level ?? 'info') as LogLevel,
@@ -169,7 +172,16 @@ async function runAgent(conf: IbmaConf, home: Home, pidFile: string, cleanly: bo
     reportFailed(errorText(e));
     process.exit(EXIT.INIT);
   }
-  log.info({ pid: process.pid }, `ibma started , pid[${process.pid}]`);
+  try {
+    await startAgentMetrics(agent, confFile, log);
+  } catch (e) {
+    log.error({ err: errorText(e) }, `ibma start failed , reason[${errorText(e)}]`);
+    await agent.stop('keep-segments').catch(() => undefined);
+    removePid(pidFile);
+    reportFailed(errorText(e));
+    process.exit(EXIT.INIT);
+  }
+  log.info(`ibma started , pid[${process.pid}]`);
   reportReady();
 }
 

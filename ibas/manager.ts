@@ -47,6 +47,7 @@ import { ForkMode } from './fork-mode.js';
 import { StaticPool } from './pool-static.js';
 import { Scoreboard } from './scoreboard.js';
 import { TimeoutScanner } from './timeouts.js';
+import { IbasMetrics } from './metrics.js';
 import { resetFileDir } from './worker.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('./worker-main.js', import.meta.url));
@@ -92,6 +93,8 @@ export class Manager implements PoolHost {
   readonly #signals: NodeJS.Signals[] = [];
   readonly #exits: Exit[] = [];
   readonly #timeouts = new TimeoutScanner();
+  /** /metrics and the per-app counters (ibas/metrics.ts). */
+  readonly metrics = new IbasMetrics(() => this.scoreboard, () => this.generation);
   #heartbeat: Heartbeat | undefined;
   #timer: NodeJS.Timeout | undefined;
   #kicked = false;
@@ -153,6 +156,7 @@ export class Manager implements PoolHost {
       this.scoreboard = sb;
       if (inst.conf.mpm.mode !== 'FORK') this.#lock = AcceptLock.open(inst.acceptLockKey);
     }
+    await this.metrics.start(inst, this.#owner, this.log);
     process.title = `ibas: monitor [${ip}:${port}] gen ${this.generation}`;
     this.#uninstallSignals = installSignals({
       stop: (s) => this.#signal(s),
@@ -337,7 +341,8 @@ export class Manager implements PoolHost {
       if (!rec) continue;
       const last = this.scoreboard.release(rec.index);
       const abnormal = signal !== null || code !== EXIT.OK;
-      this.#timeouts.exited(pid, signal, last, this.log);
+      const tier = this.#timeouts.exited(pid, signal, last, this.log);
+      this.metrics.workerExit({ code, signal, tier, retiring: rec.retiring, crash: signal !== null && CRASH_SIGNALS.has(signal), bootError: code !== null && BOOT_ERRORS.has(code) });
       if (signal && CRASH_SIGNALS.has(signal)) {
         this.log.warn({ pid, slot: rec.index, signal, app: last.app }, `worker crashed , pid[${pid}] slot[${rec.index}] signal[${signal}]${last.txStartAt > 0 ? ` app[${last.app}] (in a transaction: the client got a crash answer)` : ''} , the backtrace is in ${this.inst.workerLog(rec.index)}`);
       }
@@ -522,6 +527,7 @@ export class Manager implements PoolHost {
     this.#timer = undefined;
     this.#uninstallSignals?.();
     this.#timeouts.clear();
+    this.metrics.close(this.#owner && !this.#handedOver);
     if (this.#owner && !this.#handedOver) {
       try {
         this.scoreboard.destroy();
@@ -550,6 +556,7 @@ export class Manager implements PoolHost {
     for (const w of this.#workers.values()) try { process.kill(w.pid, 'SIGKILL'); } catch { /* gone */ }
     if (this.#timer) clearInterval(this.#timer);
     this.#uninstallSignals?.();
+    this.metrics.close(this.#owner);
     if (this.#owner) {
       try { this.scoreboard?.destroy(); } catch { /* none */ }
       try { this.#lock?.remove(); } catch { /* none */ }

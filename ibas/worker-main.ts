@@ -19,6 +19,7 @@ import { Worker, type WorkerMode } from './worker.js';
 import { libc } from '../lib/native/libc.js';
 import { installCrashCapture } from '../lib/native/crash.js';
 import { AlarmGuard } from './tx-guard.js';
+import { useAppStats } from './tx-log.js';
 
 /**
  * Leave with _exit(2), not process.exit(): a worker queueing for the accept lock has a thread of
@@ -65,7 +66,8 @@ async function main(): Promise<number> {
   try {
     const inst = loadInstance(confFile);
     process.title = `ibas: worker ${index} gen ${generation} [${inst.conf.server.ip}:${inst.conf.server.port}]`;
-    log = createLogger({ name: 'ibas', level: (inst.conf.log.level ?? 'info') as LogLevel, file: inst.workerLog(index), eventFile: inst.eventLog, base: { role: 'worker', slot: index, gen: generation } });
+    log = createLogger({ name: 'ibas', level: (inst.conf.log.level ?? 'info') as LogLevel, file: inst.workerLog(index), eventFile: inst.eventLog, base: { role: 'worker', slot: index, generation } });
+    useAppStats(inst.appStatsKey);
     const scoreboard = Scoreboard.attach(inst.scoreboardKey);
     if (!scoreboard) throw new Error(`no scoreboard at key 0x${inst.scoreboardKey.toString(16)}: is the manager gone?`);
     const lock = mode === 'pool' ? AcceptLock.open(inst.acceptLockKey) : undefined;

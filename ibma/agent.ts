@@ -87,6 +87,11 @@ export class Agent {
     return this.#writer;
   }
 
+  /** What the agent holds and how its link to ibms is (ibma/metrics.ts, the state file). */
+  get state(): Readonly<AgentState> {
+    return this.#state;
+  }
+
   /** Resolves when the agent serves (see the file comment); rejects when it cannot start at all. */
   async start(): Promise<void> {
     const indexKey = this.conf.shm.index_key;
@@ -156,6 +161,7 @@ export class Agent {
 
   #hold(bundle: NodeBundle, source: 'ibms' | 'cache'): void {
     this.#held = { epoch: bundle.epoch, version: bundle.version, bundle };
+    this.#state.flips = (this.#state.flips ?? 0) + 1;
     this.#state.held = { epoch: bundle.epoch, version: bundle.version, source };
     const p = this.#publisher?.last;
     if (p) this.#state.published = { key: p.key, generation: p.generation, at: p.at };

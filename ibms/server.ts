@@ -22,8 +22,11 @@ import { appRoutes } from './routes/apps.js';
 import { projectRoutes } from './routes/projects.js';
 import { configRoutes } from './routes/config.js';
 import { agentRoutes } from './routes/agent.js';
+import { installMetrics } from './routes/metrics.js';
+import { tokenMatches } from '../lib/metrics-server.js';
 
-export type Access = 'admin' | 'node';
+/** Who may call a route: the admin, a node (or the admin), or a metrics scraper (admin or ibms.conf metrics.token). */
+export type Access = 'admin' | 'node' | 'metrics';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -84,12 +87,14 @@ export function buildServer(reg: Registry) {
   app.addHook('onRequest', async (req) => {
     const access = req.routeOptions.config.access;
     if (!access) return; // unknown route: the 404 handler answers
+    const scrapeToken = reg.conf.metrics?.token;
+    if (access === 'metrics' && scrapeToken && tokenMatches(req.headers.authorization, scrapeToken)) return;
     const principal = reg.credentials.identify(bearerToken(req.headers.authorization));
     if (!principal) {
       reg.log.warn({ remote: req.ip, url: req.url }, `auth refused , remote[${req.ip}] ${req.method} ${req.url.split('?')[0]} , ${req.headers.authorization ? 'wrong' : 'no'} credential`);
       throw new IbpError('IBP_ERR_REG_AUTH');
     }
-    if (access === 'admin' && principal.kind !== 'admin') {
+    if ((access === 'admin' || access === 'metrics') && principal.kind !== 'admin') {
       reg.log.warn(`forbidden , node[${principal.node}] ${req.method} ${req.url.split('?')[0]}`);
       throw new IbpError('IBP_ERR_REG_FORBIDDEN', { who: `node ${principal.node}`, what: 'admin commands (use the admin credential)' });
     }
@@ -130,6 +135,7 @@ export function buildServer(reg: Registry) {
     await reg.settle();
   });
 
+  installMetrics(app, reg);
   app.register(nodeRoutes(reg), { prefix: '/v1' });
   app.register(appRoutes(reg), { prefix: '/v1' });
   app.register(projectRoutes(reg), { prefix: '/v1' });

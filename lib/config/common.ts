@@ -22,3 +22,16 @@ export type LogSection = Static<typeof LogSection>;
 
 export const Address = Type.Object({ ip: Ip, port: Port }, { additionalProperties: false });
 export type Address = Static<typeof Address>;
+
+/**
+ * metrics: { ip, port, token? } — the daemon's Prometheus endpoint (`GET /metrics`), off when the
+ * section is absent. A token, when set, must come as `Authorization: Bearer <token>` (Prometheus:
+ * `authorization: { credentials: … }`); an address outside 127.0.0.0/8 requires one
+ * (lib/metrics-server.ts `checkMetricsPolicy`).
+ */
+export const MetricsSection = Type.Object({
+  ip: Ip,
+  port: Port,
+  token: Type.Optional(Type.String({ minLength: 16, maxLength: 256, description: 'a bearer token of 16 to 256 characters' })),
+}, { additionalProperties: false });
+export type MetricsSection = Static<typeof MetricsSection>;

@@ -1,6 +1,6 @@
 /** etc/ibas.conf: the transaction server's settings, with IBP's keys. */
 import { Type, type Static } from '@sinclair/typebox';
-import { Address, LogSection } from './common.js';
+import { Address, LogSection, MetricsSection } from './common.js';
 import { Seconds } from './model.js';
 
 export const MpmMode = Type.Union([
@@ -70,6 +70,8 @@ export const IbasConf = Type.Object({
     upgrade_timeout: Type.Optional(Seconds),
   }, { additionalProperties: false })),
   log: LogSection,
+  /** The manager's Prometheus endpoint (off when absent; lib/metrics-server.ts). */
+  metrics: Type.Optional(MetricsSection),
   ibma: Type.Object({
     /** The agent's config, to find the config space. */
     config_filename: Type.String({ minLength: 1 }),

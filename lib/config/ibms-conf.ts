@@ -28,6 +28,13 @@ export const IbmsConf = Type.Object({
     max_wait_seconds: Type.Number({ exclusiveMinimum: 0 }),
   }, { additionalProperties: false }),
   log: LogSection,
+  /**
+   * `GET /metrics` on the server address (off when absent; ibms/routes/metrics.ts). Scraped with
+   * the admin credential or, when set, this token (a scrape-only credential).
+   */
+  metrics: Type.Optional(Type.Object({
+    token: Type.Optional(Type.String({ minLength: 16, maxLength: 256, description: 'a bearer token of 16 to 256 characters' })),
+  }, { additionalProperties: false })),
 }, { additionalProperties: false });
 export type IbmsConf = Static<typeof IbmsConf>;
 
