@@ -15,6 +15,7 @@ import { EXIT } from '../lib/exit-codes.js';
 import { Home } from '../lib/home.js';
 import { createLogger, type LogLevel, type Logger } from '../lib/log.js';
 import { runningPid } from '../lib/pidfile.js';
+import { checkMetricsPolicy } from '../lib/metrics-server.js';
 import { loadConfigFile } from '../lib/config/load.js';
 import { IbmaConf } from '../lib/config/ibma-conf.js';
 import type { MpmMode } from '../lib/config/ibas-conf.js';
@@ -121,6 +122,7 @@ function check(inst: Instance): void {
   if (c.mpm.mode === 'DYNAMIC_WORKERPOOL' && d.min_idle_count > d.max_idle_count) {
     throw badArg(`${inst.confFile} /mpm/DYNAMIC_WORKERPOOL`, `min_idle_count ${d.min_idle_count} is above max_idle_count ${d.max_idle_count}`);
   }
+  checkMetricsPolicy(c.metrics, inst.confFile);
   process.stdout.write(`${inst.confFile}: ok (listen ${c.server.ip}:${c.server.port}, mode ${c.mpm.mode}, max_count ${c.mpm.max_count})\n`);
   const ibma = loadConfigFile(IbmaConf, inst.ibmaConfFile, 'ibma');
   process.stdout.write(`${inst.ibmaConfFile}: ok (node ${ibma.this_node}, index_key 0x${ibma.shm.index_key.toString(16)})\n`);

@@ -48,6 +48,8 @@ import { StaticPool } from './pool-static.js';
 import { Scoreboard } from './scoreboard.js';
 import { TimeoutScanner } from './timeouts.js';
 import { IbasMetrics } from './metrics.js';
+import { startScheduledTransactions } from './scheduled.js';
+import type { Scheduler } from '../lib/schedule.js';
 import { resetFileDir } from './worker.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('./worker-main.js', import.meta.url));
@@ -95,6 +97,8 @@ export class Manager implements PoolHost {
   readonly #timeouts = new TimeoutScanner();
   /** /metrics and the per-app counters (ibas/metrics.ts). */
   readonly metrics = new IbasMetrics(() => this.scoreboard, () => this.generation);
+  /** ibas.conf `schedule`: transactions run at cron expressions (ibas/scheduled.ts). */
+  #schedule: Scheduler | undefined;
   #heartbeat: Heartbeat | undefined;
   #timer: NodeJS.Timeout | undefined;
   #kicked = false;
@@ -172,6 +176,7 @@ export class Manager implements PoolHost {
     writePid(inst.pidFile);
     this.#heartbeat = serverHeartbeat(inst.ibmaConfFile, { ip, port, load: () => this.scoreboard.load() }, this.log);
     this.#heartbeat?.start(inst.monitor.heartbeatMs);
+    this.#schedule = startScheduledTransactions(inst.conf, this.log);
   }
 
   /** Resolves with the exit code once a stop completed. */
@@ -498,6 +503,7 @@ export class Manager implements PoolHost {
     this.#stopping = { since: Date.now(), reason, killed: false };
     this.policy.stop();
     this.#heartbeat?.stop();
+    this.#schedule?.stop();
     for (const w of this.#workers.values()) {
       w.retiring ??= 'server stopping';
       try {

@@ -16,7 +16,7 @@ import { Versions } from './versions.js';
 import { Sessions } from './sessions.js';
 import { Credentials } from './credentials.js';
 import { Packages } from './packages.js';
-import { dataFiles, loadData, saveData, snapshotForSave, snapshotImages, writeImages, type Loaded, type Part, type SaveResult } from './persist.js';
+import { dataFiles, loadData, saveData, saveSecond, snapshotForSave, snapshotImages, writeImages, type Loaded, type Part, type SaveResult } from './persist.js';
 
 /** What a change answers: the nodes it touched (now listed by `-s nodes_changed`). */
 export interface ChangeResult {
@@ -221,6 +221,19 @@ export class Registry {
     return run.then((r) => {
       this.log.info(`save_config , files[${r.files.join(' ')}] images[${r.images.join(' ')}] second[${r.second.join(' ')}]`);
       return r;
+    });
+  }
+
+  /** The `second_config_dump` schedule: write only the second copy (misc.second_config_dump). */
+  dumpSecond(): Promise<string[]> {
+    const dir = this.conf.misc.second_config_dump;
+    if (!dir) return Promise.reject(new Error('misc.second_config_dump is not set: nothing to dump'));
+    const snap = snapshotForSave(this.files, this.store.toData());
+    const run = this.#saving.catch(() => undefined).then(() => saveSecond(this.files, snap, this.home.resolve(dir)));
+    this.#saving = run;
+    return run.then((files) => {
+      this.log.info(`second_config_dump , files[${files.join(' ')}]`);
+      return files;
     });
   }
 

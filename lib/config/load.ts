@@ -95,16 +95,45 @@ export function parseJsonText(text: string, file: string): unknown {
   }
 }
 
-/** JSON.parse says "… at position N" (or "… (line L column C)"): say line and column, 1-based. */
+/**
+ * JSON.parse says "… at position N" for some errors and nothing for others ("Unexpected token '}',
+ * "…" is not valid JSON"): say line and column, 1-based. Without a position, the offending
+ * character is found by bisection on prefixes — a prefix that stops before it only fails at its
+ * end ("Unexpected end of JSON input", or a position equal to its length), one that contains it
+ * fails on it.
+ */
 export function withLineColumn(message: string, text: string): string {
   if (/line \d+ column \d+/.test(message)) return message;
   const m = /at position (\d+)/.exec(message);
-  const pos = m ? Number(m[1]) : /Unexpected end of JSON input/.test(message) ? text.length : undefined;
+  let pos = m ? Number(m[1]) : /Unexpected end of JSON input/.test(message) ? text.length : undefined;
+  if (pos === undefined) {
+    const failsOnIt = (k: number): boolean => {
+      try {
+        JSON.parse(text.slice(0, k));
+        return false;
+      } catch (e) {
+        const msg = (e as Error).message;
+        const at = /at position (\d+)/.exec(msg);
+        return !/Unexpected end of JSON input/.test(msg) && !(at && Number(at[1]) >= k);
+      }
+    };
+    if (failsOnIt(text.length)) {
+      let lo = 0;
+      let hi = text.length; // failsOnIt(hi) holds
+      while (hi - lo > 1) {
+        const mid = (lo + hi) >> 1;
+        if (failsOnIt(mid)) hi = mid;
+        else lo = mid;
+      }
+      pos = hi - 1;
+    }
+  }
   if (pos === undefined) return message;
   const before = text.slice(0, pos);
   const line = before.split('\n').length;
   const column = pos - before.lastIndexOf('\n');
-  return `${message.replace(/\s*(in JSON )?at position \d+.*$/, '')} at line ${line} column ${column}`;
+  const what = message.replace(/\s*(in JSON )?at position \d+.*$/s, '').replace(/, ".*" is not valid JSON$/s, '');
+  return `${what} at line ${line} column ${column}`;
 }
 
 /** Read, parse and validate a config file. `tool` names the command that creates it (for the hint). */
