@@ -7,6 +7,7 @@
  *   kill -USR1 <pid>: reopen logs     kill -TERM <pid>: graceful stop
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { Option } from 'commander';
 import { badArg, createProgram, failCli, intArg, runCli } from '../lib/cli.js';
 import { isDaemonChild, killDaemon, reportFailed, reportReady, startDaemon, stopDaemon } from '../lib/daemon.js';
@@ -16,6 +17,7 @@ import { Home } from '../lib/home.js';
 import { createLogger, type LogLevel, type Logger } from '../lib/log.js';
 import { runningPid } from '../lib/pidfile.js';
 import { checkMetricsPolicy } from '../lib/metrics-server.js';
+import { logFilesIn, showLogs } from '../lib/log-tail.js';
 import { loadConfigFile } from '../lib/config/load.js';
 import { IbmaConf } from '../lib/config/ibma-conf.js';
 import type { MpmMode } from '../lib/config/ibas-conf.js';
@@ -32,7 +34,9 @@ const MODES = ['FORK', 'STATIC_WORKERPOOL', 'DYNAMIC_WORKERPOOL'] as const;
 interface Opts {
   conf: string;
   action?: Action;
-  show?: Show;
+  show?: Show | 'logs';
+  follow?: boolean;
+  lines?: string;
   ip?: string;
   port?: string;
   mode?: MpmMode;
@@ -47,7 +51,9 @@ interface Opts {
 const program = createProgram('ibas', 'IBP-TS transaction server: a manager and a pre-forked worker pool running app .so packages')
   .option('-f, --conf <file>', 'config file (a name without a path means $IBP_HOME/etc/NAME)', 'ibas.conf')
   .addOption(new Option('-a, --action <action>', 'what to do').choices(ACTIONS))
-  .addOption(new Option('-s, --show <what>', 'what to show from the scoreboard').choices(SHOWS))
+  .addOption(new Option('-s, --show <what>', 'what to show: the scoreboard, or the logs (pretty-printed)').choices([...SHOWS, 'logs']))
+  .option('--follow', 'logs: keep printing new lines (tail -F)')
+  .option('--lines <n>', 'logs: how many lines to print first', '50')
   .option('--ip <ip>', 'init: the listen IP')
   .option('--port <port>', 'init: the listen port')
   .addOption(new Option('--mode <mode>', 'init: mpm mode').choices(MODES))
@@ -68,6 +74,10 @@ const program = createProgram('ibas', 'IBP-TS transaction server: a manager and 
       return;
     }
     const inst = loadInstance(confFile);
+    if (opts.show === 'logs') {
+      process.exitCode = await showLogs(logFilesOf(inst), opts);
+      return;
+    }
     if (opts.show) {
       process.exitCode = show(opts.show, inst, opts.json ?? false);
       return;
@@ -97,6 +107,12 @@ const program = createProgram('ibas', 'IBP-TS transaction server: a manager and 
         return;
     }
   });
+
+/** The monitor's, the workers' and the home's event log of this instance (`-s logs`). */
+function logFilesOf(inst: Instance): () => string[] {
+  const dir = path.dirname(inst.monitorLog);
+  return () => [...new Set([inst.monitorLog, inst.eventLog, ...logFilesIn(dir, (f) => f.startsWith(`${inst.tag}_`))])].filter((f) => fs.existsSync(f));
+}
 
 function init(home: Home, confFile: string, o: Opts): string[] {
   const need = (v: string | undefined, name: string): string => {
@@ -136,6 +152,7 @@ function monitorLogger(inst: Instance, toStderr = false): Logger {
     file: toStderr ? '-' : inst.monitorLog,
     eventFile: inst.eventLog,
     base: { role: toStderr ? 'foreground' : 'monitor' },
+    rotate: toStderr ? undefined : inst.conf.log.rotate,
   });
 }
 

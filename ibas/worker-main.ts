@@ -66,7 +66,7 @@ async function main(): Promise<number> {
   try {
     const inst = loadInstance(confFile);
     process.title = `ibas: worker ${index} gen ${generation} [${inst.conf.server.ip}:${inst.conf.server.port}]`;
-    log = createLogger({ name: 'ibas', level: (inst.conf.log.level ?? 'info') as LogLevel, file: inst.workerLog(index), eventFile: inst.eventLog, base: { role: 'worker', slot: index, generation } });
+    log = createLogger({ name: 'ibas', level: (inst.conf.log.level ?? 'info') as LogLevel, file: inst.workerLog(index), eventFile: inst.eventLog, base: { role: 'worker', slot: index, generation }, rotate: inst.conf.log.rotate });
     useAppStats(inst.appStatsKey);
     const scoreboard = Scoreboard.attach(inst.scoreboardKey);
     if (!scoreboard) throw new Error(`no scoreboard at key 0x${inst.scoreboardKey.toString(16)}: is the manager gone?`);

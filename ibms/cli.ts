@@ -15,6 +15,7 @@ import { isDaemonChild, killDaemon, startDaemon, stopDaemon } from '../lib/daemo
 import { IbpError } from '../lib/errors.js';
 import { Home, homeOfConf } from '../lib/home.js';
 import { runningPid } from '../lib/pidfile.js';
+import { showLogs } from '../lib/log-tail.js';
 import { IbmsClient } from './client.js';
 import { readAdminCredential } from './credentials.js';
 import { IBMS_CONF, PID_FILE } from './paths.js';
@@ -42,6 +43,8 @@ export interface CliOptions {
   key?: string;
   value?: string;
   json?: boolean;
+  follow?: boolean;
+  lines?: string;
 }
 
 const USAGE = `
@@ -184,6 +187,12 @@ const filterQuery = (o: CliOptions): string => {
 };
 
 const SHOWS: Record<string, Handler> = {
+  /** The monitor's, the worker's and the home's event log, pretty-printed (lib/log-tail.ts). */
+  async logs(ctx) {
+    const conf = await ctx.conf();
+    const files = [conf.log.monitor ?? 'log/ibms_monitor.log', conf.log.worker ?? 'log/ibms_worker.log', conf.log.main ?? 'log/ibms_main.log', conf.log.event ?? 'log/event.log'].map((f) => ctx.home.resolve(f));
+    process.exitCode = await showLogs(() => files.filter((f) => fs.existsSync(f)), { follow: ctx.o.follow, lines: ctx.o.lines, json: ctx.json });
+  },
   async status(ctx) {
     const pidFile = ctx.home.run(PID_FILE);
     const pid = runningPid(pidFile);
@@ -522,6 +531,8 @@ export function buildProgram(): Command {
     .option('--key <key>', 'kv key')
     .option('--value <value>', 'kv value')
     .option('--json', 'print JSON instead of tables')
+    .option('--follow', 'logs: keep printing new lines (tail -F)')
+    .option('--lines <n>', 'logs: how many lines to print first', '50')
     .addHelpText('after', USAGE)
     .action(async (o: CliOptions) => {
       if (o.action && o.show) throw badArg('-a/-s', 'give either -a <action> or -s <what>, not both');

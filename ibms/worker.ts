@@ -38,6 +38,7 @@ export function workerLogger(home: Home, conf: IbmsConf): Logger {
     file: home.resolve(conf.log.worker ?? 'log/ibms_worker.log'),
     ...(conf.log.event ? { eventFile: home.resolve(conf.log.event) } : {}),
     base: { role: 'worker' },
+    rotate: conf.log.rotate,
   });
 }
 

@@ -18,19 +18,21 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pino, type Logger, type Level, type DestinationStream } from 'pino';
+import { Rotator, type LogRotation } from './log-rotate.js';
 
 export type { Logger } from 'pino';
 export type LogLevel = Level;
 export const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 
-interface Reopenable { reopen(file?: string): void; flushSync?(): void }
+interface Reopenable { readonly fd: number; reopen(file?: string): void; flushSync?(): void }
 const openFiles = new Map<string, Reopenable>();
 
 function fileStream(file: string): DestinationStream & Reopenable {
   const existing = openFiles.get(file);
   if (existing) return existing as unknown as DestinationStream & Reopenable;
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  const dest = pino.destination({ dest: file, sync: true, mkdir: true });
+  // SonicBoom (pino.destination) keeps its current descriptor in `fd` (not in its typings)
+  const dest = pino.destination({ dest: file, sync: true, mkdir: true }) as ReturnType<typeof pino.destination> & Reopenable;
   openFiles.set(file, dest);
   return dest;
 }
@@ -46,6 +48,20 @@ export interface LogOptions {
   eventFile?: string;
   /** Extra fields on every line (slot, pid, generation…). */
   base?: Record<string, unknown>;
+  /** The conf's `log.rotate`: size- and/or cron-based rotation of every file of this process (lib/log-rotate.ts). */
+  rotate?: LogRotation;
+}
+
+let rotator: Rotator | undefined;
+
+/** Rotate this process's log files by size and/or cron (once per process; the last call wins). */
+export function startLogRotation(opts: LogRotation | undefined, checkMs = 1000): Rotator | undefined {
+  rotator?.stop();
+  rotator = undefined;
+  if (!opts || (!opts.size && !opts.cron)) return undefined;
+  rotator = new Rotator(openFiles, opts);
+  rotator.start(checkMs);
+  return rotator;
 }
 
 /** Keys every line has (pino's own and the logger's base): a record must not repeat them. */
@@ -68,6 +84,7 @@ export function dedupeFields(obj: Record<string, unknown>, base: Record<string, 
 export function createLogger(opts: LogOptions): Logger {
   const level = opts.level ?? 'info';
   const base = { pid: process.pid, ...opts.base };
+  if (opts.rotate) startLogRotation(opts.rotate);
   const streams: { level: LogLevel; stream: DestinationStream }[] = [
     { level, stream: opts.file === '-' ? pino.destination({ dest: 2, sync: true }) : fileStream(opts.file) },
   ];
