@@ -44,6 +44,8 @@ interface Opts {
   minIdle?: string;
   maxIdle?: string;
   maxProcessCount?: string;
+  workers?: string;
+  force?: boolean;
   json?: boolean;
   foreground?: boolean;
 }
@@ -57,7 +59,9 @@ const program = createProgram('ibas', 'IBP-TS transaction server: a manager and 
   .option('--ip <ip>', 'init: the listen IP')
   .option('--port <port>', 'init: the listen port')
   .addOption(new Option('--mode <mode>', 'init: mpm mode').choices(MODES))
-  .option('--max-count <n>', 'init: workers (static), upper bound (dynamic), concurrent workers (FORK)')
+  .option('--max-count <n>', 'init: workers (static), upper bound (dynamic), concurrent workers (FORK); default one per CPU')
+  .option('--workers <n>', 'init: the same as --max-count')
+  .option('--force', 'init: rewrite an existing ibas.conf (the old one is kept as ibas.conf.bak)')
   .option('--min-idle <n>', 'init: DYNAMIC_WORKERPOOL.min_idle_count')
   .option('--max-idle <n>', 'init: DYNAMIC_WORKERPOOL.max_idle_count')
   .option('--max-process-count <n>', 'init: transactions before a worker is recycled (0 = never)')
@@ -124,10 +128,11 @@ function init(home: Home, confFile: string, o: Opts): string[] {
     ip: need(o.ip, '--ip'),
     port: intArg('--port', need(o.port, '--port'), 1, 65535),
     mode: o.mode,
-    maxCount: int(o.maxCount, '--max-count', 1, 1024),
+    maxCount: o.workers !== undefined && o.maxCount !== undefined ? (() => { throw badArg('--workers', 'give --workers or --max-count, not both'); })() : int(o.workers ?? o.maxCount, o.workers !== undefined ? '--workers' : '--max-count', 1, 1024),
     minIdle: int(o.minIdle, '--min-idle', 0, 1024),
     maxIdle: int(o.maxIdle, '--max-idle', 1, 1024),
     maxProcessCount: int(o.maxProcessCount, '--max-process-count', 0, 0x7fffffff),
+    force: o.force === true,
   });
 }
 

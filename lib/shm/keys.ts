@@ -14,6 +14,11 @@ import path from 'node:path';
 
 export const KEY_SLOT = { INDEX: 0, SCOREBOARD: 1, ACCEPT_LOCK: 2, APP_STATS: 3, CONFIG_FIRST: 16, CONFIG_LAST: 255 } as const;
 
+/** A SysV key as every output prints it (tables, logs, errors): hex with `0x`. */
+export function formatKey(key: number): string {
+  return `0x${(key >>> 0).toString(16)}`;
+}
+
 export function homeKeyBase(homeRoot: string): number {
   let real = path.resolve(homeRoot);
   try {
