@@ -83,7 +83,7 @@ const program = createProgram('ibas', 'IBP-TS transaction server: a manager and 
       return;
     }
     if (opts.show) {
-      process.exitCode = show(opts.show, inst, opts.json ?? false);
+      process.exitCode = await show(opts.show, inst, opts.json ?? false);
       return;
     }
     switch (opts.action!) {
@@ -94,11 +94,13 @@ const program = createProgram('ibas', 'IBP-TS transaction server: a manager and 
           // the home in the environment of every ibas process (process titles replace the command line)
           const pid = await startDaemon({ tool: 'ibas', pidFile: inst.pidFile, logFile: inst.monitorLog, env: { ...process.env, IBP_HOME: inst.home.root } });
           process.stdout.write(`ibas start ok , pid[${pid}] listen[${inst.conf.server.ip}:${inst.conf.server.port}] mode[${inst.conf.mpm.mode}]\n`);
+          if (!opts.json) await show('status', inst, false); // what started, like pm2 start
         }
         return;
       case 'stop': {
         const pid = await stopDaemon('ibas', inst.pidFile, { timeoutMs: inst.monitor.stopTimeoutMs + 10_000 });
         process.stdout.write(`ibas stop ok , pid[${pid}]\n`);
+        await show('status', inst, false);
         return;
       }
       case 'kill': {

@@ -502,7 +502,7 @@ export class Manager implements PoolHost {
     if (this.#stopping) return;
     this.#stopping = { since: Date.now(), reason, killed: false };
     this.policy.stop();
-    this.#heartbeat?.stop();
+    void this.#heartbeat?.end(); // the session ends in ibms now (a handover's new generation beats on its own)
     this.#schedule?.stop();
     for (const w of this.#workers.values()) {
       w.retiring ??= 'server stopping';

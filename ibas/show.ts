@@ -4,7 +4,9 @@
  *
  *   status    is the manager running: pid, mode, listen address, generation, workers by state,
  *             and the pool in one line of status characters (`_` idle, `L` listening (holds the
- *             accept lock), `W` working, `K` keep-alive, `S` starting, `G` leaving, `.` free)
+ *             accept lock), `W` working, `K` keep-alive, `S` starting, `G` leaving, `.` free);
+ *             then one row per worker like `pm2 ls`: slot, pid, state, uptime, transactions /
+ *             recycle limit, cpu, memory (pidusage), restarts of its slot, current app and its age
  *   bbstat    pool totals: workers by state, transactions and errors (live + exited workers),
  *             workers spawned, abnormal exits, accept lock free/held
  *   bbdetail  one row per worker: slot, pid, generation, state, app, current transaction age,
@@ -12,6 +14,7 @@
  *
  * Exit code 7 when ibas is not running.
  */
+import pidusage from 'pidusage';
 import { printRows, type Column } from '../lib/cli.js';
 import { runningPid } from '../lib/pidfile.js';
 import { Semaphore } from '../lib/shm/sysv.js';
@@ -92,7 +95,69 @@ export function bbstat(sb: Scoreboard, inst: Instance): Record<string, number | 
   };
 }
 
-export function show(what: Show, inst: Instance, json: boolean, out: (s: string) => void = (s) => process.stdout.write(s)): number {
+export interface WorkerStatusRow {
+  slot: number;
+  pid: number;
+  state: WorkerState;
+  uptime_s: number;
+  transactions: number;
+  /** mpm.max_process_count (0 = never recycled; each worker adds its own jitter). */
+  recycle_at: number;
+  cpu_percent: number | null;
+  memory_bytes: number | null;
+  /** Workers started in this slot before the current one. */
+  restarts: number;
+  app: string;
+  app_age_ms: number | null;
+}
+
+/** One row per live worker, with cpu and memory from pidusage (null when the process is gone). */
+export async function workerStatus(sb: Scoreboard, inst: Instance, now = Date.now()): Promise<WorkerStatusRow[]> {
+  const live = sb.all().filter((s) => s.state !== 'DEAD' && s.pid > 0);
+  let usage: Record<string, { cpu: number; memory: number }> = {};
+  try {
+    usage = live.length > 0 ? await pidusage(live.map((s) => s.pid)) : {};
+  } catch {
+    // a worker left between the scoreboard read and the sampling: sample one by one
+    for (const s of live) {
+      try {
+        usage[s.pid] = await pidusage(s.pid);
+      } catch {
+        // gone
+      }
+    }
+  }
+  return live.map((s) => ({
+    slot: s.index,
+    pid: s.pid,
+    state: s.state,
+    uptime_s: Math.round((now - s.startedAt) / 1000),
+    transactions: s.count,
+    recycle_at: inst.conf.mpm.max_process_count,
+    cpu_percent: usage[s.pid] ? Math.round(usage[s.pid]!.cpu * 10) / 10 : null,
+    memory_bytes: usage[s.pid]?.memory ?? null,
+    restarts: Math.max(0, sb.spawnsOf(s.index) - 1),
+    app: s.txStartAt > 0 ? s.app : '',
+    app_age_ms: s.txStartAt > 0 ? Math.max(0, Math.round(now - s.txStartAt)) : null,
+  }));
+}
+
+const mib = (b: number | null): string => (b === null ? '' : `${(b / 1048576).toFixed(1)} MB`);
+
+const STATUS_COLUMNS: Column<WorkerStatusRow>[] = [
+  { header: 'slot', value: (r) => r.slot },
+  { header: 'pid', value: (r) => r.pid },
+  { header: 'state', value: (r) => `${STATE_CHAR[r.state]} ${r.state}` },
+  { header: 'uptime', value: (r) => `${r.uptime_s}s` },
+  { header: 'tx / recycle', value: (r) => `${r.transactions} / ${r.recycle_at || '∞'}` },
+  { header: 'cpu', value: (r) => (r.cpu_percent === null ? '' : `${r.cpu_percent}%`) },
+  { header: 'memory', value: (r) => mib(r.memory_bytes) },
+  { header: '↺', value: (r) => r.restarts },
+  { header: 'app', value: (r) => r.app },
+  { header: 'app age', value: (r) => (r.app_age_ms === null ? '' : `${r.app_age_ms} ms`) },
+];
+
+export async function show(what: Show, inst: Instance, json: boolean, out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
   const pid = runningPid(inst.pidFile);
   const sb = pid !== undefined ? Scoreboard.attach(inst.scoreboardKey) : undefined;
   if (pid === undefined || !sb) {
@@ -109,8 +174,12 @@ export function show(what: Show, inst: Instance, json: boolean, out: (s: string)
           running: true, pid, mode: h.mode, listen: `${inst.conf.server.ip}:${inst.conf.server.port}`, generation: h.generation,
           workers: load.total, working: load.working, uptime_s: Math.round((Date.now() - h.startedAt) / 1000), pool: statusLine(sb),
         };
-        if (json) out(`${JSON.stringify(row, null, 2)}\n`);
-        else out(`ibas is running , pid[${pid}] mode[${h.mode}] listen[${row.listen}] generation[${h.generation}] workers[${load.total}] working[${load.working}] uptime[${row.uptime_s}s]\n${row.pool}\n`);
+        const rows = await workerStatus(sb, inst);
+        if (json) out(`${JSON.stringify({ ...row, worker_list: rows }, null, 2)}\n`);
+        else {
+          out(`ibas is running , pid[${pid}] mode[${h.mode}] listen[${row.listen}] generation[${h.generation}] workers[${load.total}] working[${load.working}] uptime[${row.uptime_s}s]\n${row.pool}\n`);
+          printRows(rows, STATUS_COLUMNS, false, out);
+        }
         return 0;
       }
       case 'bbstat': {

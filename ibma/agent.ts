@@ -120,7 +120,7 @@ export class Agent {
     this.#saveState();
 
     const firstRound = new Promise<void>((resolve, reject) => (this.#firstRound = { resolve, reject }));
-    this.#heartbeat = new Heartbeat({ client: this.client, body: () => ({ role: 'ibma', node: this.conf.this_node, pid: process.pid }), log: this.log, failLevel: 'debug' });
+    this.#heartbeat = new Heartbeat({ client: this.client, body: () => ({ role: 'ibma', node: this.conf.this_node, pid: process.pid, ...(this.#held ? { version: this.#held.version, epoch: this.#held.epoch } : {}) }), log: this.log, failLevel: 'debug' });
     this.#heartbeat.start(this.timings.heartbeatMs);
     this.#loop = this.#watch();
     if (fromCache) {
@@ -139,7 +139,7 @@ export class Agent {
   async #stop(mode: StopMode): Promise<void> {
     this.log.info({ mode }, `ibma stopping , mode[${mode}]`);
     this.#abort.abort(new Error('ibma is stopping'));
-    this.#heartbeat?.stop();
+    await this.#heartbeat?.end(); // the session ends in ibms now, not after expire_seconds
     this.#gc?.stop();
     if (this.#loop) await Promise.race([this.#loop, new Promise((r) => setTimeout(r, 5000).unref())]);
     if (this.#writer) {

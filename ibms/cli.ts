@@ -160,7 +160,7 @@ const PROJECT_COLUMNS: Column<ProjectConf>[] = [
   { header: 'APPS', value: (p) => p.apps.join(' ') },
 ];
 
-type SessionRow = Session & { idle_seconds: number };
+type SessionRow = Session & { idle_seconds: number; current_version: number | null; current: boolean | null };
 const SESSION_COLUMNS: Column<SessionRow>[] = [
   { header: 'ROLE', value: (s) => s.role },
   { header: 'NODE', value: (s) => s.node },
@@ -169,6 +169,9 @@ const SESSION_COLUMNS: Column<SessionRow>[] = [
   { header: 'PID', value: (s) => s.pid || '' },
   { header: 'LOAD', value: (s) => s.load ?? '' },
   { header: 'WATCHES', value: (s) => s.watches },
+  // the config version the agent holds, and whether it is the registry's current one for its node
+  { header: 'CONFIG', value: (s) => (s.version === undefined ? '' : s.version) },
+  { header: 'CURRENT', value: (s) => (s.current === null || s.current === undefined ? '' : s.current ? 'yes' : `no (${s.current_version ?? 'node removed'})`) },
   { header: 'IDLE_S', value: (s) => s.idle_seconds },
   { header: 'SINCE', value: (s) => new Date(s.since).toISOString() },
 ];
