@@ -16,6 +16,7 @@ import { IbpError } from '../lib/errors.js';
 import { Home, homeOfConf } from '../lib/home.js';
 import { runningPid } from '../lib/pidfile.js';
 import { showLogs } from '../lib/log-tail.js';
+import { inspectPackage } from './package-check.js';
 import { IbmsClient } from './client.js';
 import { readAdminCredential } from './credentials.js';
 import { IBMS_CONF, PID_FILE } from './paths.js';
@@ -45,6 +46,7 @@ export interface CliOptions {
   json?: boolean;
   follow?: boolean;
   lines?: string;
+  strict?: boolean;
 }
 
 const USAGE = `
@@ -124,6 +126,14 @@ function ipArg(flag: string, value: string): string {
 const enc = encodeURIComponent;
 
 // ---------------------------------------------------------------- outputs
+
+/** add_app / update_app: warn about the package in so/ (missing, not ELF/JS, no somain/main); --strict refuses. */
+function checkPackage(ctx: Ctx, bin: string): void {
+  const report = inspectPackage(ctx.home.so(bin));
+  if (report.problems.length === 0) return;
+  if (ctx.o.strict) throw badArg('--bin', `${report.problems.join('; ')} (--strict)`);
+  for (const p of report.problems) process.stderr.write(`WARN : ${p}\n`);
+}
 
 function printOk(ctx: Ctx, answer: unknown, lines: string[] = []): void {
   if (ctx.json) {
@@ -404,7 +414,9 @@ const ACTIONS: Record<string, Handler> = {
   },
 
   async add_app(ctx) {
-    printOk(ctx, await (await ctx.client()).request('POST', '/v1/apps', appBody(ctx, '-a add_app', true)));
+    const body = appBody(ctx, '-a add_app', true);
+    checkPackage(ctx, String(body.bin));
+    printOk(ctx, await (await ctx.client()).request('POST', '/v1/apps', body));
   },
   async set_app(ctx) {
     const app = appOf(ctx, '-a set_app');
@@ -413,7 +425,11 @@ const ACTIONS: Record<string, Handler> = {
     printOk(ctx, await (await ctx.client()).request('PATCH', `/v1/apps/${enc(app)}`, body));
   },
   async update_app(ctx) {
-    const r = await (await ctx.client()).request<{ sha256: string; size: number }>('POST', `/v1/apps/${enc(appOf(ctx, '-a update_app'))}/update`);
+    const app = appOf(ctx, '-a update_app');
+    const client = await ctx.client();
+    const known = await client.request<{ apps: AppWithPackage[] }>('GET', `/v1/apps?app=${enc(app)}`);
+    if (known.apps[0]) checkPackage(ctx, known.apps[0].bin);
+    const r = await client.request<{ sha256: string; size: number }>('POST', `/v1/apps/${enc(app)}/update`);
     printOk(ctx, r, [`package sha256 ${r.sha256} size ${r.size}`]);
   },
   async remove_app(ctx) {
@@ -534,6 +550,7 @@ export function buildProgram(): Command {
     .option('--key <key>', 'kv key')
     .option('--value <value>', 'kv value')
     .option('--json', 'print JSON instead of tables')
+    .option('--strict', 'add_app, update_app: refuse a package that is missing, not an ELF/JS module, or lacks somain/main (default: warn)')
     .option('--follow', 'logs: keep printing new lines (tail -F)')
     .option('--lines <n>', 'logs: how many lines to print first', '50')
     .addHelpText('after', USAGE)

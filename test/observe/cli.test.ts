@@ -2,8 +2,7 @@
  * The operator's CLI: `--version` on every tool; enum errors list the allowed values; JSON syntax
  * errors give line and column; SysV keys in errors are hex; `ibas -a init` sizes the pool to the
  * machine, takes --workers and --force; `ibas -s status` lists every worker like `pm2 ls` (and is
- * printed after start and stop); `ibms -s sessions` shows each agent's config version and whether
- * it is current, and a daemon stopping gracefully leaves the list at once.
+ * printed after start and stop). Sessions and package checks: test/observe/cli-registry.test.ts.
  */
 import t from 'tap';
 import fs from 'node:fs';
@@ -12,7 +11,7 @@ import path from 'node:path';
 import { IbpError } from '../../lib/errors.js';
 import { packageVersion } from '../../lib/cli.js';
 import { setupIbas } from '../ibas/helpers/server.js';
-import { Cluster, privateDir } from '../helpers/cluster.js';
+import { privateDir } from '../helpers/cluster.js';
 import { freePort, loopbackIp, runTool, waitFor } from '../helpers/procs.js';
 import { parseJsonText } from '../../lib/config/load.js';
 
@@ -95,24 +94,4 @@ t.test('ibas -s status: one row per worker like pm2 ls; printed after start and 
   t.match(text.stdout, /0 \/ 500/);
   const stop = await s.stop();
   t.match(stop.stdout, /ibas stop ok[\s\S]*ibas is not running/, 'the status after stop');
-});
-
-t.test('ibms -s sessions: config version held and current; a stopped agent leaves at once', async (t) => {
-  const c = await Cluster.start(t);
-  await c.configure({ nodes: { AGT: [] }, apps: [], projects: [] });
-  const agent = await c.agent('AGT');
-  const sessions = async () => JSON.parse((await c.ibms(['-s', 'sessions', '--json'])).stdout) as Record<string, unknown>[];
-  const row = await waitFor('the agent\'s session with its version', async () => (await sessions()).find((s) => s.role === 'ibma' && s.node === 'AGT' && s.pid !== 0 && s.version !== undefined), 20_000, 100);
-  t.match(row, { current: true, version: row.current_version }, 'it holds the current version');
-  const table = await c.ibms(['-s', 'sessions']);
-  t.match(table.stdout, /CONFIG.*CURRENT/);
-  t.match(table.stdout, /ibma.*AGT.*yes/);
-  // a new version not yet taken: the same row says "no" for a moment — then the agent catches up
-  await c.admin(['-a', 'download_config', '--node', 'AGT']);
-  await waitFor('the agent current again on the new version', async () => (await sessions()).find((s) => s.node === 'AGT' && s.pid !== 0 && s.current === true && (s.version as number) > (row.version as number)), 20_000, 100);
-  const stop = await agent.run('ibma', ['-a', 'stop']);
-  t.equal(stop.code, 0, stop.stderr);
-  // session.expire_seconds is 30: gone well before that
-  await waitFor('the session gone at once', async () => (await sessions()).every((s) => s.node !== 'AGT' || s.pid === 0) ? true : undefined, 5000, 100);
-  t.pass('the stopped agent left the list within 5 s (expire_seconds 30)');
 });
