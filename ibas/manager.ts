@@ -174,7 +174,8 @@ export class Manager implements PoolHost {
     await this.#waitReady(readyTimeoutMs);
     if (this.#owner) this.scoreboard.setManager(process.pid, this.generation);
     writePid(inst.pidFile);
-    this.#heartbeat = serverHeartbeat(inst.ibmaConfFile, { ip, port, load: () => this.scoreboard.load() }, this.log);
+    const m = inst.conf.metrics;
+    this.#heartbeat = serverHeartbeat(inst.ibmaConfFile, { ip, port, load: () => this.scoreboard.load(), ...(m && !m.token ? { metrics: `${m.ip}:${m.port}` } : {}) }, this.log);
     this.#heartbeat?.start(inst.monitor.heartbeatMs);
     this.#schedule = startScheduledTransactions(inst.conf, this.log);
   }

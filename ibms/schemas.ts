@@ -76,6 +76,8 @@ export const HeartbeatBody = Type.Object({
   /** The config version and epoch the sender holds (ibma: its bundle), for `-s sessions`. */
   version: Type.Optional(Type.Integer({ minimum: 0 })),
   epoch: Type.Optional(Type.String({ maxLength: 64 })),
+  /** An ibas manager's token-free /metrics address `ip:port` (the console reads rates there). */
+  metrics: Type.Optional(Type.String({ maxLength: 64, pattern: '^[0-9.]{7,15}:[0-9]{1,5}$', description: 'ip:port' })),
 }, { additionalProperties: false });
 
 /** `POST /v1/agent/session/end`: the session a stopping daemon leaves (as its heartbeats named it). */

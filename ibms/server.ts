@@ -23,10 +23,15 @@ import { projectRoutes } from './routes/projects.js';
 import { configRoutes } from './routes/config.js';
 import { agentRoutes } from './routes/agent.js';
 import { installMetrics } from './routes/metrics.js';
+import { installConsole } from './console/routes.js';
 import { tokenMatches } from '../lib/metrics-server.js';
 
-/** Who may call a route: the admin, a node (or the admin), or a metrics scraper (admin or ibms.conf metrics.token). */
-export type Access = 'admin' | 'node' | 'metrics';
+/**
+ * Who may call a route: the admin, a node (or the admin), a metrics scraper (admin or ibms.conf
+ * metrics.token), anyone (`public`: the console's page and login, which hold no data), or a
+ * signed-in console session (`console`: its cookie; ibms/console/routes.ts).
+ */
+export type Access = 'admin' | 'node' | 'metrics' | 'public' | 'console';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -87,6 +92,11 @@ export function buildServer(reg: Registry) {
   app.addHook('onRequest', async (req) => {
     const access = req.routeOptions.config.access;
     if (!access) return; // unknown route: the 404 handler answers
+    if (access === 'public') return;
+    if (access === 'console') {
+      if (consoleRoutes.signedIn(req)) return;
+      throw new IbpError('IBP_ERR_REG_AUTH');
+    }
     const scrapeToken = reg.conf.metrics?.token;
     if (access === 'metrics' && scrapeToken && tokenMatches(req.headers.authorization, scrapeToken)) return;
     const principal = reg.credentials.identify(bearerToken(req.headers.authorization));
@@ -136,6 +146,7 @@ export function buildServer(reg: Registry) {
   });
 
   installMetrics(app, reg);
+  const consoleRoutes = installConsole(app, reg);
   app.register(nodeRoutes(reg), { prefix: '/v1' });
   app.register(appRoutes(reg), { prefix: '/v1' });
   app.register(projectRoutes(reg), { prefix: '/v1' });
