@@ -53,6 +53,7 @@ export class IbasMetrics {
   readonly #exits: Counter<'class'>;
   #stats: AppStats | undefined;
   #server: MetricsServer | undefined;
+  #closed = false;
   readonly #sb: () => Scoreboard;
   readonly #generation: () => number;
 
@@ -116,11 +117,28 @@ export class IbasMetrics {
     const m = inst.conf.metrics;
     if (!m) return;
     checkMetricsPolicy(m, inst.confFile);
-    this.#server = await startMetricsServer(m, this.registry, log, 'ibas');
+    if (owner) {
+      this.#server = await startMetricsServer(m, this.registry, log, 'ibas');
+      return;
+    }
+    // a USR2 new generation: the previous one holds the address until it has drained and exits;
+    // take it over then (retry every 500 ms, unref'd: never keeps the manager alive)
+    const retry = (): void => {
+      if (this.#closed) return;
+      startMetricsServer(m, this.registry, log, 'ibas').then(
+        (srv) => {
+          if (this.#closed) void srv.close();
+          else this.#server = srv;
+        },
+        () => setTimeout(retry, 500).unref(),
+      );
+    };
+    retry();
   }
 
   /** Manager stop: close the endpoint; the owner removes the app-stats segment. */
   close(destroy: boolean): void {
+    this.#closed = true;
     void this.#server?.close();
     this.#server = undefined;
     try {
