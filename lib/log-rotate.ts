@@ -14,7 +14,14 @@
  * line, only moves it one copy further.
  */
 import fs from 'node:fs';
-import { createTask, type ScheduledTask } from 'node-cron';
+import { createRequire } from 'node:module';
+import type { ScheduledTask, TaskFn, TaskOptions } from 'node-cron';
+
+/** node-cron's createTask, loaded when the first job is scheduled (every tool imports this file; few schedule). */
+function createTask(expr: string, fn: TaskFn, opts: TaskOptions): ScheduledTask {
+  const cron = createRequire(import.meta.url)('node-cron') as { createTask: (e: string, f: TaskFn, o: TaskOptions) => ScheduledTask };
+  return cron.createTask(expr, fn, opts);
+}
 
 export interface LogRotation {
   size?: number;

@@ -7,7 +7,14 @@
  *   schedule run , job[save_config] ms[12]
  *   schedule skipped , job[tx:nightly] , the previous run is still going (since 2026-…)
  */
-import { createTask, type ScheduledTask } from 'node-cron';
+import { createRequire } from 'node:module';
+import type { ScheduledTask, TaskFn, TaskOptions } from 'node-cron';
+
+/** node-cron's createTask, loaded when the first job is scheduled (every tool imports this file; few schedule). */
+function createTask(expr: string, fn: TaskFn, opts: TaskOptions): ScheduledTask {
+  const cron = createRequire(import.meta.url)('node-cron') as { createTask: (e: string, f: TaskFn, o: TaskOptions) => ScheduledTask };
+  return cron.createTask(expr, fn, opts);
+}
 import { errorText } from './errors.js';
 import type { Logger } from './log.js';
 

@@ -6,8 +6,16 @@
  *
  *   config file /h/etc/ibms.conf: key /schedule/save_config is not a valid cron expression ("61 * * * *"): minute: …
  */
+import { createRequire } from 'node:module';
 import { Type } from '@sinclair/typebox';
-import { validateDetailed } from 'node-cron';
+import type { DetailedValidation } from 'node-cron';
+
+/** node-cron, loaded on the first expression checked: a conf without schedules never pays for it. */
+let validator: ((expr: string) => DetailedValidation) | undefined;
+function validateDetailed(expr: string): DetailedValidation {
+  validator ??= (createRequire(import.meta.url)('node-cron') as { validateDetailed: (e: string) => DetailedValidation }).validateDetailed;
+  return validator(expr);
+}
 
 export const Cron = Type.String({ minLength: 1, maxLength: 200, 'x-cron': true, description: 'a cron expression (m h dom mon dow, or s m h dom mon dow)' });
 
