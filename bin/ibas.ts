@@ -7,6 +7,8 @@
  *   ibas [-f ibas.conf] -s status | bbstat | bbdetail [--json]
  *   kill -USR1 <pid>: reopen logs     kill -TERM <pid>: graceful stop
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { Option } from 'commander';
 import { badArg, createProgram, failCli, intArg, runCli } from '../lib/cli.js';
 import { isDaemonChild, killDaemon, reportFailed, reportReady, startDaemon, stopDaemon } from '../lib/daemon.js';
@@ -15,6 +17,7 @@ import { EXIT } from '../lib/exit-codes.js';
 import { Home } from '../lib/home.js';
 import { createLogger, type LogLevel, type Logger } from '../lib/log.js';
 import { runningPid } from '../lib/pidfile.js';
+import { logFilesIn, showLogs } from '../lib/log-tail.js';
 import type { MpmMode } from '../lib/config/ibas-conf.js';
 import { loadInstance, type Instance } from '../ibas/instance.js';
 import { initConf } from '../ibas/init.js';
@@ -34,7 +37,9 @@ const MODES = ['FORK', 'STATIC_WORKERPOOL', 'DYNAMIC_WORKERPOOL'] as const;
 interface Opts {
   conf: string;
   action?: Action;
-  show?: Show;
+  show?: Show | 'logs';
+  follow?: boolean;
+  lines?: string;
   ip?: string;
   port?: string;
   mode?: MpmMode;
@@ -42,6 +47,8 @@ interface Opts {
   minIdle?: string;
   maxIdle?: string;
   maxProcessCount?: string;
+  workers?: string;
+  force?: boolean;
   json?: boolean;
   foreground?: boolean;
   app?: string;
@@ -51,11 +58,15 @@ interface Opts {
 const program = createProgram('ibas', 'IBP-TS transaction server: a manager and a pre-forked worker pool running app .so packages')
   .option('-f, --conf <file>', 'config file (a name without a path means $IBP_HOME/etc/NAME)', 'ibas.conf')
   .addOption(new Option('-a, --action <action>', 'what to do').choices(ACTIONS))
-  .addOption(new Option('-s, --show <what>', 'what to show from the scoreboard').choices(SHOWS))
+  .addOption(new Option('-s, --show <what>', 'what to show: the scoreboard, or the logs (pretty-printed)').choices([...SHOWS, 'logs']))
+  .option('--follow', 'logs: keep printing new lines (tail -F)')
+  .option('--lines <n>', 'logs: how many lines to print first', '50')
   .option('--ip <ip>', 'init: the listen IP')
   .option('--port <port>', 'init: the listen port')
   .addOption(new Option('--mode <mode>', 'init: mpm mode').choices(MODES))
-  .option('--max-count <n>', 'init: workers (static), upper bound (dynamic), concurrent workers (FORK)')
+  .option('--max-count <n>', 'init: workers (static), upper bound (dynamic), concurrent workers (FORK); default one per CPU')
+  .option('--workers <n>', 'init: the same as --max-count')
+  .option('--force', 'init: rewrite an existing ibas.conf (the old one is kept as ibas.conf.bak)')
   .option('--min-idle <n>', 'init: DYNAMIC_WORKERPOOL.min_idle_count')
   .option('--max-idle <n>', 'init: DYNAMIC_WORKERPOOL.max_idle_count')
   .option('--max-process-count <n>', 'init: transactions before a worker is recycled (0 = never)')
@@ -74,8 +85,12 @@ const program = createProgram('ibas', 'IBP-TS transaction server: a manager and 
       return;
     }
     const inst = loadInstance(confFile);
+    if (opts.show === 'logs') {
+      process.exitCode = await showLogs(logFilesOf(inst), opts);
+      return;
+    }
     if (opts.show) {
-      process.exitCode = show(opts.show, inst, opts.json ?? false);
+      process.exitCode = await show(opts.show, inst, opts.json ?? false);
       return;
     }
     switch (opts.action!) {
@@ -91,6 +106,7 @@ const program = createProgram('ibas', 'IBP-TS transaction server: a manager and 
           // the home in the environment of every ibas process (process titles replace the command line)
           const pid = await startDaemon({ tool: 'ibas', pidFile: inst.pidFile, logFile: inst.monitorLog, env: { ...process.env, IBP_HOME: inst.home.root } });
           process.stdout.write(`ibas start ok , pid[${pid}] listen[${inst.conf.server.ip}:${inst.conf.server.port}] mode[${inst.conf.mpm.mode}]\n`);
+          if (!opts.json) await show('status', inst, false); // what started, like pm2 start
         }
         return;
       case 'stop': {
@@ -99,6 +115,7 @@ const program = createProgram('ibas', 'IBP-TS transaction server: a manager and 
         const pidFile = runningPid(inst.pidFile) === undefined && runningPid(oldbin) !== undefined ? oldbin : inst.pidFile;
         const pid = await stopDaemon('ibas', pidFile, { timeoutMs: inst.monitor.stopTimeoutMs + 10_000 });
         process.stdout.write(`ibas stop ok , pid[${pid}]\n`);
+        await show('status', inst, false);
         return;
       }
       case 'kill': {
@@ -115,6 +132,12 @@ const program = createProgram('ibas', 'IBP-TS transaction server: a manager and 
     }
   });
 
+/** The monitor's, the workers' and the home's event log of this instance (`-s logs`). */
+function logFilesOf(inst: Instance): () => string[] {
+  const dir = path.dirname(inst.monitorLog);
+  return () => [...new Set([inst.monitorLog, inst.eventLog, ...logFilesIn(dir, (f) => f.startsWith(`${inst.tag}_`))])].filter((f) => fs.existsSync(f));
+}
+
 function init(home: Home, confFile: string, o: Opts): string[] {
   const need = (v: string | undefined, name: string): string => {
     if (v === undefined || v === '') throw badArg(name, 'is required by -a init');
@@ -125,10 +148,11 @@ function init(home: Home, confFile: string, o: Opts): string[] {
     ip: need(o.ip, '--ip'),
     port: intArg('--port', need(o.port, '--port'), 1, 65535),
     mode: o.mode,
-    maxCount: int(o.maxCount, '--max-count', 1, 1024),
+    maxCount: o.workers !== undefined && o.maxCount !== undefined ? (() => { throw badArg('--workers', 'give --workers or --max-count, not both'); })() : int(o.workers ?? o.maxCount, o.workers !== undefined ? '--workers' : '--max-count', 1, 1024),
     minIdle: int(o.minIdle, '--min-idle', 0, 1024),
     maxIdle: int(o.maxIdle, '--max-idle', 1, 1024),
     maxProcessCount: int(o.maxProcessCount, '--max-process-count', 0, 0x7fffffff),
+    force: o.force === true,
   });
 }
 
@@ -157,6 +181,7 @@ function monitorLogger(inst: Instance, toStderr = false): Logger {
     file: toStderr ? '-' : inst.monitorLog,
     eventFile: inst.eventLog,
     base: { role: toStderr ? 'foreground' : 'monitor' },
+    rotate: toStderr ? undefined : inst.conf.log.rotate,
   });
 }
 

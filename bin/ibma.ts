@@ -6,6 +6,7 @@
  *   ibma [-f ibma.conf] -s this_node | nodes | apps | nodes_kv | status [--json]
  *   kill -USR1 <pid>: reopen logs    kill -USR2 <pid>: stop with removing the config space
  */
+import fs from 'node:fs';
 import { Option } from 'commander';
 import { badArg, createProgram, failCli, intArg, runCli } from '../lib/cli.js';
 import { isDaemonChild, killDaemon, reportFailed, reportReady, startDaemon, stopDaemon } from '../lib/daemon.js';
@@ -18,6 +19,9 @@ import { installSignals } from '../lib/signals.js';
 import { loadConfigFile } from '../lib/config/load.js';
 import { IbmaConf } from '../lib/config/ibma-conf.js';
 import { Agent, type StopMode } from '../ibma/agent.js';
+import { startAgentMetrics } from '../ibma/metrics.js';
+import { checkMetricsPolicy } from '../lib/metrics-server.js';
+import { showLogs } from '../lib/log-tail.js';
 import { cacheFile, loadCache } from '../ibma/cache.js';
 import { initHome } from '../ibma/init.js';
 import { show, SHOWS, type Show } from '../ibma/show.js';
@@ -29,7 +33,9 @@ type Action = (typeof ACTIONS)[number];
 interface Opts {
   conf: string;
   action?: Action;
-  show?: Show;
+  show?: Show | 'logs';
+  follow?: boolean;
+  lines?: string;
   node?: string;
   ibmsIp?: string;
   ibmsPort?: string;
@@ -42,7 +48,9 @@ interface Opts {
 const program = createProgram('ibma', 'IBP-TS node agent: pulls this node\'s config from ibms into shared memory, installs app packages')
   .option('-f, --conf <file>', 'config file (a name without a path means $IBP_HOME/etc/NAME)', 'ibma.conf')
   .addOption(new Option('-a, --action <action>', 'what to do').choices(ACTIONS))
-  .addOption(new Option('-s, --show <what>', 'what to show from the local config space').choices(SHOWS))
+  .addOption(new Option('-s, --show <what>', 'what to show from the local config space, or the logs (pretty-printed)').choices([...SHOWS, 'logs']))
+  .option('--follow', 'logs: keep printing new lines (tail -F)')
+  .option('--lines <n>', 'logs: how many lines to print first', '50')
   .option('--node <node>', 'init: this node\'s name in the registry')
   .option('--ibms-ip <ip>', 'init: the registry\'s IP')
   .option('--ibms-port <port>', 'init: the registry\'s port')
@@ -63,6 +71,12 @@ const program = createProgram('ibma', 'IBP-TS node agent: pulls this node\'s con
     const conf = loadConfigFile(IbmaConf, confFile, 'ibma');
     const home = homeOfConf(confFile);
     const pidFile = home.run('ibma.pid');
+    if (opts.show === 'logs') {
+      const own = logFileOf(conf, home);
+      const event = home.resolve(conf.log.event ?? 'log/event.log');
+      process.exitCode = await showLogs(() => [own, event].filter((f) => fs.existsSync(f)), opts);
+      return;
+    }
     if (opts.show) {
       process.exitCode = show(opts.show, { confFile, conf, home, pidFile, json: opts.json ?? false });
       return;
@@ -70,7 +84,7 @@ const program = createProgram('ibma', 'IBP-TS node agent: pulls this node\'s con
     switch (opts.action!) {
       case 'start':
       case 'start_cleanly':
-        if (isDaemonChild() || opts.foreground) await runAgent(conf, home, pidFile, opts.action === 'start_cleanly');
+        if (isDaemonChild() || opts.foreground) await runAgent(conf, confFile, home, pidFile, opts.action === 'start_cleanly');
         else {
           const pid = await startDaemon({ tool: 'ibma', pidFile, logFile: logFileOf(conf, home) });
           process.stdout.write(`ibma start ok , pid[${pid}]\n`);
@@ -97,6 +111,7 @@ const program = createProgram('ibma', 'IBP-TS node agent: pulls this node\'s con
         return;
       }
       case 'check': {
+        checkMetricsPolicy(conf.metrics, confFile);
         process.stdout.write(`${confFile}: ok (node ${conf.this_node}, ibms ${conf.ibms.ip}:${conf.ibms.port}, index_key 0x${conf.shm.index_key.toString(16)})\n`);
         const cf = cacheFile(home, conf.this_node);
         const cached = loadCache(cf, conf.this_node);
@@ -125,13 +140,14 @@ function logFileOf(conf: IbmaConf, home: Home): string {
 }
 
 /** The daemon itself (the detached child of `-a start`, or `--foreground`). */
-async function runAgent(conf: IbmaConf, home: Home, pidFile: string, cleanly: boolean): Promise<void> {
+async function runAgent(conf: IbmaConf, confFile: string, home: Home, pidFile: string, cleanly: boolean): Promise<void> {
   const log: Logger = createLogger({
     name: 'ibma',
     level: (conf.log.level ?? 'info') as LogLevel,
     file: logFileOf(conf, home),
     eventFile: home.resolve(conf.log.event ?? 'log/event.log'),
     base: { node: conf.this_node },
+    rotate: conf.log.rotate,
   });
   const other = runningPid(pidFile);
   if (other !== undefined && other !== process.pid) {
@@ -169,7 +185,16 @@ async function runAgent(conf: IbmaConf, home: Home, pidFile: string, cleanly: bo
     reportFailed(errorText(e));
     process.exit(EXIT.INIT);
   }
-  log.info({ pid: process.pid }, `ibma started , pid[${process.pid}]`);
+  try {
+    await startAgentMetrics(agent, confFile, log);
+  } catch (e) {
+    log.error({ err: errorText(e) }, `ibma start failed , reason[${errorText(e)}]`);
+    await agent.stop('keep-segments').catch(() => undefined);
+    removePid(pidFile);
+    reportFailed(errorText(e));
+    process.exit(EXIT.INIT);
+  }
+  log.info(`ibma started , pid[${process.pid}]`);
   reportReady();
 }
 

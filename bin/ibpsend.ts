@@ -96,7 +96,7 @@ const program = createProgram('ibpsend', 'send one IBP transaction through ibac 
     try {
       rsp = await env.requester(node, app, request, files, { host: o.host, timeoutMs, journal: o.journal, sign: o.sign, encrypt: o.encrypt });
     } catch (e) {
-      printFailure(e, node, app, performance.now() - t0, o.json === true);
+      printFailure(e, node, app, performance.now() - t0, o.json === true, o.output);
       return;
     } finally {
       env.destroy();
@@ -127,7 +127,7 @@ function printSuccess(rsp: IbacResponse, o: Opts): void {
   process.exitCode = EXIT_SEND.OK;
 }
 
-function printFailure(e: unknown, node: string, app: string, ms: number, json: boolean): void {
+function printFailure(e: unknown, node: string, app: string, ms: number, json: boolean, output?: string): void {
   if (!(e instanceof IbacError)) {
     failCli('ibpsend', e);
     if (json && e instanceof IbpError) process.stdout.write(`${JSON.stringify({ ok: false, status: 'ERROR', code: e.code, message: e.message })}\n`);
@@ -135,17 +135,25 @@ function printFailure(e: unknown, node: string, app: string, ms: number, json: b
   }
   const exit = e.phase === PHASE.SUSPICIOUS ? EXIT_SEND.SUSPICIOUS : e.phase === PHASE.SAFE ? EXIT_SEND.SAFE : EXIT_SEND.ANSWERED;
   const rc = e instanceof ServerError ? e.rc : (e as { rc?: number }).rc;
+  // what the app answered with its failure (its own explanation, often): printed like a response
+  const body = e instanceof ServerError ? e.body : undefined;
   if (json) {
     process.stdout.write(`${JSON.stringify({
       ok: false, status: e.phase, code: e.code, message: e.message, comm_status: e.commStatus, node, app, host: e.host ?? null, journal: e.journal ?? null,
       rc: rc ?? null, app_rc: e instanceof ServerError ? e.appRc : null, elapsed_ms: round(ms),
+      ...(body ? { response: body.toString('utf8'), response_base64: body.toString('base64') } : {}),
     })}\n`);
+  } else if (body && body.length > 0) {
+    if (output) fs.writeFileSync(output, body);
+    else process.stdout.write(body);
   }
   process.stderr.write(`ibpsend: ${e.message} (${e.code})\n`);
   process.stderr.write(report([
     ['status', STATUS_TEXT[e.phase]!],
     ['comm status', e.commStatus],
-    ...(rc !== undefined ? [['server rc', `${rc} ${resultName(rc)}${e instanceof ServerError && e.appRc ? `, app rc ${e.appRc}` : ''}`] as [string, string]] : []),
+    ...(rc !== undefined ? [['server rc', `${rc} ${resultName(rc)}`] as [string, string]] : []),
+    ...(e instanceof ServerError ? [['app rc', String(e.appRc)] as [string, string]] : []),
+    ...(body !== undefined ? [['response', `${body.length} bytes${body.length > 0 && !json ? (output ? ` written to ${output}` : ' on stdout') : ''}`] as [string, string]] : []),
     ['host', `${e.host ?? '(none)'} (node ${node}, app ${app})`],
     ['time', `${round(ms)} ms`],
     ...(e.journal ? [['journal', e.journal] as [string, string]] : []),

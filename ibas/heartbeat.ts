@@ -15,6 +15,8 @@ export interface HeartbeatInfo {
   ip: string;
   port: number;
   load(): { working: number; total: number };
+  /** The manager's /metrics address when it needs no token (the ibms console reads rates there). */
+  metrics?: string;
 }
 
 /** The server's heartbeat, from the home's ibma.conf; undefined (logged) when it cannot be read. */
@@ -24,7 +26,7 @@ export function serverHeartbeat(ibmaConfFile: string, info: HeartbeatInfo, log: 
     const client = new RegistryClient({ ip: c.ibms.ip, port: c.ibms.port, credential: c.credential });
     return new Heartbeat({
       client,
-      body: () => ({ role: 'ibas', node: c.this_node, ip: info.ip, port: info.port, pid: process.pid, load: info.load().working }),
+      body: () => ({ role: 'ibas', node: c.this_node, ip: info.ip, port: info.port, pid: process.pid, load: info.load().working, ...(info.metrics ? { metrics: info.metrics } : {}) }),
       log,
     });
   } catch (e) {

@@ -1,10 +1,14 @@
 /**
- * `ibas -a init --ip IP --port P [--mode M] [--max-count N] …`: write etc/ibas.conf with IBP's
- * keys and a comment on each (IBP: idempotent — an existing file is kept, `WARN : <file> exist !`).
+ * `ibas -a init --ip IP --port P [--mode M] [--workers N | --max-count N] [--force] …`: write
+ * etc/ibas.conf with IBP's keys and a comment on each (IBP: idempotent — an existing file is kept,
+ * `WARN : <file> exist !`; `--force` rewrites it). The pool defaults to the machine: one worker per
+ * CPU the process may use (os.availableParallelism()), not IBP's fixed 10 (each worker is a Node
+ * process of tens of MB).
  * The home normally was initialised by `ibma -a init` already (its ibma.conf is how workers find
  * the config space); the folders are created here too if missing.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import { IbpError } from '../lib/errors.js';
 import { validate } from '../lib/config/load.js';
 import { IbasConf, type MpmMode } from '../lib/config/ibas-conf.js';
@@ -19,11 +23,18 @@ export interface InitOptions {
   minIdle?: number;
   maxIdle?: number;
   maxProcessCount?: number;
+  /** Rewrite an existing ibas.conf. */
+  force?: boolean;
+}
+
+/** Workers of a pool sized to this machine: one per CPU this process may use. */
+export function machineWorkers(): number {
+  return Math.max(1, Math.min(1024, os.availableParallelism()));
 }
 
 export function defaultConf(o: InitOptions, file: string): IbasConf {
   const names = defaultLogNames(o.ip, o.port);
-  const maxCount = o.maxCount ?? 10;
+  const maxCount = o.maxCount ?? machineWorkers();
   const conf: IbasConf = {
     server: { ip: o.ip, port: o.port },
     mpm: {
@@ -111,15 +122,17 @@ export function initConf(home: Home, confFile: string, o: InitOptions): string[]
   home.ensure();
   for (const d of HOME_DIRS) if (!existed.has(d)) lines.push(`mkdir ${home.dir(d)} ok`);
   if (!fs.existsSync(home.etc(conf.ibma.config_filename))) lines.push(`WARN : ${home.etc(conf.ibma.config_filename)} not found: run \`ibma -a init\` in this home before starting ibas`);
-  if (fs.existsSync(confFile)) {
-    lines.push(`WARN : ${confFile} exist !`);
+  const confExisted = fs.existsSync(confFile);
+  if (confExisted && !o.force) {
+    lines.push(`WARN : ${confFile} exist ! (--force rewrites it)`);
     return lines;
   }
   try {
-    fs.writeFileSync(confFile, confText(conf), { mode: 0o644, flag: 'wx' });
+    if (confExisted) fs.copyFileSync(confFile, `${confFile}.bak`);
+    fs.writeFileSync(confFile, confText(conf), { mode: 0o644, flag: confExisted ? 'w' : 'wx' });
   } catch (e) {
     throw new IbpError('IBP_ERR_HOME_LAYOUT', { home: home.root, detail: `cannot write ${confFile}: ${(e as Error).message}` }, { cause: e });
   }
-  lines.push(`${confFile} created`);
+  lines.push(`${confFile} ${confExisted ? `rewritten (the previous one is ${confFile}.bak)` : 'created'} , mode[${conf.mpm.mode}] max_count[${conf.mpm.max_count}]${o.maxCount === undefined ? ` (one worker per CPU: ${machineWorkers()})` : ''}`);
   return lines;
 }

@@ -35,6 +35,8 @@ export interface Instance {
   ibmaConfFile: string;
   scoreboardKey: number;
   acceptLockKey: number;
+  /** Per-app transaction counters (ibas/app-stats.ts). */
+  appStatsKey: number;
   comm: CommSettings;
   monitor: MonitorSettings;
   limits: FrameLimits;
@@ -71,6 +73,7 @@ export function instanceOf(confFile: string, conf: IbasConf): Instance {
     ibmaConfFile: home.confPath(conf.ibma.config_filename),
     scoreboardKey: base + KEY_SLOT.SCOREBOARD,
     acceptLockKey: base + KEY_SLOT.ACCEPT_LOCK,
+    appStatsKey: base + KEY_SLOT.APP_STATS,
     comm,
     monitor: monitorOf(conf),
     limits: limitsOf({ maxFrame: comm.maxFrame, maxFile: comm.maxFile, maxFiles: comm.maxFiles }),

@@ -51,6 +51,9 @@ import { ForkMode } from './fork-mode.js';
 import { StaticPool } from './pool-static.js';
 import { Scoreboard } from './scoreboard.js';
 import { TimeoutScanner } from './timeouts.js';
+import { IbasMetrics } from './metrics.js';
+import { startScheduledTransactions } from './scheduled.js';
+import type { Scheduler } from '../lib/schedule.js';
 import { resetFileDir } from './worker.js';
 import { removeWorkerPrivateDir } from './app-cache.js';
 import { classifyExit, EXIT_CLASSES, SICK_BACKOFF, sickDelayMs, type ExitClass } from './exit-class.js';
@@ -95,6 +98,10 @@ export class Manager implements PoolHost, UpgradeHost {
   readonly #signals: NodeJS.Signals[] = [];
   readonly #exits: Exit[] = [];
   readonly #timeouts = new TimeoutScanner();
+  /** /metrics and the per-app counters (ibas/metrics.ts). */
+  readonly metrics = new IbasMetrics(() => this.scoreboard, () => this.generation);
+  /** ibas.conf `schedule`: transactions run at cron expressions (ibas/scheduled.ts). */
+  #schedule: Scheduler | undefined;
   #heartbeat: Heartbeat | undefined;
   #timer: NodeJS.Timeout | undefined;
   #kicked = false;
@@ -169,6 +176,7 @@ export class Manager implements PoolHost, UpgradeHost {
       this.scoreboard = sb;
       if (inst.conf.mpm.mode !== 'FORK') this.#lock = AcceptLock.open(inst.acceptLockKey);
     }
+    await this.metrics.start(inst, this.#owner, this.log);
     process.title = `ibas: monitor [${ip}:${port}] gen ${this.generation}`;
     this.#uninstallSignals = installSignals({
       stop: (s) => this.#signal(s),
@@ -182,8 +190,10 @@ export class Manager implements PoolHost, UpgradeHost {
     await this.#waitReady(readyTimeoutMs);
     if (this.#owner) this.scoreboard.setManager(process.pid, this.generation);
     writePid(inst.pidFile);
-    this.#heartbeat = serverHeartbeat(inst.ibmaConfFile, { ip, port, load: () => this.scoreboard.load() }, this.log);
+    const m = inst.conf.metrics;
+    this.#heartbeat = serverHeartbeat(inst.ibmaConfFile, { ip, port, load: () => this.scoreboard.load(), ...(m && !m.token ? { metrics: `${m.ip}:${m.port}` } : {}) }, this.log);
     this.#heartbeat?.start(inst.monitor.heartbeatMs);
+    this.#schedule = startScheduledTransactions(inst.conf, this.log);
   }
 
   /** Resolves with the exit code once a stop completed. */
@@ -359,6 +369,7 @@ export class Manager implements PoolHost, UpgradeHost {
       const tier = this.#timeouts.exited(pid, signal, last, this.log);
       const cls = classifyExit({ code, signal, retiring: rec.retiring !== undefined, state: last.state, tier });
       const inTx = last.txStartAt > 0 && last.app !== '';
+      this.metrics.workerExit(cls, tier);
       if (signal && CRASH_SIGNALS.has(signal)) {
         this.log.warn({ pid, slot: rec.index, signal, app: last.app }, `worker crashed , pid[${pid}] slot[${rec.index}] signal[${signal}]${inTx ? ` app[${last.app}] (in a transaction: the client got a crash answer)` : ''} , the backtrace is in ${this.inst.workerLog(rec.index)}`);
       }
@@ -476,7 +487,8 @@ export class Manager implements PoolHost, UpgradeHost {
     this.#upgrade.abort(`the server is stopping (${reason})`);
     this.#stopping = { since: Date.now(), reason, killed: false };
     this.policy.stop();
-    this.#heartbeat?.stop();
+    void this.#heartbeat?.end(); // the session ends in ibms now (a handover's new generation beats on its own)
+    this.#schedule?.stop();
     for (const w of this.#workers.values()) {
       w.retiring ??= 'server stopping';
       try {
@@ -512,6 +524,7 @@ export class Manager implements PoolHost, UpgradeHost {
     this.#timer = undefined;
     this.#uninstallSignals?.();
     this.#timeouts.clear();
+    this.metrics.close(this.#owner && !this.#handedOver);
     if (this.#owner && !this.#handedOver) {
       try {
         this.scoreboard.destroy();
@@ -541,6 +554,7 @@ export class Manager implements PoolHost, UpgradeHost {
     for (const w of this.#workers.values()) try { process.kill(w.pid, 'SIGKILL'); } catch { /* gone */ }
     if (this.#timer) clearInterval(this.#timer);
     this.#uninstallSignals?.();
+    this.metrics.close(this.#owner);
     if (this.#owner) {
       try { this.scoreboard?.destroy(); } catch { /* none */ }
       try { this.#lock?.remove(); } catch { /* none */ }

@@ -28,7 +28,8 @@
  *   @48 f64 state since (ms epoch)     @56 u8 app length, @57 app (64 bytes)
  *   @121 u8 transport of the connection (0 none, 1 binary, 2 http; ibas/last-answer.ts)
  *   @122 u8 1 = answers of the running transaction are held unsent in the worker (the pre-answer)
- *   @123 reserved                      @124 i32 the connection's fd in the worker (for tiers 2/3)
+ *   @123 u8 workers spawned into this slot (saturates at 255; kept across release: restarts = spawns − 1)
+ *   @124 i32 the connection's fd in the worker (for tiers 2/3)
  *
  * Suspended apps (the crash-loop brake, ibas/suspensions.ts) at 64 + slots × 128: SB_SUSPEND_MAX
  * entries of 192 bytes, written by the manager (and `ibas -a resume_app`), read lock-free by every
@@ -91,7 +92,7 @@ export const SB_MODES = ['FORK', 'STATIC_WORKERPOOL', 'DYNAMIC_WORKERPOOL', 'FOR
 export type SbMode = (typeof SB_MODES)[number];
 
 /** Slot field offsets (bytes, from the slot's start). */
-const F = { SEQ: 0, PID: 4, GEN: 8, STATE: 12, COUNT: 16, ERRORS: 20, CONNS: 24, TIMEOUT2: 28, STARTED: 32, TX_START: 40, SINCE: 48, APP_LEN: 56, APP: 57, TRANSPORT: 121, HELD: 122, CONN_FD: 124 } as const;
+const F = { SEQ: 0, PID: 4, GEN: 8, STATE: 12, COUNT: 16, ERRORS: 20, CONNS: 24, TIMEOUT2: 28, STARTED: 32, TX_START: 40, SINCE: 48, APP_LEN: 56, APP: 57, TRANSPORT: 121, HELD: 122, SPAWNS: 123, CONN_FD: 124 } as const;
 /** Header field offsets. */
 const H = { MAGIC: 0, VERSION: 4, SLOTS: 8, SLOT_SIZE: 12, PID: 16, GEN: 20, MODE: 24, SEQ: 28, STARTED: 32, RETIRED_TX: 40, RETIRED_ERR: 48, SPAWNED: 56, DEATHS: 60 } as const;
 
@@ -345,6 +346,11 @@ export class Scoreboard {
     return WORKER_STATES[Atomics.load(this.#i32, (this.#base(index) + F.STATE) >> 2)] ?? 'DEAD';
   }
 
+  /** Workers spawned into a slot so far (0 = never used; saturates at 255). */
+  spawnsOf(index: number): number {
+    return this.#buf[this.#base(index) + F.SPAWNS]!;
+  }
+
   /** Consistent copy of one slot. */
   read(index: number): SlotView {
     const base = this.#base(index);
@@ -425,7 +431,9 @@ export class Scoreboard {
    */
   prepare(index: number, generation: number): void {
     this.#write(index, (base) => {
+      const spawns = this.#buf[base + F.SPAWNS]!;
       this.#buf.fill(0, base + 4, base + SB_SLOT);
+      this.#buf[base + F.SPAWNS] = Math.min(255, spawns + 1);
       this.#buf.writeInt32LE(-1, base + F.PID); // taken, pid unknown yet
       this.#buf.writeInt32LE(generation, base + F.GEN);
       this.#buf.writeDoubleLE(Date.now(), base + F.STARTED);
@@ -444,7 +452,9 @@ export class Scoreboard {
   release(index: number): SlotView {
     const last = this.read(index);
     this.#write(index, (base) => {
+      const spawns = this.#buf[base + F.SPAWNS]!;
       this.#buf.fill(0, base + 4, base + SB_SLOT);
+      this.#buf[base + F.SPAWNS] = spawns; // the slot's history stays (ibas -s status restarts)
     }, true);
     return last;
   }

@@ -7,6 +7,8 @@
  *             accept lock), `W` working, `K` keep-alive, `S` starting, `G` leaving, `.` free);
  *             during a USR2 handover both generations (the old manager's pid from `.oldbin`, the
  *             new one's from ibas.upgrade / the pid file); the suspended apps (crash-loop brake)
+ *             then one row per worker like `pm2 ls`: slot, pid, state, uptime, transactions /
+ *             recycle limit, cpu, memory (pidusage), restarts of its slot, current app and its age
  *   bbstat    pool totals: workers by state, transactions and errors (live + exited workers),
  *             workers spawned, abnormal exits, accept lock free/held
  *   bbdetail  one row per worker: slot, pid, generation, state, app, current transaction age,
@@ -14,6 +16,7 @@
  *
  * Exit code EXIT.DAEMON (7) when ibas is not running.
  */
+import pidusage from 'pidusage';
 import { printRows, type Column } from '../lib/cli.js';
 import { EXIT } from '../lib/exit-codes.js';
 import { isAlive, runningPid } from '../lib/pidfile.js';
@@ -128,7 +131,69 @@ export function bbstat(sb: Scoreboard, inst: Instance): Record<string, number | 
   };
 }
 
-export function show(what: Show, inst: Instance, json: boolean, out: (s: string) => void = (s) => process.stdout.write(s)): number {
+export interface WorkerStatusRow {
+  slot: number;
+  pid: number;
+  state: WorkerState;
+  uptime_s: number;
+  transactions: number;
+  /** mpm.max_process_count (0 = never recycled; each worker adds its own jitter). */
+  recycle_at: number;
+  cpu_percent: number | null;
+  memory_bytes: number | null;
+  /** Workers started in this slot before the current one. */
+  restarts: number;
+  app: string;
+  app_age_ms: number | null;
+}
+
+/** One row per live worker, with cpu and memory from pidusage (null when the process is gone). */
+export async function workerStatus(sb: Scoreboard, inst: Instance, now = Date.now()): Promise<WorkerStatusRow[]> {
+  const live = sb.all().filter((s) => s.state !== 'DEAD' && s.pid > 0);
+  let usage: Record<string, { cpu: number; memory: number }> = {};
+  try {
+    usage = live.length > 0 ? await pidusage(live.map((s) => s.pid)) : {};
+  } catch {
+    // a worker left between the scoreboard read and the sampling: sample one by one
+    for (const s of live) {
+      try {
+        usage[s.pid] = await pidusage(s.pid);
+      } catch {
+        // gone
+      }
+    }
+  }
+  return live.map((s) => ({
+    slot: s.index,
+    pid: s.pid,
+    state: s.state,
+    uptime_s: Math.round((now - s.startedAt) / 1000),
+    transactions: s.count,
+    recycle_at: inst.conf.mpm.max_process_count,
+    cpu_percent: usage[s.pid] ? Math.round(usage[s.pid]!.cpu * 10) / 10 : null,
+    memory_bytes: usage[s.pid]?.memory ?? null,
+    restarts: Math.max(0, sb.spawnsOf(s.index) - 1),
+    app: s.txStartAt > 0 ? s.app : '',
+    app_age_ms: s.txStartAt > 0 ? Math.max(0, Math.round(now - s.txStartAt)) : null,
+  }));
+}
+
+const mib = (b: number | null): string => (b === null ? '' : `${(b / 1048576).toFixed(1)} MB`);
+
+const STATUS_COLUMNS: Column<WorkerStatusRow>[] = [
+  { header: 'slot', value: (r) => r.slot },
+  { header: 'pid', value: (r) => r.pid },
+  { header: 'state', value: (r) => `${STATE_CHAR[r.state]} ${r.state}` },
+  { header: 'uptime', value: (r) => `${r.uptime_s}s` },
+  { header: 'tx / recycle', value: (r) => `${r.transactions} / ${r.recycle_at || '∞'}` },
+  { header: 'cpu', value: (r) => (r.cpu_percent === null ? '' : `${r.cpu_percent}%`) },
+  { header: 'memory', value: (r) => mib(r.memory_bytes) },
+  { header: '↺', value: (r) => r.restarts },
+  { header: 'app', value: (r) => r.app },
+  { header: 'app age', value: (r) => (r.app_age_ms === null ? '' : `${r.app_age_ms} ms`) },
+];
+
+export async function show(what: Show, inst: Instance, json: boolean, out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
   const managers = managersOf(inst);
   const pid = managers?.pid;
   const sb = pid !== undefined ? Scoreboard.attach(inst.scoreboardKey) : undefined;
@@ -150,11 +215,13 @@ export function show(what: Show, inst: Instance, json: boolean, out: (s: string)
           ...(up ? { upgrade: up } : {}),
           suspended,
         };
+        const rows = await workerStatus(sb, inst);
         if (json) {
-          out(`${JSON.stringify(row, null, 2)}\n`);
+          out(`${JSON.stringify({ ...row, worker_list: rows }, null, 2)}\n`);
           return 0;
         }
         out(`ibas is running , pid[${pid}] mode[${h.mode}] listen[${row.listen}] generation[${h.generation}] workers[${load.total}] working[${load.working}] uptime[${row.uptime_s}s]\n${row.pool}\n`);
+        printRows(rows, STATUS_COLUMNS, false, out);
         if (up) {
           const gen = (g: number) => (g > 0 ? `generation ${g} ` : '');
           out(`upgrade[${up.state}] , old: ${gen(up.old.generation)}pid[${up.old.pid}] (${inst.pidFile}.oldbin)${up.old.alive ? '' : ' gone'} , new: ${gen(up.new.generation)}pid[${up.new.pid > 0 ? up.new.pid : 'spawning'}]${up.new.pid > 0 && !up.new.alive ? ' gone' : ''}\n`);

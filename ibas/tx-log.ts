@@ -1,11 +1,21 @@
 /**
- * The transaction log: one line per transaction in the worker's log (IBP's 交易日志), with the
- * journal number, app, client, result and the time split — receive (first byte of the
- * pre-request to the last byte of the request), app (somain), send (response handed to the
- * kernel). Shape: `transaction , journal[J] app[A] client[node ip:port] rc[0 OK] receive_us[..] app_us[..] send_us[..]`.
+ * The transaction log: one line per transaction in the worker's log (IBP's 交易日志), and the
+ * per-app counters and latency histogram behind the manager's /metrics (ibas/app-stats.ts).
+ *
+ * The line keeps IBP's message shape for people
+ * (`transaction , journal[J] app[A] client[node ip:port] rc[0 OK] app_rc[0] receive_us[..] app_us[..] send_us[..] via[binary]`)
+ * and carries every field as a JSON key for tools (`jq 'select(.app=="A" and .rc!=0)'`):
+ *
+ *   kind "transaction", journal, app, rc, rc_name, app_rc, client {node, ip, port},
+ *   timings {receive_us, app_us, send_us, total_us}, via, reason (when rc ≠ 0)
+ *
+ * plus the worker logger's base fields (pid, role, slot, generation). The time split: receive
+ * (first byte of the pre-request to the last byte of the request), app (somain), send (response
+ * handed to the kernel); the histogram counts their sum.
  */
 import type { Logger } from '../lib/log.js';
 import { resultName } from '../lib/protocol/result-codes.js';
+import { AppStats } from './app-stats.js';
 
 export interface TxRecord {
   journal: string;
@@ -26,6 +36,18 @@ export interface TxRecord {
   message?: string;
 }
 
+/** The per-app counters of this process (a worker attaches them once at start; see {@link useAppStats}). */
+let appStats: AppStats | undefined;
+
+/** Count every transaction recorded by this process in the app-stats segment `key` (ibas/worker-main.ts). */
+export function useAppStats(key: number): void {
+  try {
+    appStats = AppStats.attach(key);
+  } catch {
+    appStats = undefined; // a segment of another layout: log lines only
+  }
+}
+
 export class TxLog {
   readonly #log: Logger;
 
@@ -34,9 +56,29 @@ export class TxLog {
   }
 
   record(r: TxRecord): void {
-    const line = `transaction , journal[${r.journal}] app[${r.app}] client[${r.clientNode} ${r.clientIp}:${r.clientPort}] rc[${r.rc} ${resultName(r.rc)}] app_rc[${r.appRc}] receive_us[${r.receiveUs}] app_us[${r.appUs}] send_us[${r.sendUs}] via[${r.via}]`;
-    // the line carries everything; no duplicate structured copy (it would double the cost per transaction)
-    if (r.rc === 0) this.#log.info(line);
-    else this.#log.info(`${line} reason[${r.message ?? ''}]`);
+    const rcName = resultName(r.rc);
+    const totalUs = r.receiveUs + r.appUs + r.sendUs;
+    const fields: Record<string, unknown> = {
+      kind: 'transaction',
+      journal: r.journal,
+      app: r.app,
+      rc: r.rc,
+      rc_name: rcName,
+      app_rc: r.appRc,
+      client: { node: r.clientNode, ip: r.clientIp, port: r.clientPort },
+      timings: { receive_us: r.receiveUs, app_us: r.appUs, send_us: r.sendUs, total_us: totalUs },
+      via: r.via,
+    };
+    let line = `transaction , journal[${r.journal}] app[${r.app}] client[${r.clientNode} ${r.clientIp}:${r.clientPort}] rc[${r.rc} ${rcName}] app_rc[${r.appRc}] receive_us[${r.receiveUs}] app_us[${r.appUs}] send_us[${r.sendUs}] via[${r.via}]`;
+    if (r.rc !== 0) {
+      fields.reason = r.message ?? '';
+      line += ` reason[${r.message ?? ''}]`;
+    }
+    this.#log.info(fields, line);
+    try {
+      appStats?.add(r.app, r.rc, totalUs);
+    } catch {
+      // counters are best effort: never fail a transaction over them
+    }
   }
 }

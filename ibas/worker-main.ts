@@ -22,6 +22,7 @@ import { decodeWorkerEnv } from './handover.js';
 import { libc } from '../lib/native/libc.js';
 import { installCrashCapture } from '../lib/native/crash.js';
 import { AlarmGuard } from './tx-guard.js';
+import { useAppStats } from './tx-log.js';
 
 /**
  * Leave with _exit(2), not process.exit(): nothing of the worker's state needs Node's exit
@@ -68,7 +69,8 @@ async function main(): Promise<number> {
   try {
     const inst = loadInstance(confFile);
     process.title = `ibas: worker ${index} gen ${generation} [${inst.conf.server.ip}:${inst.conf.server.port}]`;
-    log = createLogger({ name: 'ibas', level: (inst.conf.log.level ?? 'info') as LogLevel, file: inst.workerLog(index), eventFile: inst.eventLog, base: { role: 'worker', slot: index, gen: generation } });
+    log = createLogger({ name: 'ibas', level: (inst.conf.log.level ?? 'info') as LogLevel, file: inst.workerLog(index), eventFile: inst.eventLog, base: { role: 'worker', slot: index, generation }, rotate: inst.conf.log.rotate });
+    useAppStats(inst.appStatsKey);
     const scoreboard = Scoreboard.attach(inst.scoreboardKey);
     if (!scoreboard) throw new Error(`no scoreboard at key 0x${inst.scoreboardKey.toString(16)}: is the manager gone?`);
     const lock = mode === 'pool' ? AcceptLock.open(inst.acceptLockKey) : undefined;

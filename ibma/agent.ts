@@ -92,6 +92,11 @@ export class Agent {
     return this.#writer;
   }
 
+  /** What the agent holds and how its link to ibms is (ibma/metrics.ts, the state file). */
+  get state(): Readonly<AgentState> {
+    return this.#state;
+  }
+
   /** Resolves when the agent serves (see the file comment); rejects when it cannot start at all. */
   async start(): Promise<void> {
     const indexKey = this.conf.shm.index_key;
@@ -128,7 +133,7 @@ export class Agent {
     this.#saveState();
 
     const firstRound = new Promise<void>((resolve, reject) => (this.#firstRound = { resolve, reject }));
-    this.#heartbeat = new Heartbeat({ client: this.client, body: () => ({ role: 'ibma', node: this.conf.this_node, pid: process.pid }), log: this.log, failLevel: 'debug' });
+    this.#heartbeat = new Heartbeat({ client: this.client, body: () => ({ role: 'ibma', node: this.conf.this_node, pid: process.pid, ...(this.#held ? { version: this.#held.version, epoch: this.#held.epoch } : {}) }), log: this.log, failLevel: 'debug' });
     this.#heartbeat.start(this.timings.heartbeatMs);
     this.#loop = this.#watch();
     if (fromCache) {
@@ -147,7 +152,7 @@ export class Agent {
   async #stop(mode: StopMode): Promise<void> {
     this.log.info({ mode }, `ibma stopping , mode[${mode}]`);
     this.#abort.abort(new Error('ibma is stopping'));
-    this.#heartbeat?.stop();
+    await this.#heartbeat?.end(); // the session ends in ibms now, not after expire_seconds
     this.#gc?.stop();
     if (this.#loop) await Promise.race([this.#loop, new Promise((r) => setTimeout(r, 5000).unref())]);
     if (this.#writer) {
@@ -174,6 +179,7 @@ export class Agent {
 
   #hold(bundle: NodeBundle, source: 'ibms' | 'cache'): void {
     this.#held = { epoch: bundle.epoch, version: bundle.version, bundle };
+    this.#state.flips = (this.#state.flips ?? 0) + 1;
     this.#state.held = { epoch: bundle.epoch, version: bundle.version, source };
     const p = this.#publisher?.last;
     if (p) this.#state.published = { key: p.key, generation: p.generation, at: p.at };

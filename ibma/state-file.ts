@@ -20,6 +20,8 @@ export interface AgentState {
   ibms: { url: string; link: IbmsLink; since: number; lastError?: string; failures: number };
   held?: { epoch: string; version: number; source: 'ibms' | 'cache' };
   published?: { key: number; generation: number; at: number };
+  /** Publications (index flips) by this process. */
+  flips?: number;
   packages: { failed: string[]; installed: number };
 }
 

@@ -3,7 +3,9 @@
  * credential gets on each class, and the table of every route with its class. The API fails
  * closed: a route registered without a class, with an unknown class, or missing from (or
  * disagreeing with) {@link ROUTE_ACCESS} makes the server refuse to start (server.ts, onRoute).
- * There is deliberately no open class: every route needs a credential.
+ * The one open class, `public`, holds only the web console's page and login form (no data); the
+ * console's data stream (`console`) needs a signed-in session (cookie, ibms/console/routes.ts);
+ * `metrics` also takes ibms.conf `metrics.token` (a scraper's own token).
  *
  * To add a route: declare `config: { access: '<class>' }` on it, add a row to ROUTE_ACCESS, and
  * the same row to docs/ARCHITECTURE.md §4.2 (test/ibms/access.test.ts checks all three agree and
@@ -11,7 +13,7 @@
  */
 
 /** The access classes. */
-export const ACCESS_CLASSES = ['admin', 'admin-read', 'node'] as const;
+export const ACCESS_CLASSES = ['admin', 'admin-read', 'node', 'metrics', 'public', 'console'] as const;
 export type Access = (typeof ACCESS_CLASSES)[number];
 
 /** Who presents a request: no or a wrong credential, a node's, the read-only admin's, the admin's. */
@@ -29,6 +31,12 @@ export const ACCESS_MATRIX: Readonly<Record<Access, Readonly<Record<Caller, Verd
   'admin-read': { none: 401, node: 403, 'admin-ro': 'allow', admin: 'allow' },
   /** agent endpoints: a node's own credential (for itself only), or the admin's */
   node: { none: 401, node: 'allow', 'admin-ro': 403, admin: 'allow' },
+  /** Prometheus text: the admins, or ibms.conf metrics.token (checked before the matrix) */
+  metrics: { none: 401, node: 403, 'admin-ro': 'allow', admin: 'allow' },
+  /** the console's page and login form: no data */
+  public: { none: 'allow', node: 'allow', 'admin-ro': 'allow', admin: 'allow' },
+  /** the console's live data: a signed-in console session (cookie) only, never a bearer credential */
+  console: { none: 401, node: 401, 'admin-ro': 401, admin: 401 },
 };
 
 export interface RouteAccess {
@@ -42,6 +50,7 @@ export const ROUTE_ACCESS: readonly RouteAccess[] = [
   { method: 'GET', url: '/v1/agent/config', access: 'node' },
   { method: 'GET', url: '/v1/agent/packages/:bin', access: 'node' },
   { method: 'POST', url: '/v1/agent/heartbeat', access: 'node' },
+  { method: 'POST', url: '/v1/agent/session/end', access: 'node' },
   { method: 'GET', url: '/v1/status', access: 'admin-read' },
   { method: 'GET', url: '/v1/sessions', access: 'admin-read' },
   { method: 'GET', url: '/v1/nodes', access: 'admin-read' },
@@ -70,6 +79,10 @@ export const ROUTE_ACCESS: readonly RouteAccess[] = [
   { method: 'POST', url: '/v1/config/save', access: 'admin' },
   { method: 'POST', url: '/v1/config/build', access: 'admin' },
   { method: 'POST', url: '/v1/credentials/rotate', access: 'admin' },
+  { method: 'GET', url: '/metrics', access: 'metrics' },
+  { method: 'GET', url: '/console', access: 'public' },
+  { method: 'POST', url: '/console/login', access: 'public' },
+  { method: 'GET', url: '/console/events', access: 'console' },
 ];
 
 export function isAccess(v: unknown): v is Access {

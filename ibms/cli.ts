@@ -15,6 +15,8 @@ import { isDaemonChild, killDaemon, startDaemon, stopDaemon } from '../lib/daemo
 import { IbpError } from '../lib/errors.js';
 import { Home, homeOfConf } from '../lib/home.js';
 import { runningPid } from '../lib/pidfile.js';
+import { showLogs } from '../lib/log-tail.js';
+import { inspectPackage } from './package-check.js';
 import { IbmsClient } from './client.js';
 import { readAdminCredential } from './credentials.js';
 import { IBMS_CONF, PID_FILE } from './paths.js';
@@ -49,6 +51,9 @@ export interface CliOptions {
   addr?: string;
   tokenFile?: string;
   json?: boolean;
+  follow?: boolean;
+  lines?: string;
+  strict?: boolean;
 }
 
 const USAGE = `
@@ -135,6 +140,14 @@ const enc = encodeURIComponent;
 
 // ---------------------------------------------------------------- outputs
 
+/** add_app / update_app: warn about the package in so/ (missing, not ELF/JS, no somain/main); --strict refuses. */
+function checkPackage(ctx: Ctx, bin: string): void {
+  const report = inspectPackage(ctx.home.so(bin));
+  if (report.problems.length === 0) return;
+  if (ctx.o.strict) throw badArg('--bin', `${report.problems.join('; ')} (--strict)`);
+  for (const p of report.problems) process.stderr.write(`WARN : ${p}\n`);
+}
+
 function printOk(ctx: Ctx, answer: unknown, lines: string[] = []): void {
   if (ctx.json) {
     ctx.out(`${JSON.stringify(answer, null, 2)}\n`);
@@ -170,7 +183,7 @@ const PROJECT_COLUMNS: Column<ProjectConf>[] = [
   { header: 'APPS', value: (p) => p.apps.join(' ') },
 ];
 
-type SessionRow = Session & { idle_seconds: number };
+type SessionRow = Session & { idle_seconds: number; current_version: number | null; current: boolean | null };
 const SESSION_COLUMNS: Column<SessionRow>[] = [
   { header: 'ROLE', value: (s) => s.role },
   { header: 'NODE', value: (s) => s.node },
@@ -179,6 +192,9 @@ const SESSION_COLUMNS: Column<SessionRow>[] = [
   { header: 'PID', value: (s) => s.pid || '' },
   { header: 'LOAD', value: (s) => s.load ?? '' },
   { header: 'WATCHES', value: (s) => s.watches },
+  // the config version the agent holds, and whether it is the registry's current one for its node
+  { header: 'CONFIG', value: (s) => (s.version === undefined ? '' : s.version) },
+  { header: 'CURRENT', value: (s) => (s.current === null || s.current === undefined ? '' : s.current ? 'yes' : `no (${s.current_version ?? 'node removed'})`) },
   { header: 'IDLE_S', value: (s) => s.idle_seconds },
   { header: 'SINCE', value: (s) => new Date(s.since).toISOString() },
 ];
@@ -197,6 +213,12 @@ const filterQuery = (o: CliOptions): string => {
 };
 
 const SHOWS: Record<string, Handler> = {
+  /** The monitor's, the worker's and the home's event log, pretty-printed (lib/log-tail.ts). */
+  async logs(ctx) {
+    const conf = await ctx.conf();
+    const files = [conf.log.monitor ?? 'log/ibms_monitor.log', conf.log.worker ?? 'log/ibms_worker.log', conf.log.main ?? 'log/ibms_main.log', conf.log.event ?? 'log/event.log'].map((f) => ctx.home.resolve(f));
+    process.exitCode = await showLogs(() => files.filter((f) => fs.existsSync(f)), { follow: ctx.o.follow, lines: ctx.o.lines, json: ctx.json });
+  },
   async status(ctx) {
     const pidFile = ctx.home.run(PID_FILE);
     const pid = runningPid(pidFile);
@@ -406,7 +428,9 @@ const ACTIONS: Record<string, Handler> = {
   },
 
   async add_app(ctx) {
-    printOk(ctx, await (await ctx.client()).request('POST', '/v1/apps', appBody(ctx, '-a add_app', true)));
+    const body = appBody(ctx, '-a add_app', true);
+    checkPackage(ctx, String(body.bin));
+    printOk(ctx, await (await ctx.client()).request('POST', '/v1/apps', body));
   },
   async set_app(ctx) {
     const app = appOf(ctx, '-a set_app');
@@ -415,7 +439,11 @@ const ACTIONS: Record<string, Handler> = {
     printOk(ctx, await (await ctx.client()).request('PATCH', `/v1/apps/${enc(app)}`, body));
   },
   async update_app(ctx) {
-    const r = await (await ctx.client()).request<{ sha256: string; size: number }>('POST', `/v1/apps/${enc(appOf(ctx, '-a update_app'))}/update`);
+    const app = appOf(ctx, '-a update_app');
+    const client = await ctx.client();
+    const known = await client.request<{ apps: AppWithPackage[] }>('GET', `/v1/apps?app=${enc(app)}`);
+    if (known.apps[0]) checkPackage(ctx, known.apps[0].bin);
+    const r = await client.request<{ sha256: string; size: number }>('POST', `/v1/apps/${enc(app)}/update`);
     printOk(ctx, r, [`package sha256 ${r.sha256} size ${r.size}`]);
   },
   async remove_app(ctx) {
@@ -630,6 +658,9 @@ export function buildProgram(): Command {
     .option('--addr <ip:port>', 'the daemon\'s address (default $IBMS_ADDR, else server of ibms.conf)')
     .option('--token-file <file>', 'file holding the credential to present (default $IBMS_TOKEN, else keys/admin.credential)')
     .option('--json', 'print JSON instead of tables')
+    .option('--strict', 'add_app, update_app: refuse a package that is missing, not an ELF/JS module, or lacks somain/main (default: warn)')
+    .option('--follow', 'logs: keep printing new lines (tail -F)')
+    .option('--lines <n>', 'logs: how many lines to print first', '50')
     .addHelpText('after', USAGE)
     .action(async (o: CliOptions) => {
       if (o.action && o.show) throw badArg('-a/-s', 'give either -a <action> or -s <what>, not both');

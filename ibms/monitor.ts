@@ -43,6 +43,7 @@ export function monitorLogger(home: Home, conf: IbmsConf): Logger {
     file: home.resolve(conf.log.monitor ?? 'log/ibms_monitor.log'),
     ...(conf.log.event ? { eventFile: home.resolve(conf.log.event) } : {}),
     base: { role: 'monitor' },
+    rotate: conf.log.rotate,
   });
 }
 

@@ -207,6 +207,17 @@ export async function saveData(files: DataFiles, snap: SaveSnapshot, secondDir?:
   return out;
 }
 
+/** Write only the second copy of the three files into `secondDir` (the `second_config_dump` schedule). */
+export async function saveSecond(files: DataFiles, snap: SaveSnapshot, secondDir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const part of PARTS) {
+    const file = path.join(secondDir, path.basename(files[part]));
+    await writeAtomic(file, snap.texts[part]);
+    out.push(file);
+  }
+  return out;
+}
+
 /** Write the `.bin` images (`-a build_config`), each strictly newer than its JSON file. */
 export async function writeImages(files: DataFiles, images: Record<Part, Buffer>): Promise<string[]> {
   const written: string[] = [];

@@ -39,7 +39,7 @@ import { Sessions } from './sessions.js';
 import { Credentials } from './credentials.js';
 import { Packages, type PackageInfo } from './packages.js';
 import { PackageSigner, SIGNING_KEY_FILE, SIGNING_PUB_FILE } from '../lib/package-signing.js';
-import { dataFiles, loadData, PARTS, saveData, snapshotForSave, snapshotImages, writeImages, type Loaded, type Part, type SaveResult } from './persist.js';
+import { dataFiles, loadData, PARTS, saveData, saveSecond, snapshotForSave, snapshotImages, writeImages, type Loaded, type Part, type SaveResult } from './persist.js';
 import { credentialFiles, parseSecondTarget, sendSecondCopy } from './second-copy.js';
 import path from 'node:path';
 
@@ -320,6 +320,21 @@ export class Registry {
       this.log.info(`save_config , files[${r.files.join(' ')}] images[${r.images.join(' ')}] second[${r.second.join(' ')}]`);
       if (undistributed.length > 0) this.log.warn(`save_config , saved changes not distributed yet , nodes[${undistributed.slice(0, 20).join(' ')}${undistributed.length > 20 ? ' …' : ''}] , a restart would publish them`);
       return { ...r, undistributed };
+    });
+  }
+
+  /** The `second_config_dump` schedule: write only the second copy (misc.second_config_dump). */
+  dumpSecond(): Promise<string[]> {
+    const target = parseSecondTarget(this.conf.misc.second_config_dump, this.home);
+    if (!target) return Promise.reject(new Error('misc.second_config_dump is not set: nothing to dump'));
+    const snap = snapshotForSave(this.files, this.store.toData());
+    const run = this.#saving.catch(() => undefined).then(() => (target.kind === 'dir'
+      ? saveSecond(this.files, snap, target.dir)
+      : sendSecondCopy(target, [...PARTS.map((p) => ({ name: path.basename(this.files[p]), data: snap.texts[p] })), ...credentialFiles(this.home)], this.home)));
+    this.#saving = run;
+    return run.then((files) => {
+      this.log.info(`second_config_dump , files[${files.join(' ')}]`);
+      return files;
     });
   }
 

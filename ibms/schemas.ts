@@ -78,6 +78,20 @@ export const HeartbeatBody = Type.Object({
   port: Type.Optional(Port),
   pid: Type.Integer({ minimum: 1, maximum: 0x7fffffff }),
   load: Type.Optional(Type.Number({ minimum: 0 })),
+  /** The config version and epoch the sender holds (ibma: its bundle), for `-s sessions`. */
+  version: Type.Optional(Type.Integer({ minimum: 0 })),
+  epoch: Type.Optional(Type.String({ maxLength: 64 })),
+  /** An ibas manager's token-free /metrics address `ip:port` (the console reads rates there). */
+  metrics: Type.Optional(Type.String({ maxLength: 64, pattern: '^[0-9.]{7,15}:[0-9]{1,5}$', description: 'ip:port' })),
+}, { additionalProperties: false });
+
+/** `POST /v1/agent/session/end`: the session a stopping daemon leaves (as its heartbeats named it). */
+export const SessionEndBody = Type.Object({
+  role: Type.Union([Type.Literal('ibma'), Type.Literal('ibas')], { description: 'ibma or ibas' }),
+  node: Name,
+  ip: Type.Optional(Ip),
+  port: Type.Optional(Port),
+  pid: Type.Integer({ minimum: 1, maximum: 0x7fffffff }),
 }, { additionalProperties: false });
 
 export const ConfigQuery = Type.Object({

@@ -32,6 +32,9 @@ import { agentRoutes } from './routes/agent.js';
 import { credentialRoutes } from './routes/credentials.js';
 
 export type { Access } from './access.js';
+import { installMetrics } from './routes/metrics.js';
+import { installConsole } from './console/routes.js';
+import { tokenMatches } from '../lib/metrics-server.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -75,7 +78,8 @@ function describe(p: Principal): string {
   return p.kind === 'node' ? `node ${p.node}` : p.kind === 'admin-ro' ? 'the read-only admin credential' : 'the admin';
 }
 
-export function buildServer(reg: Registry) {
+/** `onRoute`: told of every route as it is registered (tests compare them with ROUTE_ACCESS). */
+export function buildServer(reg: Registry, opts: { onRoute?: (method: string, url: string, access: unknown) => void } = {}) {
   const maxBody = reg.conf.comm.max_body_size;
   const minCompress = reg.conf.comm.min_compress_size;
   const budget = new DecodeBudget(reg.conf.comm.max_decode_total ?? 4 * maxBody);
@@ -97,6 +101,7 @@ export function buildServer(reg: Registry) {
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     for (const m of methods) {
+      opts.onRoute?.(m, route.url, (route.config as { access?: unknown } | undefined)?.access);
       const problem = routeProblem(m, route.url, (route.config as { access?: unknown } | undefined)?.access);
       if (problem) throw new IbpError('IBP_ERR_REG_INTERNAL', { what: 'the route table', detail: problem });
     }
@@ -110,8 +115,13 @@ export function buildServer(reg: Registry) {
     timeWindow: Math.round(auth.failure_window_seconds * 1000),
     keyGenerator: (req) => req.ip,
     allowList: (req) => {
+      const access = (req.routeOptions.config as { access?: Access } | undefined)?.access;
+      // the console's page and its event stream carry no bearer credential (a session cookie at
+      // most); its login, which takes a credential, is limited like any refused request
+      if ((access === 'public' && req.method === 'GET') || access === 'console') return true;
       req.principal = reg.credentials.identify(bearerToken(req.headers.authorization));
-      return req.principal !== undefined;
+      const scrapeToken = reg.conf.metrics?.token;
+      return req.principal !== undefined || (access === 'metrics' && !!scrapeToken && tokenMatches(req.headers.authorization, scrapeToken));
     },
     onExceeded: (req) => {
       reg.log.warn({ remote: req.ip }, `auth rate limited , remote[${req.ip}] over ${auth.max_failures} refused credentials in ${auth.failure_window_seconds} s`);
@@ -152,6 +162,13 @@ export function buildServer(reg: Registry) {
   app.addHook('preParsing', async (req) => {
     const access: Access | undefined = req.routeOptions.config.access;
     if (!access) return; // unknown route: the 404 handler answers
+    if (access === 'public') return;
+    if (access === 'console') {
+      if (consoleRoutes.signedIn(req)) return;
+      throw new IbpError('IBP_ERR_REG_AUTH');
+    }
+    const scrapeToken = reg.conf.metrics?.token;
+    if (access === 'metrics' && scrapeToken && tokenMatches(req.headers.authorization, scrapeToken)) return;
     const principal = req.principal ?? reg.credentials.identify(bearerToken(req.headers.authorization));
     const verdict = ACCESS_MATRIX[access][principal ? principal.kind : 'none'];
     if (!principal || verdict === 401) {
@@ -199,6 +216,8 @@ export function buildServer(reg: Registry) {
     await reg.settle();
   });
 
+  installMetrics(app, reg);
+  const consoleRoutes = installConsole(app, reg);
   app.register(nodeRoutes(reg), { prefix: '/v1' });
   app.register(appRoutes(reg), { prefix: '/v1' });
   app.register(projectRoutes(reg), { prefix: '/v1' });

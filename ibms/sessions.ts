@@ -25,6 +25,11 @@ export interface Session {
   last_seen: number;
   /** Watches held right now. */
   watches: number;
+  /** The config version and epoch the agent said it holds (its last heartbeat). */
+  version?: number;
+  epoch?: string;
+  /** An ibas manager's /metrics address (no token). */
+  metrics?: string;
 }
 
 export interface Heartbeat {
@@ -34,6 +39,9 @@ export interface Heartbeat {
   port?: number;
   pid: number;
   load?: number;
+  version?: number;
+  epoch?: string;
+  metrics?: string;
 }
 
 const keyOf = (role: string, node: string, ip: string, port: number, pid: number): string => `${role}|${node}|${ip}|${port}|${pid}`;
@@ -72,6 +80,18 @@ export class Sessions {
     s.remote = remote;
     s.last_seen = now;
     if (hb.load !== undefined) s.load = hb.load;
+    if (hb.version !== undefined) s.version = hb.version;
+    if (hb.epoch !== undefined) s.epoch = hb.epoch;
+    if (hb.metrics !== undefined) s.metrics = hb.metrics;
+    return s;
+  }
+
+  /** A daemon stopping gracefully leaves at once (not after expire_seconds); true when it was there. */
+  end(hb: Omit<Heartbeat, 'load' | 'version' | 'epoch' | 'metrics'>, remote: string): Session | undefined {
+    const key = keyOf(hb.role, hb.node, hb.ip ?? remote, hb.port ?? 0, hb.pid);
+    const s = this.#byKey.get(key);
+    if (!s) return undefined;
+    this.#delete(key, s);
     return s;
   }
 

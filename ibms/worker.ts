@@ -21,6 +21,7 @@ import { createLogger, type Logger, type LogLevel } from '../lib/log.js';
 import { installSignals } from '../lib/signals.js';
 import { Registry } from './registry.js';
 import { buildServer } from './server.js';
+import { registrySchedules } from './schedule.js';
 
 export type WorkerMessage =
   | { type: 'ready'; listen: string; epoch: string; load_ms: number; loaded_from: Record<string, string> }
@@ -37,6 +38,7 @@ export function workerLogger(home: Home, conf: IbmsConf): Logger {
     file: home.resolve(conf.log.worker ?? 'log/ibms_worker.log'),
     ...(conf.log.event ? { eventFile: home.resolve(conf.log.event) } : {}),
     base: { role: 'worker' },
+    rotate: conf.log.rotate,
   });
 }
 
@@ -92,12 +94,14 @@ export async function runWorker(confFile: string, homeRoot: string): Promise<voi
     for (const s of reg.sessions.expire()) log!.info(`session expired , ${s.role} node[${s.node}] ip[${s.ip}] port[${s.port}] pid[${s.pid}]`);
   }, 1000);
   expiry.unref();
+  const schedules = registrySchedules(reg, log);
 
   let stopping = false;
   const stop = async (why: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
     log!.info(`worker stopping , ${why}`);
+    schedules.stop();
     clearInterval(expiry);
     try {
       await app.close();

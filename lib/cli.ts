@@ -3,16 +3,31 @@
  * message naming it, IbpErrors printed as `tool: message (CODE)` with their exit code, and output
  * either as a table for people or as JSON for scripts (`--json`).
  */
+import fs from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import Table from 'cli-table3';
 import { IbpError } from './errors.js';
 import { EXIT } from './exit-codes.js';
+
+/** The package's version (package.json at the root, two levels above dist/lib or lib). */
+export function packageVersion(): string {
+  for (const rel of ['../../package.json', '../package.json']) {
+    try {
+      const pkg = JSON.parse(fs.readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'ibp-ts' && pkg.version) return pkg.version;
+    } catch {
+      // try the next
+    }
+  }
+  return 'unknown';
+}
 
 /** A commander program with IBP's exit behaviour; usage is printed when run with no arguments. */
 export function createProgram(name: string, description: string): Command {
   const program = new Command(name);
   program
     .description(description)
+    .version(`${name} (ibp-ts) ${packageVersion()} node ${process.version}`, '-V, --version', 'print the version and exit')
     .showHelpAfterError(`(run \`${name} --help\` for usage)`)
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`${name}: ${str.replace(/^error: /, '')}`) });

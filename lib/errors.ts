@@ -161,10 +161,17 @@ export type ErrorCode = keyof typeof ERRORS;
 
 export type ErrorParams = Record<string, string | number | undefined>;
 
+/** A SysV key as every IBP-TS output prints it: hex, `0x…` (lib/shm/keys.ts `formatKey`). */
+function hexKey(k: number): string {
+  return `0x${(k >>> 0).toString(16)}`;
+}
+
 function render(template: string, params: ErrorParams): string {
   return template.replace(/\{(\w+)\}/g, (_, name: string) => {
     const value = params[name];
-    return value === undefined ? `{${name}}` : String(value);
+    if (value === undefined) return `{${name}}`;
+    // a numeric `key` is a SysV key (a config key is a string): one format everywhere
+    return name === 'key' && typeof value === 'number' ? hexKey(value) : String(value);
   });
 }
 

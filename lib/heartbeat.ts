@@ -67,4 +67,21 @@ export class Heartbeat {
     this.#timer = undefined;
     this.#abort.abort();
   }
+
+  /**
+   * A graceful stop: stop beating and end the session in ibms at once (`POST /agent/session/end`),
+   * so `ibms -s sessions` does not list a stopped daemon for session.expire_seconds. Best effort,
+   * bounded by `timeoutMs`; resolves true when ibms took it.
+   */
+  async end(timeoutMs = 1500): Promise<boolean> {
+    this.stop();
+    try {
+      const { role, node, ip, port, pid } = this.#o.body() as { role: string; node: string; ip?: string; port?: number; pid: number };
+      const ans = await this.#o.client.post('/agent/session/end', { role, node, ip, port, pid }, { timeoutMs, maxSize: 64 * 1024 });
+      return ans.status < 300;
+    } catch (e) {
+      this.#o.log.debug({ err: errorText(e) }, `session end not sent , reason[${errorText(e)}] , it expires in ibms by itself`);
+      return false;
+    }
+  }
 }

@@ -35,6 +35,9 @@ if (!nativeOnly) {
       say(`tsc failed (${r.why})`);
       process.exit(1);
     }
+    // assets tsc does not emit (package.json build:ts does the same)
+    const page = path.join(root, 'ibms', 'console', 'page.html');
+    if (fs.existsSync(page)) fs.copyFileSync(page, path.join(root, 'dist', 'ibms', 'console', 'page.html'));
   } else if (fs.existsSync(path.join(root, 'dist', 'bin', 'ibas.js'))) {
     say('typescript is not installed: using the shipped dist/');
   } else {

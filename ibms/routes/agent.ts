@@ -3,13 +3,14 @@
  *
  * - GET  /v1/agent/config?node=N&index=V&epoch=E&wait=S  blocking read of N's published bundle;
  * - GET  /v1/agent/packages/:bin                          a package's bytes, to entitled nodes;
- * - POST /v1/agent/heartbeat                              `{role, node, ip?, port?, pid, load?}`.
+ * - POST /v1/agent/heartbeat                              `{role, node, ip?, port?, pid, load?, version?, epoch?}`.
+ * - POST /v1/agent/session/end                            `{role, node, ip?, port?, pid}`: a graceful stop leaves at once.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { IbpError } from '../../lib/errors.js';
 import type { Registry } from '../registry.js';
 import { sendJsonText } from '../server.js';
-import { BinParam, ConfigQuery, HeartbeatBody, check } from '../schemas.js';
+import { BinParam, ConfigQuery, HeartbeatBody, SessionEndBody, check } from '../schemas.js';
 
 const agent = { config: { access: 'node' as const } };
 
@@ -73,6 +74,14 @@ export function agentRoutes(reg: Registry): FastifyPluginAsync {
       reg.store.node(hb.node);
       reg.sessions.heartbeat(hb, req.ip);
       return { ok: true, expire_seconds: reg.conf.session.expire_seconds, epoch: reg.versions.epoch, version: reg.versions.version(hb.node) };
+    });
+
+    app.post('/session/end', agent, async (req) => {
+      const b = check(SessionEndBody, req.body, 'request body');
+      mayActFor(req, b.node, 'sessions');
+      const s = reg.sessions.end(b, req.ip);
+      if (s) reg.log.info(`session ended , ${s.role} node[${s.node}] ip[${s.ip}] port[${s.port}] pid[${s.pid}]`);
+      return { ok: true, ended: s !== undefined };
     });
   };
 }

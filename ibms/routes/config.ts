@@ -24,7 +24,12 @@ export function configRoutes(reg: Registry): FastifyPluginAsync {
     app.get('/sessions', adminRead, async () => {
       const now = Date.now();
       return {
-        sessions: reg.sessions.list().map((s) => ({ ...s, idle_seconds: Math.round((now - s.last_seen) / 100) / 10 })),
+        sessions: reg.sessions.list().map((s) => {
+          // an agent's config is current when it holds this epoch's version of its node
+          const current_version = reg.store.nodes.has(s.node) ? reg.versions.version(s.node) : null;
+          const current = s.version === undefined ? null : s.epoch === reg.versions.epoch && s.version === current_version;
+          return { ...s, idle_seconds: Math.round((now - s.last_seen) / 100) / 10, current_version, current };
+        }),
       };
     });
 

@@ -1,7 +1,8 @@
 /** etc/ibas.conf: the transaction server's settings, with IBP's keys. */
 import { Type, type Static } from '@sinclair/typebox';
-import { Address, LogSection } from './common.js';
+import { Address, LogSection, MetricsSection } from './common.js';
 import { Seconds } from './model.js';
+import { Cron } from './cron.js';
 
 export const MpmMode = Type.Union([
   Type.Literal('FORK'),
@@ -86,6 +87,23 @@ export const IbasConf = Type.Object({
     app_crash_window: Type.Optional(Seconds),
   }, { additionalProperties: false })),
   log: LogSection,
+  /**
+   * Transactions the manager runs at cron expressions through its own listen address, served by
+   * a worker like any other (ibas/scheduled.ts). A run still going when the next is due is skipped.
+   */
+  schedule: Type.Optional(Type.Array(Type.Object({
+    name: Type.String({ minLength: 1, maxLength: 32, pattern: '^[A-Za-z0-9_.-]+$', description: 'letters, digits, _ . -' }),
+    cron: Cron,
+    app: Type.String({ minLength: 1, maxLength: 64 }),
+    /** The request body (UTF-8). */
+    request: Type.Optional(Type.String({ maxLength: 65536 })),
+    /** The journal of every run (default `sched:<name>:<n>`). */
+    journal: Type.Optional(Type.String({ maxLength: 64 })),
+    /** Seconds to wait for the answer (default 60). */
+    timeout: Type.Optional(Seconds),
+  }, { additionalProperties: false }), { maxItems: 64 })),
+  /** The manager's Prometheus endpoint (off when absent; lib/metrics-server.ts). */
+  metrics: Type.Optional(MetricsSection),
   ibma: Type.Object({
     /** The agent's config, to find the config space. */
     config_filename: Type.String({ minLength: 1 }),

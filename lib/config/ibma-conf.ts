@@ -1,6 +1,6 @@
 /** etc/ibma.conf: the node agent's settings (also read by ibac and ibas to find the config space). */
 import { Type, type Static } from '@sinclair/typebox';
-import { Address, LogSection } from './common.js';
+import { Address, LogSection, MetricsSection } from './common.js';
 import { Name, Seconds } from './model.js';
 
 /** Timings of the agent's loops; every key is optional (see {@link agentTimings} for defaults). */
@@ -41,6 +41,8 @@ export const IbmaConf = Type.Object({
     index_key: Type.Integer({ minimum: 1, maximum: 0x7fffffff }),
   }, { additionalProperties: false }),
   log: LogSection,
+  /** The agent's Prometheus endpoint (off when absent; lib/metrics-server.ts). */
+  metrics: Type.Optional(MetricsSection),
   /** The agent's loop timings and size limits (optional; defaults suit production). */
   agent: Type.Optional(IbmaAgentSection),
 }, { additionalProperties: false });

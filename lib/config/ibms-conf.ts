@@ -1,6 +1,7 @@
 /** etc/ibms.conf: the registry daemon's own settings. */
 import { Type, type Static } from '@sinclair/typebox';
 import { Address, LogSection } from './common.js';
+import { Cron } from './cron.js';
 
 export const IbmsConf = Type.Object({
   server: Address,
@@ -40,6 +41,24 @@ export const IbmsConf = Type.Object({
     max_wait_seconds: Type.Number({ exclusiveMinimum: 0 }),
   }, { additionalProperties: false }),
   log: LogSection,
+  /** Jobs run by the worker at cron expressions (lib/schedule.ts; each optional). */
+  schedule: Type.Optional(Type.Object({
+    /** `-a save_config`: the three files, their images and the second copy. */
+    save_config: Type.Optional(Cron),
+    /** `-a build_config`: the .bin images. */
+    build_config: Type.Optional(Cron),
+    /** Only the second copy (misc.second_config_dump must be set). */
+    second_config_dump: Type.Optional(Cron),
+    /** Drop expired sessions (besides the worker's own 1 s check). */
+    reap_sessions: Type.Optional(Cron),
+  }, { additionalProperties: false })),
+  /**
+   * `GET /metrics` on the server address (off when absent; ibms/routes/metrics.ts). Scraped with
+   * the admin credential or, when set, this token (a scrape-only credential).
+   */
+  metrics: Type.Optional(Type.Object({
+    token: Type.Optional(Type.String({ minLength: 16, maxLength: 256, description: 'a bearer token of 16 to 256 characters' })),
+  }, { additionalProperties: false })),
 }, { additionalProperties: false });
 export type IbmsConf = Static<typeof IbmsConf>;
 

@@ -11,6 +11,7 @@ import stripJsonComments from 'strip-json-comments';
 import sjson from 'secure-json-parse';
 import type { Static, TSchema } from '@sinclair/typebox';
 import { IbpError } from '../errors.js';
+import { cronProblem } from './cron.js';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
@@ -19,6 +20,19 @@ const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
  * Our schemas are built by TypeBox, so ajv's meta-schema check (≈150 ms at each tool start) is off.
  */
 export const ajv = addFormats(new Ajv({ allErrors: false, useDefaults: true, strict: false, verbose: true, validateSchema: false }));
+
+/** `x-cron: true` on a string schema: a node-cron expression (lib/config/cron.ts). */
+ajv.addKeyword({
+  keyword: 'x-cron',
+  type: 'string',
+  errors: true,
+  validate: function cron(this: unknown, _schema: unknown, data: string): boolean {
+    const problem = cronProblem(data);
+    if (problem === undefined) return true;
+    (cron as unknown as { errors: Partial<ErrorObject>[] }).errors = [{ keyword: 'x-cron', message: `is not a valid cron expression (${JSON.stringify(data)}): ${problem}`, params: {} }];
+    return false;
+  },
+});
 
 const compiled = new WeakMap<TSchema, ValidateFunction>();
 
@@ -31,9 +45,23 @@ function validator(schema: TSchema): ValidateFunction {
   return v;
 }
 
-function describe(err: ErrorObject): { key: string; detail: string } {
+/** The allowed values of a union of literals (`anyOf` of `const`s), or undefined. */
+function enumValues(schema: unknown): unknown[] | undefined {
+  const branches = (schema as { anyOf?: { const?: unknown }[] } | undefined)?.anyOf;
+  if (!Array.isArray(branches) || branches.length === 0 || !branches.every((b) => b && 'const' in b)) return undefined;
+  return branches.map((b) => b.const);
+}
+
+function describe(err: ErrorObject, all: readonly ErrorObject[]): { key: string; detail: string } {
   let key = err.instancePath || '/';
   let detail = err.message ?? 'is invalid';
+  // a union of literals: name the allowed values instead of "must be equal to constant"
+  const union = all.find((e) => e.keyword === 'anyOf' && e.instancePath === err.instancePath);
+  const values = union ? enumValues(union.parentSchema) ?? enumValues(union.schema && { anyOf: union.schema }) : undefined;
+  if (values && (err.keyword === 'const' || err.keyword === 'anyOf')) {
+    return { key, detail: `must be one of ${values.map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(', ')} (found ${JSON.stringify(err.data)})` };
+  }
+  if (err.keyword === 'x-cron') return { key, detail };
   if (err.keyword === 'additionalProperties') {
     key = `${err.instancePath}/${(err.params as { additionalProperty: string }).additionalProperty}`;
     detail = 'is not a known key';
@@ -51,7 +79,7 @@ function describe(err: ErrorObject): { key: string; detail: string } {
 export function validate<S extends TSchema>(schema: S, value: unknown, file: string): Static<S> {
   const v = validator(schema);
   if (!v(value)) {
-    const { key, detail } = describe(v.errors![0]!);
+    const { key, detail } = describe(v.errors![0]!, v.errors!);
     throw new IbpError('IBP_ERR_CFG_INVALID', { file, key, detail });
   }
   return value as Static<S>;
@@ -59,11 +87,53 @@ export function validate<S extends TSchema>(schema: S, value: unknown, file: str
 
 /** Parse JSON text with comments; throws IBP_ERR_CFG_PARSE naming the file. */
 export function parseJsonText(text: string, file: string): unknown {
+  const stripped = stripJsonComments(text); // comments become spaces: positions stay those of `text`
   try {
-    return sjson.parse(stripJsonComments(text), undefined, { protoAction: 'error', constructorAction: 'error' });
+    return sjson.parse(stripped, undefined, { protoAction: 'error', constructorAction: 'error' });
   } catch (e) {
-    throw new IbpError('IBP_ERR_CFG_PARSE', { file, detail: (e as Error).message });
+    throw new IbpError('IBP_ERR_CFG_PARSE', { file, detail: withLineColumn((e as Error).message, stripped) });
   }
+}
+
+/**
+ * JSON.parse says "… at position N" for some errors and nothing for others ("Unexpected token '}',
+ * "…" is not valid JSON"): say line and column, 1-based. Without a position, the offending
+ * character is found by bisection on prefixes — a prefix that stops before it only fails at its
+ * end ("Unexpected end of JSON input", or a position equal to its length), one that contains it
+ * fails on it.
+ */
+export function withLineColumn(message: string, text: string): string {
+  if (/line \d+ column \d+/.test(message)) return message;
+  const m = /at position (\d+)/.exec(message);
+  let pos = m ? Number(m[1]) : /Unexpected end of JSON input/.test(message) ? text.length : undefined;
+  if (pos === undefined) {
+    const failsOnIt = (k: number): boolean => {
+      try {
+        JSON.parse(text.slice(0, k));
+        return false;
+      } catch (e) {
+        const msg = (e as Error).message;
+        const at = /at position (\d+)/.exec(msg);
+        return !/Unexpected end of JSON input/.test(msg) && !(at && Number(at[1]) >= k);
+      }
+    };
+    if (failsOnIt(text.length)) {
+      let lo = 0;
+      let hi = text.length; // failsOnIt(hi) holds
+      while (hi - lo > 1) {
+        const mid = (lo + hi) >> 1;
+        if (failsOnIt(mid)) hi = mid;
+        else lo = mid;
+      }
+      pos = hi - 1;
+    }
+  }
+  if (pos === undefined) return message;
+  const before = text.slice(0, pos);
+  const line = before.split('\n').length;
+  const column = pos - before.lastIndexOf('\n');
+  const what = message.replace(/\s*(in JSON )?at position \d+.*$/s, '').replace(/, ".*" is not valid JSON$/s, '');
+  return `${what} at line ${line} column ${column}`;
 }
 
 /** Read, parse and validate a config file. `tool` names the command that creates it (for the hint). */

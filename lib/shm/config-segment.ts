@@ -11,6 +11,7 @@
  * Host load and retry-connect time of a host (same node, ip and port) are carried from the current
  * segment into the new one, so a config change does not reset load balancing.
  */
+import { formatKey } from './keys.js';
 import { IbpError } from '../errors.js';
 import { effectiveTimeout2, type NodeBundle } from '../config/model.js';
 import { attachShared, createShared, localUsers, releaseShared } from './attachments.js';
@@ -200,7 +201,7 @@ export function buildConfigSegment(key: number, bundle: NodeBundle, settings: Sp
   } catch (e) {
     if (e instanceof IbpError) throw e;
     // shm-typed-array throws plain errors (EINVAL over SHMMAX, ENOSPC/ENOMEM over SHMALL/SHMMNI)
-    throw new IbpError('IBP_ERR_SHM_SYSCALL', { call: `shmget(${key}, ${plan.size} bytes)`, detail: `${(e as Error).message}; check kernel.shmmax/shmall/shmmni` }, { cause: e });
+    throw new IbpError('IBP_ERR_SHM_SYSCALL', { call: `shmget(${formatKey(key)}, ${plan.size} bytes)`, detail: `${(e as Error).message}; check kernel.shmmax/shmall/shmmni` }, { cause: e });
   }
   if (!seg) return undefined;
   try {

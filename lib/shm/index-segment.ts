@@ -4,6 +4,7 @@
  * `generation << 32 | key`, written with Atomics.store and read with Atomics.load, so a reader never
  * pairs the key of one publication with the generation of another (layout: lib/shm/layout.ts INDEX).
  */
+import { formatKey } from './keys.js';
 import { IbpError } from '../errors.js';
 import { attachShared, createShared, forgetShared, releaseShared } from './attachments.js';
 import { INDEX, INDEX_MAGIC, LAYOUT_VERSION } from './layout.js';
@@ -67,7 +68,7 @@ export class IndexSegment {
       }
       return new IndexSegment(seg);
     }
-    throw new IbpError('IBP_ERR_SHM_SYSCALL', { call: `shmget(index ${key})`, detail: 'the key keeps being created and removed by another process' });
+    throw new IbpError('IBP_ERR_SHM_SYSCALL', { call: `shmget(index ${formatKey(key)})`, detail: 'the key keeps being created and removed by another process' });
   }
 
   /** The current (key, generation), read as one atomic 64-bit word. */

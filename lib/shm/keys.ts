@@ -5,13 +5,19 @@
  *   base + 0          ibma's public index segment (default of ibma.conf shm.index_key)
  *   base + 1          ibas's scoreboard
  *   base + 2          ibas's accept-lock semaphore (semaphore key space)
+ *   base + 3          ibas's per-app transaction counters (ibas/app-stats.ts)
  *   base + 16 … 255   ibma's config segments, used round-robin (taken keys are skipped)
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
-export const KEY_SLOT = { INDEX: 0, SCOREBOARD: 1, ACCEPT_LOCK: 2, CONFIG_FIRST: 16, CONFIG_LAST: 255 } as const;
+export const KEY_SLOT = { INDEX: 0, SCOREBOARD: 1, ACCEPT_LOCK: 2, APP_STATS: 3, CONFIG_FIRST: 16, CONFIG_LAST: 255 } as const;
+
+/** A SysV key as every output prints it (tables, logs, errors): hex with `0x`. */
+export function formatKey(key: number): string {
+  return `0x${(key >>> 0).toString(16)}`;
+}
 
 export function homeKeyBase(homeRoot: string): number {
   let real = path.resolve(homeRoot);

@@ -25,6 +25,7 @@
  * Layout of struct shmid_ds on x86_64/aarch64 Linux (glibc): shm_segsz @48, shm_cpid @80,
  * shm_lpid @84, shm_nattch @88, 112 bytes in all.
  */
+import { formatKey } from './keys.js';
 import shm from 'shm-typed-array';
 import { IbpError } from '../errors.js';
 import { koffi, lastErrno, libc } from '../native/libc.js';
@@ -177,7 +178,7 @@ function pin(shmid: number, soft = false): unknown {
 }
 
 function assertKey(key: number): void {
-  if (!Number.isInteger(key) || key <= 0 || key > 0x7fffffff) throw new IbpError('IBP_ERR_SHM_SYSCALL', { call: 'shm key', detail: `${key} is not a positive 31-bit integer` });
+  if (!Number.isInteger(key) || key <= 0 || key > 0x7fffffff) throw new IbpError('IBP_ERR_SHM_SYSCALL', { call: 'shm key', detail: `${formatKey(key)} (${key}) is not a positive 31-bit integer` });
 }
 
 /** Remove a segment by key (it disappears once the last process detaches). False if none. */

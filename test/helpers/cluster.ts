@@ -58,6 +58,8 @@ export interface AgentOptions {
   ibac?: { connecting_timeout?: number; retry_connect_timeval?: number };
   /** comm.min_compress_size of its ibma.conf. */
   minCompressSize?: number;
+  /** A patch of its ibma.conf (deep-merged), e.g. `{ metrics: {...} }`. */
+  ibma?: Record<string, unknown>;
 }
 
 export interface NodeHome {
@@ -142,10 +144,11 @@ export class Cluster {
   }
 
   /** A running registry with the packages of `bins` (file names in build/apps) in its so/. */
-  static async start(t: Test, opts: { ip?: string; bins?: string[] } = {}): Promise<Cluster> {
+  static async start(t: Test, opts: { ip?: string; bins?: string[]; ibms?: Record<string, unknown> } = {}): Promise<Cluster> {
     const c = new Cluster(t, opts.ip ?? loopbackIp());
     c.registryPort = await freePort(c.ip);
     must(await c.ibms(['-a', 'init', '--ip', c.ip, '--port', String(c.registryPort)]), 'ibms -a init');
+    if (opts.ibms) patchJsonFile(path.join(c.registryHome, 'etc', 'ibms.conf'), opts.ibms);
     for (const bin of opts.bins ?? []) fs.copyFileSync(path.join(APPS_DIR, bin), path.join(c.registryHome, 'so', bin));
     must(await c.ibms(['-a', 'start'], 120_000), 'ibms -a start');
     return c;
@@ -219,6 +222,7 @@ export class Cluster {
       agent: FAST_AGENT,
       ...(o.ibac ? { ibac: o.ibac } : {}),
       ...(o.minCompressSize !== undefined ? { comm: { min_compress_size: o.minCompressSize } } : {}),
+      ...o.ibma,
     });
     const conf = parseJsonText(fs.readFileSync(ibmaConf, 'utf8'), ibmaConf) as { shm: { index_key: number } };
     return { name, node, home, ibmaConf, indexKey: conf.shm.index_key, run };

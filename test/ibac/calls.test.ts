@@ -196,7 +196,11 @@ t.test('ibpsend prints the response, status, host and time', async (t) => {
   const failed = await runTool('ibpsend', ['-f', cli.ibmaConf, 'SRV', 'ibp_test_rc', '-'], { home: cli.home, input: '9:declined' });
   t.equal(failed.code, 14, 'a failure answered by the server exits 14');
   t.match(failed.stderr, /FAILED: the server answered/);
-  t.match(failed.stderr, /app rc 9/);
+  t.match(failed.stderr, /app rc\s+: 9/);
+  t.equal(failed.stdout, 'declined', 'the app\'s answer to a failure is printed like a response');
+  t.match(failed.stderr, /response\s+: 8 bytes on stdout/);
+  const failedJson = await runTool('ibpsend', ['-f', cli.ibmaConf, '--json', 'SRV', 'ibp_test_rc', '-'], { home: cli.home, input: '9:declined' });
+  t.match(JSON.parse(failedJson.stdout), { ok: false, app_rc: 9, response: 'declined' });
 });
 
 /** Wait until a worker of the server runs `app` (scoreboard, `ibas -s bbdetail --json`), then SIGKILL it. */

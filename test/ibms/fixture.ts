@@ -31,7 +31,7 @@ export function writeData(home: Home, data: Partial<ConfigData>): void {
   if (data.projects) fs.writeFileSync(home.etc('ibp_projects.conf'), JSON.stringify({ projects: data.projects }));
 }
 
-export async function makeFixture(t: Test, opts: { data?: Partial<ConfigData>; conf?: (c: IbmsConf) => void; beforeReady?: (app: IbmsServer) => void } = {}): Promise<Fixture> {
+export async function makeFixture(t: Test, opts: { data?: Partial<ConfigData>; conf?: (c: IbmsConf) => void; beforeReady?: (app: IbmsServer) => void; onRoute?: (method: string, url: string, access: unknown) => void } = {}): Promise<Fixture> {
   const home = new Home(t.testdir());
   initHome(home, { ip: '127.0.0.1', port: 16001 });
   if (opts.data) writeData(home, opts.data);
@@ -42,7 +42,7 @@ export async function makeFixture(t: Test, opts: { data?: Partial<ConfigData>; c
   }
   const conf = loadConfigFile(IbmsConf, home.etc('ibms.conf'));
   const reg = new Registry({ home, conf, log: silentLogger() });
-  const app = buildServer(reg);
+  const app = buildServer(reg, { onRoute: opts.onRoute });
   opts.beforeReady?.(app);
   await app.ready();
   t.teardown(() => app.close());
