@@ -14,9 +14,9 @@
  *
  * Send-ahead: once the app's answer has left early (answered()), the guard is re-armed without the
  * connection for the time left — a tier-1 timeout or a crash still ends the worker but writes
- * nothing (ibp_guard_answer needs an fd) — and the slot's
- * transport says none, so the manager takes no duplicate of the connection for a tier 2/3 answer
- * either. The client never reads two answers for one transaction. The next arm restores both.
+ * nothing (ibp_guard_answer needs an fd) — and the slot's transport says none, so the manager
+ * takes no duplicate of the connection for a tier 2/3 answer either. The client never reads two
+ * answers for one transaction. disarm() (the app returned) restores the slot's transport.
  *
  * Without held answers the prepared frames are reused while app, timeout2 and transport stay the
  * same, so a transaction costs two small native calls.
@@ -57,10 +57,6 @@ export class AlarmGuard implements TxGuard {
   }
 
   arm(app: string, timeout2Ms: number): void {
-    if (this.#silenced) {
-      this.#silenced = false;
-      this.#slot?.transport(this.#fd, this.#transport);
-    }
     const held = this.#fd >= 0 ? this.#pending?.() : undefined;
     const t = this.#transport === TRANSPORT.NONE ? TRANSPORT.BINARY : this.#transport;
     if (held) {
@@ -98,12 +94,16 @@ export class AlarmGuard implements TxGuard {
 
   disarm(): void {
     guardDisarm();
+    if (this.#silenced) {
+      this.#silenced = false;
+      this.#slot?.transport(this.#fd, this.#transport);
+    }
   }
 
   /**
    * The running transaction's answer left (send-ahead). The alarm stays armed (a runaway app still
    * ends at timeout2) but nothing more is written to the client: the prepared answers are emptied
-   * and the slot's transport is cleared for the manager's tiers 2/3 (restored at the next arm).
+   * and the slot's transport is cleared for the manager's tiers 2/3 (restored by disarm).
    */
   answered(): void {
     // re-armed without a connection (the native handler writes nothing), for the time left
