@@ -163,6 +163,7 @@ export class TransactionRunner {
       fs.writeFileSync(path.join(this.fileDir, f.name), f.data);
       names.push(f.name);
     }
+    const t0 = process.hrtime.bigint();
     const ctx = {
       app: input.app,
       clientNode: input.clientNode,
@@ -173,7 +174,6 @@ export class TransactionRunner {
       timeout2Ms,
       onSendAhead: input.onSendAhead ? (response: Buffer, files: string[]) => this.#sendAhead(input, response, files, t0, ahead) : undefined,
     };
-    const t0 = process.hrtime.bigint();
     this.#guard?.arm(input.app, timeout2Ms);
     let result;
     try {
