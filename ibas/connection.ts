@@ -12,6 +12,11 @@
  * ROUND_MS, and the event loop also gets a turn at least every TURN_MS of continuous serving,
  * so a worker that serves without pause still takes signals (stop, log reopen) and timers.
  *
+ * Send-ahead: an app that sends its response ahead runs inside session.push; the session then
+ * queues the complete answer and calls the driver's flushNow (#sendSync), which sends it on the
+ * fd at once (blocking poll while the peer's window is full, up to comm.send_timeout) so the
+ * client has it while the app goes on.
+ *
  * Leaving (stop, USR2, shrink, recycle): a connection is never abandoned with a request on it.
  * Between transactions the worker looks once more at the socket (MSG_DONTWAIT): what is there
  * is served; a connection that has completed nothing yet is waited for (its header deadline)
@@ -128,7 +133,8 @@ class Connection {
   #open(first: Buffer): Session {
     const binary = looksBinary(first);
     const t = binary ? TRANSPORT.BINARY : TRANSPORT.HTTP;
-    const s = binary ? new BinarySession(this.host.ctx, this.peer) : new HttpSession(this.host.ctx, this.peer);
+    const flushNow = (): boolean => this.#sendSync(s);
+    const s: Session = binary ? new BinarySession(this.host.ctx, this.peer, flushNow) : new HttpSession(this.host.ctx, this.peer, flushNow);
     this.host.transport(this.fd, t);
     this.host.pending(() => {
       const out = s.out;
@@ -225,6 +231,31 @@ class Connection {
       this.host.log.warn({ client: this.#client() }, line);
     }
     this.session?.expire(phase, ms, answerInFlight);
+  }
+
+  /**
+   * Send what the session queued now, synchronously (from inside push: the app is still running,
+   * so there is no event-loop turn; the wait for a full window is a blocking poll). The after-send
+   * work stays queued for the normal flush. False: the connection is over.
+   */
+  #sendSync(s: Session): boolean {
+    const out = s.out.splice(0, s.out.length);
+    let data: Buffer | undefined = out.length === 0 ? undefined : out.length === 1 ? out[0]! : Buffer.concat(out);
+    const started = Date.now();
+    while (data && data.length > 0) {
+      const n = sendNow(this.fd, data);
+      if (n === BROKEN) return false;
+      data = n === data.length ? undefined : data.subarray(n);
+      if (!data) break;
+      const left = started + this.host.comm.sendTimeoutMs - Date.now();
+      if (left <= 0) {
+        this.#expire('SEND', true);
+        this.lingerOnClose = true;
+        return false;
+      }
+      waitFd(this.fd, POLLOUT, Math.min(left, ROUND_MS));
+    }
+    return true;
   }
 
   /**

@@ -18,13 +18,18 @@
  * Frames are handled in order as they complete; the answers of one input chunk leave together
  * (a pipelined PRE_ANSWER + RESPONSE in one send). While an app runs, `out` holds the answers not
  * yet sent: the worker's AlarmGuard writes them before a tier-1 or crash answer.
+ *
+ * Send-ahead: when the app sends its response ahead, the transaction's answer (PULL_FILE × n,
+ * RESPONSE: the frames the end of the call would send) is queued and flushed through the driver
+ * at once (with any answers held before it); when the app returns, nothing more is sent for it
+ * and the transaction log line says sent_ahead with the final result.
  */
 import { IbpError, errorText } from '../lib/errors.js';
 import { FRAME_FLAG, FRAME_TYPE, FrameReader, frameTypeName, type Frame, type FrameType } from '../lib/protocol/frame.js';
 import { decodePacket, encodePacket, TX_FLAG, type Packet, type PreRequest } from '../lib/protocol/codec.js';
 import { RC, resultOf } from '../lib/protocol/result-codes.js';
 import type { InputState, Phase } from './deadlines.js';
-import type { ConnectionContext, Peer, Session } from './session.js';
+import type { ConnectionContext, FlushNow, Peer, Session } from './session.js';
 import type { PreparedTx, TxFile, TxOutcome } from './transaction.js';
 
 interface TxState { kind: 'FILES' | 'REQUEST'; pre: PreRequest; files: TxFile[]; filesBytes: number; rejected?: TxOutcome; granted: number; startNs: bigint }
@@ -44,6 +49,7 @@ export class BinarySession implements Session {
   completed = 0;
   readonly #ctx: ConnectionContext;
   readonly #peer: Peer;
+  readonly #flushNow: FlushNow | undefined;
   readonly #reader: FrameReader;
   readonly #prepared = new Map<string, PreparedTx>();
   #state: State = { kind: 'IDLE' };
@@ -51,9 +57,10 @@ export class BinarySession implements Session {
   #firstByteNs = 0n;
   readonly #onHeader = (h: { type: FrameType; flags: number; length: number }): void => this.#judgeHeader(h);
 
-  constructor(ctx: ConnectionContext, peer: Peer) {
+  constructor(ctx: ConnectionContext, peer: Peer, flushNow?: FlushNow) {
     this.#ctx = ctx;
     this.#peer = peer;
+    this.#flushNow = flushNow;
     this.#reader = new FrameReader(ctx.limits.maxFrame);
   }
 
@@ -215,24 +222,45 @@ export class BinarySession implements Session {
     const peer = this.#peer;
     const receivedNs = process.hrtime.bigint();
     if (st.rejected) ctx.runner.countRejected(pre.app, 'KEEPALIVE');
+    const compress = (st.granted & TX_FLAG.COMPRESS) !== 0;
+    let sendNs = 0n;
+    let sendUs = -1;
     const outcome = st.rejected ?? ctx.runner.run({
       app: pre.app, clientNode: pre.clientNode, clientIp: peer.ip, clientPort: peer.port, journal: pre.journal,
       request: body, files: st.files, prepare: (pre.flags & TX_FLAG.PREPARE) !== 0,
+      onSendAhead: this.#flushNow ? (early) => {
+        sendNs = process.hrtime.bigint();
+        this.#answer(early, compress);
+        if (!this.#flushNow!()) this.#sendAheadFailed(pre.app);
+        sendUs = Number((process.hrtime.bigint() - sendNs) / 1000n);
+      } : undefined,
     }, 'KEEPALIVE', (p) => this.#prepared.set(p.journal, p));
     this.#state = { kind: 'IDLE' };
     this.#messageDone();
-    const compress = (st.granted & TX_FLAG.COMPRESS) !== 0;
-    const sendNs = process.hrtime.bigint();
-    outcome.files.forEach((f, index) => this.#write({ type: 'PULL_FILE', index, name: f.name, data: f.data }, compress));
-    this.#write({
-      type: 'RESPONSE', rc: outcome.rc, appRc: outcome.appRc, load: ctx.load(), fileCount: outcome.files.length,
-      appUs: outcome.appUs, message: outcome.message, body: outcome.body,
-    }, compress);
+    if (!outcome.sentAhead) {
+      sendNs = process.hrtime.bigint();
+      this.#answer(outcome, compress);
+    }
     this.afterSend.push(() => ctx.txLog.record({
       journal: pre.journal, app: pre.app, clientNode: pre.clientNode, clientIp: peer.ip, clientPort: peer.port,
-      rc: outcome.rc, appRc: outcome.appRc, message: outcome.message, via: 'binary',
-      receiveUs: Number((receivedNs - st.startNs) / 1000n), appUs: outcome.appUs, sendUs: Number((process.hrtime.bigint() - sendNs) / 1000n),
+      rc: outcome.rc, appRc: outcome.appRc, message: outcome.message, via: 'binary', sentAhead: outcome.sentAhead,
+      receiveUs: Number((receivedNs - st.startNs) / 1000n), appUs: outcome.appUs, sendUs: sendUs >= 0 ? sendUs : Number((process.hrtime.bigint() - sendNs) / 1000n),
     }));
+  }
+
+  /** A transaction's answer: its files, then the RESPONSE. */
+  #answer(o: TxOutcome, compress: boolean): void {
+    o.files.forEach((f, index) => this.#write({ type: 'PULL_FILE', index, name: f.name, data: f.data }, compress));
+    this.#write({
+      type: 'RESPONSE', rc: o.rc, appRc: o.appRc, load: this.#ctx.load(), fileCount: o.files.length,
+      appUs: o.appUs, message: o.message, body: o.body,
+    }, compress);
+  }
+
+  /** The early answer could not be sent (the connection broke or its send deadline expired). */
+  #sendAheadFailed(app: string): void {
+    this.closing = true;
+    this.#ctx.log.warn({ client: this.#client(), app }, `send-ahead answer not delivered , client[${this.#client()}] app[${app}] , connection closed`);
   }
 
   #onTxControl(p: Extract<Packet, { type: 'TX_CONTROL' }>): void {

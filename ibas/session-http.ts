@@ -15,13 +15,17 @@
  * Keep-alive as the request asks (HTTP/1.1 by default); `Connection: close` when the worker is
  * leaving. Pipelined requests are answered in order. Attached files are not carried over HTTP
  * (use the binary protocol).
+ *
+ * Send-ahead: an app that sends its response ahead has its full HTTP response queued and flushed
+ * through the driver at once; when the app returns, nothing more is sent for that request (the
+ * transaction log line says sent_ahead with the final result).
  */
 import { STATUS_CODES } from 'node:http';
 import httpParser from 'http-parser-js';
 import { IbpError, errorText } from '../lib/errors.js';
 import { RC, resultName, resultOf } from '../lib/protocol/result-codes.js';
 import type { InputState, Phase } from './deadlines.js';
-import type { ConnectionContext, Peer, Session } from './session.js';
+import type { ConnectionContext, FlushNow, Peer, Session } from './session.js';
 import type { TxOutcome } from './transaction.js';
 
 const { HTTPParser } = httpParser;
@@ -79,14 +83,16 @@ export class HttpSession implements Session {
   completed = 0;
   readonly #ctx: ConnectionContext;
   readonly #peer: Peer;
+  readonly #flushNow: FlushNow | undefined;
   readonly #parser: Parser;
   #input: InputState = 'IDLE';
   #msg: Message | undefined;
   #firstByteNs = 0n;
 
-  constructor(ctx: ConnectionContext, peer: Peer) {
+  constructor(ctx: ConnectionContext, peer: Peer, flushNow?: FlushNow) {
     this.#ctx = ctx;
     this.#peer = peer;
+    this.#flushNow = flushNow;
     const p = new HTTPParser(HTTPParser.REQUEST);
     p.maxHeaderSize = 2 * HEADER_SLICE;
     p[HTTPParser.kOnHeadersComplete] = (info) => this.#onHeaders(info);
@@ -230,13 +236,28 @@ export class HttpSession implements Session {
     const app = msg.app!;
     const body = msg.body.length === 1 ? msg.body[0]! : Buffer.concat(msg.body);
     const receivedNs = process.hrtime.bigint();
-    const outcome = ctx.runner.run({ app, clientNode: msg.clientNode, clientIp: peer.ip, clientPort: peer.port, journal: msg.journal, request: body, files: [] }, 'KEEPALIVE');
-    const sendNs = process.hrtime.bigint();
-    this.#answer(outcome, keepAlive);
+    let sendNs = 0n;
+    let sendUs = -1;
+    const outcome = ctx.runner.run({
+      app, clientNode: msg.clientNode, clientIp: peer.ip, clientPort: peer.port, journal: msg.journal, request: body, files: [],
+      onSendAhead: this.#flushNow ? (early) => {
+        sendNs = process.hrtime.bigint();
+        this.#answer(early, keepAlive);
+        if (!this.#flushNow!()) {
+          this.closing = true;
+          this.#ctx.log.warn({ client: this.#client(), app }, `send-ahead answer not delivered , client[${this.#client()}] app[${app}] , connection closed`);
+        }
+        sendUs = Number((process.hrtime.bigint() - sendNs) / 1000n);
+      } : undefined,
+    }, 'KEEPALIVE');
+    if (!outcome.sentAhead) {
+      sendNs = process.hrtime.bigint();
+      this.#answer(outcome, keepAlive);
+    }
     this.afterSend.push(() => ctx.txLog.record({
       journal: msg.journal, app, clientNode: msg.clientNode, clientIp: peer.ip, clientPort: peer.port,
-      rc: outcome.rc, appRc: outcome.appRc, message: outcome.message, via: 'http',
-      receiveUs: Number((receivedNs - msg.startNs) / 1000n), appUs: outcome.appUs, sendUs: Number((process.hrtime.bigint() - sendNs) / 1000n),
+      rc: outcome.rc, appRc: outcome.appRc, message: outcome.message, via: 'http', sentAhead: outcome.sentAhead,
+      receiveUs: Number((receivedNs - msg.startNs) / 1000n), appUs: outcome.appUs, sendUs: sendUs >= 0 ? sendUs : Number((process.hrtime.bigint() - sendNs) / 1000n),
     }));
   }
 

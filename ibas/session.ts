@@ -32,6 +32,15 @@ export interface ConnectionContext {
   countError(): void;
 }
 
+/**
+ * The driver's synchronous send (send-ahead): called by a session from inside push() — while an
+ * app still runs — to hand everything in `out` to the kernel right now, blocking (poll) while the
+ * peer's window is full, up to comm.send_timeout. Only sends: `afterSend` work waits for the
+ * normal flush after push() returns. False: the connection is over (broken, or the send
+ * deadline expired; the session is closing then).
+ */
+export type FlushNow = () => boolean;
+
 export interface Session {
   /** Answers not yet handed to the kernel, in order. The driver empties it. */
   readonly out: Buffer[];

@@ -5,6 +5,13 @@
  * WORKING with the app and start time while it runs (for `-s bbdetail` and the manager's timeout
  * tiers).
  *
+ * Send-ahead (issues 15/16): when the session passes `onSendAhead`, an app that sends its response
+ * ahead (ctx.sendAhead / rsp_send_ahead) has it answered right then: the runner first tells the
+ * guard that the answer left (a tier-1 timeout or a crash from now on writes nothing), then hands
+ * the session the complete early outcome, which the session sends and flushes at once. The app
+ * goes on; its final result is only logged (the outcome says `sentAhead`; a failure after the
+ * send-ahead is an error line in the worker log, never a second answer).
+ *
  * Files: the worker's folder `$IBP_HOME/file/ibas_w<n>/` holds the files of the running
  * transaction only; it is emptied before and after each transaction (one transaction at a time
  * per worker, so no two transactions share it).
@@ -34,6 +41,11 @@ export interface TxInput {
   files: TxFile[];
   /** Two-phase commit: somain prepares, a later commit/rollback decides. */
   prepare?: boolean;
+  /**
+   * The session's early answer: called (synchronously, while the app still runs) with the complete
+   * outcome the app sent ahead; the session must send it to the client before returning.
+   */
+  onSendAhead?: (early: TxOutcome) => void;
 }
 
 export interface TxOutcome {
@@ -43,6 +55,8 @@ export interface TxOutcome {
   body: Buffer;
   files: TxFile[];
   appUs: number;
+  /** The answer already left by send-ahead: this outcome is for the transaction log only. */
+  sentAhead?: boolean;
 }
 
 /**
@@ -52,6 +66,8 @@ export interface TxOutcome {
 export interface TxGuard {
   arm(app: string, timeout2Ms: number): void;
   disarm(): void;
+  /** The answer left (send-ahead) while armed: a timeout or crash from now on must not answer again. */
+  answered?(): void;
 }
 
 /** A transaction prepared by somain, waiting for the client's commit or rollback. */
@@ -116,19 +132,26 @@ export class TransactionRunner {
     const timeout2Ms = Math.round(view.timeout2 * 1000);
     this.#slot.txBegin(input.app, timeout2Ms);
     let outcome: TxOutcome;
+    const ahead: { early?: TxOutcome } = {};
     try {
-      outcome = this.#call(view, input, timeout2Ms, prepared);
+      outcome = this.#call(view, input, timeout2Ms, ahead, prepared);
     } catch (e) {
       if (!isIbpError(e)) this.#log.error({ err: errorText(e), stack: (e as Error)?.stack }, `transaction failed inside the server , app[${input.app}] reason[${errorText(e)}]`);
       outcome = this.refused(e);
     } finally {
       if (this.#dirty) this.#clearFiles();
     }
+    if (ahead.early) {
+      outcome.sentAhead = true;
+      if (outcome.rc !== RC.OK) {
+        this.#log.error({ app: input.app, journal: input.journal, rc: outcome.rc, appRc: outcome.appRc }, `transaction failed after its response was sent ahead , journal[${input.journal}] app[${input.app}] rc[${outcome.rc}] app_rc[${outcome.appRc}] reason[${outcome.message}] , the client has the early response: reconcile`);
+      }
+    }
     this.#slot.txEnd(outcome.rc === RC.OK, after);
     return outcome;
   }
 
-  #call(view: AppView, input: TxInput, timeout2Ms: number, prepared?: (p: PreparedTx) => void): TxOutcome {
+  #call(view: AppView, input: TxInput, timeout2Ms: number, ahead: { early?: TxOutcome }, prepared?: (p: PreparedTx) => void): TxOutcome {
     const loaded = this.#resolver.load(view);
     if (this.#dirty) this.#clearFiles();
     const names: string[] = [];
@@ -140,6 +163,7 @@ export class TransactionRunner {
       fs.writeFileSync(path.join(this.fileDir, f.name), f.data);
       names.push(f.name);
     }
+    const t0 = process.hrtime.bigint();
     const ctx = {
       app: input.app,
       clientNode: input.clientNode,
@@ -148,8 +172,8 @@ export class TransactionRunner {
       journal: input.journal,
       timeoutMs: Math.round(view.timeout * 1000),
       timeout2Ms,
+      onSendAhead: input.onSendAhead ? (response: Buffer, files: string[]) => this.#sendAhead(input, response, files, t0, ahead) : undefined,
     };
-    const t0 = process.hrtime.bigint();
     this.#guard?.arm(input.app, timeout2Ms);
     let result;
     try {
@@ -159,21 +183,47 @@ export class TransactionRunner {
     }
     const appUs = Number((process.hrtime.bigint() - t0) / 1000n);
     if (result.files.length > 0) this.#dirty = true;
+    // sent ahead: the files left with the early answer, they are not read again
+    const files = ahead.early ? ahead.early.files : this.#responseFiles(input.app, result.files);
+    if (input.prepare && result.rc === 0) prepared?.({ app: input.app, journal: input.journal, loaded, input: { ...input, files: [], request: Buffer.alloc(0), onSendAhead: undefined }, view });
+    if (result.rc !== 0) {
+      return { rc: RC.APP_FAILED, appRc: result.rc, message: new IbpError('IBP_ERR_APP_FAILED', { app: input.app, rc: result.rc }).message, body: result.response, files, appUs };
+    }
+    return { rc: RC.OK, appRc: 0, message: '', body: result.response, files, appUs };
+  }
+
+  /** The response files the app named, read from the file folder (comm.max_files_bytes in total). */
+  #responseFiles(app: string, names: readonly string[]): TxFile[] {
+    if (names.length > 0) this.#dirty = true;
     let total = 0;
-    for (const name of result.files) {
+    for (const name of names) {
       try {
         total += fs.statSync(path.join(this.fileDir, name)).size;
       } catch {
         // missing: readFileSync below says which
       }
     }
-    if (total > this.#maxFilesBytes) throw new IbpError('IBP_ERR_APP_FILE', { app: input.app, name: result.files.join(','), detail: `the response files hold ${total} bytes, over comm.max_files_bytes ${this.#maxFilesBytes}` });
-    const files: TxFile[] = result.files.map((name) => ({ name, data: fs.readFileSync(path.join(this.fileDir, name)) }));
-    if (input.prepare && result.rc === 0) prepared?.({ app: input.app, journal: input.journal, loaded, input: { ...input, files: [], request: Buffer.alloc(0) }, view });
-    if (result.rc !== 0) {
-      return { rc: RC.APP_FAILED, appRc: result.rc, message: new IbpError('IBP_ERR_APP_FAILED', { app: input.app, rc: result.rc }).message, body: result.response, files, appUs };
+    if (total > this.#maxFilesBytes) throw new IbpError('IBP_ERR_APP_FILE', { app, name: names.join(','), detail: `the response files hold ${total} bytes, over comm.max_files_bytes ${this.#maxFilesBytes}` });
+    return names.map((name) => ({ name, data: fs.readFileSync(path.join(this.fileDir, name)) }));
+  }
+
+  /**
+   * The app sent its response ahead (inside its call): answer now. Response files that cannot be
+   * read leave nothing early: the normal end answers (with the file error) as without the hook.
+   */
+  #sendAhead(input: TxInput, response: Buffer, names: string[], t0: bigint, ahead: { early?: TxOutcome }): void {
+    if (ahead.early || !input.onSendAhead) return;
+    let files: TxFile[];
+    try {
+      files = this.#responseFiles(input.app, names);
+    } catch (e) {
+      this.#log.warn({ app: input.app, err: errorText(e) }, `send-ahead not sent , app[${input.app}] reason[${errorText(e)}] , the answer waits for the end of the call`);
+      return;
     }
-    return { rc: RC.OK, appRc: 0, message: '', body: result.response, files, appUs };
+    const early: TxOutcome = { rc: RC.OK, appRc: 0, message: '', body: response, files, appUs: Number((process.hrtime.bigint() - t0) / 1000n), sentAhead: true };
+    ahead.early = early;
+    this.#guard?.answered?.();
+    input.onSendAhead(early);
   }
 
   /** Two-phase commit decision for a prepared transaction (TX_CONTROL). */

@@ -12,6 +12,12 @@
  * reads PRE_ANSWER then the timeout RESPONSE, in order. The slot says whether such answers are
  * held, so the manager's tier 2/3 answer can put a pre-answer first too.
  *
+ * Send-ahead: once the app's answer has left early (answered()), the guard is re-armed without the
+ * connection for the time left — a tier-1 timeout or a crash still ends the worker but writes
+ * nothing (ibp_guard_answer needs an fd) — and the slot's transport says none, so the manager
+ * takes no duplicate of the connection for a tier 2/3 answer either. The client never reads two
+ * answers for one transaction. disarm() (the app returned) restores the slot's transport.
+ *
  * Without held answers the prepared frames are reused while app, timeout2 and transport stay the
  * same, so a transaction costs two small native calls.
  */
@@ -29,6 +35,11 @@ export class AlarmGuard implements TxGuard {
   #held = false;
   #answerKey = '';
   #answerCache: { timeout: Buffer; crash: Buffer } | undefined;
+  /** answered() disarmed the connection and hid the transport from the manager. */
+  #silenced = false;
+  /** When the alarm was armed, and for how long (answered() re-arms for the time left). */
+  #armedAt = 0;
+  #armedMs = 0;
 
   attach(slot: SlotWriter): void {
     this.#slot = slot;
@@ -66,6 +77,8 @@ export class AlarmGuard implements TxGuard {
       this.#held = held !== undefined;
       this.#slot?.held(this.#held);
     }
+    this.#armedAt = Date.now();
+    this.#armedMs = timeout2Ms;
     guardArm(this.#fd, timeout2Ms);
   }
 
@@ -81,5 +94,27 @@ export class AlarmGuard implements TxGuard {
 
   disarm(): void {
     guardDisarm();
+    if (this.#silenced) {
+      this.#silenced = false;
+      this.#slot?.transport(this.#fd, this.#transport);
+    }
+  }
+
+  /**
+   * The running transaction's answer left (send-ahead). The alarm stays armed (a runaway app still
+   * ends at timeout2) but nothing more is written to the client: the prepared answers are emptied
+   * and the slot's transport is cleared for the manager's tiers 2/3 (restored by disarm).
+   */
+  answered(): void {
+    // re-armed without a connection (the native handler writes nothing), for the time left
+    const left = this.#armedMs > 0 ? Math.max(1, this.#armedMs - (Date.now() - this.#armedAt)) : 0;
+    guardDisarm();
+    guardArm(-1, left);
+    if (this.#held) {
+      this.#held = false;
+      this.#slot?.held(false);
+    }
+    this.#silenced = true;
+    this.#slot?.transport(this.#fd, TRANSPORT.NONE);
   }
 }

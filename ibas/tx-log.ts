@@ -11,7 +11,9 @@
  *
  * plus the worker logger's base fields (pid, role, slot, generation). The time split: receive
  * (first byte of the pre-request to the last byte of the request), app (somain), send (response
- * handed to the kernel); the histogram counts their sum.
+ * handed to the kernel); the histogram counts their sum. ` sent_ahead[1]` (and `sent_ahead: true`)
+ * follows `via[..]` when the answer left early (send-ahead): rc is the app's final result, the
+ * client got the early response; send_us is that early send's.
  */
 import type { Logger } from '../lib/log.js';
 import { resultName } from '../lib/protocol/result-codes.js';
@@ -34,6 +36,8 @@ export interface TxRecord {
   via: string;
   /** The failure text when rc ≠ 0. */
   message?: string;
+  /** The client got the response early (send-ahead); rc is still the app's final result. */
+  sentAhead?: boolean;
 }
 
 /** The per-app counters of this process (a worker attaches them once at start; see {@link useAppStats}). */
@@ -69,7 +73,8 @@ export class TxLog {
       timings: { receive_us: r.receiveUs, app_us: r.appUs, send_us: r.sendUs, total_us: totalUs },
       via: r.via,
     };
-    let line = `transaction , journal[${r.journal}] app[${r.app}] client[${r.clientNode} ${r.clientIp}:${r.clientPort}] rc[${r.rc} ${rcName}] app_rc[${r.appRc}] receive_us[${r.receiveUs}] app_us[${r.appUs}] send_us[${r.sendUs}] via[${r.via}]`;
+    if (r.sentAhead) fields.sent_ahead = true;
+    let line = `transaction , journal[${r.journal}] app[${r.app}] client[${r.clientNode} ${r.clientIp}:${r.clientPort}] rc[${r.rc} ${rcName}] app_rc[${r.appRc}] receive_us[${r.receiveUs}] app_us[${r.appUs}] send_us[${r.sendUs}] via[${r.via}]${r.sentAhead ? ' sent_ahead[1]' : ''}`;
     if (r.rc !== 0) {
       fields.reason = r.message ?? '';
       line += ` reason[${r.message ?? ''}]`;
