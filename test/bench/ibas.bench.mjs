@@ -10,7 +10,7 @@
 //   transaction (utime+stime of the server's processes from /proc over the measured window)
 //   wrk c=16 keep-alive against ibas's HTTP adapter (POST /ibp/ibp_test_echo) and a bare Node
 //   cluster http echo; ibas worker RSS after RSS_FIRST and after RSS_TX transactions.
-// The three servers run side by side and every cell runs them back to back, RUNS times
+// The three servers (ibas also with the TypeScript echo) run side by side and every cell runs them back to back, RUNS times
 // (interleaved, medians): load swings of the shared machine hit every side alike.
 //
 // The load generator is test/bench/ibas-echoclient.c (the bench anchors' echoclient.c with the
@@ -183,11 +183,16 @@ async function startIbas(tmp) {
   const indexKey = homeKeyBase(home) + KEY_SLOT.INDEX;
   initHome(h, h.etc('ibma.conf'), { node: 'BENCH', ibmsIp: IP, ibmsPort: 1, credential: 'b'.repeat(32), indexKey });
   fs.copyFileSync(path.join(ROOT, 'build/apps/ibp_test_echo.so'), h.so('ibp_test_echo.so'));
+  // the same echo written in TypeScript (issue 15): ibas/apps/ibp_ts_echo.mts, built to .mjs
+  fs.copyFileSync(path.join(ROOT, 'build/apps/ibp_ts_echo.mjs'), h.so('ibp_ts_echo.mjs'));
   const writer = new ConfigSpaceWriter(indexKey);
   writer.publish({
     epoch: 'bench', version: 1, this_node: 'BENCH',
     nodes: [{ node: 'BENCH', invalid: 0, hosts: [{ ip: IP, port }], kvs: {} }],
-    apps: [{ app: 'ibp_test_echo', desc: 'echo', bin: 'ibp_test_echo.so', timeout: 5, timeout2: 0, invalid: 0, server_node: 'BENCH', sha256: '', size: 0 }],
+    apps: [
+      { app: 'ibp_test_echo', desc: 'echo', bin: 'ibp_test_echo.so', timeout: 5, timeout2: 0, invalid: 0, server_node: 'BENCH', sha256: '', size: 0 },
+      { app: 'ibp_ts_echo', desc: 'echo in TypeScript', bin: 'ibp_ts_echo.mjs', timeout: 5, timeout2: 0, invalid: 0, server_node: 'BENCH', sha256: '', size: 0 },
+    ],
   }, { ibms: { ip: IP, port: 1 }, connecting_timeout: 2, retry_connect_timeval: 5, min_compress_size: 1 << 20 });
   const conf = defaultConf({ ip: IP, port, mode: 'STATIC_WORKERPOOL', maxCount: WORKERS, maxProcessCount: 0 }, h.etc('ibas.conf'));
   conf.log.level = LOG_LEVEL;
@@ -265,6 +270,8 @@ const wrkRows = [];
 const runs = [];
 const wrkRuns = [];
 const servers = [];
+/** The same ibas serving the TypeScript echo (issue 15: ratio to the .so echo, goal ≥ 0.9×). */
+const TS_SIDE = 'ibas (TS echo)';
 const rss = { points: [] };
 let wrkNote = '';
 process.on('SIGINT', async () => {
@@ -290,6 +297,7 @@ try {
   if (http) servers.push(http);
   const sides = [
     { server: 'ibas', port: ibas.port, proto: 'ibp', uri: 'ibp_test_echo', pid: ibas.pid },
+    { server: TS_SIDE, port: ibas.port, proto: 'ibp', uri: 'ibp_ts_echo', pid: ibas.pid },
     { server: 'c-lf', port: cServer.port, proto: 'ibp', uri: 'ibp_test_echo', pid: cServer.pid },
     { server: NODE_NET, port: node.port, proto: 'tdhb', pid: node.pid },
   ];
@@ -362,6 +370,7 @@ const goals = [
   ['long c=1 p50 ≤ 1.1× c-lf', q(I('long', 1)?.p50_us, C('long', 1)?.p50_us), (x) => x <= 1.1],
   [`short c=16 TPS ≥ 1.0× ${NODE_NET}`, q(I('short', 16)?.tps, N('short', 16)?.tps), (x) => x >= 1.0],
   ['short c=16 server CPU/tx ≤ 1.3× c-lf', q(I('short', 16)?.cpu, C('short', 16)?.cpu), (x) => x <= 1.3],
+  ['TS echo long c=1 TPS ≥ 0.9× the .so echo (issue 15)', q(find(TS_SIDE, 'long', 1)?.tps, I('long', 1)?.tps), (x) => x >= 0.9],
   [`HTTP wrk c=16 TPS ≥ 1.0× ${NODE_HTTP}`, q(wI?.tps, wN?.tps), (x) => x >= 1.0],
   [`worker RSS after ${RSS_TX} tx ≤ 60 MB`, rss100, (x) => x <= 60, 'MB'],
   [`worker RSS growth ${RSS_FIRST} → ${RSS_TX} tx ≈ 0 (≤ 5 MB)`, rss100 !== undefined && rss10 !== undefined ? rss100 - rss10 : undefined, (x) => x <= 5, 'MB'],
@@ -386,11 +395,13 @@ lines.push('## Echo over TCP (median TPS (min..max) · p50/p99 µs · server CPU
 lines.push('');
 lines.push(`| server | ${cols.map(([m, c]) => `${m} c=${c}`).join(' | ')} |`);
 lines.push(`|---|${cols.map(() => '---:').join('|')}|`);
-for (const server of ['ibas', 'c-lf', NODE_NET]) lines.push(`| ${server} | ${cols.map(([m, c]) => cell(find(server, m, c))).join(' | ')} |`);
+for (const server of ['ibas', TS_SIDE, 'c-lf', NODE_NET]) lines.push(`| ${server} | ${cols.map(([m, c]) => cell(find(server, m, c))).join(' | ')} |`);
 lines.push(ratioRow('ibas / c-lf TPS', (i, c) => q(i?.tps, c?.tps)));
 lines.push(ratioRow('ibas / c-lf p50', (i, c) => q(i?.p50_us, c?.p50_us)));
 lines.push(ratioRow('ibas / c-lf CPU per tx', (i, c) => q(i?.cpu, c?.cpu)));
 lines.push(ratioRow(`ibas / ${NODE_NET} TPS`, (i, _c, n) => q(i?.tps, n?.tps)));
+lines.push(`| **TS echo / .so echo TPS** | ${cols.map(([m, c]) => fmt(q(find(TS_SIDE, m, c)?.tps, find('ibas', m, c)?.tps))).join(' | ')} |`);
+lines.push(`| **TS echo / .so echo CPU per tx** | ${cols.map(([m, c]) => fmt(q(find(TS_SIDE, m, c)?.cpu, find('ibas', m, c)?.cpu))).join(' | ')} |`);
 lines.push('');
 lines.push('"served a/b": only a of the b connections got an answer during the run: a pre-fork pool of W blocking workers serves at most W long connections at a time (the model, not a fault; see the bench anchors\' README).');
 lines.push('');
