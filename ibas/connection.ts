@@ -107,6 +107,8 @@ class Connection {
   lingerOnClose = false;
   /** Bytes of the answer being sent that the kernel has not taken yet. */
   #unsent: Buffer | undefined;
+  /** The worker is leaving: this connection had its one last read (see the loop). */
+  #lastRead = false;
 
   constructor(fd: number, peer: Peer, host: ConnectionHost) {
     this.fd = fd;
@@ -159,6 +161,15 @@ class Connection {
       }
       const turn = this.host.turns.due();
       if (turn) await turn;
+      if (s && s.input() === 'IDLE' && s.completed > 0) {
+        // between transactions: a worker told to leave reads the socket once more and serves
+        // what was already sent, then goes (a client that keeps sending cannot hold it)
+        if (this.#lastRead) {
+          s.leave(`server leaving (${this.host.leaving() ?? 'stop'}): reconnect to another worker`);
+          continue;
+        }
+        if (this.host.leaving()) this.#lastRead = true;
+      }
       const n = recvNow(this.fd, buf);
       if (n > 0) {
         this.#received(Buffer.from(buf.subarray(0, n)));
@@ -225,11 +236,10 @@ class Connection {
   #expire(phase: Phase, answerInFlight: boolean): void {
     const ms = phaseMs(this.host.comm, phase);
     const line = `connection deadline , phase[${phase}] client[${this.#client()}] ms[${ms}] , closed`;
+    // every phase counts in the slot's errors (issue 9); an idle connection's end is only info
+    this.host.ctx.countError();
     if (phase === 'KEEPALIVE') this.host.log.info({ client: this.#client() }, line);
-    else {
-      this.host.ctx.countError();
-      this.host.log.warn({ client: this.#client() }, line);
-    }
+    else this.host.log.warn({ client: this.#client() }, line);
     this.session?.expire(phase, ms, answerInFlight);
   }
 

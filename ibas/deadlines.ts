@@ -12,8 +12,8 @@
  * The HEADER phase of a transaction is also inside its REQUEST phase: the earlier of the two
  * deadlines applies. On expiry the connection is closed (binary: an ERROR packet
  * IBP_ERR_PROTO_DEADLINE first, best effort; HTTP: 408 when no answer is in flight), counted in
- * the slot's errors (KEEPALIVE expiry is the normal end of an idle connection: logged at info, not
- * counted) and logged once: `connection deadline , phase[P] client[ip:port] ms[N] , closed`.
+ * the slot's errors (every phase; a KEEPALIVE expiry, the normal end of an idle connection, is logged
+ * at info, the others at warn) and logged once: `connection deadline , phase[P] client[ip:port] ms[N] , closed`.
  */
 import type { CommSettings } from '../lib/config/ibas-conf.js';
 
