@@ -105,8 +105,9 @@ const program = createProgram('ibas', 'IBP-TS transaction server: a manager and 
           preflight(inst);
           // the home in the environment of every ibas process (process titles replace the command line)
           const pid = await startDaemon({ tool: 'ibas', pidFile: inst.pidFile, logFile: inst.monitorLog, env: { ...process.env, IBP_HOME: inst.home.root } });
+          // what started, like pm2 start; the result line comes last (cluster scripts report the last line)
+          if (!opts.json) await show('status', inst, false);
           process.stdout.write(`ibas start ok , pid[${pid}] listen[${inst.conf.server.ip}:${inst.conf.server.port}] mode[${inst.conf.mpm.mode}]\n`);
-          if (!opts.json) await show('status', inst, false); // what started, like pm2 start
         }
         return;
       case 'stop': {
@@ -114,8 +115,8 @@ const program = createProgram('ibas', 'IBP-TS transaction server: a manager and 
         const oldbin = `${inst.pidFile}.oldbin`;
         const pidFile = runningPid(inst.pidFile) === undefined && runningPid(oldbin) !== undefined ? oldbin : inst.pidFile;
         const pid = await stopDaemon('ibas', pidFile, { timeoutMs: inst.monitor.stopTimeoutMs + 10_000 });
-        process.stdout.write(`ibas stop ok , pid[${pid}]\n`);
         await show('status', inst, false);
+        process.stdout.write(`ibas stop ok , pid[${pid}]\n`);
         return;
       }
       case 'kill': {

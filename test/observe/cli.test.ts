@@ -71,7 +71,7 @@ t.test('ibas -s status: one row per worker like pm2 ls; printed after start and 
   const s = await setupIbas(t, { maxCount: 2, maxProcessCount: 500 });
   const start = await s.ibas(['-f', s.conf, '-a', 'start']);
   t.equal(start.code, 0, start.stderr);
-  t.match(start.stdout, /ibas start ok[\s\S]*ibas is running , pid\[\d+\][\s\S]*tx \/ recycle/, 'the status after start');
+  t.match(start.stdout, /ibas is running , pid\[\d+\][\s\S]*tx \/ recycle[\s\S]*ibas start ok[^\n]*\n$/, 'the status at start, the result line last');
   const st = await s.ibas(['-f', s.conf, '-s', 'status', '--json']);
   const j = JSON.parse(st.stdout) as { worker_list: Record<string, unknown>[] };
   t.equal(j.worker_list.length, 2);
@@ -93,5 +93,5 @@ t.test('ibas -s status: one row per worker like pm2 ls; printed after start and 
   t.match(text.stdout, /slot.*pid.*state.*uptime.*tx \/ recycle.*cpu.*memory.*app/);
   t.match(text.stdout, /0 \/ 500/);
   const stop = await s.stop();
-  t.match(stop.stdout, /ibas stop ok[\s\S]*ibas is not running/, 'the status after stop');
+  t.match(stop.stdout, /ibas is not running[\s\S]*ibas stop ok/, 'the status at stop, the result line last');
 });
