@@ -43,18 +43,24 @@ const patch = (file, p) => {
 };
 const loaded = { load: await dist('lib/config/load.js'), space: await dist('lib/shm/config-space.js'), procs: null };
 
-function cleanup() {
+const shm = { keys: await dist('lib/shm/keys.js'), sysv: await dist('lib/shm/sysv.js') };
+
+/** Stop every daemon the way an operator does (agents cleanly: their config spaces go too), then sweep. */
+async function cleanup() {
   for (const h of homes) {
-    for (const pidFile of ['ibma.pid', 'ibms.pid']) {
-      try {
-        process.kill(Number(fs.readFileSync(path.join(h, 'run', pidFile), 'utf8')), 'SIGTERM');
-      } catch { /* not there */ }
-    }
+    const tool = h === path.join(root, 'reg') ? ['ibms', '-a', 'stop'] : ['ibma', '-a', 'stop_cleanly'];
+    spawnSync(process.execPath, [path.join(ROOT, 'bin', tool[0]), ...tool.slice(1)], { env: { ...process.env, IBP_HOME: h }, stdio: 'ignore', timeout: 30_000 });
+  }
+  // anything a crashed agent left in a home's key block
+  const segs = await shm.sysv.listSegments();
+  for (const h of homes) {
+    const base = shm.keys.homeKeyBase(h);
+    for (const seg of segs) if (seg.key >= base && seg.key <= base + 255) shm.sysv.destroySegment(seg.key);
   }
   spawnSync('bash', [SCRIPT, 'down', name], { stdio: 'ignore' });
   fs.rmSync(root, { recursive: true, force: true });
 }
-process.on('SIGINT', () => { cleanup(); process.exit(130); });
+process.on('SIGINT', () => { void cleanup().finally(() => process.exit(130)); });
 
 const results = [];
 try {
@@ -109,7 +115,7 @@ try {
     log(`agents ${n}: median ${q(0.5).toFixed(1)} ms, p90 ${q(0.9).toFixed(1)} ms, max ${times[times.length - 1].toFixed(1)} ms over ${times.length} rounds`);
   }
 } finally {
-  cleanup();
+  await cleanup();
 }
 
 const lines = [
