@@ -123,6 +123,19 @@ export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
 
+/** Stop writing `file` (a test's private log): flushed, closed and no longer reopened or rotated. */
+export function closeLogFile(file: string): void {
+  const dest = openFiles.get(file);
+  if (!dest) return;
+  openFiles.delete(file);
+  try {
+    dest.flushSync?.();
+    (dest as unknown as { end(): void }).end();
+  } catch {
+    // already closed
+  }
+}
+
 /** Reopen every log file this process writes (SIGUSR1). */
 export function reopenLogs(): void {
   for (const [file, dest] of openFiles) {

@@ -8,7 +8,7 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createLogger, dedupeFields, startLogRotation } from '../../lib/log.js';
+import { closeLogFile, createLogger, dedupeFields, startLogRotation } from '../../lib/log.js';
 import { shiftFiles } from '../../lib/log-rotate.js';
 import { setupIbas } from '../ibas/helpers/server.js';
 import { TestClient } from '../ibas/helpers/client.js';
@@ -28,6 +28,7 @@ t.test('a record never repeats a base key', async (t) => {
   const line = fs.readFileSync(file, 'utf8').trim();
   t.equal(keyCount(line, 'pid'), 1, 'one pid key');
   t.match(JSON.parse(line), { pid: process.pid, child_pid: 4242, slot: 1, role: 'monitor' });
+  closeLogFile(file); // before its folder goes: a later rotation must not re-create it
 });
 
 t.test('rotation by size keeps every line; a file rotated by another process is reopened', async (t) => {
@@ -50,6 +51,8 @@ t.test('rotation by size keeps every line; a file rotated by another process is 
   t.equal(seen.size, 301, 'every line is in one of the files');
   t.match(fs.readFileSync(file, 'utf8'), /line 300 after an outside rotation/, 'the newest line is in the current file');
   t.ok(fs.existsSync(`${file}.3`), 'numbered copies');
+  startLogRotation(undefined);
+  closeLogFile(file);
 });
 
 t.test('rotation by cron, whatever the size', async (t) => {
@@ -61,6 +64,8 @@ t.test('rotation by cron, whatever the size', async (t) => {
   log.info('before');
   await waitFor('a cron rotation', () => fs.existsSync(`${file}.1`), 5000, 50);
   t.match(fs.readFileSync(`${file}.1`, 'utf8'), /before/);
+  startLogRotation(undefined);
+  closeLogFile(file);
 });
 
 t.test('transaction lines as JSON keys; `ibas -s logs` pretty, --json raw, --follow live', async (t) => {
