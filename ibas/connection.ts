@@ -40,6 +40,12 @@ export const ROUND_MS = 50;
 export const TURN_MS = 30;
 
 const RECV_SIZE = 64 * 1024;
+/**
+ * The receive buffer of the worker: one, not one per connection (a worker serves one connection
+ * at a time and every chunk is copied out of it before the next recv). A 64 KiB Buffer per
+ * connection is external memory that drives V8 into a major GC every few hundred connections.
+ */
+const recvBuf = Buffer.allocUnsafe(RECV_SIZE);
 
 const loopTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -149,7 +155,7 @@ class Connection {
   }
 
   async run(): Promise<void> {
-    const buf = Buffer.allocUnsafe(RECV_SIZE);
+    const buf = recvBuf;
     for (;;) {
       const s = this.session;
       if (s && (s.out.length > 0 || s.afterSend.length > 0)) {

@@ -37,6 +37,23 @@ function fileStream(file: string): DestinationStream & Reopenable {
   return dest;
 }
 
+/**
+ * pino's isoTime (`,"time":"<ISO 8601>"`) with the formatted string kept for the millisecond it
+ * stands for: the same text, but Date#toISOString (a printf inside V8) runs once per millisecond
+ * instead of once per line. A worker logging a transaction line every few tens of µs saves most
+ * of it.
+ */
+let isoMs = -1;
+let isoField = '';
+export function isoTime(): string {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    isoField = `,"time":"${new Date(ms).toISOString()}"`;
+  }
+  return isoField;
+}
+
 export interface LogOptions {
   /** The process name in every line (ibms, ibma, ibas, …). */
   name: string;
@@ -94,7 +111,7 @@ export function createLogger(opts: LogOptions): Logger {
       name: opts.name,
       level,
       base,
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTime,
       formatters: { level: (label) => ({ level: label }), log: (obj) => dedupeFields(obj, base) },
     },
     pino.multistream(streams, { dedupe: false }),

@@ -22,7 +22,9 @@
 //      CONCS ("1 16"), MODES ("short long"), RSS_FIRST (10000), RSS_TX (100000; 0 skips),
 //      POLICY (none | rr: the Node cluster scheduling of the baseline; none = workers share the
 //      listen socket, the closest to pre-fork), LOG_LEVEL (info: ibas's transaction log on, as shipped),
-//      IBAS_NODE_ARGS (node flags for the ibas processes, e.g. --prof), KEEP=1 (keep the temporary folder)
+//      IBAS_NODE_ARGS (node flags for the ibas processes, e.g. --prof, or --cpu-prof --cpu-prof-dir=DIR:
+//      workers then leave through process.exit so their profiles are written; summarise them with
+//      test/bench/cpuprofile-top.mjs), KEEP=1 (keep the temporary folder)
 // A run with SECONDS < 5 or RUNS < 3 is marked a smoke run in docs/bench/ibas.md.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
