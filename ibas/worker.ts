@@ -42,13 +42,6 @@ export type WorkerMode = 'pool' | 'fork' | 'foreground';
 
 /** One round of waiting for the accept lock or for a connection, before the event loop gets a turn. */
 const ACCEPT_ROUND_MS = 100;
-/**
- * The resolver's idle work after a connection (shmget for a re-created config index, lstat of every
- * cached unsigned .so) runs at most this often while connections follow each other without pause;
- * a quiet round (nothing to serve) always runs it. Transactions follow a newer config segment on
- * their own (AppResolver.lookup) and get() checks the .so identity, so this only bounds the cost.
- */
-const IDLE_WORK_MS = 100;
 
 export interface WorkerOptions {
   inst: Instance;
@@ -77,7 +70,6 @@ export class Worker {
   readonly #turns = new LoopTurns();
   #stopping: string | undefined;
   #busy = false;
-  #idleWorkAt = 0;
   /** Transactions before recycling (max_process_count plus this worker's jitter; 0 = never). */
   readonly maxCount: number;
 
@@ -238,11 +230,7 @@ export class Worker {
     } finally {
       this.#busy = false;
       this.slot.state('IDLE');
-      const now = Date.now();
-      if (now - this.#idleWorkAt >= IDLE_WORK_MS) {
-        this.#idleWorkAt = now;
-        this.resolver.idle();
-      }
+      this.resolver.idle();
     }
   }
 }
