@@ -59,24 +59,10 @@ export class TestClient {
     });
   }
 
-  static connect(ip: string, port: number, timeoutMs = 5000): Promise<TestClient> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect({ host: ip, port });
-      s.setNoDelay(true);
-      const timer = setTimeout(() => {
-        s.destroy();
-        reject(new Error(`connect ${ip}:${port} timed out`));
-      }, timeoutMs);
-      s.once('connect', () => {
-        clearTimeout(timer);
-        resolve(new TestClient(s));
-      });
-      s.once('error', (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-    });
+  static async connect(ip: string, port: number, timeoutMs = 5000): Promise<TestClient> {
+    return new TestClient(await connectSocket(ip, port, timeoutMs));
   }
+
 
   get closed(): boolean {
     return this.#closed;
@@ -179,4 +165,24 @@ export async function callOnce(ip: string, port: number, app: string, request: B
   } finally {
     c.close();
   }
+}
+
+/** A TCP connection (no Nagle) to ip:port, or a rejection after `timeoutMs`. */
+export function connectSocket(ip: string, port: number, timeoutMs = 5000): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: ip, port });
+    s.setNoDelay(true);
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`connect ${ip}:${port} timed out`));
+    }, timeoutMs);
+    s.once('connect', () => {
+      clearTimeout(timer);
+      resolve(s);
+    });
+    s.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
 }

@@ -4,7 +4,8 @@
  * sends back, and records when and how the server ended the connection. Plus the readings these
  * tests share: the pool's error count, the worker logs, the wire code of an error name.
  */
-import net from 'node:net';
+import type net from 'node:net';
+import { connectSocket } from './client.js';
 import { FrameReader, limitsOf } from '../../../lib/protocol/frame.js';
 import { decodePacket, type Packet } from '../../../lib/protocol/codec.js';
 import { errorCodeOf, RC } from '../../../lib/protocol/result-codes.js';
@@ -44,24 +45,10 @@ export class RawPeer {
     socket.on('error', ended);
   }
 
-  static connect(ip: string, port: number, timeoutMs = 5000): Promise<RawPeer> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect({ host: ip, port });
-      s.setNoDelay(true);
-      const timer = setTimeout(() => {
-        s.destroy();
-        reject(new Error(`connect ${ip}:${port} timed out`));
-      }, timeoutMs);
-      s.once('connect', () => {
-        clearTimeout(timer);
-        resolve(new RawPeer(s));
-      });
-      s.once('error', (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-    });
+  static async connect(ip: string, port: number, timeoutMs = 5000): Promise<RawPeer> {
+    return new RawPeer(await connectSocket(ip, port, timeoutMs));
   }
+
 
   /** "ip:port" of this side, as the server logs it in client[…]. */
   readonly me: string;
