@@ -16,7 +16,7 @@ import path from 'node:path';
 import type { Test } from 'tap';
 import { parseJsonText } from '../../lib/config/load.js';
 import { ConfigSpace } from '../../lib/shm/config-space.js';
-import { freePort, loopbackIp, reapHome, ROOT, runTool, waitFor, type RunResult } from './procs.js';
+import { freePort, gone, loopbackIp, reapHome, ROOT, runTool, waitFor, type RunResult } from './procs.js';
 
 /**
  * A temporary folder of this test process alone, removed at teardown. Unlike t.testdir() (a fixed
@@ -331,12 +331,3 @@ export async function killIbas(s: ServerHome, timeoutMs = 15_000): Promise<void>
   }, timeoutMs, 20);
 }
 
-/** The process has exited (no such pid, or a zombie waiting for its parent). */
-function gone(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return true;
-  }
-}

@@ -135,3 +135,19 @@ export async function removeHomeIpc(home: string): Promise<void> {
     // no semaphores
   }
 }
+
+/**
+ * The process has exited and released its files: no such pid, or a zombie waiting for its parent
+ * whose other threads are gone too. (A killed Node process's main thread turns zombie while its
+ * other threads may still be exiting, holding the shared file table: a listen socket then still
+ * accepts connections and resets them.)
+ */
+export function gone(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (!stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return false;
+    return fs.readdirSync(`/proc/${pid}/task`).length <= 1;
+  } catch {
+    return true;
+  }
+}

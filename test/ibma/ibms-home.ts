@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Test } from 'tap';
 import type { AppConf, NodeConf, ProjectConf } from '../../lib/config/model.js';
-import { freePort, processesOfHome, reapHome, runTool, waitFor, type RunResult } from '../helpers/procs.js';
+import { freePort, gone, processesOfHome, reapHome, runTool, waitFor, type RunResult } from '../helpers/procs.js';
 
 export interface IbmsHome {
   home: string;
@@ -59,14 +59,4 @@ export async function makeIbms(t: Test, ip: string, root: string): Promise<IbmsH
     },
   };
   return h;
-}
-
-/** A process that exited (a zombie waiting for its reaper counts as gone). */
-export function gone(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
-  } catch {
-    return true;
-  }
 }
