@@ -62,6 +62,7 @@ IBP usage (every command of IBP's ibms):
                     -s status
                     -s sessions | nodes | apps | projects | nodes_kv | nodes_changed   [--node N | --app A | --project P]
                     -s node_credential --node N
+                    -s node_keys [--node N]
                     -a add_node | set_node --node N [--invalid 0|1] [--key-exp K]
                     -a remove_node --node N
                     -a add_node_host | remove_node_host --node N --ip IP --port P
@@ -77,6 +78,8 @@ IBP usage (every command of IBP's ibms):
   Scale-out / scale-in (steps, idempotent and resumable; see docs/cluster.md):
                     -a scale_out | scale_in --node N --host IP[:PORT] [--user U] [--transport ssh|ibcmd]
                     -a rotate_credential --node N | --admin | --admin-ro
+                    -a rotate_node_key --node N   (new pair enabled after security.new_key_enable_elapse,
+                                                   old pairs refused after old_key_disable_elapse)
   (set_* change only the options given; --json prints JSON for scripts;
    IBP's other names work too: -a commit_config, -s changed_nodes, -s cnodes_changed)
 Commands that talk to the daemon use --addr, else $IBMS_ADDR (ip:port or http://ip:port), else
@@ -199,6 +202,19 @@ const SESSION_COLUMNS: Column<SessionRow>[] = [
   { header: 'SINCE', value: (s) => new Date(s.since).toISOString() },
 ];
 
+interface NodeKeyRow { node: string; kcv: string; enable_at: number; disable_at: number }
+
+/** A key's state at `now`: sending (the pair senders use), accepted (published, not the sending one yet or any more), pending (not enabled yet), disabled. */
+function keyState(k: NodeKeyRow, all: NodeKeyRow[], now: number): string {
+  if (k.disable_at !== 0 && now >= k.disable_at) return 'disabled';
+  if (k.enable_at > now) return 'pending';
+  const live = all.filter((o) => o.node === k.node && (o.disable_at === 0 || now < o.disable_at) && o.enable_at <= now);
+  const sending = live.reduce<NodeKeyRow | undefined>((best, o) => (best === undefined || o.enable_at >= best.enable_at ? o : best), undefined);
+  return sending === k ? 'sending' : 'accepted';
+}
+
+const when = (ms: number, none: string): string => (ms === 0 ? none : new Date(ms).toISOString());
+
 // ---------------------------------------------------------------- shows
 
 type Handler = (ctx: Ctx) => Promise<void>;
@@ -266,6 +282,17 @@ const SHOWS: Record<string, Handler> = {
     const r = await (await ctx.client()).request<{ nodes: string[] }>('GET', '/v1/nodes_changed');
     if (ctx.json) ctx.out(`${JSON.stringify(r.nodes)}\n`);
     else ctx.out(r.nodes.map((n) => `${n}\n`).join(''));
+  },
+  async node_keys(ctx) {
+    const r = await (await ctx.client()).request<{ keys: (NodeKeyRow & { sign_public: string; agree_public: string })[] }>('GET', `/v1/node_keys${filterQuery({ node: ctx.o.node })}`);
+    const now = Date.now();
+    printRows(r.keys, [
+      { header: 'NODE', value: (k) => k.node },
+      { header: 'KCV', value: (k) => k.kcv },
+      { header: 'STATE', value: (k) => keyState(k, r.keys, now) },
+      { header: 'ENABLE_AT', value: (k) => when(k.enable_at, '(at once)') },
+      { header: 'DISABLE_AT', value: (k) => when(k.disable_at, '(never)') },
+    ], ctx.json, ctx.out);
   },
   async node_credential(ctx) {
     const node = nameArg('--node', need(ctx.o, 'node', '--node', '-s node_credential'));
@@ -499,6 +526,16 @@ const ACTIONS: Record<string, Handler> = {
     printOk(ctx, undefined, [
       `${file} re-issued (mode 0600); the old credential is refused from now on`,
       ...(kind === 'node' ? [`put the new credential in ibma.conf of node ${node} (\`ibms -s node_credential --node ${node}\`) and restart its ibma`] : []),
+    ]);
+  },
+  async rotate_node_key(ctx) {
+    const node = nodeOf(ctx, '-a rotate_node_key');
+    const r = await (await ctx.client()).request<{ kcv: string; enable_at: number; old: { kcv: string; disable_at: number }[]; dropped: string[]; distributed: { node: string; version: number }[] }>('POST', `/v1/nodes/${enc(node)}/keys/rotate`);
+    printOk(ctx, r, [
+      `node ${node}: new key ${r.kcv} , senders switch at ${new Date(r.enable_at).toISOString()}`,
+      ...r.old.map((o) => `node ${node}: old key ${o.kcv} , refused from ${new Date(o.disable_at).toISOString()}`),
+      ...(r.dropped.length ? [`node ${node}: keys past their disable time dropped: ${r.dropped.join(' ')}`] : []),
+      `distributed to ${r.distributed.map((d) => `${d.node}:${d.version}`).join(' ') || '(no distributed node)'}`,
     ]);
   },
   async build_config(ctx) {

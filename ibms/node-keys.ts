@@ -100,10 +100,10 @@ export class NodeKeys {
 
   /** Start a rotation (see the file comment); elapses in ms. */
   rotate(node: string, enableElapseMs: number, disableElapseMs: number, now = Date.now()): Rotation {
-    this.ensureNode(node, now);
+    const loaded = this.ensureNode(node, now);
     const before = this.#byNode.get(node)!;
     const kept = before.filter((k) => k.disable_at === 0 || k.disable_at > now);
-    const dropped = before.filter((k) => !kept.includes(k)).map((k) => k.kcv);
+    const dropped = [...loaded.dropped, ...before.filter((k) => !kept.includes(k)).map((k) => k.kcv)];
     const disableAt = Math.round(now + disableElapseMs);
     const old = kept.map((k) => {
       const d = k.disable_at === 0 ? disableAt : Math.min(k.disable_at, disableAt);
