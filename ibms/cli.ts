@@ -17,6 +17,7 @@ import { Home, homeOfConf } from '../lib/home.js';
 import { runningPid } from '../lib/pidfile.js';
 import { showLogs } from '../lib/log-tail.js';
 import { inspectPackage } from './package-check.js';
+import { keyState } from '../lib/node-keys.js';
 import { IbmsClient } from './client.js';
 import { readAdminCredential } from './credentials.js';
 import { IBMS_CONF, PID_FILE } from './paths.js';
@@ -204,15 +205,6 @@ const SESSION_COLUMNS: Column<SessionRow>[] = [
 
 interface NodeKeyRow { node: string; kcv: string; enable_at: number; disable_at: number }
 
-/** A key's state at `now`: sending (the pair senders use), accepted (published, not the sending one yet or any more), pending (not enabled yet), disabled. */
-function keyState(k: NodeKeyRow, all: NodeKeyRow[], now: number): string {
-  if (k.disable_at !== 0 && now >= k.disable_at) return 'disabled';
-  if (k.enable_at > now) return 'pending';
-  const live = all.filter((o) => o.node === k.node && (o.disable_at === 0 || now < o.disable_at) && o.enable_at <= now);
-  const sending = live.reduce<NodeKeyRow | undefined>((best, o) => (best === undefined || o.enable_at >= best.enable_at ? o : best), undefined);
-  return sending === k ? 'sending' : 'accepted';
-}
-
 const when = (ms: number, none: string): string => (ms === 0 ? none : new Date(ms).toISOString());
 
 // ---------------------------------------------------------------- shows
@@ -286,10 +278,12 @@ const SHOWS: Record<string, Handler> = {
   async node_keys(ctx) {
     const r = await (await ctx.client()).request<{ keys: (NodeKeyRow & { sign_public: string; agree_public: string })[] }>('GET', `/v1/node_keys${filterQuery({ node: ctx.o.node })}`);
     const now = Date.now();
-    printRows(r.keys, [
+    const all = r.keys.map((k) => ({ node: k.node, kcv: k.kcv, enableAt: k.enable_at, disableAt: k.disable_at }));
+    const rows = r.keys.map((k, i) => ({ ...k, state: keyState(all[i]!, all, now) }));
+    printRows(rows, [
       { header: 'NODE', value: (k) => k.node },
       { header: 'KCV', value: (k) => k.kcv },
-      { header: 'STATE', value: (k) => keyState(k, r.keys, now) },
+      { header: 'STATE', value: (k) => k.state },
       { header: 'ENABLE_AT', value: (k) => when(k.enable_at, '(at once)') },
       { header: 'DISABLE_AT', value: (k) => when(k.disable_at, '(never)') },
     ], ctx.json, ctx.out);

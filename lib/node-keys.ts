@@ -234,3 +234,18 @@ export function parsePrivateKeyFileName(name: string): { node: string; kcv: stri
   const m = /^(.+)\.([0-9a-f]{16})\.prikey$/.exec(name);
   return m ? { node: m[1]!, kcv: m[2]! } : undefined;
 }
+
+/** What a pair is at `now`, as the admin tools show it (`ibms -s node_keys`, `ibma -s node_keys`). */
+export type KeyState = 'sending' | 'accepted' | 'pending' | 'disabled';
+
+/**
+ * The state of `key` among the pairs of its node (`all` may hold other nodes' pairs too):
+ * `sending` = the pair {@link pickSendingKey} chooses, `accepted` = published and accepted but not
+ * the sending one, `pending` = not enabled yet, `disabled` = past its disable time.
+ */
+export function keyState<K extends Pick<NodePublicKey, 'node' | 'kcv' | 'enableAt' | 'disableAt'>>(key: K, all: readonly K[], now: number): KeyState {
+  if (!keyAccepted(key as unknown as NodePublicKey, now)) return 'disabled';
+  if (key.enableAt > now) return 'pending';
+  const sending = pickSendingKey(all.filter((k) => k.node === key.node) as unknown as NodePublicKey[], now);
+  return sending !== undefined && sending.kcv === key.kcv ? 'sending' : 'accepted';
+}

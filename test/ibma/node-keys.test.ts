@@ -69,6 +69,8 @@ t.test('pairs at first start; each agent holds only its own private key and publ
   t.equal(ring.sendingKey(Date.now())?.kcv, kcv('ECIF'));
   t.equal(ring.peerKey('CORE', kcv('CORE'), Date.now()).key?.kcv, kcv('CORE'));
   t.same(ring.problems, []);
+  const shown = JSON.parse((await ecif.ibma(['-s', 'node_keys', '--json'])).stdout) as { node: string; kcv: string; state: string; private_key: boolean }[];
+  t.same(shown.map((r) => [r.node, r.kcv, r.state, r.private_key]).sort(), [['CORE', kcv('CORE'), 'sending', false], ['ECIF', kcv('ECIF'), 'sending', true]], 'ibma -s node_keys: the pairs of the space, and which private key this home holds');
 });
 
 t.test('rotation: both agents publish both pairs, senders switch at the enable time, the old pair is refused after the disable time', async (t) => {
