@@ -105,3 +105,18 @@ t.test('rotation: times from security.*, old pairs disabled, distributed to the 
 t.test('security: the old pair must outlive the enable time', async (t) => {
   await t.rejects(makeFixture(t, { conf: (c) => void (c.security = { new_key_enable_elapse: 60, old_key_disable_elapse: 30 }) }), { code: 'IBP_ERR_CFG_INVALID' });
 });
+
+t.test('ibms -a init on a home from before node keys creates the pairs of its nodes', async (t) => {
+  const home = new Home(t.testdir());
+  const { initHome } = await import('../../ibms/init.js');
+  initHome(home);
+  t.notOk(fs.existsSync(home.keys(nodeKeysFile('ECIF'))), 'a new home has no nodes, so no node keys');
+  const { writeData } = await import('./fixture.js');
+  writeData(home, data());
+  const lines = initHome(home);
+  for (const n of data().nodes.map((x) => x.node)) {
+    t.ok(lines.includes(`${home.keys(nodeKeysFile(n))} created (node key pair of ${n}, mode 0600)`), `init creates the pair of ${n}`);
+    t.equal(fs.statSync(home.keys(nodeKeysFile(n))).mode & 0o777, 0o600);
+  }
+  t.ok(initHome(home).every((l) => l.startsWith('WARN : ') && l.endsWith(' exist !')), 'a second init only warns');
+});
