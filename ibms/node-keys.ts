@@ -21,6 +21,7 @@
  * = now + security.old_key_disable_elapse. Pairs past their disable time are dropped at the next
  * rotation of the node and when the file is next read (after a restart).
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import writeFileAtomic from 'write-file-atomic';
 import type { Home } from '../lib/home.js';
@@ -83,8 +84,15 @@ export class NodeKeys {
         return { created: false, dropped };
       }
     }
-    this.#byNode.set(node, [nodePrivateKeyToWire(generateNodeKey(node, 0))]);
-    this.#write(node, durable);
+    const first = [nodePrivateKeyToWire(generateNodeKey(node, 0))];
+    if (loaded === undefined) {
+      // no file: create it exclusively, so ibms and `ibms -a init` never both make one
+      if (!createExclusive(file, keysText(node, first), durable)) return this.ensureNode(node, now, durable);
+      this.#byNode.set(node, first);
+    } else {
+      this.#byNode.set(node, first);
+      this.#write(node, durable);
+    }
     this.#onCreate?.(node, file);
     return { created: true, dropped: [] };
   }
@@ -133,10 +141,43 @@ export class NodeKeys {
   #write(node: string, durable = true): void {
     const file = this.fileOf(node);
     try {
-      writeFileAtomic.sync(file, `${JSON.stringify({ node, keys: this.#byNode.get(node) ?? [] }, null, 2)}\n`, { mode: 0o600, fsync: durable });
+      writeFileAtomic.sync(file, keysText(node, this.#byNode.get(node) ?? []), { mode: 0o600, fsync: durable });
     } catch (e) {
       throw new IbpError('IBP_ERR_NODE_KEY_FILE', { file, detail: `cannot write it: ${(e as Error).message}` }, { cause: e });
     }
+  }
+}
+
+function keysText(node: string, keys: NodePrivateKeyWire[]): string {
+  return `${JSON.stringify({ node, keys }, null, 2)}\n`;
+}
+
+/**
+ * Write `file` only if it does not exist: a complete temporary file (0600, fsynced when `durable`)
+ * hard-linked to its name (link(2) fails on an existing name: atomic and exclusive). False when
+ * another process created it first.
+ */
+function createExclusive(file: string, text: string, durable: boolean): boolean {
+  const temp = `${file}.new.${process.pid}-${crypto.randomBytes(6).toString('hex')}`;
+  try {
+    const fd = fs.openSync(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+    try {
+      fs.writeSync(fd, text);
+      if (durable) fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    try {
+      fs.linkSync(temp, file);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw e;
+    }
+    return true;
+  } catch (e) {
+    throw new IbpError('IBP_ERR_NODE_KEY_FILE', { file, detail: `cannot write it: ${(e as Error).message}` }, { cause: e });
+  } finally {
+    fs.rmSync(temp, { force: true });
   }
 }
 
