@@ -58,6 +58,18 @@ export const RC = {
   NOT_SUPPORTED: 3003,
   /** Anything else that went wrong inside the server. */
   POOL_INTERNAL: 3999,
+  /** Two-phase commit: the participant already decided this gtrid the other way (operator, heuristic). */
+  TX_HEURISTIC: 4001,
+  /** Two-phase commit: COMMIT for a gtrid this participant never prepared. */
+  TX_UNKNOWN: 4002,
+  /** Two-phase commit: another process of the server is deciding this gtrid now: retry. */
+  TX_BUSY: 4003,
+  /** Two-phase commit: the gtrid was already rolled back here (presumed abort); the prepare is undone. */
+  TX_ABORTED: 4004,
+  /** Two-phase commit: the participant log could not be written (nothing was voted or decided). */
+  TX_LOG: 4005,
+  /** Two-phase commit: a malformed global transaction id. */
+  TX_GTRID: 4006,
 } as const;
 export type ResultCode = (typeof RC)[keyof typeof RC];
 
@@ -86,6 +98,12 @@ const TO_ERROR: Record<Exclude<ResultCode, 0>, ErrorCode> = {
   [RC.POOL_NO_SPACE]: 'IBP_ERR_POOL_NO_SPACE',
   [RC.NOT_SUPPORTED]: 'IBP_ERR_CLIENT_NOT_SUPPORTED',
   [RC.POOL_INTERNAL]: 'IBP_ERR_POOL_INTERNAL',
+  [RC.TX_HEURISTIC]: 'IBP_ERR_TX_HEURISTIC',
+  [RC.TX_UNKNOWN]: 'IBP_ERR_TX_UNKNOWN',
+  [RC.TX_BUSY]: 'IBP_ERR_TX_BUSY',
+  [RC.TX_ABORTED]: 'IBP_ERR_TX_ABORTED',
+  [RC.TX_LOG]: 'IBP_ERR_TX_LOG',
+  [RC.TX_GTRID]: 'IBP_ERR_TX_GTRID',
 };
 
 const FROM_ERROR = new Map<ErrorCode, ResultCode>(Object.entries(TO_ERROR).map(([rc, code]) => [code, Number(rc) as ResultCode]));
