@@ -7,10 +7,15 @@
  *   IBP_TEST_CRASH_ONCE=<file>    optional: crash only if this file can be created (O_EXCL), so
  *                                 of all processes sharing the environment (a server's workers,
  *                                 their replacements) exactly one crashes, once
+ *   IBP_TEST_CRASH_ARM=<dir>      read once at start too: at any point P, crash if the file
+ *                                 <dir>/P exists and this process is the one that removes it
+ *                                 (unlink succeeds): a test arms one point of long-running
+ *                                 servers for exactly one crash by creating that file
  *
  * Unset (production), {@link crashPoint} is one string comparison. The points:
  */
 import fs from 'node:fs';
+import path from 'node:path';
 
 export const CRASH_POINTS = {
   /** ibac: the participants are logged (BEGIN), no prepare sent yet. */
@@ -30,9 +35,18 @@ export type CrashPoint = keyof typeof CRASH_POINTS;
 
 const WANT = process.env.IBP_TEST_CRASH_AT;
 const ONCE = process.env.IBP_TEST_CRASH_ONCE;
+const ARM = process.env.IBP_TEST_CRASH_ARM;
 
-/** Die here (SIGKILL) when IBP_TEST_CRASH_AT names this point. */
+/** Die here (SIGKILL) when IBP_TEST_CRASH_AT names this point, or IBP_TEST_CRASH_ARM armed it. */
 export function crashPoint(point: CrashPoint): void {
+  if (ARM) {
+    try {
+      fs.unlinkSync(path.join(ARM, point));
+      process.kill(process.pid, 'SIGKILL');
+    } catch {
+      // not armed (or another process took it)
+    }
+  }
   if (WANT !== point) return;
   if (ONCE) {
     try {
