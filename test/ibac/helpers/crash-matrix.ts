@@ -32,7 +32,7 @@ import { CRASH_POINTS, type CrashPoint } from '../../../lib/crash-point.js';
 const DRIVER = fileURLToPath(new URL('./2pc-driver.mjs', import.meta.url));
 const APP = { app: 'ibp_test_2pc', bin: 'ibp_test_2pc.so', timeout: 10 };
 /** Recovery retries: quick, the participants are local. */
-const SCHEDULE = [0, 100, 300, 600, 1000, 1500, 2000];
+export const SCHEDULE = [0, 100, 300, 600, 1000, 1500, 2000];
 
 export const POINTS = Object.keys(CRASH_POINTS) as CrashPoint[];
 
@@ -56,9 +56,11 @@ export class Matrix {
   readonly cli: NodeHome;
   readonly env: IbacEnv;
   readonly armDir: string;
+  readonly cluster: Cluster;
   #run = 0;
 
-  private constructor(servers: ServerHome[], cli: NodeHome, env: IbacEnv, armDir: string) {
+  private constructor(cluster: Cluster, servers: ServerHome[], cli: NodeHome, env: IbacEnv, armDir: string) {
+    this.cluster = cluster;
     this.servers = servers;
     this.cli = cli;
     this.env = env;
@@ -105,7 +107,7 @@ export class Matrix {
         }
       }, 30_000, 200);
     }
-    return new Matrix(servers, cli, env, armDir);
+    return new Matrix(cluster, servers, cli, env, armDir);
   }
 
   get tlog(): string {
