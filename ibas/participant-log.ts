@@ -45,7 +45,7 @@ export interface ParticipantRecord {
 }
 
 /** Decided records are kept this long (a coordinator may repeat a decision it did not see answered). */
-export const KEEP_DECIDED_MS = 7 * 24 * 3600 * 1000;
+export const KEEP_DECIDED_MS = 24 * 3600 * 1000;
 
 function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');

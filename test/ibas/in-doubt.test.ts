@@ -56,6 +56,7 @@ t.test('in doubt after the connection went, across a restart; decided by the ope
   const rows = JSON.parse(shown.stdout) as { gtrid: string; app: string; journal: string; clientNode: string; ageS: number }[];
   t.same(rows.map((r) => [r.gtrid, r.app, r.journal, r.clientNode]), [['G1.a', 'ibp_test_2pc', 'J1', 'CLI'], ['G2.b', 'ibp_test_2pc', 'J2', 'CLI']], 'listed with app, journal, coordinator');
   t.ok(rows.every((r) => r.ageS >= 0));
+  t.match((await s.ibas(['-f', s.conf, '-s', 'status'])).stdout, /two-phase in doubt\[2\] oldest\[\d+s\] \(ibas -s in_doubt\)/, 'the status says so');
 
   // the operator commits one: a fresh worker runs socommit with the gtrid
   const committed = await s.ibas(['-f', s.conf, '-a', 'commit_tx', '--gtrid', 'G1.a']);
