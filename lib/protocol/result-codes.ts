@@ -3,7 +3,8 @@
  * one as an int32. 0 is success; the others map one-to-one onto IbpError codes of lib/errors.ts so
  * that a client can rethrow what the server meant, and a server can answer what it caught.
  *
- * Ranges: 1xxx app, 2xxx protocol, 3xxx server/pool. A code never changes meaning once released.
+ * Ranges: 1xxx app, 2xxx protocol, 3xxx server/pool, 4xxx two-phase commit of global
+ * transactions (docs/ibas.md). A code never changes meaning once released.
  */
 import { IbpError, type ErrorCode, type ErrorParams } from '../errors.js';
 
