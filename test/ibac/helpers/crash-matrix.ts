@@ -110,12 +110,23 @@ export class Matrix {
     return new Matrix(cluster, servers, cli, env, armDir);
   }
 
+  async #ibpsendRecover(): Promise<RecoveryReport> {
+    const r = await this.cli.run('ibpsend', ['-f', this.cli.ibmaConf, '--recover', '--json'], 60_000);
+    if (r.code !== 0) throw new Error(`ibpsend --recover exited ${r.code}: ${r.stdout} ${r.stderr}`);
+    const j = JSON.parse(r.stdout) as { files: number; finished: number; left: number; ignored_bytes: number; ms: number; errors: string[] };
+    return { files: j.files, transactions: [], finished: j.finished, left: j.left, ignoredBytes: j.ignored_bytes, ms: j.ms, errors: j.errors };
+  }
+
   get tlog(): string {
     return path.join(this.cli.home, 'tlog');
   }
 
-  /** One global transaction with kill -9 at `point`, then recovery and the oracle. */
-  async run(point: CrashPoint): Promise<RunOutcome> {
+  /**
+   * One global transaction with kill -9 at `point`, then recovery and the oracle. Recovery runs
+   * in this process (`env.recover()`), or with `via: 'ibpsend'` as the operator's command
+   * `ibpsend --recover --json` of the client home.
+   */
+  async run(point: CrashPoint, via: 'env' | 'ibpsend' = 'env'): Promise<RunOutcome> {
     this.#run++;
     const participantPoint = CRASH_POINTS[point] === 'ibas';
     const arm = path.join(this.armDir, point);
@@ -152,7 +163,7 @@ export class Matrix {
     const expected = logged ?? 'ROLLBACK';
 
     const t0 = performance.now();
-    const report = await this.env.recover(SCHEDULE);
+    const report = via === 'env' ? await this.env.recover(SCHEDULE) : await this.#ibpsendRecover();
     const recoveryMs = performance.now() - t0;
 
     const violations: string[] = [];
