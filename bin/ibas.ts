@@ -5,6 +5,8 @@
  *   ibas [-f ibas.conf] -a start [--foreground] | stop | kill | check
  *   ibas [-f ibas.conf] -a resume_app --app A      (end an app's crash-loop suspension)
  *   ibas [-f ibas.conf] -s status | bbstat | bbdetail [--json]
+ *   ibas [-f ibas.conf] -s in_doubt [--json]        (two-phase transactions in doubt here; audited)
+ *   ibas [-f ibas.conf] -a commit_tx | abort_tx --gtrid X   (decide one by hand; audited)
  *   kill -USR1 <pid>: reopen logs     kill -TERM <pid>: graceful stop
  */
 import fs from 'node:fs';
@@ -26,18 +28,20 @@ import { runForeground } from '../ibas/foreground.js';
 import type { SingleApp } from '../ibas/app-resolver.js';
 import { show, SHOWS, type Show } from '../ibas/show.js';
 import { preflight } from '../ibas/preflight.js';
+import { resolveInDoubt, showInDoubt } from '../ibas/in-doubt-admin.js';
 import { takeUpgradeEnv } from '../ibas/handover.js';
 import { Scoreboard } from '../ibas/scoreboard.js';
 import { IbpError } from '../lib/errors.js';
 
-const ACTIONS = ['init', 'start', 'stop', 'kill', 'check', 'resume_app'] as const;
+const ACTIONS = ['init', 'start', 'stop', 'kill', 'check', 'resume_app', 'commit_tx', 'abort_tx'] as const;
 type Action = (typeof ACTIONS)[number];
 const MODES = ['FORK', 'STATIC_WORKERPOOL', 'DYNAMIC_WORKERPOOL'] as const;
 
 interface Opts {
   conf: string;
   action?: Action;
-  show?: Show | 'logs';
+  show?: Show | 'logs' | 'in_doubt';
+  gtrid?: string;
   follow?: boolean;
   lines?: string;
   ip?: string;
@@ -58,7 +62,8 @@ interface Opts {
 const program = createProgram('ibas', 'IBP-TS transaction server: a manager and a pre-forked worker pool running app .so packages')
   .option('-f, --conf <file>', 'config file (a name without a path means $IBP_HOME/etc/NAME)', 'ibas.conf')
   .addOption(new Option('-a, --action <action>', 'what to do').choices(ACTIONS))
-  .addOption(new Option('-s, --show <what>', 'what to show: the scoreboard, or the logs (pretty-printed)').choices([...SHOWS, 'logs']))
+  .addOption(new Option('-s, --show <what>', 'what to show: the scoreboard, or the logs (pretty-printed)').choices([...SHOWS, 'logs', 'in_doubt']))
+  .option('--gtrid <gtrid>', 'commit_tx / abort_tx: the global transaction in doubt (`-s in_doubt` lists them)')
   .option('--follow', 'logs: keep printing new lines (tail -F)')
   .option('--lines <n>', 'logs: how many lines to print first', '50')
   .option('--ip <ip>', 'init: the listen IP')
@@ -87,6 +92,10 @@ const program = createProgram('ibas', 'IBP-TS transaction server: a manager and 
     const inst = loadInstance(confFile);
     if (opts.show === 'logs') {
       process.exitCode = await showLogs(logFilesOf(inst), opts);
+      return;
+    }
+    if (opts.show === 'in_doubt') {
+      showInDoubt(inst, opts.json ?? false);
       return;
     }
     if (opts.show) {
@@ -130,6 +139,12 @@ const program = createProgram('ibas', 'IBP-TS transaction server: a manager and 
       case 'resume_app':
         resumeApp(inst, opts.app);
         return;
+      case 'commit_tx':
+      case 'abort_tx': {
+        const r = await resolveInDoubt(inst, opts.action === 'commit_tx', opts.gtrid);
+        process.stdout.write(`ibas ${opts.action} ok , gtrid[${opts.gtrid}] app_rc[${r.appRc}] body[${r.body.toString('utf8')}]\n`);
+        return;
+      }
     }
   });
 

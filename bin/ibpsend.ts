@@ -3,6 +3,10 @@
  * the status, the host used and the time taken.
  *
  *   ibpsend [-f ibma.conf] [--host IP:PORT] [--timeout S] [--json] node app req_msg_file [req_file …]
+ *   ibpsend [-f ibma.conf] --recover [--json]     finish the two-phase commits of gone coordinator
+ *                                                 processes of this client home (ibac/recovery.ts;
+ *                                                 audited in log/tx-audit.log); exit 13 when some
+ *                                                 are left (a participant unreachable)
  *
  * req_msg_file is the request message (`-` = stdin). A req_file is the name of a file in
  * $IBP_HOME/file (IBP's way) or a path (sent under its base name); at most 4. The response goes
@@ -19,7 +23,8 @@ import { Option } from 'commander';
 import { badArg, createProgram, failCli, runCli } from '../lib/cli.js';
 import { IbpError } from '../lib/errors.js';
 import { resultName } from '../lib/protocol/result-codes.js';
-import { createEnvironment, IbacError, PHASE, ServerError, type IbacResponse, type RequestFile } from '../ibac/index.js';
+import { createEnvironment, IbacError, PHASE, ServerError, type IbacResponse, type RecoveryReport, type RequestFile } from '../ibac/index.js';
+import { audit } from '../lib/tx-audit.js';
 
 interface Opts {
   conf: string;
@@ -28,6 +33,7 @@ interface Opts {
   output?: string;
   journal?: string;
   json?: boolean;
+  recover?: boolean;
   compress: boolean;
   sign?: boolean;
   encrypt?: boolean;
@@ -65,9 +71,9 @@ function report(lines: [string, string][]): string {
 }
 
 const program = createProgram('ibpsend', 'send one IBP transaction through ibac and print the response, status, host and time')
-  .argument('<node>', 'server node')
-  .argument('<app>', 'app (transaction code)')
-  .argument('<req_msg_file>', 'file holding the request message (- for stdin)')
+  .argument('[node]', 'server node')
+  .argument('[app]', 'app (transaction code)')
+  .argument('[req_msg_file]', 'file holding the request message (- for stdin)')
   .argument('[req_files...]', 'attached request files: names in $IBP_HOME/file, or paths (at most 4)')
   .option('-f, --conf <file>', "the client node's ibma.conf (a name without a path means $IBP_HOME/etc/NAME)", 'ibma.conf')
   .option('--host <ip:port>', 'use this host of the node instead of the least loaded')
@@ -78,8 +84,15 @@ const program = createProgram('ibpsend', 'send one IBP transaction through ibac 
   .addOption(new Option('--sign', 'ask for signing (not supported yet: refused)'))
   .addOption(new Option('--encrypt', 'ask for encryption (not supported yet: refused)'))
   .option('--json', 'print one JSON object (response as utf8 and base64) instead of the raw response and report')
+  .option('--recover', 'instead of sending: finish the two-phase commits left by gone processes of this client home')
   .addHelpText('after', '\nExit: 0 ok, 12 SAFE failure, 13 SUSPICIOUS (verify, reverse or escalate), 14 failure answered by the server, 2 usage.')
-  .action(async (node: string, app: string, reqFile: string, reqFiles: string[], o: Opts) => {
+  .action(async (node: string | undefined, app: string | undefined, reqFile: string | undefined, reqFiles: string[], o: Opts) => {
+    if (o.recover) {
+      if (node !== undefined) throw badArg('--recover', 'takes no node, app or request');
+      await recover(o);
+      return;
+    }
+    if (node === undefined || app === undefined || reqFile === undefined) throw badArg('node app req_msg_file', 'missing: give the node, the app and the request message file (or --recover)');
     let timeoutMs: number | undefined;
     if (o.timeout !== undefined) {
       const s = Number(o.timeout);
@@ -90,7 +103,7 @@ const program = createProgram('ibpsend', 'send one IBP transaction through ibac 
     if (reqFiles.length > 4) throw badArg('req_file', `${reqFiles.length} files: at most 4`);
     const request = readRequest(reqFile);
     const files = requestFiles(reqFiles);
-    const env = createEnvironment({ config: o.conf, compress: o.compress });
+    const env = createEnvironment({ config: o.conf, compress: o.compress, recover: false });
     const t0 = performance.now();
     let rsp: IbacResponse;
     try {
@@ -103,6 +116,31 @@ const program = createProgram('ibpsend', 'send one IBP transaction through ibac 
     }
     printSuccess(rsp, o);
   });
+
+/** `--recover`: one recovery pass over this client home's coordinator logs; audited. */
+async function recover(o: Opts): Promise<void> {
+  const env = createEnvironment({ config: o.conf, recover: false });
+  let r: RecoveryReport;
+  try {
+    r = await env.recover();
+  } finally {
+    env.destroy();
+  }
+  audit(env.home, { action: 'recover', result: `${r.finished} finished, ${r.left} left`, detail: r.errors.join('; ') || undefined });
+  if (o.json) {
+    process.stdout.write(`${JSON.stringify({
+      files: r.files, finished: r.finished, left: r.left, ignored_bytes: r.ignoredBytes, ms: round(r.ms), errors: r.errors,
+      transactions: r.transactions.map((x) => ({ gtrid: x.gtrid, decision: x.decision, presumed_abort: x.presumed, finished: x.finished, participants: x.results.map((p) => ({ node: p.part.node, host: p.part.host, outcome: p.outcome, error: p.error?.message })) })),
+    })}\n`);
+  } else {
+    for (const x of r.transactions) {
+      process.stdout.write(`${x.gtrid} ${x.decision}${x.presumed ? ' (presumed abort)' : ''} ${x.finished ? 'finished' : 'LEFT'} ${x.results.map((p) => `${p.part.node}@${p.part.host}:${p.outcome}`).join(' ')}\n`);
+    }
+    for (const e of r.errors) process.stderr.write(`ibpsend: ${e}\n`);
+    process.stdout.write(`ibpsend recover , logs[${r.files}] finished[${r.finished}] left[${r.left}] ignored_bytes[${r.ignoredBytes}] ms[${round(r.ms)}]\n`);
+  }
+  process.exitCode = r.left > 0 || r.errors.length > 0 ? EXIT_SEND.SUSPICIOUS : EXIT_SEND.OK;
+}
 
 function printSuccess(rsp: IbacResponse, o: Opts): void {
   if (o.json) {

@@ -49,6 +49,8 @@ export interface SendOptions {
   timeoutMs?: number;
   /** Two-phase commit: the app prepares; `sendCommitOrRollback` decides on this connection. */
   prepare?: boolean;
+  /** The global transaction id this transaction is a leg of (multi-transactions; ≤ 64 bytes). */
+  gtrid?: string;
   /** Ask for signing: refused (IBP_ERR_CLIENT_NOT_SUPPORTED) — this build cannot sign. */
   sign?: boolean;
   /** Ask for encryption: refused (IBP_ERR_CLIENT_NOT_SUPPORTED) — this build cannot encrypt. */
@@ -90,7 +92,12 @@ export interface ControlAnswer {
   node: string;
   host: string;
   journal: string;
+  /** The global transaction id the decision was sent for ('' when none). */
+  gtrid: string;
   op: 'COMMIT' | 'ROLLBACK';
+  /** What the app's socommit/sorollback returned (0) and wrote. */
+  appRc: number;
+  body: Buffer;
   load: Load;
   elapsedMs: number;
 }
@@ -170,7 +177,7 @@ export class IbacConnection {
       const flags = (this.#dialer.compress ? TX_FLAG.COMPRESS : 0) | (opts.prepare ? TX_FLAG.PREPARE : 0);
       const t0 = performance.now();
       const r = await exchange(ch, {
-        clientNode: this.#dialer.thisNode, app, journal, request: body, files: reqFiles, flags, timeoutMs, compressMin: this.#dialer.compressMin(),
+        clientNode: this.#dialer.thisNode, app, journal, gtrid: opts.gtrid, request: body, files: reqFiles, flags, timeoutMs, compressMin: this.#dialer.compressMin(),
       }, this.#state, ctx);
       const elapsedMs = performance.now() - t0;
       if (opts.prepare) this.#prepared.add(journal);
@@ -201,8 +208,32 @@ export class IbacConnection {
       const t0 = performance.now();
       this.#prepared.delete(j);
       const timeoutMs = this.#dialer.appTimeoutMs(this.app);
-      const r = await control(this.#channel, op, j, timeoutMs, this.#state, ctx);
-      return { node: this.node, host: this.host, journal: j, op, load: r.load, elapsedMs: performance.now() - t0 };
+      const r = await control(this.#channel, op, j, '', timeoutMs, this.#state, ctx);
+      return { node: this.node, host: this.host, journal: j, gtrid: '', op, appRc: r.appRc, body: r.body, load: r.load, elapsedMs: performance.now() - t0 };
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /**
+   * Two-phase commit of a global transaction: send the decision for `gtrid` (and its leg's
+   * journal). On the connection that prepared it, the server decides from the worker's memory;
+   * on any other (this one re-opened to the same pinned host, recovery, an operator) from its
+   * participant log. Re-sending a decision already carried out answers OK again (idempotent).
+   */
+  async sendDecision(commit: boolean, gtrid: string, journal: string): Promise<ControlAnswer> {
+    const ctx: FailureContext = { node: this.node, app: this.app, host: this.host, journal };
+    this.#enter(ctx);
+    try {
+      const op = commit ? 'COMMIT' : 'ROLLBACK';
+      const t0 = performance.now();
+      // a decision goes to the host that prepared, never to another host of the node
+      const ch = await this.#ready(this.#pin ?? this.host);
+      ctx.host = this.host;
+      this.#prepared.delete(journal);
+      const timeoutMs = this.#dialer.appTimeoutMs(this.app);
+      const r = await control(ch, op, journal, gtrid, timeoutMs, this.#state, ctx);
+      return { node: this.node, host: this.host, journal, gtrid, op, appRc: r.appRc, body: r.body, load: r.load, elapsedMs: performance.now() - t0 };
     } finally {
       this.#busy = false;
     }
@@ -238,7 +269,7 @@ export class IbacConnection {
   }
 
   /** The open channel; a channel the server closed while idle is replaced (nothing was sent on it). */
-  async #ready(): Promise<Channel> {
+  async #ready(pin = this.#pin): Promise<Channel> {
     const ch = this.#channel;
     if (ch?.alive && ch.pending === 0) return ch;
     ch?.breakOff({ reason: 'destroyed', detail: 'replaced' });
@@ -247,7 +278,7 @@ export class IbacConnection {
       // a new channel cannot decide what the old one prepared
       this.#prepared.clear();
     }
-    const { channel, host } = await this.#dialer.dial(this.node, { pin: this.#pin });
+    const { channel, host } = await this.#dialer.dial(this.node, { pin });
     this.#channel = channel;
     this.#host = host;
     return channel;

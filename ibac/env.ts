@@ -24,6 +24,7 @@ import { ConnectError, IbacError, NoHostError, PHASE, SafeError, ServerError, Us
 import { createTempFile, type RequestFile, type TempFile } from './files.js';
 import { IbacMulti, twoPhaseCommit, type MultiRequest, type TwoPhaseResult } from './multi.js';
 import { RC } from '../lib/protocol/result-codes.js';
+import { recoverCoordinator, type RecoveryReport } from './recovery.js';
 
 export interface EnvOptions {
   /** The client node's ibma.conf (a name without a path means $IBP_HOME/etc/NAME). Default `ibma.conf`. */
@@ -34,6 +35,11 @@ export interface EnvOptions {
   explore?: number;
   /** Randomness for host choice (tests). */
   random?: () => number;
+  /**
+   * Recover two-phase commits left unfinished by gone processes of this client home, in the
+   * background (`env.recovery`; ibac/recovery.ts). Default true (false for `requester()`).
+   */
+  recover?: boolean;
 }
 
 let journalSeq = 0;
@@ -57,6 +63,8 @@ export class IbacEnv {
   readonly #dialer: Dialer;
   #cache: { generation: number; minCompress: number; timeouts: Map<string, number> } | undefined;
   #switchCheckedAt = 0;
+  /** The recovery pass started with the environment (resolved at once when `recover: false`). */
+  readonly recovery: Promise<RecoveryReport | undefined>;
 
   private constructor(confFile: string, opts: EnvOptions) {
     const conf = loadConfigFile(IbmaConf, confFile, 'ibma');
@@ -74,6 +82,18 @@ export class IbacEnv {
     this.#compress = opts.compress ?? true;
     this.#balancer = new Balancer(this.#space, { retryConnectMs: this.retryConnectMs, explore: opts.explore, random: opts.random });
     this.#dialer = this.#makeDialer();
+    this.recovery = opts.recover === false ? Promise.resolve(undefined) : recoverCoordinator(this).catch(() => undefined);
+  }
+
+  /** Run coordinator recovery now (`ibpsend --recover`): finish the two-phase commits of gone processes. */
+  recover(schedule?: readonly number[]): Promise<RecoveryReport> {
+    this.#checkLive();
+    return recoverCoordinator(this, schedule);
+  }
+
+  /** A new journal number, unique in this process. */
+  nextJournal(): string {
+    return this.#dialer.nextJournal();
   }
 
   /** Create an environment from the client node's ibma.conf (its agent must be running). */
@@ -283,7 +303,7 @@ export function createEnvironment(opts: EnvOptions = {}): IbacEnv {
  * "short process" + IBACRequester).
  */
 export async function requester(node: string, app: string, request: Buffer | string, files?: readonly RequestFile[], opts: SendOptions & ConnectOptions & EnvOptions = {}): Promise<IbacResponse> {
-  const env = IbacEnv.create(opts);
+  const env = IbacEnv.create({ recover: false, ...opts });
   try {
     return await env.requester(node, app, request, files, opts);
   } finally {

@@ -22,6 +22,9 @@ export {
 export { createTempFile, MAX_FILES, type RequestFile, type ResponseFile, type TempFile } from './files.js';
 export { Balancer, LOAD_SCALE, loadValue, type HostChoice, type HostState } from './balance.js';
 export { STEP, type Step } from './request.js';
+export { recoverCoordinator, driveParticipant, RETRY_SCHEDULE_MS, type RecoveryReport, type RecoveredTx, type DriveResult } from './recovery.js';
+export { CoordinatorLog, readLog, foldRecords, decodeRecords, type CoordTx, type Participant, type Decision } from './coordinator-log.js';
+export { newGtrid, checkGtrid } from '../lib/gtrid.js';
 export { COMM_STATUS, isSuspicious, type CommStatus } from '../lib/protocol/comm-status.js';
 export { TX_FLAG, type Load } from '../lib/protocol/codec.js';
 export { IbpError, isIbpError, type ErrorCode } from '../lib/errors.js';

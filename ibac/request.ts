@@ -45,6 +45,8 @@ export interface ExchangeInput {
   clientNode: string;
   app: string;
   journal: string;
+  /** The global transaction id of a multi-transaction ('' or undefined: none). */
+  gtrid?: string;
   request: Buffer;
   files: { name: string; data: Buffer }[];
   /** TX_FLAG bits asked (COMPRESS, PREPARE). */
@@ -117,7 +119,7 @@ async function run(ch: Channel, input: ExchangeInput, st: ExchangeState, ctx: Fa
   // the channel's write errors surface through next(): no need to wait for the pre-request's flush
   ch.write(encodePacket({
     type: 'PRE_REQUEST', flags: input.flags, fileCount: input.files.length, timeoutMs: Math.min(Math.round(input.timeoutMs), 0xffffffff),
-    clientNode: input.clientNode, app: input.app, journal: input.journal,
+    clientNode: input.clientNode, app: input.app, journal: input.journal, gtrid: input.gtrid ?? '',
   })).catch(() => undefined);
   const pre = await ch.next();
   if (pre.type !== 'PRE_ANSWER') throw unexpected(pre, 'PRE_ANSWER');
@@ -174,18 +176,18 @@ async function drainRejected(ch: Channel, input: ExchangeInput, st: ExchangeStat
 }
 
 /** Two-phase commit decision for a prepared transaction on this channel (TX_CONTROL). */
-export async function control(ch: Channel, op: 'COMMIT' | 'ROLLBACK', journal: string, timeoutMs: number, st: ExchangeState, ctx: FailureContext): Promise<{ load: Load; message: string }> {
+export async function control(ch: Channel, op: 'COMMIT' | 'ROLLBACK', journal: string, gtrid: string, timeoutMs: number, st: ExchangeState, ctx: FailureContext): Promise<{ load: Load; message: string; appRc: number; body: Buffer }> {
   return guarded(ch, st, ctx, timeoutMs, `answer to ${op} from ${ch.key}`, () => st.tracker.status, async () => {
     if (ch.pending > 0) throw { reason: 'protocol', detail: `${ch.pending} unexpected packets from the server between transactions` } satisfies Break;
     st.step = STEP.CONTROL;
     st.tracker.sending();
-    await ch.write(encodePacket({ type: 'TX_CONTROL', op, journal }));
+    await ch.write(encodePacket({ type: 'TX_CONTROL', op, journal, gtrid }));
     st.tracker.sent();
     const p = await ch.next();
     if (p.type !== 'TX_CONTROL_ANSWER') throw unexpected(p, 'TX_CONTROL_ANSWER');
     st.onLoad(p.load);
-    if (p.rc !== RC.OK) throw new ServerError({ rc: p.rc, appRc: 0, message: p.message, body: Buffer.alloc(0) }, false, ctx);
-    return { load: p.load, message: p.message };
+    if (p.rc !== RC.OK) throw new ServerError({ rc: p.rc, appRc: p.appRc, message: p.message, body: p.body }, false, ctx);
+    return { load: p.load, message: p.message, appRc: p.appRc, body: p.body };
   });
 }
 

@@ -60,7 +60,7 @@ export const APP_SYMBOLS: readonly AppSymbol[] = [
 export const HOST_IN = {
   PHASE: 0, CLIENT_PORT: 1, WORKER_INDEX: 2, TIMEOUT_MS: 3, TIMEOUT2_MS: 4, REQ_FILE_COUNT: 5,
   FILE_DIR_OFF: 6, THIS_NODE_OFF: 7, APP_OFF: 8, CLIENT_NODE_OFF: 9, CLIENT_IP_OFF: 10, JOURNAL_OFF: 11,
-  FIELDS: 12,
+  GTRID_OFF: 12, FIELDS: 13,
 } as const;
 
 /** Per-call output (ibp_host_out in ibp_host.c), read through typed-array views. */
@@ -143,6 +143,8 @@ export interface HostCallInput {
   clientNode: string;
   clientIp: string;
   journal: string;
+  /** The global transaction id of a two-phase transaction ('' otherwise). */
+  gtrid: string;
 }
 
 export interface HostCallOutput {
@@ -164,6 +166,7 @@ const u32 = (n: number): number => (!Number.isFinite(n) ? 0 : Math.min(0xfffffff
 const STRING_FIELDS = [
   ['fileDir', HOST_IN.FILE_DIR_OFF], ['thisNode', HOST_IN.THIS_NODE_OFF], ['app', HOST_IN.APP_OFF],
   ['clientNode', HOST_IN.CLIENT_NODE_OFF], ['clientIp', HOST_IN.CLIENT_IP_OFF], ['journal', HOST_IN.JOURNAL_OFF],
+  ['gtrid', HOST_IN.GTRID_OFF],
 ] as const;
 
 /**

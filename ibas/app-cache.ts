@@ -80,6 +80,8 @@ export interface AppCallContext {
   clientIp?: string;
   clientPort?: number;
   journal?: string;
+  /** The global transaction id of a multi-transaction ('' outside one). */
+  gtrid?: string;
   /** Defaults to the cache's workerIndex. */
   workerIndex?: number;
   timeoutMs?: number;
@@ -257,6 +259,15 @@ export class LoadedApp {
   /** Two-phase commit: sorollback(ctx); also the right call when the client went away. */
   rollback(ctx: AppCallContext = {}): AppCallResult {
     return this.#decide('sorollback', PHASE.ROLLBACK, ctx);
+  }
+
+  /**
+   * Two-phase commit: let go of a prepared transaction without deciding it here (its connection
+   * went; it stays in doubt in the participant log and any worker decides it later).
+   */
+  release(): void {
+    if (this.#pins > 0) this.#pins--;
+    if (this.#pins === 0 && this.#retired) this.unload('released after two-phase commit');
   }
 
   #decide(name: 'socommit' | 'sorollback', phase: Phase, ctx: AppCallContext): AppCallResult {
@@ -748,6 +759,7 @@ export class AppCache {
       clientNode: ctx.clientNode ?? '',
       clientIp: ctx.clientIp ?? '',
       journal: ctx.journal ?? '',
+      gtrid: ctx.gtrid ?? '',
     }, request, files);
     if (out.badLength) this.log.warn({ app }, `app set rsp_len beyond rsp_cap , app[${app}] (response cut to rsp_cap)`);
     if (out.log.length > 0 || out.logDropped > 0) {

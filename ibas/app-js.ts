@@ -69,6 +69,7 @@ export interface JsCallInput {
   clientIp?: string;
   clientPort?: number;
   journal?: string;
+  gtrid?: string;
   workerIndex?: number;
   timeoutMs?: number;
   timeout2Ms?: number;
@@ -97,6 +98,7 @@ class JsContext implements AppContext {
   readonly clientPort: number;
   readonly workerIndex: number;
   readonly journal: string;
+  readonly gtrid: string;
   readonly timeoutMs: number;
   readonly timeout2Ms: number;
   readonly log: AppLog;
@@ -121,6 +123,7 @@ class JsContext implements AppContext {
     this.clientPort = input.clientPort ?? 0;
     this.workerIndex = input.workerIndex ?? host.workerIndex;
     this.journal = input.journal ?? '';
+    this.gtrid = input.gtrid ?? '';
     this.timeoutMs = input.timeoutMs ?? 0;
     this.timeout2Ms = input.timeout2Ms ?? 0;
     this.log = host.log(input.app);

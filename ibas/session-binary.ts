@@ -31,6 +31,7 @@ import { RC, resultOf } from '../lib/protocol/result-codes.js';
 import type { InputState, Phase } from './deadlines.js';
 import type { ConnectionContext, FlushNow, Peer, Session } from './session.js';
 import type { PreparedTx, TxFile, TxOutcome } from './transaction.js';
+import { crashPoint } from '../lib/crash-point.js';
 
 interface TxState { kind: 'FILES' | 'REQUEST'; pre: PreRequest; files: TxFile[]; filesBytes: number; rejected?: TxOutcome; granted: number; startNs: bigint }
 type State = { kind: 'IDLE' } | TxState;
@@ -111,6 +112,10 @@ export class BinarySession implements Session {
   closed(): void {
     this.closing = true;
     for (const tx of this.#prepared.values()) {
+      if (tx.input.gtrid) {
+        this.#ctx.inDoubt.abandon(tx); // voted yes in a global transaction: only its coordinator or an operator decides
+        continue;
+      }
       const outcome = this.#ctx.runner.decide(tx, false, 'WORKING');
       this.#ctx.log.warn(`two-phase rollback: connection closed before the decision , journal[${tx.journal}] app[${tx.app}] rc[${outcome.rc}]`);
     }
@@ -226,7 +231,7 @@ export class BinarySession implements Session {
     let sendNs = 0n;
     let sendUs = -1;
     const outcome = st.rejected ?? ctx.runner.run({
-      app: pre.app, clientNode: pre.clientNode, clientIp: peer.ip, clientPort: peer.port, journal: pre.journal,
+      app: pre.app, clientNode: pre.clientNode, clientIp: peer.ip, clientPort: peer.port, journal: pre.journal, gtrid: pre.gtrid,
       request: body, files: st.files, prepare: (pre.flags & TX_FLAG.PREPARE) !== 0,
       onSendAhead: this.#flushNow ? (early) => {
         sendNs = process.hrtime.bigint();
@@ -235,17 +240,34 @@ export class BinarySession implements Session {
         sendUs = Number((process.hrtime.bigint() - sendNs) / 1000n);
       } : undefined,
     }, 'KEEPALIVE', (p) => this.#prepared.set(p.journal, p));
+    const voted = this.#twoPhaseVote(pre, outcome);
     this.#state = { kind: 'IDLE' };
     this.#messageDone();
     if (!outcome.sentAhead) {
       sendNs = process.hrtime.bigint();
       this.#answer(outcome, compress);
     }
+    if (voted) this.afterSend.push(() => crashPoint('participant_after_vote'));
     this.afterSend.push(() => ctx.txLog.record({
-      journal: pre.journal, app: pre.app, clientNode: pre.clientNode, clientIp: peer.ip, clientPort: peer.port,
+      journal: pre.journal, gtrid: pre.gtrid, app: pre.app, clientNode: pre.clientNode, clientIp: peer.ip, clientPort: peer.port,
       rc: outcome.rc, appRc: outcome.appRc, message: outcome.message, via: 'binary', sentAhead: outcome.sentAhead,
       receiveUs: Number((receivedNs - st.startNs) / 1000n), appUs: outcome.appUs, sendUs: sendUs >= 0 ? sendUs : Number((process.hrtime.bigint() - sendNs) / 1000n),
     }));
+  }
+
+  /**
+   * Two-phase commit of a global transaction: the app prepared (rc 0) → PREPARED in the
+   * participant log before the vote is answered (ibas/in-doubt.ts). The outcome is replaced by a
+   * refusal when the log says no. True when the answer is a yes vote of a gtrid transaction.
+   */
+  #twoPhaseVote(pre: PreRequest, outcome: TxOutcome): boolean {
+    const tx = pre.gtrid ? this.#prepared.get(pre.journal) : undefined;
+    if (!tx || tx.input.gtrid !== pre.gtrid || outcome.rc !== RC.OK) return false;
+    const voted = this.#ctx.inDoubt.afterPrepare(tx, outcome, 'KEEPALIVE');
+    if (voted === outcome) return true;
+    this.#prepared.delete(pre.journal);
+    Object.assign(outcome, voted);
+    return false;
   }
 
   /** A transaction's answer: its files, then the RESPONSE. */
@@ -267,7 +289,12 @@ export class BinarySession implements Session {
     const ctx = this.#ctx;
     const tx = this.#prepared.get(p.journal);
     let outcome: TxOutcome;
-    if (p.op === 'PREPARE') {
+    if (p.op !== 'PREPARE' && p.gtrid !== '') {
+      // a global transaction: decided through the participant log, on any connection
+      const held = tx && tx.input.gtrid === p.gtrid ? tx : undefined;
+      if (held) this.#prepared.delete(p.journal);
+      outcome = ctx.inDoubt.decide(p.op, p.gtrid, p.journal, held, 'KEEPALIVE');
+    } else if (p.op === 'PREPARE') {
       outcome = ctx.runner.refused(new IbpError('IBP_ERR_CLIENT_NOT_SUPPORTED', { feature: 'TX_CONTROL PREPARE (ask PREPARE in the pre-request flags)' }));
     } else if (!tx) {
       outcome = ctx.runner.refused(new IbpError('IBP_ERR_PROTO_SEQUENCE', { type: 'TX_CONTROL', detail: `for journal ${JSON.stringify(p.journal)}: no prepared transaction with it on this connection` }));
@@ -276,6 +303,6 @@ export class BinarySession implements Session {
       outcome = ctx.runner.decide(tx, p.op === 'COMMIT', 'KEEPALIVE');
       ctx.log.info(`two-phase ${p.op.toLowerCase()} , journal[${p.journal}] app[${tx.app}] rc[${outcome.rc}]`);
     }
-    this.#write({ type: 'TX_CONTROL_ANSWER', rc: outcome.rc, load: ctx.load(), message: outcome.message });
+    this.#write({ type: 'TX_CONTROL_ANSWER', rc: outcome.rc, load: ctx.load(), message: outcome.message, appRc: outcome.appRc, body: outcome.body });
   }
 }

@@ -4,6 +4,7 @@
  * the transactions itself (synchronously, in order, as their requests complete) through the
  * worker's TransactionRunner. ibas/session-binary.ts and ibas/session-http.ts implement it.
  */
+import type { InDoubt } from './in-doubt.js';
 import type { Logger } from '../lib/log.js';
 import type { FrameLimits } from '../lib/protocol/frame.js';
 import type { Load } from '../lib/protocol/codec.js';
@@ -30,6 +31,8 @@ export interface ConnectionContext {
   mustClose(): boolean;
   /** Count a failure outside a transaction (protocol error, deadline) on the slot. */
   countError(): void;
+  /** Two-phase commit of global transactions: the participant log (ibas/in-doubt.ts). */
+  inDoubt: InDoubt;
 }
 
 /**

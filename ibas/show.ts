@@ -16,6 +16,7 @@
  *
  * Exit code EXIT.DAEMON (7) when ibas is not running.
  */
+import { inDoubtRows } from './in-doubt-admin.js';
 import pidusage from 'pidusage';
 import { printRows, type Column } from '../lib/cli.js';
 import { EXIT } from '../lib/exit-codes.js';
@@ -37,7 +38,17 @@ export interface Managers {
   upgrade?: { state: string; old: { pid: number; generation: number; alive: boolean }; new: { pid: number; generation: number; alive: boolean } };
 }
 
-export function managersOf(inst: Instance): Managers | undefined {
+export /** Two-phase transactions in doubt in the participant log (status line; unreadable log: none shown). */
+function inDoubtSummary(inst: Instance): { count: number; oldestS: number } | undefined {
+  try {
+    const rows = inDoubtRows(inst);
+    return rows.length === 0 ? undefined : { count: rows.length, oldestS: Math.max(...rows.map((r) => r.ageS)) };
+  } catch {
+    return undefined;
+  }
+}
+
+function managersOf(inst: Instance): Managers | undefined {
   const current = runningPid(inst.pidFile);
   const oldbin = runningPid(`${inst.pidFile}.oldbin`);
   // a record left by a manager that died mid-upgrade (SIGKILL) names a dead pid: ignore it
@@ -227,6 +238,8 @@ export async function show(what: Show, inst: Instance, json: boolean, out: (s: s
           out(`upgrade[${up.state}] , old: ${gen(up.old.generation)}pid[${up.old.pid}] (${inst.pidFile}.oldbin)${up.old.alive ? '' : ' gone'} , new: ${gen(up.new.generation)}pid[${up.new.pid > 0 ? up.new.pid : 'spawning'}]${up.new.pid > 0 && !up.new.alive ? ' gone' : ''}\n`);
         }
         for (const x of suspended) out(`app suspended , app[${x.app}] bin[${x.bin}] crashes[${x.crashes}] within[${x.window_s}s] since[${x.since_s}s ago] (ibas -a resume_app --app ${x.app})\n`);
+        const doubt = inDoubtSummary(inst);
+        if (doubt) out(`two-phase in doubt[${doubt.count}] oldest[${doubt.oldestS}s] (ibas -s in_doubt)\n`);
         return 0;
       }
       case 'bbstat': {

@@ -41,6 +41,8 @@ export interface TxInput {
   files: TxFile[];
   /** Two-phase commit: somain prepares, a later commit/rollback decides. */
   prepare?: boolean;
+  /** The global transaction id of a multi-transaction ('' or undefined: none). */
+  gtrid?: string;
   /**
    * The session's early answer: called (synchronously, while the app still runs) with the complete
    * outcome the app sent ahead; the session must send it to the client before returning.
@@ -170,6 +172,7 @@ export class TransactionRunner {
       clientIp: input.clientIp,
       clientPort: input.clientPort,
       journal: input.journal,
+      gtrid: input.gtrid ?? '',
       timeoutMs: Math.round(view.timeout * 1000),
       timeout2Ms,
       onSendAhead: input.onSendAhead ? (response: Buffer, files: string[]) => this.#sendAhead(input, response, files, t0, ahead) : undefined,
@@ -231,7 +234,7 @@ export class TransactionRunner {
     this.#slot.txBegin(p.app, Math.round(p.view.timeout2 * 1000));
     let outcome: TxOutcome;
     try {
-      const ctx = { app: p.app, clientNode: p.input.clientNode, clientIp: p.input.clientIp, clientPort: p.input.clientPort, journal: p.journal };
+      const ctx = { app: p.app, clientNode: p.input.clientNode, clientIp: p.input.clientIp, clientPort: p.input.clientPort, journal: p.journal, gtrid: p.input.gtrid ?? '' };
       const t0 = process.hrtime.bigint();
       this.#guard?.arm(p.app, Math.round(p.view.timeout2 * 1000));
       let r;
@@ -249,6 +252,24 @@ export class TransactionRunner {
     }
     this.#slot.txEnd(outcome.rc === RC.OK, after);
     return outcome;
+  }
+
+  /**
+   * Two-phase decision for a transaction prepared earlier by any worker, maybe before a restart
+   * (the participant log, ibas/in-doubt.ts): the app is resolved and loaded afresh and its
+   * socommit/sorollback called with the gtrid.
+   */
+  decideLogged(input: Pick<TxInput, 'app' | 'journal' | 'gtrid' | 'clientNode' | 'clientIp'>, commit: boolean, after: WorkerState): TxOutcome {
+    let view: AppView;
+    let loaded: LoadedApp;
+    try {
+      view = this.#resolver.lookup(input.app);
+      loaded = this.#resolver.load(view);
+    } catch (e) {
+      return this.refused(e);
+    }
+    const full: TxInput = { ...input, clientPort: 0, request: Buffer.alloc(0), files: [] };
+    return this.decide({ app: input.app, journal: input.journal, loaded, input: full, view }, commit, after);
   }
 
   #clearFiles(): void {

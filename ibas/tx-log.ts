@@ -21,6 +21,8 @@ import { AppStats } from './app-stats.js';
 
 export interface TxRecord {
   journal: string;
+  /** The global transaction id of a multi-transaction (absent or '' outside one). */
+  gtrid?: string;
   app: string;
   clientNode: string;
   clientIp: string;
@@ -74,7 +76,8 @@ export class TxLog {
       via: r.via,
     };
     if (r.sentAhead) fields.sent_ahead = true;
-    let line = `transaction , journal[${r.journal}] app[${r.app}] client[${r.clientNode} ${r.clientIp}:${r.clientPort}] rc[${r.rc} ${rcName}] app_rc[${r.appRc}] receive_us[${r.receiveUs}] app_us[${r.appUs}] send_us[${r.sendUs}] via[${r.via}]${r.sentAhead ? ' sent_ahead[1]' : ''}`;
+    if (r.gtrid) fields.gtrid = r.gtrid;
+    let line = `transaction , journal[${r.journal}]${r.gtrid ? ` gtrid[${r.gtrid}]` : ''} app[${r.app}] client[${r.clientNode} ${r.clientIp}:${r.clientPort}] rc[${r.rc} ${rcName}] app_rc[${r.appRc}] receive_us[${r.receiveUs}] app_us[${r.appUs}] send_us[${r.sendUs}] via[${r.via}]${r.sentAhead ? ' sent_ahead[1]' : ''}`;
     if (r.rc !== 0) {
       fields.reason = r.message ?? '';
       line += ` reason[${r.message ?? ''}]`;

@@ -22,6 +22,7 @@
  * closes it and exits. max_process_count > 0: after that many transactions the worker closes its
  * connection between transactions and exits; the manager replaces it (recycling).
  */
+import { InDoubt } from './in-doubt.js';
 import fs from 'node:fs';
 import { errorText } from '../lib/errors.js';
 import { EXIT } from '../lib/exit-codes.js';
@@ -100,10 +101,11 @@ export class Worker {
       log: opts.log,
       txLog: new TxLog(opts.log),
       load: () => opts.scoreboard.load(),
-      grantable: (inst.conf.security.compress_flag ? TX_FLAG.COMPRESS : 0) | TX_FLAG.PREPARE,
+      grantable: (inst.conf.security.compress_flag ? TX_FLAG.COMPRESS : 0) | TX_FLAG.PREPARE | TX_FLAG.GTRID,
       compressMin: () => this.resolver.minCompressSize(),
       mustClose: () => this.leaving() !== undefined,
       countError: () => this.slot.error(),
+      inDoubt: new InDoubt(inst.home.root, this.runner, opts.log),
     };
     const { alarm } = opts;
     this.#host = {

@@ -149,6 +149,15 @@ export const ERRORS = {
   IBP_ERR_MSG_FIELD: { message: 'message {message} field {field}: expected {expected}, got {got}' },
   IBP_ERR_MSG_UNKNOWN_FIELD: { message: 'message {message} has no field {field}: remove it or declare it in the .dsc' },
 
+  /** Two-phase commit you can recover (ibac coordinator log, ibas participant log; docs/ibac.md, docs/ibas.md) */
+  IBP_ERR_TX_HAZARD: { message: 'global transaction {gtrid}: the outcome of {decision} on participant {node} ({host}) is unknown ({detail}); the decision is logged and recovery drives it to {decision}: run `ibpsend --recover` or see `ibas -s in_doubt` on {node}' },
+  IBP_ERR_TX_HEURISTIC: { message: 'global transaction {gtrid} was already {state} on this server ({by}): {op} was not carried out; reconcile this participant by hand' },
+  IBP_ERR_TX_UNKNOWN: { message: 'no prepared transaction {gtrid} on this server: {op} cannot be carried out; see `ibas -s in_doubt` and the coordinator log' },
+  IBP_ERR_TX_BUSY: { message: 'global transaction {gtrid} is being decided by process {pid} of this server: retry in a moment' },
+  IBP_ERR_TX_ABORTED: { message: 'global transaction {gtrid} was already rolled back on this server (presumed abort: its coordinator gave up on it): the prepare was undone, the vote is no' },
+  IBP_ERR_TX_LOG: { message: 'two-phase commit log {file}: {detail}; check the disk and the permissions of the home folder' },
+  IBP_ERR_TX_GTRID: { message: 'global transaction id {gtrid} refused: {detail}' },
+
   /** App framework: function trees (ibtm) */
   IBP_ERR_TM_TREE: { message: 'function array {tree}: {detail}' },
   IBP_ERR_TM_BLOCK: { message: 'structure block {name}: {detail}' },

@@ -84,6 +84,12 @@ export interface AppContext {
   readonly workerIndex: number;
   /** The transaction's journal number ('' when none). */
   readonly journal: string;
+  /**
+   * The global transaction id of a multi-transaction ('' outside one): the same on every
+   * participant and on every packet of it. commit/rollback may run on another worker or after a
+   * server restart: find what main prepared by this id.
+   */
+  readonly gtrid: string;
   /** Client timeout T of the app (ms). */
   readonly timeoutMs: number;
   /** Server timeout (ms): the worker's alarm; TERM at 1.5x, KILL at 2x. */

@@ -53,6 +53,7 @@ export const APP_CONTEXT_TABLE: readonly ApiRow[] = [
   { kind: 'function', ts: 'kv', c: 'kv_get', doc: "a key/value of this node from the config space" },
   { kind: 'function', ts: 'config', c: 'config_get', doc: "a config value of this app from the config space" },
   { kind: 'function', ts: 'log', c: 'log', doc: "the app's own log (TS: log.debug/info/warn/error; C: ctx->log(ctx, IBP_APP_LOG_*, msg))" },
+  { kind: 'field', ts: 'gtrid', c: 'gtrid', doc: "the global transaction id of a multi-transaction ('' outside one)" },
   { kind: 'host', ts: '', c: 'reserved', doc: 'room to grow' },
   { kind: 'entry', ts: 'main', c: 'somain', doc: 'one transaction (required)' },
   { kind: 'entry', ts: 'init', c: 'soinit', doc: 'after load; non-zero refuses the load' },

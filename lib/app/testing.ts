@@ -53,6 +53,8 @@ export interface RunOptions {
   clientNode?: string;
   clientIp?: string;
   journal?: string;
+  /** Global transaction id (ctx.gtrid / ctx->gtrid). */
+  gtrid?: string;
   /** Client timeout T in seconds (default 5; timeout2 = 1.5 T). */
   timeout?: number;
 }
@@ -118,7 +120,7 @@ export async function openApp(file: string, base: RunOptions = {}): Promise<Open
   };
   const ctxOf = (o: RunOptions) => {
     const timeout = o.timeout ?? 5;
-    return { app: o.app ?? appCodeOf(src), thisNode: o.thisNode ?? 'harness', clientNode: o.clientNode ?? '', clientIp: o.clientIp ?? '127.0.0.1', journal: o.journal ?? '', timeoutMs: timeout * 1000, timeout2Ms: timeout * 1500 };
+    return { app: o.app ?? appCodeOf(src), thisNode: o.thisNode ?? 'harness', clientNode: o.clientNode ?? '', clientIp: o.clientIp ?? '127.0.0.1', journal: o.journal ?? '', gtrid: o.gtrid ?? '', timeoutMs: timeout * 1000, timeout2Ms: timeout * 1500 };
   };
 
   if (isJsPackage(bin)) {

@@ -145,8 +145,14 @@ struct ibp_app_ctx {
      * when the call returns. */
     void (*log)(ibp_app_ctx *ctx, int level, const char *msg);
 
+    /* ---- two-phase commit (took 1 of the 3 reserved slots: ctx_size unchanged) ---- */
+    /* The global transaction id of a multi-transaction (docs/ibas.md "Two-phase commit you can
+     * recover"), "" outside one. socommit/sorollback may run on another worker or after a server
+     * restart: find what somain prepared by this id, not by process memory. */
+    const char *gtrid;
+
     /* ---- room to grow ---- */
-    void *reserved[3];
+    void *reserved[2];
 };
 
 /** The shape of every entry point (somain, soinit, soclean, socommit, sorollback). */

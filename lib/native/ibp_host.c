@@ -41,7 +41,7 @@ struct ibp_host {
 enum {
     IN_PHASE, IN_CLIENT_PORT, IN_WORKER_INDEX, IN_TIMEOUT_MS, IN_TIMEOUT2_MS, IN_REQ_FILE_COUNT,
     IN_FILE_DIR_OFF, IN_THIS_NODE_OFF, IN_APP_OFF, IN_CLIENT_NODE_OFF, IN_CLIENT_IP_OFF, IN_JOURNAL_OFF,
-    IN_FIELDS
+    IN_GTRID_OFF, IN_FIELDS
 };
 
 /* Per call output, read by the caller through typed-array views (HOST_OUT in ibas/app-abi.ts). */
@@ -255,6 +255,7 @@ VISIBLE int32_t ibp_host_call(ibp_app_entry_fn *fn, ibp_app_ctx *ctx, const unsi
     ctx->client_port = in_u32(in, IN_CLIENT_PORT);
     ctx->worker_index = in_u32(in, IN_WORKER_INDEX);
     ctx->journal = in_str(in, in_len, IN_JOURNAL_OFF);
+    ctx->gtrid = in_str(in, in_len, IN_GTRID_OFF);
     ctx->timeout_ms = in_u32(in, IN_TIMEOUT_MS);
     ctx->timeout2_ms = in_u32(in, IN_TIMEOUT2_MS);
     ctx->sent_ahead = 0;

@@ -39,8 +39,13 @@ export const TX_FLAG = {
   ENCRYPT: 0x0004,
   /** Two-phase commit: the app prepares; a TX_CONTROL commit/rollback on the same connection decides. */
   PREPARE: 0x0008,
+  /**
+   * A global transaction id (str8) follows the journal in the PRE_REQUEST: the transaction is one
+   * leg of a multi-transaction (set by the encoder when `gtrid` is not empty; always granted).
+   */
+  GTRID: 0x0010,
 } as const;
-export const KNOWN_TX_FLAGS = TX_FLAG.SIGN | TX_FLAG.COMPRESS | TX_FLAG.ENCRYPT | TX_FLAG.PREPARE;
+export const KNOWN_TX_FLAGS = TX_FLAG.SIGN | TX_FLAG.COMPRESS | TX_FLAG.ENCRYPT | TX_FLAG.PREPARE | TX_FLAG.GTRID;
 
 /** Two-phase commit operations of TX_CONTROL. @enum */
 export const TX_OP = { PREPARE: 1, COMMIT: 2, ROLLBACK: 3 } as const;
@@ -64,6 +69,8 @@ export interface PreRequest {
   app: string;
   /** The client's journal number of the transaction (≤ 64 bytes). */
   journal: string;
+  /** The global transaction id of a multi-transaction ('' = none; on the wire only with TX_FLAG.GTRID). */
+  gtrid?: string;
 }
 export interface PreAnswer {
   type: 'PRE_ANSWER';
@@ -101,8 +108,14 @@ export interface ResponsePacket {
 }
 export interface KeepAlive { type: 'KEEPALIVE' }
 export interface KeepAliveAck { type: 'KEEPALIVE_ACK'; load: Load }
-export interface TxControl { type: 'TX_CONTROL'; op: TxOp; journal: string }
-export interface TxControlAnswer { type: 'TX_CONTROL_ANSWER'; rc: number; load: Load; message: string }
+/**
+ * A two-phase decision. `gtrid` names the global transaction: a participant that has no prepared
+ * transaction with `journal` on this connection resolves it from its participant log by gtrid
+ * (a coordinator's retry on a new connection, recovery, an operator).
+ */
+export interface TxControl { type: 'TX_CONTROL'; op: TxOp; journal: string; gtrid: string }
+/** The answer to a decision: the result, and what the app's socommit/sorollback returned and wrote. */
+export interface TxControlAnswer { type: 'TX_CONTROL_ANSWER'; rc: number; load: Load; message: string; appRc: number; body: Buffer }
 export interface ErrorPacket { type: 'ERROR'; rc: number; message: string }
 
 export type Packet =
@@ -181,10 +194,13 @@ function encodeRaw(p: Packet): Buffer {
       const node = utf8(p.clientNode, MAX_NAME, 'client node');
       const app = utf8(p.app, MAX_NAME, 'app');
       const journal = utf8(p.journal, MAX_NAME, 'journal');
+      const gtrid = utf8(p.gtrid ?? '', MAX_NAME, 'gtrid');
       if (app.length === 0) throw new IbpError('IBP_ERR_PROTO_FRAME', { detail: 'app is empty' });
-      const w = new Writer(8 + 3 + node.length + app.length + journal.length);
-      w.u16(u16Field(p.flags, 'flags')).u16(u16Field(p.fileCount, 'file count')).u32(p.timeoutMs);
+      const flags = gtrid.length > 0 ? p.flags | TX_FLAG.GTRID : p.flags & ~TX_FLAG.GTRID;
+      const w = new Writer(8 + 4 + node.length + app.length + journal.length + gtrid.length);
+      w.u16(u16Field(flags, 'flags')).u16(u16Field(p.fileCount, 'file count')).u32(p.timeoutMs);
       w.u8(node.length).raw(node).u8(app.length).raw(app).u8(journal.length).raw(journal);
+      if (gtrid.length > 0) w.u8(gtrid.length).raw(gtrid);
       return finish(w, FRAME_TYPE.PRE_REQUEST);
     }
     case 'PRE_ANSWER': {
@@ -224,12 +240,15 @@ function encodeRaw(p: Packet): Buffer {
       const journal = utf8(p.journal, MAX_NAME, 'journal');
       const op = TX_OP[p.op];
       if (op === undefined) throw new IbpError('IBP_ERR_PROTO_FRAME', { detail: `unknown TX_CONTROL op ${String(p.op)}` });
-      return finish(new Writer(2 + journal.length).u8(op).u8(journal.length).raw(journal), FRAME_TYPE.TX_CONTROL);
+      const gtrid = utf8(p.gtrid, MAX_NAME, 'gtrid');
+      return finish(new Writer(3 + journal.length + gtrid.length).u8(op).u8(journal.length).raw(journal).u8(gtrid.length).raw(gtrid), FRAME_TYPE.TX_CONTROL);
     }
     case 'TX_CONTROL_ANSWER': {
       const msg = utf8(p.message, MAX_MESSAGE, 'message');
       const [working, total] = loadOf(p.load);
-      return finish(new Writer(10 + msg.length).i32(p.rc).u16(working).u16(total).u16(msg.length).raw(msg), FRAME_TYPE.TX_CONTROL_ANSWER);
+      const w = new Writer(18 + msg.length + p.body.length).i32(p.rc).u16(working).u16(total).u16(msg.length).raw(msg);
+      w.i32(p.appRc).u32(p.body.length).raw(p.body);
+      return finish(w, FRAME_TYPE.TX_CONTROL_ANSWER);
     }
     case 'ERROR': {
       const msg = utf8(p.message, MAX_MESSAGE, 'message');
@@ -312,8 +331,9 @@ export function decodePacket(frame: Frame, limits: FrameLimits): Packet {
       const clientNode = name64(r, 'client node', true);
       const app = name64(r, 'app', false);
       const journal = name64(r, 'journal', true);
+      const gtrid = (flags & TX_FLAG.GTRID) !== 0 ? name64(r, 'gtrid', false) : '';
       if (fileCount > limits.maxFiles) throw new IbpError('IBP_ERR_PROTO_TOO_LARGE', { size: `${fileCount} files`, limit: `${limits.maxFiles} files` });
-      p = { type: 'PRE_REQUEST', flags, fileCount, timeoutMs, clientNode, app, journal };
+      p = { type: 'PRE_REQUEST', flags, fileCount, timeoutMs, clientNode, app, journal, gtrid };
       break;
     }
     case FRAME_TYPE.PRE_ANSWER: {
@@ -358,13 +378,17 @@ export function decodePacket(frame: Frame, limits: FrameLimits): Packet {
       const opNum = r.u8('op');
       const op = (Object.keys(TX_OP) as TxOp[]).find((k) => TX_OP[k] === opNum);
       if (!op) throw new IbpError('IBP_ERR_PROTO_FRAME', { detail: `unknown TX_CONTROL op ${opNum}` });
-      p = { type: 'TX_CONTROL', op, journal: name64(r, 'journal', true) };
+      const journal = name64(r, 'journal', true);
+      p = { type: 'TX_CONTROL', op, journal, gtrid: name64(r, 'gtrid', true) };
       break;
     }
     case FRAME_TYPE.TX_CONTROL_ANSWER: {
       const rc = r.i32('rc');
       const load = { working: r.u16('working'), total: r.u16('total') };
-      p = { type: 'TX_CONTROL_ANSWER', rc, load, message: r.str16('message') };
+      const message = r.str16('message');
+      const appRc = r.i32('app rc');
+      const size = r.u32('body size');
+      p = { type: 'TX_CONTROL_ANSWER', rc, load, message, appRc, body: r.bytes(size, 'body') };
       break;
     }
     case FRAME_TYPE.ERROR:

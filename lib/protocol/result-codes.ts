@@ -3,7 +3,8 @@
  * one as an int32. 0 is success; the others map one-to-one onto IbpError codes of lib/errors.ts so
  * that a client can rethrow what the server meant, and a server can answer what it caught.
  *
- * Ranges: 1xxx app, 2xxx protocol, 3xxx server/pool. A code never changes meaning once released.
+ * Ranges: 1xxx app, 2xxx protocol, 3xxx server/pool, 4xxx two-phase commit of global
+ * transactions (docs/ibas.md). A code never changes meaning once released.
  */
 import { IbpError, type ErrorCode, type ErrorParams } from '../errors.js';
 
@@ -58,6 +59,18 @@ export const RC = {
   NOT_SUPPORTED: 3003,
   /** Anything else that went wrong inside the server. */
   POOL_INTERNAL: 3999,
+  /** Two-phase commit: the participant already decided this gtrid the other way (operator, heuristic). */
+  TX_HEURISTIC: 4001,
+  /** Two-phase commit: COMMIT for a gtrid this participant never prepared. */
+  TX_UNKNOWN: 4002,
+  /** Two-phase commit: another process of the server is deciding this gtrid now: retry. */
+  TX_BUSY: 4003,
+  /** Two-phase commit: the gtrid was already rolled back here (presumed abort); the prepare is undone. */
+  TX_ABORTED: 4004,
+  /** Two-phase commit: the participant log could not be written (nothing was voted or decided). */
+  TX_LOG: 4005,
+  /** Two-phase commit: a malformed global transaction id. */
+  TX_GTRID: 4006,
 } as const;
 export type ResultCode = (typeof RC)[keyof typeof RC];
 
@@ -86,6 +99,12 @@ const TO_ERROR: Record<Exclude<ResultCode, 0>, ErrorCode> = {
   [RC.POOL_NO_SPACE]: 'IBP_ERR_POOL_NO_SPACE',
   [RC.NOT_SUPPORTED]: 'IBP_ERR_CLIENT_NOT_SUPPORTED',
   [RC.POOL_INTERNAL]: 'IBP_ERR_POOL_INTERNAL',
+  [RC.TX_HEURISTIC]: 'IBP_ERR_TX_HEURISTIC',
+  [RC.TX_UNKNOWN]: 'IBP_ERR_TX_UNKNOWN',
+  [RC.TX_BUSY]: 'IBP_ERR_TX_BUSY',
+  [RC.TX_ABORTED]: 'IBP_ERR_TX_ABORTED',
+  [RC.TX_LOG]: 'IBP_ERR_TX_LOG',
+  [RC.TX_GTRID]: 'IBP_ERR_TX_GTRID',
 };
 
 const FROM_ERROR = new Map<ErrorCode, ResultCode>(Object.entries(TO_ERROR).map(([rc, code]) => [code, Number(rc) as ResultCode]));

@@ -17,7 +17,7 @@ t.test('prepare, then commit or rollback', async (t) => {
   const marker = (j: string, state: string) => path.join(s.home, 'file', `ibp_test_2pc.${j}.${state}`);
   const c = await TestClient.connect(s.ip, s.port);
   const decide = async (op: 'COMMIT' | 'ROLLBACK', journal: string) => {
-    c.send({ type: 'TX_CONTROL', op, journal });
+    c.send({ type: 'TX_CONTROL', op, journal, gtrid: '' });
     return c.next();
   };
 

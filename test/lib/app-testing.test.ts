@@ -26,10 +26,10 @@ t.test('in process: a JS app', async (t) => {
   t.same([rc.rc, rc.appRc], [RC.APP_FAILED, 9]);
   const ahead = await runApp(FIX, { request: 'ahead' });
   t.same([ahead.sentAhead, ahead.response.toString()], [true, 'early']);
-  const app = await openApp(FIX, { journal: 'J1', clientNode: 'CN' });
+  const app = await openApp(FIX, { journal: 'J1', clientNode: 'CN', gtrid: 'CN.1.2.abc' });
   const c1 = JSON.parse((await app.call({ request: 'ctx' })).response.toString());
   const c2 = JSON.parse((await app.call({ request: 'ctx', app: 'other' })).response.toString());
-  t.match(c1, { app: 'ibp_ts_fixture', journal: 'J1', clientNode: 'CN', inits: 1 });
+  t.match(c1, { app: 'ibp_ts_fixture', journal: 'J1', gtrid: 'CN.1.2.abc', clientNode: 'CN', inits: 1 });
   t.match(c2, { app: 'other', inits: 1 }, 'openApp keeps one instance over calls');
   await app.close();
   const files = await runApp(builtApp('ibp_ts_file.mjs'), { request: 'f', files: [{ name: 'in.txt', data: 'IN' }] });

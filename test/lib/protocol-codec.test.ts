@@ -15,15 +15,16 @@ const load = fc.record({ working: fc.integer({ min: 0, max: 65535 }), total: fc.
 const text = fc.string({ maxLength: 200 });
 
 const packetArb: fc.Arbitrary<Packet> = fc.oneof(
-  fc.record({ type: fc.constant('PRE_REQUEST' as const), flags: fc.integer({ min: 0, max: 15 }), fileCount: fc.integer({ min: 0, max: 16 }), timeoutMs: fc.nat(), clientNode: fc.oneof(fc.constant(''), name), app: name, journal: fc.oneof(fc.constant(''), name) }),
+  fc.record({ type: fc.constant('PRE_REQUEST' as const), flags: fc.integer({ min: 0, max: 15 }), fileCount: fc.integer({ min: 0, max: 16 }), timeoutMs: fc.nat(), clientNode: fc.oneof(fc.constant(''), name), app: name, journal: fc.oneof(fc.constant(''), name), gtrid: fc.oneof(fc.constant(''), name) })
+    .map((p) => ({ ...p, flags: p.gtrid ? p.flags | TX_FLAG.GTRID : p.flags })),
   fc.record({ type: fc.constant('PRE_ANSWER' as const), rc: fc.integer({ min: -2147483648, max: 2147483647 }), load, granted: fc.integer({ min: 0, max: 15 }), message: text }),
   fc.record({ type: fc.constantFrom('PUSH_FILE' as const, 'PULL_FILE' as const), index: fc.integer({ min: 0, max: 15 }), name: fileName, data: bytes(8 * 1024) }),
   fc.record({ type: fc.constant('REQUEST' as const), body: bytes(4000) }),
   fc.record({ type: fc.constant('RESPONSE' as const), rc: fc.integer(), appRc: fc.integer(), load, fileCount: fc.integer({ min: 0, max: 16 }), appUs: fc.nat(), message: text, body: bytes(4000) }),
   fc.constant({ type: 'KEEPALIVE' as const }),
   fc.record({ type: fc.constant('KEEPALIVE_ACK' as const), load }),
-  fc.record({ type: fc.constant('TX_CONTROL' as const), op: fc.constantFrom('PREPARE' as const, 'COMMIT' as const, 'ROLLBACK' as const), journal: name }),
-  fc.record({ type: fc.constant('TX_CONTROL_ANSWER' as const), rc: fc.integer(), load, message: text }),
+  fc.record({ type: fc.constant('TX_CONTROL' as const), op: fc.constantFrom('PREPARE' as const, 'COMMIT' as const, 'ROLLBACK' as const), journal: name, gtrid: fc.oneof(fc.constant(''), name) }),
+  fc.record({ type: fc.constant('TX_CONTROL_ANSWER' as const), rc: fc.integer(), load, message: text, appRc: fc.integer(), body: bytes(2000) }),
   fc.record({ type: fc.constant('ERROR' as const), rc: fc.integer(), message: text }),
 );
 

@@ -22,6 +22,8 @@ export interface CallOptions {
   files?: { name: string; data: Buffer }[];
   flags?: number;
   journal?: string;
+  /** A global transaction id (sets TX_FLAG.GTRID). */
+  gtrid?: string;
   clientNode?: string;
   /** Wait for PRE_ANSWER before pushing (IBP's way) instead of pipelining. */
   waitPre?: boolean;
@@ -123,7 +125,7 @@ export class TestClient {
   async call(app: string, request: Buffer | string, o: CallOptions = {}): Promise<CallResult> {
     const files = o.files ?? [];
     const timeoutMs = o.timeoutMs ?? 15_000;
-    const pre: Packet = { type: 'PRE_REQUEST', flags: o.flags ?? 0, fileCount: files.length, timeoutMs: 0, clientNode: o.clientNode ?? 'test_client', app, journal: o.journal ?? '' };
+    const pre: Packet = { type: 'PRE_REQUEST', flags: o.flags ?? 0, fileCount: files.length, timeoutMs: 0, clientNode: o.clientNode ?? 'test_client', app, journal: o.journal ?? '', gtrid: o.gtrid ?? '' };
     const rest: Packet[] = [
       ...files.map((f, index): Packet => ({ type: 'PUSH_FILE', index, name: f.name, data: f.data })),
       { type: 'REQUEST', body: Buffer.isBuffer(request) ? request : Buffer.from(request) },

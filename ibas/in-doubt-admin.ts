@@ -1,0 +1,83 @@
+/**
+ * Operator commands for the transactions in doubt on this server (Tuxedo's printtrans /
+ * committrans / aborttrans; docs/ibas.md "Two-phase commit you can recover"):
+ *
+ *   ibas -s in_doubt [--json]            every gtrid this server voted yes for and has no decision
+ *                                        for: app, journal, coordinator node and address, age
+ *   ibas -a commit_tx --gtrid X          decide it by hand: a TX_CONTROL COMMIT / ROLLBACK for the
+ *   ibas -a abort_tx --gtrid X           gtrid (empty journal = operator) sent to this server's
+ *                                        own listen address, so a worker runs the app's
+ *                                        socommit / sorollback and logs the outcome like any
+ *                                        decision (by[operator]); the server must be running
+ *
+ * Every command is audited in `$IBP_HOME/log/tx-audit.log` (lib/tx-audit.ts). A decision taken
+ * by hand that differs from what the coordinator logged is reported to the coordinator as
+ * IBP_ERR_TX_HEURISTIC when it drives its own: check the coordinator log first.
+ */
+import { IbpError, errorText } from '../lib/errors.js';
+import { checkGtrid } from '../lib/gtrid.js';
+import { encodePacket } from '../lib/protocol/codec.js';
+import { errorCodeOf, RC, resultName } from '../lib/protocol/result-codes.js';
+import { audit } from '../lib/tx-audit.js';
+import { Channel } from '../ibac/channel.js';
+import type { Instance } from './instance.js';
+import { ParticipantLog, type ParticipantRecord } from './participant-log.js';
+
+export interface InDoubtRow extends ParticipantRecord {
+  ageS: number;
+}
+
+/** The transactions in doubt on this server's home, oldest first. */
+export function inDoubtRows(inst: Instance, now = Date.now()): InDoubtRow[] {
+  return new ParticipantLog(inst.home.root).inDoubt().map((r) => ({ ...r, ageS: Math.max(0, Math.round((now - r.preparedAt) / 1000)) }));
+}
+
+/** `ibas -s in_doubt`: print (and audit) the transactions in doubt. */
+export function showInDoubt(inst: Instance, json: boolean, out: (s: string) => void = (s) => process.stdout.write(s)): InDoubtRow[] {
+  const rows = inDoubtRows(inst);
+  audit(inst.home, { action: 'in_doubt', result: `${rows.length} in doubt` });
+  if (json) {
+    out(`${JSON.stringify(rows.map(({ body: _b, ...r }) => r))}\n`);
+    return rows;
+  }
+  out(`in doubt: ${rows.length}\n`);
+  if (rows.length > 0) out('gtrid | app | journal | coordinator | age_s\n');
+  for (const r of rows) out(`${r.gtrid} | ${r.app} | ${r.journal} | ${r.clientNode} ${r.clientIp} | ${r.ageS}\n`);
+  return rows;
+}
+
+/** `ibas -a commit_tx|abort_tx --gtrid X`: decide by hand through the running server; audited. */
+export async function resolveInDoubt(inst: Instance, commit: boolean, gtrid: string | undefined, timeoutMs = 30_000): Promise<{ rc: number; appRc: number; body: Buffer }> {
+  const action = commit ? 'commit_tx' : 'abort_tx';
+  if (gtrid === undefined || gtrid === '') throw new IbpError('IBP_ERR_CLI_BAD_ARG', { arg: '--gtrid', detail: `${action} needs the gtrid (\`ibas -s in_doubt\` lists them)` });
+  checkGtrid(gtrid);
+  const op = commit ? 'COMMIT' : 'ROLLBACK';
+  let result: { rc: number; appRc: number; body: Buffer; message: string };
+  try {
+    const ch = await Channel.open(inst.conf.server.ip, inst.conf.server.port, Math.min(timeoutMs, 5000));
+    try {
+      await ch.write(encodePacket({ type: 'TX_CONTROL', op, journal: '', gtrid }));
+      // a ref'd timer: the channel's socket does not keep the process alive by itself
+      let timer: NodeJS.Timeout | undefined;
+      const p = await Promise.race([ch.next(), new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      })]).finally(() => clearTimeout(timer));
+      if (p.type !== 'TX_CONTROL_ANSWER') throw new Error(`the server answered ${p.type}${p.type === 'ERROR' ? `: ${p.message}` : ''}`);
+      result = { rc: p.rc, appRc: p.appRc, body: p.body, message: p.message };
+    } finally {
+      ch.close();
+    }
+  } catch (e) {
+    const detail = errorText(e);
+    audit(inst.home, { action, gtrid, result: 'not sent', detail });
+    throw new IbpError('IBP_ERR_DAEMON_NOT_RUNNING', { tool: 'ibas', pidfile: `${inst.pidFile}; ${action} ${gtrid} could not reach ${inst.conf.server.ip}:${inst.conf.server.port}: ${detail}` });
+  }
+  audit(inst.home, { action, gtrid, result: resultName(result.rc), detail: result.message || undefined });
+  if (result.rc !== RC.OK) {
+    const code = errorCodeOf(result.rc) ?? 'IBP_ERR_POOL_INTERNAL';
+    const err = new IbpError(code, { gtrid, op, state: '?', by: '?', pid: '?', detail: result.message, app: '?', rc: result.appRc, file: '?' });
+    Object.defineProperty(err, 'message', { value: result.message || resultName(result.rc), enumerable: false, writable: true, configurable: true });
+    throw err;
+  }
+  return result;
+}

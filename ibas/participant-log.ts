@@ -1,0 +1,216 @@
+/**
+ * The participant log of two-phase commit (docs/ibas.md "Two-phase commit you can recover"):
+ * one small JSON file per global transaction in `$IBP_HOME/tlog/`, named by its gtrid, shared by
+ * every worker of the server and surviving any crash.
+ *
+ *   PREPARED     written when the app's prepare (somain) returned 0, BEFORE the yes vote is
+ *                answered: temp file + fsync + link(2) (an exclusive create: it fails when a
+ *                record exists) + fsync of the folder
+ *   COMMITTED /  written when the app's socommit/sorollback returned (any worker, any time),
+ *   ROLLED_BACK  before the answer: write-file-atomic (temp + fsync + rename) + fsync of the folder;
+ *                it keeps the app's rc and body so a repeated decision is answered the same
+ *   ROLLED_BACK  also as a tombstone: a ROLLBACK for a gtrid never prepared here (presumed abort
+ *   (tombstone)  by a coordinator's recovery) is remembered, so a prepare still running when it
+ *                came votes no instead of leaving a transaction in doubt forever
+ *
+ * A transaction is in doubt while its record says PREPARED. Deciding one takes `<gtrid>.lock`
+ * (O_EXCL, holding the pid; a lock of a dead process is taken over), so two workers never run the
+ * app's commit/rollback for the same gtrid at once. Decided records older than
+ * {@link KEEP_DECIDED_MS} are removed by {@link ParticipantLog.compact} (worker start).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import writeFileAtomic from 'write-file-atomic';
+import { IbpError } from '../lib/errors.js';
+import { checkGtrid } from '../lib/gtrid.js';
+
+export type ParticipantState = 'PREPARED' | 'COMMITTED' | 'ROLLED_BACK';
+
+export interface ParticipantRecord {
+  gtrid: string;
+  state: ParticipantState;
+  app: string;
+  journal: string;
+  /** The coordinator's node (the client node of the prepare). */
+  clientNode: string;
+  clientIp: string;
+  /** ms since epoch. */
+  preparedAt: number;
+  decidedAt?: number;
+  /** Who decided: the coordinator (on the prepare's connection or another), an operator, or a tombstone. */
+  by?: 'coordinator' | 'operator' | 'presumed-abort';
+  /** What the app's socommit/sorollback returned, and its response (base64). */
+  appRc?: number;
+  body?: string;
+}
+
+/** Decided records are kept this long (a coordinator may repeat a decision it did not see answered). */
+export const KEEP_DECIDED_MS = 24 * 3600 * 1000;
+
+function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export class ParticipantLog {
+  readonly dir: string;
+
+  constructor(homeRoot: string) {
+    this.dir = path.join(homeRoot, 'tlog');
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  #file(gtrid: string): string {
+    return path.join(this.dir, `${checkGtrid(gtrid)}.json`);
+  }
+
+  #fail(file: string, e: unknown): never {
+    throw new IbpError('IBP_ERR_TX_LOG', { file, detail: (e as Error).message });
+  }
+
+  get(gtrid: string): ParticipantRecord | undefined {
+    const file = this.#file(gtrid);
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      this.#fail(file, e);
+    }
+    try {
+      return JSON.parse(text) as ParticipantRecord;
+    } catch (e) {
+      // written whole by rename or link: a file that does not parse was altered by hand
+      this.#fail(file, e);
+    }
+  }
+
+  /**
+   * Create the first record of a gtrid (PREPARED, or a ROLLED_BACK tombstone) durably. False when
+   * a record exists already (then nothing was written).
+   */
+  create(rec: ParticipantRecord): boolean {
+    const file = this.#file(rec.gtrid);
+    const tmp = `${file}.${process.pid}.tmp`;
+    try {
+      const fd = fs.openSync(tmp, 'w', 0o600);
+      try {
+        fs.writeSync(fd, JSON.stringify(rec));
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      try {
+        fs.linkSync(tmp, file);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+        throw e;
+      }
+      fsyncDir(this.dir);
+      return true;
+    } catch (e) {
+      this.#fail(file, e);
+    } finally {
+      fs.rmSync(tmp, { force: true });
+    }
+  }
+
+  /** Replace a gtrid's record durably (the decision carried out). */
+  update(rec: ParticipantRecord): void {
+    const file = this.#file(rec.gtrid);
+    try {
+      writeFileAtomic.sync(file, JSON.stringify(rec), { fsync: true, mode: 0o600 });
+      fsyncDir(this.dir);
+    } catch (e) {
+      this.#fail(file, e);
+    }
+  }
+
+  /**
+   * Hold the gtrid's decision lock for `fn`. Another live process holding it: IBP_ERR_TX_BUSY; a
+   * lock left by a dead process is taken over.
+   */
+  withLock<T>(gtrid: string, fn: () => T): T {
+    const lock = path.join(this.dir, `${checkGtrid(gtrid)}.lock`);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        fs.writeFileSync(lock, String(process.pid), { flag: 'wx', mode: 0o600 });
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') this.#fail(lock, e);
+        const pid = Number(fs.readFileSync(lock, { encoding: 'utf8', flag: 'r' }) || 0);
+        if (attempt === 0 && pid > 0 && pid !== process.pid && !pidAlive(pid)) {
+          fs.rmSync(lock, { force: true });
+          continue;
+        }
+        if (attempt === 0 && pid === 0) {
+          // created but not written yet, or written by a process killed in between
+          fs.rmSync(lock, { force: true });
+          continue;
+        }
+        throw new IbpError('IBP_ERR_TX_BUSY', { gtrid, pid });
+      }
+    }
+    try {
+      return fn();
+    } finally {
+      fs.rmSync(lock, { force: true });
+    }
+  }
+
+  /** Every record (in doubt and decided), oldest prepare first. Unreadable files are skipped. */
+  list(): ParticipantRecord[] {
+    const out: ParticipantRecord[] = [];
+    for (const name of fs.readdirSync(this.dir)) {
+      if (!name.endsWith('.json')) continue;
+      try {
+        out.push(JSON.parse(fs.readFileSync(path.join(this.dir, name), 'utf8')) as ParticipantRecord);
+      } catch {
+        // removed meanwhile or altered by hand: `get` reports it when the gtrid is decided
+      }
+    }
+    return out.sort((a, b) => a.preparedAt - b.preparedAt);
+  }
+
+  /** Transactions in doubt here: prepared (voted yes), not decided. */
+  inDoubt(): ParticipantRecord[] {
+    return this.list().filter((r) => r.state === 'PREPARED');
+  }
+
+  /** Remove decided records older than `keepMs` and temp files of dead writers; returns how many records went. */
+  compact(keepMs = KEEP_DECIDED_MS, now = Date.now()): number {
+    let removed = 0;
+    for (const name of fs.readdirSync(this.dir)) {
+      const file = path.join(this.dir, name);
+      const tmp = /\.(\d+)\.tmp$/.exec(name);
+      if (tmp) {
+        if (!pidAlive(Number(tmp[1]))) fs.rmSync(file, { force: true });
+        continue;
+      }
+      if (!name.endsWith('.json')) continue;
+      try {
+        const rec = JSON.parse(fs.readFileSync(file, 'utf8')) as ParticipantRecord;
+        if (rec.state !== 'PREPARED' && (rec.decidedAt ?? 0) + keepMs < now) {
+          fs.rmSync(file, { force: true });
+          removed++;
+        }
+      } catch {
+        // leave what cannot be read for an operator
+      }
+    }
+    return removed;
+  }
+}
