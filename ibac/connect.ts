@@ -172,7 +172,8 @@ export class IbacConnection {
       const body = typeof request === 'string' ? Buffer.from(request) : request;
       checkSizes(body, reqFiles, ctx);
       this.#dialer.idle();
-      const ch = await this.#ready();
+      // a leg of a global transaction goes to the host its coordinator logged (this connection's)
+      const ch = await this.#ready(opts.prepare && opts.gtrid ? this.#pin ?? this.host : this.#pin);
       ctx.host = this.host;
       const flags = (this.#dialer.compress ? TX_FLAG.COMPRESS : 0) | (opts.prepare ? TX_FLAG.PREPARE : 0);
       const t0 = performance.now();

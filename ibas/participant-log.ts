@@ -141,28 +141,37 @@ export class ParticipantLog {
 
   /**
    * Hold the gtrid's decision lock for `fn`. Another live process holding it: IBP_ERR_TX_BUSY; a
-   * lock left by a dead process is taken over.
+   * lock left by a dead process is taken over. (Two processes taking over the same dead lock at
+   * the same instant could both get it: then the app's commit/rollback runs twice with the same
+   * decision, which apps must tolerate anyway — see docs/apps.md.)
    */
   withLock<T>(gtrid: string, fn: () => T): T {
     const lock = path.join(this.dir, `${checkGtrid(gtrid)}.lock`);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        fs.writeFileSync(lock, String(process.pid), { flag: 'wx', mode: 0o600 });
-        break;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') this.#fail(lock, e);
-        const pid = Number(fs.readFileSync(lock, { encoding: 'utf8', flag: 'r' }) || 0);
-        if (attempt === 0 && pid > 0 && pid !== process.pid && !pidAlive(pid)) {
-          fs.rmSync(lock, { force: true });
-          continue;
+    // the lock appears with its pid already in it (temp file + link): never an empty lock to misjudge
+    const tmp = `${lock}.${process.pid}.tmp`;
+    try {
+      fs.writeFileSync(tmp, String(process.pid), { mode: 0o600 });
+      for (let attempt = 0; ; attempt++) {
+        try {
+          fs.linkSync(tmp, lock);
+          break;
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') this.#fail(lock, e);
+          let pid = 0;
+          try {
+            pid = Number(fs.readFileSync(lock, 'utf8')) || 0;
+          } catch {
+            // released meanwhile: try again
+          }
+          if (attempt < 2 && (pid === 0 || (pid !== process.pid && !pidAlive(pid)))) {
+            if (pid !== 0) fs.rmSync(lock, { force: true }); // its holder died: take it over
+            continue;
+          }
+          throw new IbpError('IBP_ERR_TX_BUSY', { gtrid, pid });
         }
-        if (attempt === 0 && pid === 0) {
-          // created but not written yet, or written by a process killed in between
-          fs.rmSync(lock, { force: true });
-          continue;
-        }
-        throw new IbpError('IBP_ERR_TX_BUSY', { gtrid, pid });
       }
+    } finally {
+      fs.rmSync(tmp, { force: true });
     }
     try {
       return fn();
