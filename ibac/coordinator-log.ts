@@ -23,6 +23,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { IbpError } from '../lib/errors.js';
+import { fsyncDir } from '../lib/durable-file.js';
 
 export type Decision = 'COMMIT' | 'ROLLBACK';
 
@@ -113,15 +114,6 @@ export function foldRecords(records: readonly CoordRecord[]): Map<string, CoordT
 
 export function readLog(file: string): ReadResult {
   return decodeRecords(fs.readFileSync(file, 'utf8'));
-}
-
-function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 /** The records of one transaction that keep it alive in a rewritten log. */

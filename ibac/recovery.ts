@@ -23,6 +23,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { errorText, IbpError } from '../lib/errors.js';
+import { isAlive } from '../lib/pidfile.js';
 import { RC } from '../lib/protocol/result-codes.js';
 import type { ControlAnswer, IbacConnection } from './connect.js';
 import { CoordinatorLog, coordinatorDir, encodeRecord, foldRecords, readLog, recordsOf, rewriteLog, type CoordRecord, type CoordTx, type Decision, type Participant } from './coordinator-log.js';
@@ -118,15 +119,6 @@ export async function finishTx(env: IbacEnv, tx: CoordTx, sink: TxSink, schedule
   return { gtrid: tx.gtrid, decision, presumed, results, finished };
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Appends to a claimed log of a gone process (each record fsync'ed). */
 class ClaimedSink implements TxSink {
   constructor(readonly file: string) {}
@@ -162,7 +154,7 @@ export async function recoverCoordinator(env: IbacEnv, schedule: readonly number
     const m = LOG_NAME.exec(name);
     if (!m) continue;
     const owner = Number(m[3] ?? m[1]);
-    if (owner === process.pid || pidAlive(owner)) continue;
+    if (owner === process.pid || isAlive(owner)) continue;
     const base = `coord-${m[1]}-${m[2]}.log`;
     const claimed = path.join(dir, `${base}.r${process.pid}`);
     try {

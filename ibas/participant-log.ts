@@ -22,6 +22,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { IbpError } from '../lib/errors.js';
+import { fsyncDir } from '../lib/durable-file.js';
+import { isAlive } from '../lib/pidfile.js';
 import { checkGtrid } from '../lib/gtrid.js';
 
 export type ParticipantState = 'PREPARED' | 'COMMITTED' | 'ROLLED_BACK';
@@ -46,24 +48,6 @@ export interface ParticipantRecord {
 
 /** Decided records are kept this long (a coordinator may repeat a decision it did not see answered). */
 export const KEEP_DECIDED_MS = 24 * 3600 * 1000;
-
-function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export class ParticipantLog {
   readonly dir: string;
@@ -163,7 +147,7 @@ export class ParticipantLog {
           } catch {
             // released meanwhile: try again
           }
-          if (attempt < 2 && (pid === 0 || (pid !== process.pid && !pidAlive(pid)))) {
+          if (attempt < 2 && (pid === 0 || (pid !== process.pid && !isAlive(pid)))) {
             if (pid !== 0) fs.rmSync(lock, { force: true }); // its holder died: take it over
             continue;
           }
@@ -206,7 +190,7 @@ export class ParticipantLog {
       const file = path.join(this.dir, name);
       const tmp = /\.(\d+)\.tmp$/.exec(name);
       if (tmp) {
-        if (!pidAlive(Number(tmp[1]))) fs.rmSync(file, { force: true });
+        if (!isAlive(Number(tmp[1]))) fs.rmSync(file, { force: true });
         continue;
       }
       if (!name.endsWith('.json')) continue;

@@ -21,6 +21,7 @@ import { AppsFile, NodesFile, ProjectsFile } from '../lib/config/model.js';
 import type { IbmsConf } from '../lib/config/ibms-conf.js';
 import { loadConfigFile } from '../lib/config/load.js';
 import { IbpError } from '../lib/errors.js';
+import { fsyncDir } from '../lib/durable-file.js';
 import type { Home } from '../lib/home.js';
 import { Store, type ConfigData, type DataFiles } from './store.js';
 import { decodeImage, encodeImage, type Part } from './image.js';
@@ -122,17 +123,6 @@ export function snapshotImages(data: ConfigData): Record<Part, Buffer> {
   return { nodes: encodeImage('nodes', data.nodes), apps: encodeImage('apps', data.apps), projects: encodeImage('projects', data.projects) };
 }
 
-function fsyncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, 'r');
-    fs.fsyncSync(fd);
-  } catch {
-    // some filesystems refuse fsync on a directory: the rename is still atomic
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
-}
 
 /** Keep the current file as `<file>.bak` (hard link swapped in by rename: atomic). */
 function keepBackup(file: string): void {

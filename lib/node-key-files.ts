@@ -14,6 +14,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { IbpError } from './errors.js';
+import { writeFileDurably } from './durable-file.js';
 import { nodePrivateKeyFromWire, parsePrivateKeyFileName, privateKeyFileName, type NodePrivateKey, type NodePrivateKeyWire } from './node-keys.js';
 
 /** Refuse a keys/ folder others could read or write, or that is a symlink. Creates it (0700) when missing. */
@@ -43,27 +44,7 @@ export function writePrivateKeyFile(dir: string, key: NodePrivateKeyWire): strin
   const temp = `${target}.tmp.${process.pid}-${crypto.randomBytes(6).toString('hex')}`;
   const bytes = Buffer.from(`${JSON.stringify(key)}\n`);
   try {
-    const fd = fs.openSync(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
-    try {
-      try {
-        let off = 0;
-        while (off < bytes.length) off += fs.writeSync(fd, bytes, off, bytes.length - off);
-        fs.fchmodSync(fd, 0o600);
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      fs.renameSync(temp, target);
-    } catch (e) {
-      fs.rmSync(temp, { force: true });
-      throw e;
-    }
-    const dfd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(dfd);
-    } finally {
-      fs.closeSync(dfd);
-    }
+    writeFileDurably(temp, target, bytes, 0o600);
   } catch (e) {
     throw new IbpError('IBP_ERR_NODE_KEY_FILE', { file: target, detail: `cannot write it: ${(e as Error).message}` }, { cause: e });
   }

@@ -17,6 +17,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { IbpError } from './errors.js';
+import { writeFileDurably } from './durable-file.js';
 import { checkPlainFileName } from './home.js';
 
 /** Temporary install names: `<bin>.updating.<pid>-<hex>`. */
@@ -85,27 +86,7 @@ export function installPackage(dir: string, bin: string, bytes: Buffer, mode = 0
   checkSoFolder(dir);
   const target = path.join(dir, checkPlainFileName(bin));
   const temp = `${target}.updating.${process.pid}-${crypto.randomBytes(6).toString('hex')}`;
-  const fd = fs.openSync(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, mode);
-  try {
-    try {
-      let off = 0;
-      while (off < bytes.length) off += fs.writeSync(fd, bytes, off, bytes.length - off);
-      fs.fchmodSync(fd, mode);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(temp, target);
-  } catch (e) {
-    fs.rmSync(temp, { force: true });
-    throw e;
-  }
-  const dfd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(dfd);
-  } finally {
-    fs.closeSync(dfd);
-  }
+  writeFileDurably(temp, target, bytes, mode);
 }
 
 /** Remove temporary install files left by processes that are gone. Returns their names. */

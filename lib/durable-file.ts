@@ -1,0 +1,45 @@
+/**
+ * Durable file writes for the files whose loss or corruption matters (packages in so/, node private
+ * keys, transaction logs, registry images): written under a fresh name nobody else can have planted
+ * (O_CREAT|O_EXCL|O_NOFOLLOW), fsync'ed, renamed over the target, and the folder fsync'ed so that the
+ * rename itself survives a crash.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** fsync a folder (makes a rename or a new name in it durable). Filesystems that refuse it are tolerated. */
+export function fsyncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(dir, 'r');
+    fs.fsyncSync(fd);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EINVAL' && (e as NodeJS.ErrnoException).code !== 'EISDIR') throw e;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/**
+ * Write `bytes` to `temp` (which must not exist: a planted file or link there is refused with
+ * EEXIST/ELOOP), fsync it with `mode`, rename it to `target` and fsync the target's folder.
+ * On failure the temp file is removed and the error thrown; the target is then untouched.
+ */
+export function writeFileDurably(temp: string, target: string, bytes: Uint8Array, mode: number): void {
+  const fd = fs.openSync(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, mode);
+  try {
+    try {
+      let off = 0;
+      while (off < bytes.length) off += fs.writeSync(fd, bytes, off, bytes.length - off);
+      fs.fchmodSync(fd, mode);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(temp, target);
+  } catch (e) {
+    fs.rmSync(temp, { force: true });
+    throw e;
+  }
+  fsyncDir(path.dirname(target));
+}
