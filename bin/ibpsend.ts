@@ -75,8 +75,8 @@ const program = createProgram('ibpsend', 'send one IBP transaction through ibac 
   .option('-o, --output <file>', 'write the response message to this file instead of stdout')
   .option('--journal <journal>', 'journal number of the transaction (default: generated)')
   .option('--no-compress', 'do not ask the server for lz4 compression')
-  .addOption(new Option('--sign', 'ask for signing (not supported yet: refused)'))
-  .addOption(new Option('--encrypt', 'ask for encryption (not supported yet: refused)'))
+  .addOption(new Option('--sign', 'sign the transaction with the node key (required: never sent in clear; keys/node-keyring.json)'))
+  .addOption(new Option('--encrypt', 'encrypt the transaction too (implies --sign)'))
   .option('--json', 'print one JSON object (response as utf8 and base64) instead of the raw response and report')
   .addHelpText('after', '\nExit: 0 ok, 12 SAFE failure, 13 SUSPICIOUS (verify, reverse or escalate), 14 failure answered by the server, 2 usage.')
   .action(async (node: string, app: string, reqFile: string, reqFiles: string[], o: Opts) => {

@@ -24,6 +24,10 @@ import { ConnectError, IbacError, NoHostError, PHASE, SafeError, ServerError, Us
 import { createTempFile, type RequestFile, type TempFile } from './files.js';
 import { IbacMulti, twoPhaseCommit, type MultiRequest, type TwoPhaseResult } from './multi.js';
 import { RC } from '../lib/protocol/result-codes.js';
+import type { NodeKeyring } from '../lib/node-keys.js';
+import { homeKeyring, KEYRING_FILE } from '../lib/node-keyring-file.js';
+import type { Protection } from '../lib/protocol/tx-security.js';
+import { ClientProtection } from './protection.js';
 
 export interface EnvOptions {
   /** The client node's ibma.conf (a name without a path means $IBP_HOME/etc/NAME). Default `ibma.conf`. */
@@ -34,6 +38,15 @@ export interface EnvOptions {
   explore?: number;
   /** Randomness for host choice (tests). */
   random?: () => number;
+  /**
+   * Sign transactions with this node's key (docs/security.md): 'none' (default), 'optional' (when
+   * keys and the server allow), 'required' (never in clear). A call's `sign` option overrides it.
+   */
+  sign?: Protection;
+  /** Encrypt transactions (implies signing): 'none' (default), 'optional', 'required'. */
+  encrypt?: Protection;
+  /** The node keys (default: the home's keys/node-keyring.json, re-read when it changes). */
+  keyring?: NodeKeyring;
 }
 
 let journalSeq = 0;
@@ -52,6 +65,7 @@ export class IbacEnv {
   readonly #space: ConfigSpace;
   readonly #balancer: Balancer;
   readonly #compress: boolean;
+  readonly #protection: ClientProtection;
   readonly #connections = new Set<IbacConnection>();
   #destroyed = false;
   readonly #dialer: Dialer;
@@ -72,6 +86,8 @@ export class IbacEnv {
       throw e;
     }
     this.#compress = opts.compress ?? true;
+    const ring = opts.keyring;
+    this.#protection = new ClientProtection(ring ? () => ring : homeKeyring(this.home), opts, ring ? 'the keyring given to the environment' : this.home.keys(KEYRING_FILE));
     this.#balancer = new Balancer(this.#space, { retryConnectMs: this.retryConnectMs, explore: opts.explore, random: opts.random });
     this.#dialer = this.#makeDialer();
   }
@@ -200,6 +216,7 @@ export class IbacEnv {
       home: this.home,
       thisNode: this.thisNode,
       compress: this.#compress,
+      protect: (node, o, ctx) => this.#protection.protect(node, o, ctx),
       dial: (node, o) => this.#dial(node, o.exclude, o.pin),
       report: (node: string, ip: string, port: number, load: Load) => {
         if (!env.#destroyed) env.#balancer.report(node, ip, port, load);

@@ -4,7 +4,7 @@
  * space through ibac and ibpsend).
  *
  * Long env + long connection for many calls; short env + short connection; the load written to
- * shm; 4 files each way; compression; sign/encrypt refused; an app failure answered; SUSPICIOUS
+ * shm; 4 files each way; compression; sign/encrypt without keys refused; an app failure answered; SUSPICIOUS
  * when the worker dies while the app runs; SAFE when the server dies before the request packet;
  * ibpsend's output and exit codes for each.
  */
@@ -15,7 +15,7 @@ import { Cluster, freezeIbas, killIbas, privateDir, type NodeHome, type ServerHo
 import { homeKeyBase, KEY_SLOT } from '../../lib/shm/keys.js';
 import { freePort, runTool, waitFor } from '../helpers/procs.js';
 import {
-  createEnvironment, requester, IbacEnv, SafeError, ServerError, SuspiciousError, UsageError, NotSupportedError, ConnectError,
+  createEnvironment, requester, IbacEnv, SafeError, ServerError, SuspiciousError, UsageError, NotSupportedError, ProtectionError, ConnectError,
   PHASE, COMM_STATUS, STEP, TX_FLAG, LOAD_SCALE, MAX_FILES,
 } from '../../ibac/index.js';
 import { CLIENT_LIMITS } from '../../ibac/channel.js';
@@ -135,14 +135,16 @@ t.test('compression is negotiated and large bodies round-trip', async (t) => {
   t.ok(p.body.equals(big));
 });
 
-t.test('signing and encryption are refused, never skipped', async (t) => {
+t.test('signing and encryption without node keys are refused, never skipped', async (t) => {
   const e = await env.requester('SRV', 'ibp_test_echo', 'x', undefined, { sign: true }).catch((x: unknown) => x);
-  t.ok(e instanceof NotSupportedError, 'a NotSupportedError');
-  t.match(e, { code: 'IBP_ERR_CLIENT_NOT_SUPPORTED', message: /signing.*not supported yet/, phase: PHASE.SAFE, commStatus: COMM_STATUS.BEFORE_SEND });
-  await t.rejects(env.requester('SRV', 'ibp_test_echo', 'x', undefined, { encrypt: true }), { code: 'IBP_ERR_CLIENT_NOT_SUPPORTED', message: /encryption.*not supported yet/ });
+  t.ok(e instanceof ProtectionError, 'a ProtectionError');
+  t.match(e, { code: 'IBP_ERR_TX_NO_KEY', message: /no node keys/, phase: PHASE.SAFE, commStatus: COMM_STATUS.BEFORE_SEND });
+  await t.rejects(env.requester('SRV', 'ibp_test_echo', 'x', undefined, { encrypt: true }), { code: 'IBP_ERR_TX_NO_KEY' });
+  const r = await env.requester('SRV', 'ibp_test_echo', 'x', undefined, { sign: 'optional' });
+  t.equal(r.granted & TX_FLAG.SIGN, 0, 'optional signing without keys goes in clear');
   const send = await runTool('ibpsend', ['-f', cli.ibmaConf, '--sign', 'SRV', 'ibp_test_echo', '-'], { home: cli.home, input: 'x' });
   t.equal(send.code, 12, 'ibpsend --sign exits 12 (safe)');
-  t.match(send.stderr, /not supported yet/);
+  t.match(send.stderr, /no usable transaction key/);
 });
 
 t.test('failures answered by the server and refused locally', async (t) => {
