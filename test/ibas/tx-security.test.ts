@@ -1,0 +1,252 @@
+/**
+ * Signed and encrypted transactions against a real ibas (issue 11): a server with
+ * security.sign_flag required and its node keys in keys/node-keyring.json.
+ *
+ * Raw peers (lib/protocol/tx-crypto.ts used by hand, pipelined: pre-request, files and request in
+ * one write) check what the wire holds: a signed and an encrypted exchange are served (the
+ * encrypted one's bytes never show the body); unsigned, unknown-node, foreign-key and expired-key
+ * pre-requests are refused in the PRE_ANSWER (SAFE: nothing ran, the connection stays in step) and
+ * logged; a flipped bit, a replayed pre-request, a replayed and a reordered packet each get their
+ * own ERROR. The HTTP adapter refuses unless the app is in security.http_unsigned_allow.
+ * Then ibac: the negotiation matrix over servers with sign_flag none / optional / required and
+ * clients that do not sign, sign when possible, or require it.
+ */
+import fs from 'node:fs';
+import t from 'tap';
+import { createEnvironment, PHASE, ProtectionError, ServerError, TX_FLAG } from '../../ibac/index.js';
+import { generateNodeKey, keyringText, KEYRING_FILE } from '../../lib/node-keyring-file.js';
+import { StaticKeyring, type NodePrivateKey } from '../../lib/node-keys.js';
+import { decodePacket, encodePacket, type Packet } from '../../lib/protocol/codec.js';
+import { FRAME_FLAG, FrameReader, limitsOf } from '../../lib/protocol/frame.js';
+import { RC } from '../../lib/protocol/result-codes.js';
+import { Ephemeral, sealPreRequest, TxSeal } from '../../lib/protocol/tx-crypto.js';
+import { waitFor } from '../helpers/procs.js';
+import { RawPeer, workerLogs } from './helpers/raw-peer.js';
+import { NODE, setupIbas, waitWorkers, type IbasHome } from './helpers/server.js';
+
+const limits = limitsOf({ maxFrame: 64 * 1024 * 1024 });
+const serverKey = generateNodeKey(NODE);
+const clientKey = generateNodeKey('txc_client');
+const otherKey = generateNodeKey('txc_other');
+const expiredKey = generateNodeKey('txc_client', 0, Date.now() - 60_000);
+
+function installKeys(s: IbasHome): void {
+  const file = `${s.home}/keys/${KEYRING_FILE}`;
+  fs.mkdirSync(`${s.home}/keys`, { recursive: true });
+  fs.writeFileSync(file, keyringText(NODE, [serverKey, clientKey, otherKey, expiredKey]), { mode: 0o600 });
+}
+
+async function server(t: Tap.Test, security: Record<string, unknown>, keys = true): Promise<IbasHome> {
+  const s = await setupIbas(t, { maxCount: 1, patch: (c) => { Object.assign(c.security, security); } });
+  if (keys) installKeys(s);
+  await s.start();
+  t.teardown(() => s.stop());
+  await waitWorkers(s, 1);
+  return s;
+}
+
+/** A raw connection that opens sealed answers with the exchange's seal. */
+class Peer {
+  seal: TxSeal | undefined;
+  readonly eph = new Ephemeral();
+  readonly packets: Packet[] = [];
+  readonly #reader = new FrameReader(limits.maxFrame);
+  #fed = 0;
+  private constructor(readonly raw: RawPeer) {}
+  /** Open a connection; it is closed at the end of `tt` (the pool has one worker: close early). */
+  static async open(tt: Tap.Test, s: IbasHome): Promise<Peer> {
+    const p = new Peer(await RawPeer.connect(s.ip, s.port));
+    tt.teardown(() => p.raw.close());
+    return p;
+  }
+  #pump(): void {
+    const b = this.raw.bytes();
+    if (b.length === this.#fed) return;
+    for (const f of this.#reader.push(b.subarray(this.#fed))) {
+      this.packets.push(decodePacket((f.flags & FRAME_FLAG.SEALED) !== 0 ? this.seal!.open(f) : f, limits));
+    }
+    this.#fed = b.length;
+  }
+  /** Wait for the n-th packet (counting from the connection's start). */
+  async upTo(n: number): Promise<Packet[]> {
+    return waitFor(`${n} packets`, () => {
+      this.#pump();
+      return this.packets.length >= n ? this.packets : undefined;
+    }, 15_000, 10);
+  }
+  /**
+   * One pipelined exchange: returns the frames written (pre-request first) without sending when
+   * `send` is false. `own` undefined: unsigned.
+   */
+  frames(o: { own?: NodePrivateKey; node?: string; encrypt?: boolean; files?: Buffer[]; request: Buffer; journal?: string }): Buffer[] {
+    const flags = o.own ? TX_FLAG.SIGN | (o.encrypt ? TX_FLAG.ENCRYPT : 0) : 0;
+    const files = o.files ?? [];
+    const pre = encodePacket({ type: 'PRE_REQUEST', flags, fileCount: files.length, timeoutMs: 5000, clientNode: o.node ?? o.own?.node ?? 'txc_client', app: 'ibp_test_echo', journal: o.journal ?? 'J' });
+    const out: Buffer[] = [];
+    let enc = (b: Buffer): Buffer => b;
+    if (o.own) {
+      const sealed = sealPreRequest(pre, o.own, serverKey, this.eph);
+      const seal = new TxSeal('client', sealed.keys, o.own.kcv, serverKey.kcv, o.encrypt === true);
+      this.seal = seal;
+      out.push(sealed.frame);
+      enc = (b) => seal.seal(b);
+    } else {
+      this.seal = undefined;
+      out.push(pre);
+    }
+    files.forEach((data, index) => out.push(enc(encodePacket({ type: 'PUSH_FILE', index, name: `f${index}.txt`, data }))));
+    out.push(enc(encodePacket({ type: 'REQUEST', body: o.request })));
+    return out;
+  }
+}
+
+function only<T extends Packet['type']>(p: Packet | undefined, type: T): Extract<Packet, { type: T }> {
+  if (p?.type !== type) throw new Error(`expected ${type}, got ${p?.type ?? 'nothing'}`);
+  return p as Extract<Packet, { type: T }>;
+}
+
+t.test('sign_flag required: raw peers', async (t) => {
+  const s = await server(t, { sign_flag: 'required', encrypt_flag: 'optional', http_unsigned_allow: ['ibp_test_rc'] });
+
+  await t.test('a signed and an encrypted exchange on one connection are served', async (t) => {
+    const p = await Peer.open(t, s);
+    const body = Buffer.from('pay 100 to account 42 '.repeat(10));
+    p.raw.write(Buffer.concat(p.frames({ own: clientKey, request: body, files: [Buffer.from('attached')] })));
+    const [pa, rsp] = await p.upTo(2);
+    t.match(only(pa, 'PRE_ANSWER'), { rc: RC.OK }, 'accepted');
+    t.equal(only(pa, 'PRE_ANSWER').granted & TX_FLAG.SIGN, TX_FLAG.SIGN, 'SIGN granted');
+    t.match(only(rsp, 'RESPONSE'), { rc: RC.OK });
+    t.ok(only(rsp, 'RESPONSE').body.equals(body), 'echoed');
+    t.ok(p.raw.bytes().includes(body), 'signed only: the body travels in clear');
+    const secret = Buffer.from('the PIN is 4711 '.repeat(10));
+    const before = p.raw.bytes().length;
+    p.raw.write(Buffer.concat(p.frames({ own: clientKey, request: secret, encrypt: true })));
+    const [, , pa2, rsp2] = await p.upTo(4);
+    t.equal(only(pa2, 'PRE_ANSWER').granted & (TX_FLAG.SIGN | TX_FLAG.ENCRYPT), TX_FLAG.SIGN | TX_FLAG.ENCRYPT, 'SIGN and ENCRYPT granted');
+    t.ok(only(rsp2, 'RESPONSE').body.equals(secret), 'the encrypted exchange echoes');
+    t.notOk(p.raw.bytes().subarray(before).includes(Buffer.from('the PIN is')), 'encrypted: the body is not on the wire in clear');
+    p.raw.close();
+  });
+
+  await t.test('unsigned, unknown node, foreign key, expired key: refused in the PRE_ANSWER (SAFE), logged, the connection goes on', async (t) => {
+    const cases: [string, Parameters<Peer['frames']>[0], number][] = [
+      ['unsigned', { request: Buffer.from('x'), journal: 'J-unsigned' }, RC.TX_UNPROTECTED],
+      ['unknown node', { own: clientKey, node: 'stranger', request: Buffer.from('x'), journal: 'J-stranger' }, RC.TX_UNKNOWN_NODE],
+      ['key of another node', { own: otherKey, node: 'txc_client', request: Buffer.from('x'), journal: 'J-foreign' }, RC.TX_FOREIGN_KEY],
+      ['expired key', { own: expiredKey, request: Buffer.from('x'), journal: 'J-expired' }, RC.TX_KEY_EXPIRED],
+    ];
+    for (const [what, o, rc] of cases) {
+      const p = await Peer.open(t, s);
+      p.raw.write(Buffer.concat(p.frames({ ...o, files: [Buffer.from('f')] })));
+      const [pa, rsp] = await p.upTo(2);
+      t.equal(only(pa, 'PRE_ANSWER').rc, rc, `${what}: PRE_ANSWER rc ${rc}`);
+      t.equal(only(rsp, 'RESPONSE').rc, rc, `${what}: the RESPONSE repeats it (the pipelined packets were read and dropped)`);
+      p.raw.write(encodePacket({ type: 'KEEPALIVE' }));
+      t.equal((await p.upTo(3))[2]?.type, 'KEEPALIVE_ACK', `${what}: the connection stays in step`);
+      p.raw.close();
+      await waitFor(`the refusal of ${o.journal} logged`, () => workerLogs(s, 1).includes(`journal[${o.journal}]`) && workerLogs(s, 1).includes('transaction refused'), 10_000);
+    }
+  });
+
+  await t.test('a flipped bit, a replayed pre-request, a replayed and a reordered packet: each its own ERROR', async (t) => {
+    const request = Buffer.from('transfer');
+    // flipped bit in the sealed REQUEST
+    let p = await Peer.open(t, s);
+    const fr = p.frames({ own: clientKey, request });
+    const last = fr[fr.length - 1]!;
+    last[last.length - 20]! ^= 0x01;
+    p.raw.write(Buffer.concat(fr));
+    let got = await p.upTo(2);
+    t.match(got[1], { type: 'ERROR', rc: RC.TX_TAMPERED }, 'a flipped bit: TX_TAMPERED');
+    await p.raw.waitClosed(10_000);
+    // a flipped bit in the signed pre-request
+    p.raw.close();
+    p = await Peer.open(t, s);
+    const fp = p.frames({ own: clientKey, request, journal: 'JJ' });
+    fp[0]![fp[0]!.length - 139]! ^= 0x01; // the journal "JJ" becomes "KJ": inside the signed body, before the hello
+    p.raw.write(Buffer.concat(fp));
+    t.match((await p.upTo(1))[0], { type: 'ERROR', rc: RC.TX_TAMPERED }, 'a flipped bit in the pre-request: TX_TAMPERED');
+    // a whole exchange recorded and replayed on a new connection
+    p = await Peer.open(t, s);
+    const rec = Buffer.concat(p.frames({ own: clientKey, request }));
+    p.raw.write(rec);
+    t.equal(only((await p.upTo(2))[1], 'RESPONSE').rc, RC.OK, 'the original is served');
+    p.raw.close();
+    const replay = await Peer.open(t, s);
+    replay.seal = p.seal;
+    replay.raw.write(rec);
+    await replay.raw.waitClosed(10_000);
+    const rp = new FrameReader(limits.maxFrame).push(replay.raw.bytes()).map((f) => decodePacket(f, limits));
+    t.match(rp[0], { type: 'ERROR', rc: RC.TX_REPLAY }, 'the replayed exchange: TX_REPLAY, nothing ran');
+    // a packet replayed inside its exchange
+    p = await Peer.open(t, s);
+    const two = p.frames({ own: clientKey, request, files: [Buffer.from('one'), Buffer.from('two')] });
+    p.raw.write(Buffer.concat([two[0]!, two[1]!, two[1]!]));
+    got = await p.upTo(2);
+    t.match(got[1], { type: 'ERROR', rc: RC.TX_REPLAY }, 'PUSH_FILE sent twice: TX_REPLAY');
+    p.raw.close();
+    // reordered
+    p = await Peer.open(t, s);
+    const ro = p.frames({ own: clientKey, request, files: [Buffer.from('one'), Buffer.from('two')] });
+    p.raw.write(Buffer.concat([ro[0]!, ro[2]!, ro[1]!, ro[3]!]));
+    got = await p.upTo(2);
+    t.match(got[1], { type: 'ERROR', rc: RC.TX_OUT_OF_ORDER }, 'the second file before the first: TX_OUT_OF_ORDER');
+    p.raw.close();
+  });
+
+  await t.test('the HTTP adapter refuses unless the app is allowed unsigned', async (t) => {
+    const refused = await fetch(`http://${s.ip}:${s.port}/ibp/ibp_test_echo`, { method: 'POST', body: 'x' });
+    t.equal(refused.status, 403);
+    t.equal(refused.headers.get('x-ibp-result'), 'TX_UNPROTECTED');
+    t.match(await refused.text(), /requires signed transactions/);
+    const allowed = await fetch(`http://${s.ip}:${s.port}/ibp/ibp_test_rc`, { method: 'POST', body: '0:fine' });
+    t.equal(allowed.status, 200, 'security.http_unsigned_allow lists ibp_test_rc');
+    await allowed.arrayBuffer();
+  });
+});
+
+t.test('ibac: the negotiation matrix', async (t) => {
+  const security: Record<string, Record<string, unknown>> = {
+    none: { sign_flag: 'none', encrypt_flag: 'none' },
+    optional: { sign_flag: 'optional', encrypt_flag: 'optional' },
+    required: { sign_flag: 'required', encrypt_flag: 'none' },
+  };
+  const ring = new StaticKeyring(NODE, [serverKey], [serverKey]);
+  const expect: Record<string, Record<string, number | string>> = {
+    // client → granted bits, or the error code
+    none: { none: 0, optional: 0, required: 'IBP_ERR_TX_NOT_GRANTED', encrypt: 'IBP_ERR_TX_NOT_GRANTED' },
+    optional: { none: 0, optional: TX_FLAG.SIGN, required: TX_FLAG.SIGN, encrypt: TX_FLAG.SIGN | TX_FLAG.ENCRYPT },
+    required: { none: 'IBP_ERR_TX_UNPROTECTED', optional: TX_FLAG.SIGN, required: TX_FLAG.SIGN, encrypt: 'IBP_ERR_TX_NOT_GRANTED' },
+  };
+  for (const policy of Object.keys(security)) {
+    await t.test(`server sign_flag ${policy}`, async (t) => {
+      // each server in its own subtest: its own home and config space
+      const s = await server(t, security[policy]!, policy !== 'none');
+      const env = createEnvironment({ config: s.ibmaConf, keyring: ring });
+      t.teardown(() => env.destroy());
+      for (const [client, want] of Object.entries(expect[policy]!)) {
+        const opts = client === 'encrypt' ? { encrypt: true } : { sign: client as 'none' | 'optional' | 'required' };
+        const body = Buffer.from(`${policy}/${client}`);
+        const r = await env.requester(NODE, 'ibp_test_echo', body, undefined, opts).catch((e: unknown) => e);
+        if (typeof want === 'number') {
+          t.notOk(r instanceof Error, `client ${client}: served${r instanceof Error ? ` (${r.message})` : ''}`);
+          if (r instanceof Error) continue;
+          t.equal((r as { granted: number }).granted & (TX_FLAG.SIGN | TX_FLAG.ENCRYPT), want, `client ${client}: granted ${want}`);
+          t.ok((r as { body: Buffer }).body.equals(body));
+        } else {
+          t.match(r, { code: want, phase: PHASE.SAFE }, `client ${client}: ${want}, SAFE (${(r as Error)?.message})`);
+          t.ok(r instanceof ProtectionError || r instanceof ServerError);
+        }
+      }
+      if (policy === 'none') return;
+      // a long connection carries signed transactions with files one after the other (one ephemeral key)
+      const conn = await env.connect(NODE, 'ibp_test_echo');
+      for (let i = 0; i < 5; i++) {
+        const r = await conn.sendRequestAndReceiveResponse('ibp_test_echo', `n${i}`, [{ name: 'a.txt', data: Buffer.from(`file${i}`) }], { sign: true, encrypt: policy === 'optional' });
+        t.equal(r.body.toString(), `n${i}`);
+        t.equal(r.granted & TX_FLAG.ENCRYPT, policy === 'optional' ? TX_FLAG.ENCRYPT : 0);
+      }
+      conn.disconnect();
+    });
+  }
+});
