@@ -4,11 +4,12 @@
  *   start ── [start_cleanly: remove leftover segments] ── attach/create the index segment
  *         ── last good bundle from the disk cache? publish it (the space exists: ready)
  *         (so/ must not be group/world-writable: refused at start; stale install temp files removed)
- *         ── watch ibms (blocking reads) ─┬─ new bundle: packages → NEW segment → flip index → cache
+ *         ── watch ibms (blocking reads) ─┬─ new bundle: packages, node private keys → NEW segment → flip index → cache
  *                                          ├─ same version: nothing (retry failed packages)
  *                                          └─ failure: log, back off, reconnect
  *         ── every gc_interval: remove old segments nobody but the agent holds
  *         ── every heartbeat_interval: POST a heartbeat (ibms -s sessions)
+ *         ── every gc_interval: remove private key files past their disable time (ibma/node-keys.ts)
  *   SIGTERM  ── stop: segments stay, clients keep reading them
  *   SIGUSR2  ── stop cleanly: remove every segment this agent made, and the index
  *
@@ -29,6 +30,7 @@ import { Heartbeat } from '../lib/heartbeat.js';
 import { PackageInstaller, packageRecordFile, type PackageResult } from './packages.js';
 import { checkSoFolder, removeStaleTemps } from '../lib/so-folder.js';
 import { Publisher } from './publish.js';
+import { NodeKeySync } from './node-keys.js';
 import { RegistryClient } from '../lib/registry-client.js';
 import { stateFile, writeState, type AgentState, type IbmsLink } from './state-file.js';
 import { Backoff, subscribe, type Held, type WatchResult } from './subscribe.js';
@@ -63,6 +65,10 @@ export class Agent {
   #packages: PackageInstaller;
   #held: (Held & { bundle: NodeBundle }) | undefined;
   #packagesDirty = false;
+  readonly #keys: NodeKeySync;
+  /** The private keys of the held bundle are not all written yet: retried on every answer. */
+  #keysDirty = false;
+  #keyTimer: NodeJS.Timeout | undefined;
   /** What the current space announces as SHA256_NEXT ('' = nothing): see #syncPackages. */
   #announced = '';
   #loop: Promise<void> | undefined;
@@ -78,6 +84,7 @@ export class Agent {
     this.#cleanly = opts.cleanly ?? false;
     this.client = new RegistryClient({ ip: opts.conf.ibms.ip, port: opts.conf.ibms.port, credential: opts.conf.credential });
     this.#packages = new PackageInstaller(opts.home, this.client, opts.log, this.timings.maxPackageSize, packageRecordFile(opts.home, opts.conf.this_node));
+    this.#keys = new NodeKeySync(opts.home, opts.conf.this_node, this.client, opts.log);
     this.#cacheFile = cacheFile(opts.home, opts.conf.this_node);
     this.#stateFile = stateFile(opts.home, opts.conf.this_node);
     this.#state = {
@@ -114,6 +121,8 @@ export class Agent {
     this.#publisher = new Publisher(this.#writer, this.conf, this.log);
     this.#gc = new GarbageCollector(this.#writer, this.log);
     this.#gc.start(this.timings.gcMs);
+    this.#keyTimer = setInterval(() => this.#pruneKeys(), this.timings.gcMs);
+    this.#keyTimer.unref();
 
     let fromCache = false;
     const cached = loadCache(this.#cacheFile, this.conf.this_node);
@@ -123,6 +132,7 @@ export class Agent {
         this.#publish(await this.#packages.spaceBundle(b), 'cache');
         this.#hold(b, 'cache');
         this.#packagesDirty = true;
+        this.#keysDirty = true;
         fromCache = true;
       } catch (e) {
         this.log.error({ err: errorText(e) }, `publishing the cached config failed , reason[${errorText(e)}] , waiting for ibms`);
@@ -154,6 +164,7 @@ export class Agent {
     this.#abort.abort(new Error('ibma is stopping'));
     await this.#heartbeat?.end(); // the session ends in ibms now, not after expire_seconds
     this.#gc?.stop();
+    if (this.#keyTimer) clearInterval(this.#keyTimer);
     if (this.#loop) await Promise.race([this.#loop, new Promise((r) => setTimeout(r, 5000).unref())]);
     if (this.#writer) {
       if (mode === 'remove-segments') {
@@ -249,6 +260,7 @@ export class Agent {
     if (wasDown) this.log.info({ ibms: this.client.base }, `ibms connected , url[${this.client.base}] holding[${this.#held?.version ?? 'nothing'}]`);
     clearFailure();
     this.#link('connected');
+    if (r.kind === 'same' && this.#keysDirty && this.#held) await this.#syncKeys(this.#held.bundle);
     if (r.kind === 'same' && this.#packagesDirty && this.#held) {
       const held = this.#held.bundle;
       const res = await this.#syncPackages(held);
@@ -262,6 +274,27 @@ export class Agent {
     if (this.#firstRound && this.#held) {
       this.#firstRound.resolve();
       this.#firstRound = undefined;
+    }
+  }
+
+  /** Fetch and write this node's private keys the bundle lists; a failure is logged and retried on the next answer. */
+  async #syncKeys(bundle: NodeBundle): Promise<void> {
+    try {
+      await this.#keys.sync(bundle, this.#abort.signal);
+      this.#keysDirty = false;
+    } catch (e) {
+      if (this.#abort.signal.aborted) return;
+      this.#keysDirty = true;
+      this.log.warn({ err: errorText(e) }, `node private keys not synced , reason[${errorText(e)}] , retrying with the next answer of ibms`);
+    }
+  }
+
+  #pruneKeys(): void {
+    if (!this.#held) return;
+    try {
+      this.#keys.prune(this.#held.bundle);
+    } catch (e) {
+      this.log.warn({ err: errorText(e) }, `pruning node private keys failed , reason[${errorText(e)}]`);
     }
   }
 
@@ -287,6 +320,8 @@ export class Agent {
     if (prev && prev.epoch !== bundle.epoch) this.log.warn({ from: prev.epoch, to: bundle.epoch }, `registry epoch changed , from[${prev.epoch}] to[${bundle.epoch}] , full resync`);
     else if (prev && bundle.version < prev.version) this.log.warn({ from: prev.version, to: bundle.version }, `registry version went back within epoch ${bundle.epoch} , from[${prev.version}] to[${bundle.version}] , taking the registry's`);
     await this.#syncPackages(bundle);
+    // private keys before the space: a reader that sees a pair there finds its file
+    await this.#syncKeys(bundle);
     if (this.#abort.signal.aborted) return;
     this.#publish(await this.#packages.spaceBundle(bundle), 'ibms');
     this.#hold(bundle, 'ibms');

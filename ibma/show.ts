@@ -1,5 +1,5 @@
 /**
- * `ibma -s this_node|nodes|apps|nodes_kv|status`: what the local config space holds, read through
+ * `ibma -s this_node|nodes|apps|nodes_kv|node_keys|status`: what the local config space holds, read through
  * the READER (lib/shm/config-space.ts), exactly as ibac and ibas see it, never by asking ibms.
  * Tables for people, `--json` for scripts.
  */
@@ -12,9 +12,11 @@ import { runningPid } from '../lib/pidfile.js';
 import { ConfigSpace, type AppView } from '../lib/shm/config-space.js';
 import { attachCount } from '../lib/shm/sysv.js';
 import { cacheFile } from './cache.js';
+import { keyState } from '../lib/node-keys.js';
+import { listPrivateKeyFiles } from '../lib/node-key-files.js';
 import { readState, stateFile } from './state-file.js';
 
-export const SHOWS = ['this_node', 'nodes', 'apps', 'nodes_kv', 'status'] as const;
+export const SHOWS = ['this_node', 'nodes', 'apps', 'nodes_kv', 'node_keys', 'status'] as const;
 export type Show = (typeof SHOWS)[number];
 
 export interface ShowContext {
@@ -50,6 +52,9 @@ export function show(what: Show, ctx: ShowContext): number {
         printRows(rows, KV_COLUMNS, ctx.json, out);
         break;
       }
+      case 'node_keys':
+        printRows(nodeKeyRows(space, ctx.home), NODE_KEY_COLUMNS, ctx.json, out);
+        break;
     }
   } finally {
     space.close();
@@ -99,6 +104,34 @@ const APP_COLUMNS: Column<AppView>[] = [
   { header: 'server node', value: (a) => a.serverNode },
   { header: 'invalid', value: (a) => Number(a.invalid) },
   { header: 'sha256', value: (a) => (a.sha256 ? `${a.sha256.slice(0, 12)}…` : '') },
+];
+
+export interface NodeKeyRow {
+  node: string;
+  kcv: string;
+  state: string;
+  enable_at: number;
+  disable_at: number;
+  /** This home holds the pair's private key file (only pairs of this node can). */
+  private_key: boolean;
+}
+
+/** The public pairs of the space with their state now, and whether this home holds the private key. */
+function nodeKeyRows(space: ConfigSpace, home: Home): NodeKeyRow[] {
+  const keys = space.nodeKeys();
+  const thisNode = space.header().thisNode;
+  const files = new Set(listPrivateKeyFiles(home.dir('keys'), thisNode));
+  const now = Date.now();
+  return keys.map((k) => ({ node: k.node, kcv: k.kcv, state: keyState(k, keys, now), enable_at: k.enableAt, disable_at: k.disableAt, private_key: k.node === thisNode && files.has(k.kcv) }));
+}
+
+const NODE_KEY_COLUMNS: Column<NodeKeyRow>[] = [
+  { header: 'node', value: (r) => r.node },
+  { header: 'kcv', value: (r) => r.kcv },
+  { header: 'state', value: (r) => r.state },
+  { header: 'enable at', value: (r) => (r.enable_at ? new Date(r.enable_at).toISOString() : '(at once)') },
+  { header: 'disable at', value: (r) => (r.disable_at ? new Date(r.disable_at).toISOString() : '(never)') },
+  { header: 'private key', value: (r) => (r.private_key ? 'yes' : '') },
 ];
 
 const KV_COLUMNS: Column<{ node: string; key: string; value: string }>[] = [

@@ -17,6 +17,7 @@ import { Home, homeOfConf } from '../lib/home.js';
 import { runningPid } from '../lib/pidfile.js';
 import { showLogs } from '../lib/log-tail.js';
 import { inspectPackage } from './package-check.js';
+import { keyState } from '../lib/node-keys.js';
 import { IbmsClient } from './client.js';
 import { readAdminCredential } from './credentials.js';
 import { IBMS_CONF, PID_FILE } from './paths.js';
@@ -62,6 +63,7 @@ IBP usage (every command of IBP's ibms):
                     -s status
                     -s sessions | nodes | apps | projects | nodes_kv | nodes_changed   [--node N | --app A | --project P]
                     -s node_credential --node N
+                    -s node_keys [--node N]
                     -a add_node | set_node --node N [--invalid 0|1] [--key-exp K]
                     -a remove_node --node N
                     -a add_node_host | remove_node_host --node N --ip IP --port P
@@ -77,6 +79,8 @@ IBP usage (every command of IBP's ibms):
   Scale-out / scale-in (steps, idempotent and resumable; see docs/cluster.md):
                     -a scale_out | scale_in --node N --host IP[:PORT] [--user U] [--transport ssh|ibcmd]
                     -a rotate_credential --node N | --admin | --admin-ro
+                    -a rotate_node_key --node N   (new pair enabled after security.new_key_enable_elapse,
+                                                   old pairs refused after old_key_disable_elapse)
   (set_* change only the options given; --json prints JSON for scripts;
    IBP's other names work too: -a commit_config, -s changed_nodes, -s cnodes_changed)
 Commands that talk to the daemon use --addr, else $IBMS_ADDR (ip:port or http://ip:port), else
@@ -199,6 +203,10 @@ const SESSION_COLUMNS: Column<SessionRow>[] = [
   { header: 'SINCE', value: (s) => new Date(s.since).toISOString() },
 ];
 
+interface NodeKeyRow { node: string; kcv: string; enable_at: number; disable_at: number }
+
+const when = (ms: number, none: string): string => (ms === 0 ? none : new Date(ms).toISOString());
+
 // ---------------------------------------------------------------- shows
 
 type Handler = (ctx: Ctx) => Promise<void>;
@@ -266,6 +274,19 @@ const SHOWS: Record<string, Handler> = {
     const r = await (await ctx.client()).request<{ nodes: string[] }>('GET', '/v1/nodes_changed');
     if (ctx.json) ctx.out(`${JSON.stringify(r.nodes)}\n`);
     else ctx.out(r.nodes.map((n) => `${n}\n`).join(''));
+  },
+  async node_keys(ctx) {
+    const r = await (await ctx.client()).request<{ keys: (NodeKeyRow & { sign_public: string; agree_public: string })[] }>('GET', `/v1/node_keys${filterQuery({ node: ctx.o.node })}`);
+    const now = Date.now();
+    const all = r.keys.map((k) => ({ node: k.node, kcv: k.kcv, enableAt: k.enable_at, disableAt: k.disable_at }));
+    const rows = r.keys.map((k, i) => ({ ...k, state: keyState(all[i]!, all, now) }));
+    printRows(rows, [
+      { header: 'NODE', value: (k) => k.node },
+      { header: 'KCV', value: (k) => k.kcv },
+      { header: 'STATE', value: (k) => k.state },
+      { header: 'ENABLE_AT', value: (k) => when(k.enable_at, '(at once)') },
+      { header: 'DISABLE_AT', value: (k) => when(k.disable_at, '(never)') },
+    ], ctx.json, ctx.out);
   },
   async node_credential(ctx) {
     const node = nameArg('--node', need(ctx.o, 'node', '--node', '-s node_credential'));
@@ -499,6 +520,16 @@ const ACTIONS: Record<string, Handler> = {
     printOk(ctx, undefined, [
       `${file} re-issued (mode 0600); the old credential is refused from now on`,
       ...(kind === 'node' ? [`put the new credential in ibma.conf of node ${node} (\`ibms -s node_credential --node ${node}\`) and restart its ibma`] : []),
+    ]);
+  },
+  async rotate_node_key(ctx) {
+    const node = nodeOf(ctx, '-a rotate_node_key');
+    const r = await (await ctx.client()).request<{ kcv: string; enable_at: number; old: { kcv: string; disable_at: number }[]; dropped: string[]; distributed: { node: string; version: number }[] }>('POST', `/v1/nodes/${enc(node)}/keys/rotate`);
+    printOk(ctx, r, [
+      `node ${node}: new key ${r.kcv} , senders switch at ${new Date(r.enable_at).toISOString()}`,
+      ...r.old.map((o) => `node ${node}: old key ${o.kcv} , refused from ${new Date(o.disable_at).toISOString()}`),
+      ...(r.dropped.length ? [`node ${node}: keys past their disable time dropped: ${r.dropped.join(' ')}`] : []),
+      `distributed to ${r.distributed.map((d) => `${d.node}:${d.version}`).join(' ') || '(no distributed node)'}`,
     ]);
   },
   async build_config(ctx) {

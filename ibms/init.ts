@@ -1,7 +1,9 @@
 /**
  * `ibms -a init [--ip IP] [--port PORT]`: create the home's folders, the default config files,
- * the admin credentials (full and read-only) and the package-signing key pair
- * (keys/package-signing.key 0600, .pub 0644). Idempotent, IBP's way: what exists is kept and reported as
+ * the admin credentials (full and read-only), the package-signing key pair
+ * (keys/package-signing.key 0600, .pub 0644) and, for the nodes an existing home already has, their
+ * node key pairs (keys/node_<N>.keys 0600: the migration of a home from before node keys; the
+ * worker's start does the same). Idempotent, IBP's way: what exists is kept and reported as
  * `WARN : <path> exist !`.
  */
 import fs from 'node:fs';
@@ -11,6 +13,11 @@ import { ADMIN_CREDENTIAL_FILE, ADMIN_RO_CREDENTIAL_FILE, ensureCredentialFile }
 import { PackageSigner, SIGNING_KEY_FILE, SIGNING_PUB_FILE } from '../lib/package-signing.js';
 
 import { IBMS_CONF } from './paths.js';
+import { IbmsConf } from '../lib/config/ibms-conf.js';
+import { loadConfigFile } from '../lib/config/load.js';
+import { errorText } from '../lib/errors.js';
+import { dataFiles, loadData } from './persist.js';
+import { NodeKeys } from './node-keys.js';
 
 export { IBMS_CONF, PID_FILE } from './paths.js';
 
@@ -53,5 +60,24 @@ export function initHome(home: Home, opts: { ip?: string; port?: number; confFil
   const keyFile = home.keys(SIGNING_KEY_FILE);
   const pubFile = home.keys(SIGNING_PUB_FILE);
   out.push(PackageSigner.loadOrCreate(keyFile, pubFile).created ? `${keyFile} created (Ed25519 package-signing key, mode 0600) , public key ${pubFile}` : `WARN : ${keyFile} exist !`);
+  out.push(...ensureNodeKeys(home, confFile));
+  return out;
+}
+
+/** Node key pairs for the nodes the home's config files hold (none in a new home). */
+function ensureNodeKeys(home: Home, confFile: string): string[] {
+  let nodes: string[];
+  try {
+    const conf = loadConfigFile(IbmsConf, confFile, 'ibms');
+    nodes = [...loadData(dataFiles(home, conf)).store.nodes.keys()];
+  } catch (e) {
+    return [`WARN : node keys not checked: ${errorText(e)} (the start creates missing ones once the files load)`];
+  }
+  const keys = new NodeKeys(home);
+  const out: string[] = [];
+  for (const n of nodes) {
+    const file = keys.fileOf(n);
+    out.push(keys.ensureNode(n).created ? `${file} created (node key pair of ${n}, mode 0600)` : `WARN : ${file} exist !`);
+  }
   return out;
 }

@@ -37,6 +37,8 @@ import { touchedByApp, touchedByBin, touchedByNode, touchedByProject, union } fr
 import { Versions } from './versions.js';
 import { Sessions } from './sessions.js';
 import { Credentials } from './credentials.js';
+import { NodeKeys, type Rotation } from './node-keys.js';
+import { keyElapses } from '../lib/config/ibms-conf.js';
 import { Packages, type PackageInfo } from './packages.js';
 import { PackageSigner, SIGNING_KEY_FILE, SIGNING_PUB_FILE } from '../lib/package-signing.js';
 import { dataFiles, loadData, PARTS, saveData, saveSecond, snapshotForSave, snapshotImages, writeImages, type Loaded, type Part, type SaveResult } from './persist.js';
@@ -87,6 +89,8 @@ export class Registry {
   readonly versions: Versions;
   readonly sessions: Sessions;
   readonly credentials: Credentials;
+  /** Every node's key pairs (ibms/node-keys.ts). */
+  readonly nodeKeys: NodeKeys;
   readonly packages: Packages;
   readonly loadedFrom: Record<Part, 'json' | 'bin'>;
   readonly loadMs: number;
@@ -116,6 +120,16 @@ export class Registry {
     this.sessions = new Sessions(opts.conf.session.expire_seconds);
     this.credentials = new Credentials(opts.home);
     for (const n of this.store.nodes.keys()) this.credentials.ensureNode(n);
+    keyElapses(opts.conf); // a bad security section stops the start, not the first rotation
+    this.nodeKeys = new NodeKeys(opts.home);
+    let createdKeys = 0;
+    for (const n of this.store.nodes.keys()) {
+      const r = this.nodeKeys.ensureNode(n);
+      if (r.created) createdKeys++;
+      if (r.dropped.length > 0) this.log.info(`node keys past their disable time dropped , node[${n}] kcv[${r.dropped.join(' ')}]`);
+    }
+    // a registry from before node keys: every node gets its first pair (a migration, logged once)
+    if (createdKeys > 0) this.log.warn(`node keys created , nodes[${createdKeys}] , files keys/node_<NODE>.keys (0600); agents fetch their private keys with their next config`);
     this.packages = new Packages(opts.home.dir('so'), loadSigner(opts.home, opts.log));
   }
 
@@ -156,6 +170,7 @@ export class Registry {
     if (n.key_exp !== undefined) conf.key_exp = n.key_exp;
     this.store.addNode(conf);
     this.credentials.ensureNode(n.node);
+    this.nodeKeys.ensureNode(n.node);
     return { ...this.#record(`add_node ${n.node}`, touchedByNode(this.store, n.node)), credential_file: this.home.keys(`node_${n.node}.credential`) };
   }
 
@@ -175,6 +190,7 @@ export class Registry {
     this.versions.drop(node);
     this.sessions.dropNode(node);
     this.credentials.removeNode(node);
+    this.nodeKeys.removeNode(node);
     this.#bundles.delete(node);
     return this.#record(`remove_node ${node}`, before);
   }
@@ -257,6 +273,29 @@ export class Registry {
     this.#published(distributed.map((d) => d.node));
     if (immediate) this.log.info(`distribute , package ${bin} , nodes[${distributed.map((d) => `${d.node}:${d.version}`).join(' ')}]`);
     return { apps, touched: [...nodes], distributed };
+  }
+
+  // ---------------------------------------------------------------- node keys
+
+  /**
+   * `-a rotate_node_key --node N` (ibms/node-keys.ts): a new pair enabled after
+   * security.new_key_enable_elapse, the old ones disabled after old_key_disable_elapse. The nodes
+   * holding N's public keys (N and its related nodes) are distributed at once, like the so/
+   * watcher does: the elapse times run from now, so agents must learn the new pair now. (Pending
+   * edits of those nodes are published with it.)
+   */
+  rotateNodeKey(node: string): ChangeResult & Rotation & { distributed: { node: string; version: number }[] } {
+    this.store.node(node);
+    const { enableMs, disableMs } = keyElapses(this.conf);
+    const touched = touchedByNode(this.store, node);
+    this.#freeze(touched);
+    const rot = this.nodeKeys.rotate(node, enableMs, disableMs);
+    const rec = this.#record(`rotate_node_key ${node} kcv[${rot.kcv}] enable_at[${new Date(rot.enable_at).toISOString()}] old[${rot.old.map((o) => `${o.kcv}@${new Date(o.disable_at).toISOString()}`).join(' ')}]${rot.dropped.length ? ` dropped[${rot.dropped.join(' ')}]` : ''}`, touched);
+    // nodes never distributed (version 0) stay so: they get the keys with their first distribution
+    const distributed = this.versions.distributeNodes([...touched].filter((n) => this.versions.version(n) > 0));
+    this.#published(distributed.map((d) => d.node));
+    this.log.info(`distribute , rotate_node_key ${node} , nodes[${distributed.map((d) => `${d.node}:${d.version}`).join(' ')}]`);
+    return { ...rec, ...rot, distributed };
   }
 
   // ---------------------------------------------------------------- projects
@@ -371,7 +410,7 @@ export class Registry {
   }
 
   #liveJson(node: string, version: number): string {
-    const key = `${this.store.generation}:${this.#pkgGeneration}:${version}`;
+    const key = `${this.store.generation}:${this.#pkgGeneration}:${this.nodeKeys.generation}:${version}`;
     const hit = this.#bundles.get(node);
     if (hit && hit.key === key) return hit.json;
     const json = JSON.stringify(this.#liveBundle(node, version));
@@ -388,7 +427,8 @@ export class Registry {
       const a = this.store.apps.get(name)!;
       apps.push({ ...a, ...this.packages.signedFor(a.app, a.bin, this.#packageInfo(a.bin)) });
     }
-    return { epoch: this.versions.epoch, version, this_node: node, nodes, apps, package_key: this.packages.signer.publicKeyB64 };
+    const node_keys = nodes.flatMap((n) => this.nodeKeys.publicKeys(n.node));
+    return { epoch: this.versions.epoch, version, this_node: node, nodes, apps, package_key: this.packages.signer.publicKeyB64, node_keys };
   }
 
   /** The published bundle of a node, parsed (tests, tools). */

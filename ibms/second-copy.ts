@@ -10,9 +10,10 @@
  *                                etc/ssh_known_hosts of this home) into DIR (relative: the remote
  *                                home), each file written under a temporary name then renamed
  *
- * What is sent: the three config files and the node credentials (keys/node_<N>.credential), which
- * a registry needs to accept the agents it takes over. Credentials are secrets: over ibcmd they
- * travel as its requests do (docs/security.md); ssh encrypts them.
+ * What is sent: the three config files, the node credentials (keys/node_<N>.credential), which
+ * a registry needs to accept the agents it takes over, and the node key pairs
+ * (keys/node_<N>.keys), without which it would give every node new keys. Both are secrets: over
+ * ibcmd they travel as its requests do (docs/security.md); ssh encrypts them.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -67,12 +68,12 @@ export function describeTarget(t: SecondTarget): string {
   }
 }
 
-/** The node credentials of a registry home, as files to send along. */
+/** The node credentials and node key pairs of a registry home, as files to send along. */
 export function credentialFiles(home: Home): CopyFile[] {
   const dir = home.dir('keys');
   let names: string[] = [];
   try {
-    names = fs.readdirSync(dir).filter((n) => /^node_[A-Za-z0-9_.-]+\.credential$/.test(n));
+    names = fs.readdirSync(dir).filter((n) => /^node_[A-Za-z0-9_.-]+\.(credential|keys)$/.test(n));
   } catch {
     return [];
   }

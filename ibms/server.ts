@@ -30,6 +30,7 @@ import { projectRoutes } from './routes/projects.js';
 import { configRoutes } from './routes/config.js';
 import { agentRoutes } from './routes/agent.js';
 import { credentialRoutes } from './routes/credentials.js';
+import { nodeKeyRoutes } from './routes/node-keys.js';
 
 export type { Access } from './access.js';
 import { installMetrics } from './routes/metrics.js';
@@ -224,6 +225,7 @@ export function buildServer(reg: Registry, opts: { onRoute?: (method: string, ur
   app.register(configRoutes(reg), { prefix: '/v1' });
   app.register(agentRoutes(reg), { prefix: '/v1/agent' });
   app.register(credentialRoutes(reg), { prefix: '/v1' });
+  app.register(nodeKeyRoutes(reg), { prefix: '/v1' });
   return app;
 }
 export type IbmsServer = ReturnType<typeof buildServer>;

@@ -67,6 +67,8 @@ export const ERRORS = {
   IBP_ERR_PKG_KEY: { message: 'package-signing key {file}: {detail}', exit: EXIT.INIT },
   IBP_ERR_SO_FOLDER: { message: 'so/ folder {dir} refused: {detail}', exit: EXIT.INIT },
   IBP_ERR_SO_SYMLINK: { message: 'package file {file} refused ({detail}): remove it; so/ holds regular files only' },
+  IBP_ERR_NODE_KEY_FILE: { message: 'node key file {file} refused: {detail}', exit: EXIT.INIT },
+  IBP_ERR_AGENT_NODE_KEYS: { message: 'node keys of {node} not taken: {detail}; the agent retries (check `ibms -s node_keys --node {node}`)' },
 
   /** Daemons */
   IBP_ERR_DAEMON_RUNNING: { message: '{tool} is already running with pid {pid} (pid file {pidfile})', exit: EXIT.DAEMON },

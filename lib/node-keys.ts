@@ -12,9 +12,10 @@
  * using the old pair until the new one's `enableAt`; a receiver accepts any published pair until its
  * `disableAt` (0 = never), chosen by KCV.
  *
- * Only node:crypto is used here; nothing in this file does I/O.
+ * Only node:crypto is used here; nothing in this file does I/O. The wire and file forms (raw keys in
+ * base64url) are at the end.
  */
-import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 
 /** A node's public key pair as every node sees it in the config space. */
 export interface NodePublicKey {
@@ -129,4 +130,122 @@ export class StaticKeyring implements NodeKeyring {
   peerSendingKey(node: string, now: number): NodePublicKey | undefined {
     return pickSendingKey(this.#peers.get(node) ?? [], now);
   }
+}
+
+// ---------------------------------------------------------------- wire and file forms
+
+/**
+ * A public pair as the registry sends it in a bundle (`NodeBundle.node_keys`) and ibma writes it into
+ * the config space: raw 32-byte keys in base64url (the JWK `x`), times in ms since the epoch.
+ */
+export interface NodeKeyWire {
+  node: string;
+  kcv: string;
+  sign_public: string;
+  agree_public: string;
+  enable_at: number;
+  disable_at: number;
+}
+
+/**
+ * A pair with its private halves, as the registry keeps it (keys/node_<N>.keys) and sends it to
+ * that node's agent only (`GET /v1/agent/node_keys/:node`), which writes it to
+ * keys/<node>.<kcv>.prikey (mode 0600). Private halves are raw 32-byte keys in base64url (JWK `d`).
+ */
+export interface NodePrivateKeyWire extends NodeKeyWire {
+  sign_private: string;
+  agree_private: string;
+}
+
+const B64URL_32 = /^[A-Za-z0-9_-]{43}$/;
+const KCV_RE = /^[0-9a-f]{16}$/;
+
+/** A new pair for `node` (Ed25519 + X25519 from node:crypto). */
+export function generateNodeKey(node: string, enableAt: number, disableAt = 0): NodePrivateKey {
+  const sign = generateKeyPairSync('ed25519');
+  const agree = generateKeyPairSync('x25519');
+  return {
+    node,
+    kcv: keyCheckValue(sign.publicKey, agree.publicKey),
+    signPublicKey: sign.publicKey,
+    agreePublicKey: agree.publicKey,
+    signPrivateKey: sign.privateKey,
+    agreePrivateKey: agree.privateKey,
+    enableAt,
+    disableAt,
+  };
+}
+
+function jwkPart(key: KeyObject, part: 'x' | 'd'): string {
+  const v = key.export({ format: 'jwk' })[part];
+  if (typeof v !== 'string') throw new Error(`key has no JWK ${part}`);
+  return v;
+}
+
+export function nodeKeyToWire(k: NodePublicKey): NodeKeyWire {
+  return { node: k.node, kcv: k.kcv, sign_public: jwkPart(k.signPublicKey, 'x'), agree_public: jwkPart(k.agreePublicKey, 'x'), enable_at: k.enableAt, disable_at: k.disableAt };
+}
+
+export function nodePrivateKeyToWire(k: NodePrivateKey): NodePrivateKeyWire {
+  return { ...nodeKeyToWire(k), sign_private: jwkPart(k.signPrivateKey, 'd'), agree_private: jwkPart(k.agreePrivateKey, 'd') };
+}
+
+function timeOk(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/**
+ * A public pair from its wire form. Throws an Error saying what is wrong (a bad field, or a KCV
+ * that is not the one of the two keys): callers wrap it into their own error code.
+ */
+export function nodeKeyFromWire(w: NodeKeyWire): NodePublicKey {
+  if (typeof w !== 'object' || w === null) throw new Error('not an object');
+  if (typeof w.node !== 'string' || w.node.length === 0) throw new Error('no node');
+  if (typeof w.kcv !== 'string' || !KCV_RE.test(w.kcv)) throw new Error(`kcv ${String(w.kcv)} is not 16 hex digits`);
+  for (const f of ['sign_public', 'agree_public'] as const) if (typeof w[f] !== 'string' || !B64URL_32.test(w[f])) throw new Error(`${f} is not a base64url 32-byte key`);
+  if (!timeOk(w.enable_at) || !timeOk(w.disable_at)) throw new Error('enable_at/disable_at must be ms since the epoch (0 = none)');
+  const signPublicKey = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: w.sign_public }, format: 'jwk' });
+  const agreePublicKey = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: w.agree_public }, format: 'jwk' });
+  const kcv = keyCheckValue(signPublicKey, agreePublicKey);
+  if (kcv !== w.kcv) throw new Error(`kcv ${w.kcv} does not match its keys (${kcv})`);
+  return { node: w.node, kcv, signPublicKey, agreePublicKey, enableAt: w.enable_at, disableAt: w.disable_at };
+}
+
+/** A private pair from its wire form; the private halves must belong to the public ones. */
+export function nodePrivateKeyFromWire(w: NodePrivateKeyWire): NodePrivateKey {
+  const pub = nodeKeyFromWire(w);
+  for (const f of ['sign_private', 'agree_private'] as const) if (typeof w[f] !== 'string' || !B64URL_32.test(w[f])) throw new Error(`${f} is not a base64url 32-byte key`);
+  const signPrivateKey = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', x: w.sign_public, d: w.sign_private }, format: 'jwk' });
+  const agreePrivateKey = createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', x: w.agree_public, d: w.agree_private }, format: 'jwk' });
+  // a JWK import does not check that d belongs to x: derive the public halves and compare
+  if (!rawPublicKey(signPrivateKey).equals(rawPublicKey(pub.signPublicKey)) || !rawPublicKey(agreePrivateKey).equals(rawPublicKey(pub.agreePublicKey))) {
+    throw new Error(`the private keys of kcv ${w.kcv} do not belong to its public keys`);
+  }
+  return { ...pub, signPrivateKey, agreePrivateKey };
+}
+
+/** The file name of a node's private pair in an agent home's keys/ folder. */
+export function privateKeyFileName(node: string, kcv: string): string {
+  return `${node}.${kcv}.prikey`;
+}
+
+/** Parse a private-key file name back; undefined when it is not one. */
+export function parsePrivateKeyFileName(name: string): { node: string; kcv: string } | undefined {
+  const m = /^(.+)\.([0-9a-f]{16})\.prikey$/.exec(name);
+  return m ? { node: m[1]!, kcv: m[2]! } : undefined;
+}
+
+/** What a pair is at `now`, as the admin tools show it (`ibms -s node_keys`, `ibma -s node_keys`). */
+export type KeyState = 'sending' | 'accepted' | 'pending' | 'disabled';
+
+/**
+ * The state of `key` among the pairs of its node (`all` may hold other nodes' pairs too):
+ * `sending` = the pair {@link pickSendingKey} chooses, `accepted` = published and accepted but not
+ * the sending one, `pending` = not enabled yet, `disabled` = past its disable time.
+ */
+export function keyState<K extends Pick<NodePublicKey, 'node' | 'kcv' | 'enableAt' | 'disableAt'>>(key: K, all: readonly K[], now: number): KeyState {
+  if (!keyAccepted(key as unknown as NodePublicKey, now)) return 'disabled';
+  if (key.enableAt > now) return 'pending';
+  const sending = pickSendingKey(all.filter((k) => k.node === key.node) as unknown as NodePublicKey[], now);
+  return sending !== undefined && sending.kcv === key.kcv ? 'sending' : 'accepted';
 }

@@ -5,11 +5,13 @@
  * - GET  /v1/agent/packages/:bin                          a package's bytes, to entitled nodes;
  * - POST /v1/agent/heartbeat                              `{role, node, ip?, port?, pid, load?, version?, epoch?}`.
  * - POST /v1/agent/session/end                            `{role, node, ip?, port?, pid}`: a graceful stop leaves at once.
+ * - GET  /v1/agent/node_keys/:node                        the node's key pairs with private halves: its own credential only.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { IbpError } from '../../lib/errors.js';
 import type { Registry } from '../registry.js';
 import { sendJsonText } from '../server.js';
+import { sendPrivateNodeKeys } from './node-keys.js';
 import { BinParam, ConfigQuery, HeartbeatBody, SessionEndBody, check } from '../schemas.js';
 
 const agent = { config: { access: 'node' as const } };
@@ -67,6 +69,8 @@ export function agentRoutes(reg: Registry): FastifyPluginAsync {
       reg.log.info(`package sent , ${p.kind === 'node' ? `node[${p.node}]` : 'admin'} bin[${bin}] size[${got.bytes.length}] sha256[${got.sha256}]`);
       return reply.type('application/octet-stream').header(HEADER_SHA256, got.sha256).send(got.bytes);
     });
+
+    app.get('/node_keys/:node', agent, async (req) => sendPrivateNodeKeys(reg, req));
 
     app.post('/heartbeat', agent, async (req) => {
       const hb = check(HeartbeatBody, req.body, 'request body');

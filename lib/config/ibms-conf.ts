@@ -2,6 +2,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { Address, LogSection } from './common.js';
 import { Cron } from './cron.js';
+import { IbpError } from '../errors.js';
 
 export const IbmsConf = Type.Object({
   server: Address,
@@ -22,6 +23,16 @@ export const IbmsConf = Type.Object({
     max_failures: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
     /** Length of the window, seconds. */
     failure_window_seconds: Type.Number({ exclusiveMinimum: 0, maximum: 86400 }),
+  }, { additionalProperties: false })),
+  /**
+   * Node-key rotation (ibms/node-keys.ts, IBP's elapse times). Absent: 60 and 120 s. The old pair
+   * must outlive the new one's enable time: old_key_disable_elapse ≥ new_key_enable_elapse.
+   */
+  security: Type.Optional(Type.Object({
+    /** Seconds from `-a rotate_node_key` until senders use the new pair (agents get it meanwhile). */
+    new_key_enable_elapse: Type.Number({ minimum: 0, maximum: 86400 * 30 }),
+    /** Seconds from `-a rotate_node_key` until receivers refuse the old pair. */
+    old_key_disable_elapse: Type.Number({ minimum: 0, maximum: 86400 * 30 }),
   }, { additionalProperties: false })),
   config: Type.Object({
     nodes: Type.String({ minLength: 1 }),
@@ -62,12 +73,22 @@ export const IbmsConf = Type.Object({
 }, { additionalProperties: false });
 export type IbmsConf = Static<typeof IbmsConf>;
 
+/** security.* with its defaults, in ms; IBP_ERR_CFG_INVALID when the old pair would die before the new one is enabled. */
+export function keyElapses(conf: IbmsConf): { enableMs: number; disableMs: number } {
+  const s = conf.security ?? { new_key_enable_elapse: 60, old_key_disable_elapse: 120 };
+  if (s.old_key_disable_elapse < s.new_key_enable_elapse) {
+    throw new IbpError('IBP_ERR_CFG_INVALID', { file: 'ibms.conf', key: '/security/old_key_disable_elapse', detail: `${s.old_key_disable_elapse} s is less than new_key_enable_elapse ${s.new_key_enable_elapse} s: receivers would refuse the old pair before senders switch to the new one` });
+  }
+  return { enableMs: s.new_key_enable_elapse * 1000, disableMs: s.old_key_disable_elapse * 1000 };
+}
+
 /** Defaults written by `ibms -a init` (every key present, so the file documents itself). */
 export function defaultIbmsConf(ip = '127.0.0.1', port = 16001): IbmsConf {
   return {
     server: { ip, port },
     comm: { min_compress_size: 512, max_body_size: 8 * 1024 * 1024, max_decode_total: 32 * 1024 * 1024 },
     auth: { max_failures: 10, failure_window_seconds: 60 },
+    security: { new_key_enable_elapse: 60, old_key_disable_elapse: 120 },
     config: { nodes: 'ibp_nodes.conf', apps: 'ibp_apps.conf', projects: 'ibp_projects.conf' },
     misc: { auto_download_bin_enable: 0, second_config_dump: '' },
     session: { expire_seconds: 30, max_wait_seconds: 300 },

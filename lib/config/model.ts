@@ -96,6 +96,18 @@ export type AppWithPackage = Static<typeof AppWithPackage>;
  * What ibms serves to the agent of one node (GET /v1/agent/config): the node itself, every node
  * related to it through a project, the apps of those projects, and the version of this answer.
  */
+/** A node's public key pair in a bundle (lib/node-keys.ts NodeKeyWire; raw keys in base64url). */
+export const NodeKeyInfo = Type.Object({
+  node: Name,
+  kcv: Type.String({ pattern: '^[0-9a-f]{16}$' }),
+  sign_public: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }),
+  agree_public: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }),
+  /** ms since the epoch from when senders use the pair (0 = at once). */
+  enable_at: Type.Integer({ minimum: 0 }),
+  /** ms since the epoch after which receivers refuse the pair (0 = never). */
+  disable_at: Type.Integer({ minimum: 0 }),
+}, { additionalProperties: false });
+
 export const NodeBundle = Type.Object({
   /** Identity of the registry's data; a change of epoch means "full resync". */
   epoch: Type.String({ minLength: 1, maxLength: 64 }),
@@ -106,6 +118,11 @@ export const NodeBundle = Type.Object({
   apps: Type.Array(AppWithPackage),
   /** The registry's package-signing public key, base64 SPKI DER (agents pin it on first use). */
   package_key: Type.Optional(Type.String({ maxLength: 256 })),
+  /**
+   * Public key pairs of the bundle's nodes (lib/node-keys.ts NodeKeyWire), with their enable and
+   * disable times; ibma publishes them in the config space. Never private halves.
+   */
+  node_keys: Type.Optional(Type.Array(NodeKeyInfo, { maxItems: 1_000_000 })),
 }, { additionalProperties: false });
 export type NodeBundle = Static<typeof NodeBundle>;
 

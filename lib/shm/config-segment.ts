@@ -18,7 +18,7 @@ import { attachShared, createShared, localUsers, releaseShared } from './attachm
 import { ConfigView } from './config-view.js';
 import { IndexSegment } from './index-segment.js';
 import {
-  APP, CONFIG_KEY_FIRST, CONFIG_KEY_LAST, CONFIG_MAGIC, HEADER, HOST, INDEX_MAGIC, KV, LAYOUT_VERSION, NODE, READY_VALUE,
+  APP, CONFIG_KEY_FIRST, CONFIG_KEY_LAST, CONFIG_MAGIC, HEADER, HOST, INDEX_MAGIC, KV, LAYOUT_VERSION, NODE, NODE_KEY, READY_VALUE,
   align, hashString, kvHash, stringSize, tableSlots,
 } from './layout.js';
 import { destroySegment, shmidOf, statSegment, type Segment } from './sysv.js';
@@ -82,6 +82,7 @@ interface Plan {
   appRecords: number;
   kvTable: number;
   kvRecords: number;
+  nodeKeyRecords: number;
   strings: number;
   hostCount: number;
   kvCount: number;
@@ -108,9 +109,21 @@ function checkBundle(bundle: NodeBundle): void {
     if (!(a.timeout >= 0) || !(a.timeout2 >= 0)) invalid(`app ${a.app} has timeout ${a.timeout}/${a.timeout2}`);
     if (!Number.isInteger(a.size) || a.size < 0 || a.size > 0xffffffff) invalid(`app ${a.app} has package size ${a.size}`);
   }
+  for (const k of bundle.node_keys ?? []) {
+    if (!nodes.has(k.node)) invalid(`node key ${k.kcv} is of node ${k.node}, which the bundle does not hold`);
+    if (!Number.isSafeInteger(k.enable_at) || k.enable_at < 0 || !Number.isSafeInteger(k.disable_at) || k.disable_at < 0) invalid(`node key ${k.kcv} of ${k.node} has times ${k.enable_at}/${k.disable_at}`);
+  }
 }
 
-function planLayout(bundle: NodeBundle, strings: StringArea): Plan {
+/** The bundle's node keys grouped by node, in node order (the record order). */
+function nodeKeysInOrder(bundle: NodeBundle): { node: number; key: NonNullable<NodeBundle['node_keys']>[number] }[] {
+  const keys = bundle.node_keys ?? [];
+  if (keys.length === 0) return [];
+  const index = new Map(bundle.nodes.map((n, i) => [n.node, i]));
+  return keys.map((key) => ({ node: index.get(key.node)!, key })).sort((a, b) => a.node - b.node);
+}
+
+function planLayout(bundle: NodeBundle, strings: StringArea, nodeKeyCount: number): Plan {
   const nodeCount = bundle.nodes.length;
   const appCount = bundle.apps.length;
   let hostCount = 0;
@@ -138,6 +151,7 @@ function planLayout(bundle: NodeBundle, strings: StringArea): Plan {
     appRecords: region(appCount * APP.SIZE),
     kvTable: region(kvSlots * 4),
     kvRecords: region(kvCount * KV.SIZE),
+    nodeKeyRecords: region(nodeKeyCount * NODE_KEY.SIZE),
     strings: region(strings.size),
   };
   plan.size = align(at);
@@ -193,7 +207,8 @@ export function buildConfigSegment(key: number, bundle: NodeBundle, settings: Sp
     kvs: Object.entries(n.kvs).map(([k, v]) => ({ key: k, keyRef: ref(k), valueRef: ref(v) })),
   }));
   const appRefs = bundle.apps.map((a) => ({ code: ref(a.app), desc: ref(a.desc), bin: ref(a.bin), server: ref(a.server_node ?? ''), sha: ref(a.sha256), manifest: ref(a.manifest ?? ''), signature: ref(a.signature ?? ''), next: ref(a.sha256_next ?? '') }));
-  const plan = planLayout(bundle, strings);
+  const nodeKeys = nodeKeysInOrder(bundle).map(({ node, key }) => ({ node, key, kcv: ref(key.kcv), sign: ref(key.sign_public), agree: ref(key.agree_public) }));
+  const plan = planLayout(bundle, strings, nodeKeys.length);
 
   let seg: Segment | undefined;
   try {
@@ -243,6 +258,8 @@ export function buildConfigSegment(key: number, bundle: NodeBundle, settings: Sp
     u32[HEADER.STRINGS_SIZE >> 2] = strings.size;
     buf.writeInt32LE(process.pid, HEADER.WRITER_PID);
     u32[HEADER.PACKAGE_KEY >> 2] = S(sPackageKey);
+    u32[HEADER.NODE_KEY_COUNT >> 2] = nodeKeys.length;
+    u32[HEADER.NODE_KEY_RECORDS >> 2] = plan.nodeKeyRecords;
 
     let host = 0;
     let kv = 0;
@@ -304,6 +321,17 @@ export function buildConfigSegment(key: number, bundle: NodeBundle, settings: Sp
       u32[w + (APP.SIGNATURE >> 2)] = S(r.signature);
       u32[w + (APP.SHA256_NEXT >> 2)] = S(r.next);
       insert(u32, plan.appTable, plan.appSlots, hash, i);
+    });
+
+    nodeKeys.forEach((k, i) => {
+      const off = plan.nodeKeyRecords + i * NODE_KEY.SIZE;
+      const w = off >> 2;
+      u32[w + (NODE_KEY.NODE >> 2)] = k.node;
+      u32[w + (NODE_KEY.KCV >> 2)] = S(k.kcv);
+      u32[w + (NODE_KEY.SIGN_PUBLIC >> 2)] = S(k.sign);
+      u32[w + (NODE_KEY.AGREE_PUBLIC >> 2)] = S(k.agree);
+      buf.writeDoubleLE(k.key.enable_at, off + NODE_KEY.ENABLE_AT);
+      buf.writeDoubleLE(k.key.disable_at, off + NODE_KEY.DISABLE_AT);
     });
 
     strings.write(buf, plan.strings);

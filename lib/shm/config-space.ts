@@ -16,11 +16,11 @@ import { IbpError } from '../errors.js';
 import { IbmaConf } from '../config/ibma-conf.js';
 import { loadConfigFile } from '../config/load.js';
 import { attachShared, releaseShared } from './attachments.js';
-import { ConfigView, type AppView, type HostView, type NodeView, type SpaceHeader } from './config-view.js';
+import { ConfigView, type AppView, type HostView, type NodeKeyView, type NodeView, type SpaceHeader } from './config-view.js';
 import { IndexSegment } from './index-segment.js';
 import { shmidOf } from './sysv.js';
 
-export type { AppView, HostView, NodeView, SpaceHeader } from './config-view.js';
+export type { AppView, HostView, NodeKeyView, NodeView, SpaceHeader } from './config-view.js';
 
 /** Attempts to catch a consistent (index word, segment) pair while the writer flips and collects. */
 const ATTACH_ATTEMPTS = 8;
@@ -161,6 +161,11 @@ export class ConfigSpace {
 
   kv(node: string, key: string): string | undefined {
     return this.#live().kv(node, key);
+  }
+
+  /** Every node's public key pairs with their enable/disable times (lib/node-keyring.ts reads them). */
+  nodeKeys(): NodeKeyView[] {
+    return this.#live().nodeKeys();
   }
 
   getHostLoad(hostIndex: number): number {

@@ -8,7 +8,7 @@
  * Layout: lib/shm/layout.ts (and docs/ARCHITECTURE.md §5).
  */
 import { IbpError } from '../errors.js';
-import { APP, CONFIG_MAGIC, HEADER, HOST, KV, LAYOUT_VERSION, NODE, READY_VALUE, hashString, kvHash } from './layout.js';
+import { APP, CONFIG_MAGIC, HEADER, HOST, KV, LAYOUT_VERSION, NODE, NODE_KEY, READY_VALUE, hashString, kvHash } from './layout.js';
 import type { Segment } from './sysv.js';
 
 export interface SpaceHeader {
@@ -71,6 +71,18 @@ export interface AppView {
   sha256Next: string;
 }
 
+/** A node's public key pair as the config space holds it (lib/node-keys.ts NodeKeyWire). */
+export interface NodeKeyView {
+  node: string;
+  kcv: string;
+  /** Raw 32-byte keys in base64url. */
+  signPublic: string;
+  agreePublic: string;
+  /** ms since the epoch; 0 = at once / never. */
+  enableAt: number;
+  disableAt: number;
+}
+
 /** Decoded strings a view keeps at most (then it starts over). */
 const STRING_CACHE_MAX = 65536;
 
@@ -96,6 +108,8 @@ export class ConfigView {
   readonly #appRecords: number;
   readonly #kvTable: number;
   readonly #kvRecords: number;
+  readonly #nodeKeyCount: number;
+  readonly #nodeKeyRecords: number;
   readonly #strings: number;
   readonly #stringsEnd: number;
   readonly generation: number;
@@ -136,6 +150,9 @@ export class ConfigView {
     this.#appRecords = this.#region('app records', h(HEADER.APP_RECORDS), this.#appCount, APP.SIZE, 8);
     this.#kvTable = this.#region('kv table', h(HEADER.KV_TABLE), this.#kvSlots, 4);
     this.#kvRecords = this.#region('kv records', h(HEADER.KV_RECORDS), this.#kvCount, KV.SIZE);
+    this.#nodeKeyCount = h(HEADER.NODE_KEY_COUNT);
+    // a segment from before node keys has 0 and 0 here
+    this.#nodeKeyRecords = this.#nodeKeyCount === 0 ? 0 : this.#region('node key records', h(HEADER.NODE_KEY_RECORDS), this.#nodeKeyCount, NODE_KEY.SIZE, 8);
     this.#strings = this.#region('string area', h(HEADER.STRINGS), h(HEADER.STRINGS_SIZE), 1);
     this.#stringsEnd = this.#strings + h(HEADER.STRINGS_SIZE);
     for (const [what, slots, count] of [['node', this.#nodeSlots, this.#nodeCount], ['app', this.#appSlots, this.#appCount], ['kv', this.#kvSlots, this.#kvCount]] as const) {
@@ -324,6 +341,32 @@ export class ConfigView {
     for (let i = first; i < first + count; i++) {
       const w = (this.#kvRecords + i * KV.SIZE) >> 2;
       out.push([this.#str(this.#u32[w + (KV.KEY >> 2)]!), this.#str(this.#u32[w + (KV.VALUE >> 2)]!)]);
+    }
+    return out;
+  }
+
+  // ---- node keys -----------------------------------------------------------------------------
+
+  get nodeKeyCount(): number {
+    return this.#nodeKeyCount;
+  }
+
+  /** Every node key record, in record order (grouped by node). */
+  nodeKeys(): NodeKeyView[] {
+    const out: NodeKeyView[] = [];
+    for (let i = 0; i < this.#nodeKeyCount; i++) {
+      const off = this.#nodeKeyRecords + i * NODE_KEY.SIZE;
+      const w = off >> 2;
+      const n = this.#u32[w + (NODE_KEY.NODE >> 2)]!;
+      if (n >= this.#nodeCount) this.#corrupt(`node key record ${i} points at node record ${n} of ${this.#nodeCount}`);
+      out.push({
+        node: this.#str(this.#u32[((this.#nodeRecords + n * NODE.SIZE) >> 2) + (NODE.NAME >> 2)]!),
+        kcv: this.#str(this.#u32[w + (NODE_KEY.KCV >> 2)]!),
+        signPublic: this.#str(this.#u32[w + (NODE_KEY.SIGN_PUBLIC >> 2)]!),
+        agreePublic: this.#str(this.#u32[w + (NODE_KEY.AGREE_PUBLIC >> 2)]!),
+        enableAt: this.#buf.readDoubleLE(off + NODE_KEY.ENABLE_AT),
+        disableAt: this.#buf.readDoubleLE(off + NODE_KEY.DISABLE_AT),
+      });
     }
     return out;
   }

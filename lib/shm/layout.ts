@@ -74,6 +74,8 @@ export const HEADER = {
   STRINGS_SIZE: 132, // u32 bytes of the string area
   WRITER_PID: 136, // i32 pid of the writer (information only)
   PACKAGE_KEY: 140, // str the package-signing public key ibma trusts, base64 SPKI DER ('' when none)
+  NODE_KEY_COUNT: 144, // u32 node key records (0 in a segment written before node keys)
+  NODE_KEY_RECORDS: 148, // u32 offset of the node key records (NODE_KEY_COUNT × NODE_KEY.SIZE)
   SIZE: 256,
 } as const;
 
@@ -130,6 +132,20 @@ export const KV = {
   VALUE: 8, // str
   HASH: 12, // u32 kvHash(node index, hashBytes(key))
   SIZE: 16,
+} as const;
+
+/**
+ * A node key record: one public key pair of a node (lib/node-keys.ts NodeKeyWire), grouped by node
+ * in node order. Read whole by the keyring (lib/node-keyring.ts) at each flip, never looked up.
+ */
+export const NODE_KEY = {
+  NODE: 0, // u32 index of its node record
+  KCV: 4, // str key check value, 16 hex digits
+  SIGN_PUBLIC: 8, // str Ed25519 public key, raw 32 bytes in base64url
+  AGREE_PUBLIC: 12, // str X25519 public key, raw 32 bytes in base64url
+  ENABLE_AT: 16, // f64 ms since the epoch from when senders use it (0 = at once)
+  DISABLE_AT: 24, // f64 ms since the epoch after which receivers refuse it (0 = never)
+  SIZE: 32,
 } as const;
 
 /** Region starts are aligned to this many bytes. */

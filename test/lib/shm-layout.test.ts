@@ -7,14 +7,14 @@ import t from 'tap';
 import fs from 'node:fs';
 import * as L from '../../lib/shm/layout.js';
 
-const STRUCTS = { INDEX: L.INDEX, HEADER: L.HEADER, NODE: L.NODE, HOST: L.HOST, APP: L.APP, KV: L.KV } as const;
+const STRUCTS = { INDEX: L.INDEX, HEADER: L.HEADER, NODE: L.NODE, HOST: L.HOST, APP: L.APP, KV: L.KV, NODE_KEY: L.NODE_KEY } as const;
 type StructName = keyof typeof STRUCTS;
 
 /** Size of each field: every field not listed is 4 bytes. */
 const WIDE: Record<string, number> = {
   'INDEX.CURRENT': 8, 'INDEX.PUBLISHED_AT': 8,
   'HEADER.BUILD_TIME': 8, 'HEADER.CONNECTING_TIMEOUT': 8, 'HEADER.RETRY_CONNECT_TIMEVAL': 8, 'HEADER.BUNDLE_VERSION': 8,
-  'HOST.RETRY_AT': 8, 'APP.TIMEOUT': 8, 'APP.TIMEOUT2': 8,
+  'HOST.RETRY_AT': 8, 'APP.TIMEOUT': 8, 'APP.TIMEOUT2': 8, 'NODE_KEY.ENABLE_AT': 8, 'NODE_KEY.DISABLE_AT': 8,
 };
 
 t.test('golden sizes and versions', async (t) => {
@@ -22,7 +22,7 @@ t.test('golden sizes and versions', async (t) => {
   t.equal(L.INDEX_MAGIC, 0x49504249);
   t.equal(Buffer.from('IBPI').readUInt32LE(0), L.INDEX_MAGIC);
   t.equal(Buffer.from('IBPC').readUInt32LE(0), L.CONFIG_MAGIC);
-  t.same(Object.fromEntries(Object.entries(STRUCTS).map(([k, v]) => [k, v.SIZE])), { INDEX: 64, HEADER: 256, NODE: 32, HOST: 32, APP: 64, KV: 16 });
+  t.same(Object.fromEntries(Object.entries(STRUCTS).map(([k, v]) => [k, v.SIZE])), { INDEX: 64, HEADER: 256, NODE: 32, HOST: 32, APP: 64, KV: 16, NODE_KEY: 32 });
   t.equal(L.HOST.LOAD, 16);
   t.equal(L.HOST.RETRY_AT, 24);
   t.equal(L.INDEX.CURRENT, 8);
@@ -45,6 +45,7 @@ t.test('fields fit their record, do not overlap, atomics and doubles are aligned
   }
   t.equal(L.HOST.SIZE % 8, 0, 'host records keep RETRY_AT 8-aligned');
   t.equal(L.APP.SIZE % 8, 0, 'app records keep the doubles 8-aligned');
+  t.equal(L.NODE_KEY.SIZE % 8, 0, 'node key records keep the doubles 8-aligned');
 });
 
 t.test('docs/ARCHITECTURE.md §5 tables match the constants', async (t) => {
