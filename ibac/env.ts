@@ -25,7 +25,7 @@ import { createTempFile, type RequestFile, type TempFile } from './files.js';
 import { IbacMulti, twoPhaseCommit, type MultiRequest, type TwoPhaseResult } from './multi.js';
 import { RC } from '../lib/protocol/result-codes.js';
 import type { NodeKeyring } from '../lib/node-keys.js';
-import { homeKeyring, KEYRING_FILE } from '../lib/node-keyring-file.js';
+import { openNodeKeyring } from '../lib/node-keyring.js';
 import type { Protection } from '../lib/protocol/tx-security.js';
 import { ClientProtection } from './protection.js';
 
@@ -45,7 +45,7 @@ export interface EnvOptions {
   sign?: Protection;
   /** Encrypt transactions (implies signing): 'none' (default), 'optional', 'required'. */
   encrypt?: Protection;
-  /** The node keys (default: the home's keys/node-keyring.json, re-read when it changes). */
+  /** The node keys (default: the config space's public pairs and the home's private key files, lib/node-keyring.ts). */
   keyring?: NodeKeyring;
 }
 
@@ -86,8 +86,8 @@ export class IbacEnv {
       throw e;
     }
     this.#compress = opts.compress ?? true;
-    const ring = opts.keyring;
-    this.#protection = new ClientProtection(ring ? () => ring : homeKeyring(this.home), opts, ring ? 'the keyring given to the environment' : this.home.keys(KEYRING_FILE));
+    const ring = opts.keyring ?? openNodeKeyring({ space: this.#space, home: this.home });
+    this.#protection = new ClientProtection(() => ring, opts, opts.keyring ? 'the keyring given to the environment' : `the config space's node keys and ${this.home.dir('keys')}`);
     this.#balancer = new Balancer(this.#space, { retryConnectMs: this.retryConnectMs, explore: opts.explore, random: opts.random });
     this.#dialer = this.#makeDialer();
   }

@@ -225,6 +225,13 @@ export class BinarySession implements Session {
     const ctx = this.#ctx;
     const hello = this.#hello;
     this.#hello = undefined;
+    // the app lookup first: it follows a newer config segment (and with it newly published node keys)
+    let appRefusal: unknown;
+    try {
+      ctx.runner.check(pre.app);
+    } catch (e) {
+      appRefusal = e;
+    }
     // signing and encryption: judged by the gate (a forged or replayed handshake throws: ERROR, closed)
     const sec: GateResult = ctx.gate ? ctx.gate.judge(pre, hello, this.#agreed) : { granted: 0 };
     const granted = (pre.flags & ctx.grantable & ~(TX_FLAG.SIGN | TX_FLAG.ENCRYPT)) | sec.granted;
@@ -233,12 +240,8 @@ export class BinarySession implements Session {
       rejected = ctx.runner.refused(sec.refusal);
       ctx.log.warn({ client: this.#client(), node: pre.clientNode, app: pre.app, err: errorText(sec.refusal) },
         `transaction refused , client[${this.#client()}] node[${pre.clientNode}] app[${pre.app}] journal[${pre.journal}] reason[${errorText(sec.refusal)}]`);
-    } else {
-      try {
-        ctx.runner.check(pre.app);
-      } catch (e) {
-        rejected = ctx.runner.refused(e);
-      }
+    } else if (appRefusal !== undefined) {
+      rejected = ctx.runner.refused(appRefusal);
     }
     this.#write({ type: 'PRE_ANSWER', rc: rejected?.rc ?? RC.OK, load: ctx.load(), granted, message: rejected?.message ?? '' }, false, sec.seal);
     // the PRE_ANSWER tells the client whether ENCRYPT was granted: encryption starts after it

@@ -95,7 +95,13 @@ export class Worker {
     const jitter = inst.conf.mpm.max_process_count_jitter ?? 0;
     const maxCount = base > 0 ? base + Math.floor(Math.random() * (jitter + 1)) : 0;
     this.maxCount = maxCount;
-    const gate = txGateOf(inst.conf, inst.home, opts.log);
+    const gate = txGateOf(inst.conf, inst.home, () => {
+      try {
+        return this.resolver.space();
+      } catch {
+        return undefined; // no config space yet: a signed pre-request gets IBP_ERR_TX_NO_KEY
+      }
+    });
     const ctx: ConnectionContext = {
       runner: this.runner,
       limits: inst.limits,

@@ -138,7 +138,7 @@ t.test('compression is negotiated and large bodies round-trip', async (t) => {
 t.test('signing and encryption without node keys are refused, never skipped', async (t) => {
   const e = await env.requester('SRV', 'ibp_test_echo', 'x', undefined, { sign: true }).catch((x: unknown) => x);
   t.ok(e instanceof ProtectionError, 'a ProtectionError');
-  t.match(e, { code: 'IBP_ERR_TX_NO_KEY', message: /no node keys/, phase: PHASE.SAFE, commStatus: COMM_STATUS.BEFORE_SEND });
+  t.match(e, { code: 'IBP_ERR_TX_NO_KEY', message: /no usable transaction key: node \S+ has no key usable now/, phase: PHASE.SAFE, commStatus: COMM_STATUS.BEFORE_SEND });
   await t.rejects(env.requester('SRV', 'ibp_test_echo', 'x', undefined, { encrypt: true }), { code: 'IBP_ERR_TX_NO_KEY' });
   const r = await env.requester('SRV', 'ibp_test_echo', 'x', undefined, { sign: 'optional' });
   t.equal(r.granted & TX_FLAG.SIGN, 0, 'optional signing without keys goes in clear');

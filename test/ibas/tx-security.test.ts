@@ -1,6 +1,7 @@
 /**
  * Signed and encrypted transactions against a real ibas (issue 11): a server with
- * security.sign_flag required and its node keys in keys/node-keyring.json.
+ * security.sign_flag required, node keys published in its config space by the real writer (as ibma
+ * does) and its private key file in keys/ (lib/node-key-files.ts, as ibma writes it).
  *
  * Raw peers (lib/protocol/tx-crypto.ts used by hand, pipelined: pre-request, files and request in
  * one write) check what the wire holds: a signed and an encrypted exchange are served (the
@@ -9,13 +10,14 @@
  * logged; a flipped bit, a replayed pre-request, a replayed and a reordered packet each get their
  * own ERROR. The HTTP adapter refuses unless the app is in security.http_unsigned_allow.
  * Then ibac: the negotiation matrix over servers with sign_flag none / optional / required and
- * clients that do not sign, sign when possible, or require it.
+ * clients that do not sign, sign when possible, or require it (the keyring read from the config
+ * space and keys/, lib/node-keyring.ts). Last, a key rotation under a signing client loop.
  */
 import fs from 'node:fs';
 import t from 'tap';
 import { createEnvironment, PHASE, ProtectionError, ServerError, TX_FLAG } from '../../ibac/index.js';
-import { generateNodeKey, keyringText, KEYRING_FILE } from '../../lib/node-keyring-file.js';
-import { StaticKeyring, type NodePrivateKey } from '../../lib/node-keys.js';
+import { writePrivateKeyFile } from '../../lib/node-key-files.js';
+import { generateNodeKey, nodeKeyToWire, nodePrivateKeyToWire, type NodePrivateKey } from '../../lib/node-keys.js';
 import { decodePacket, encodePacket, type Packet } from '../../lib/protocol/codec.js';
 import { FRAME_FLAG, FrameReader, limitsOf } from '../../lib/protocol/frame.js';
 import { RC } from '../../lib/protocol/result-codes.js';
@@ -25,20 +27,23 @@ import { RawPeer, workerLogs } from './helpers/raw-peer.js';
 import { NODE, setupIbas, waitWorkers, type IbasHome } from './helpers/server.js';
 
 const limits = limitsOf({ maxFrame: 64 * 1024 * 1024 });
-const serverKey = generateNodeKey(NODE);
-const clientKey = generateNodeKey('txc_client');
-const otherKey = generateNodeKey('txc_other');
+const serverKey = generateNodeKey(NODE, 0);
+const clientKey = generateNodeKey('txc_client', 0);
+const otherKey = generateNodeKey('txc_other', 0);
 const expiredKey = generateNodeKey('txc_client', 0, Date.now() - 60_000);
+const published = [serverKey, clientKey, otherKey, expiredKey];
 
-function installKeys(s: IbasHome): void {
-  const file = `${s.home}/keys/${KEYRING_FILE}`;
-  fs.mkdirSync(`${s.home}/keys`, { recursive: true });
-  fs.writeFileSync(file, keyringText(NODE, [serverKey, clientKey, otherKey, expiredKey]), { mode: 0o600 });
+/** The node's private key file, as ibma writes it. */
+function writePrivate(s: IbasHome, k: NodePrivateKey): void {
+  const dir = `${s.home}/keys`;
+  fs.mkdirSync(dir, { recursive: true });
+  fs.chmodSync(dir, 0o700);
+  writePrivateKeyFile(dir, nodePrivateKeyToWire(k));
 }
 
-async function server(t: Tap.Test, security: Record<string, unknown>, keys = true): Promise<IbasHome> {
-  const s = await setupIbas(t, { maxCount: 1, patch: (c) => { Object.assign(c.security, security); } });
-  if (keys) installKeys(s);
+async function server(t: Tap.Test, security: Record<string, unknown>): Promise<IbasHome> {
+  const s = await setupIbas(t, { maxCount: 1, nodes: ['txc_client', 'txc_other'], nodeKeys: published.map(nodeKeyToWire), patch: (c) => { Object.assign(c.security, security); } });
+  writePrivate(s, serverKey);
   await s.start();
   t.teardown(() => s.stop());
   await waitWorkers(s, 1);
@@ -78,15 +83,16 @@ class Peer {
    * One pipelined exchange: returns the frames written (pre-request first) without sending when
    * `send` is false. `own` undefined: unsigned.
    */
-  frames(o: { own?: NodePrivateKey; node?: string; encrypt?: boolean; files?: Buffer[]; request: Buffer; journal?: string }): Buffer[] {
+  frames(o: { own?: NodePrivateKey; node?: string; encrypt?: boolean; files?: Buffer[]; request: Buffer; journal?: string; serverKey?: NodePrivateKey }): Buffer[] {
     const flags = o.own ? TX_FLAG.SIGN | (o.encrypt ? TX_FLAG.ENCRYPT : 0) : 0;
     const files = o.files ?? [];
     const pre = encodePacket({ type: 'PRE_REQUEST', flags, fileCount: files.length, timeoutMs: 5000, clientNode: o.node ?? o.own?.node ?? 'txc_client', app: 'ibp_test_echo', journal: o.journal ?? 'J' });
     const out: Buffer[] = [];
     let enc = (b: Buffer): Buffer => b;
     if (o.own) {
-      const sealed = sealPreRequest(pre, o.own, serverKey, this.eph);
-      const seal = new TxSeal('client', sealed.keys, o.own.kcv, serverKey.kcv, o.encrypt === true);
+      const to = o.serverKey ?? serverKey;
+      const sealed = sealPreRequest(pre, o.own, to, this.eph);
+      const seal = new TxSeal('client', sealed.keys, o.own.kcv, to.kcv, o.encrypt === true);
       this.seal = seal;
       out.push(sealed.frame);
       enc = (b) => seal.seal(b);
@@ -211,7 +217,6 @@ t.test('ibac: the negotiation matrix', async (t) => {
     optional: { sign_flag: 'optional', encrypt_flag: 'optional' },
     required: { sign_flag: 'required', encrypt_flag: 'none' },
   };
-  const ring = new StaticKeyring(NODE, [serverKey], [serverKey]);
   const expect: Record<string, Record<string, number | string>> = {
     // client → granted bits, or the error code
     none: { none: 0, optional: 0, required: 'IBP_ERR_TX_NOT_GRANTED', encrypt: 'IBP_ERR_TX_NOT_GRANTED' },
@@ -221,8 +226,9 @@ t.test('ibac: the negotiation matrix', async (t) => {
   for (const policy of Object.keys(security)) {
     await t.test(`server sign_flag ${policy}`, async (t) => {
       // each server in its own subtest: its own home and config space
-      const s = await server(t, security[policy]!, policy !== 'none');
-      const env = createEnvironment({ config: s.ibmaConf, keyring: ring });
+      const s = await server(t, security[policy]!);
+      // the client is node NODE of the same config space: its keyring is the real one (space + keys/)
+      const env = createEnvironment({ config: s.ibmaConf });
       t.teardown(() => env.destroy());
       for (const [client, want] of Object.entries(expect[policy]!)) {
         const opts = client === 'encrypt' ? { encrypt: true } : { sign: client as 'none' | 'optional' | 'required' };
@@ -249,4 +255,51 @@ t.test('ibac: the negotiation matrix', async (t) => {
       conn.disconnect();
     });
   }
+});
+
+t.test('a key rotation under a client loop with signing required: 0 failed calls, the old key refused after its disable time', async (t) => {
+  const s = await server(t, { sign_flag: 'required', encrypt_flag: 'optional' });
+  const env = createEnvironment({ config: s.ibmaConf });
+  t.teardown(() => env.destroy());
+  const t0 = Date.now();
+  const enableAt = t0 + 1500;
+  const disableAt = t0 + 4000;
+  let ok = 0;
+  let after = 0;
+  const failures: string[] = [];
+  let stop = false;
+  const loop = (async () => {
+    for (let i = 0; !stop && i < 100_000; i++) {
+      try {
+        const r = await env.requester(NODE, 'ibp_test_echo', `r${i}`, undefined, { sign: true, encrypt: i % 2 === 0 });
+        if (r.body.toString() !== `r${i}`) failures.push(`r${i}: wrong body`);
+        else ok++;
+        if (Date.now() > disableAt) after++;
+      } catch (e) {
+        failures.push(`r${i}: ${(e as Error).message}`);
+      }
+    }
+  })();
+  await waitFor('some signed calls before the rotation', () => ok >= 3 || undefined, 20_000, 10);
+  // the rotation as ibma carries it out: the new private file first, then the space with both pairs
+  const newKey = generateNodeKey(NODE, enableAt);
+  writePrivate(s, newKey);
+  s.republish((b) => {
+    b.node_keys = [{ ...nodeKeyToWire(serverKey), disable_at: disableAt }, nodeKeyToWire(newKey), ...published.slice(1).map(nodeKeyToWire)];
+  });
+  await waitFor('calls after the old key\'s disable time', () => (after >= 3 ? true : undefined), 30_000, 20);
+  stop = true;
+  await loop;
+  t.same(failures, [], `0 failed calls (${ok} signed calls across the rotation)`);
+  t.ok(Date.now() > disableAt);
+  // the old key, after its disable time: refused with its own error
+  const p = await Peer.open(t, s);
+  p.raw.write(Buffer.concat(p.frames({ own: serverKey, node: NODE, request: Buffer.from('late'), serverKey: newKey })));
+  const [pa] = await p.upTo(1);
+  t.equal(only(pa, 'PRE_ANSWER').rc, RC.TX_KEY_EXPIRED, 'a pre-request signed with the old key: TX_KEY_EXPIRED');
+  p.raw.close();
+  const q = await Peer.open(t, s);
+  q.raw.write(Buffer.concat(q.frames({ own: newKey, node: NODE, request: Buffer.from('to the old server key') })));
+  t.match((await q.upTo(1))[0], { type: 'ERROR', rc: RC.TX_NO_KEY }, 'a pre-request to the old server key: TX_NO_KEY');
+  q.raw.close();
 });

@@ -5,16 +5,15 @@
  * packet, a foreign or expired key, a replayed pre-request each get their own typed error.
  */
 import t from 'tap';
-import { generateNodeKey, keyringText, parseKeyring } from '../../lib/node-keyring-file.js';
-import { StaticKeyring, type NodePrivateKey } from '../../lib/node-keys.js';
+import { generateNodeKey, StaticKeyring, type NodePrivateKey } from '../../lib/node-keys.js';
 import { decodePacket, encodePacket, TX_FLAG, type PreRequest } from '../../lib/protocol/codec.js';
 import { FRAME_FLAG, FrameReader, DEFAULT_LIMITS, type Frame } from '../../lib/protocol/frame.js';
 import { Ephemeral, sealPreRequest, splitHello, TxSeal } from '../../lib/protocol/tx-crypto.js';
 import { policyOf, TxGate, httpRefusal, type TxPolicy } from '../../lib/protocol/tx-security.js';
 
-const server = generateNodeKey('SRV');
-const client = generateNodeKey('CLI');
-const other = generateNodeKey('OTHER');
+const server = generateNodeKey('SRV', 0);
+const client = generateNodeKey('CLI', 0);
+const other = generateNodeKey('OTHER', 0);
 const expired = generateNodeKey('CLI', 0, Date.now() - 1000);
 const serverRing = new StaticKeyring('SRV', [server], [server, client, other, expired]);
 
@@ -127,14 +126,4 @@ t.test('the gate: keys of the wrong node, unknown, expired; replays; a forged si
   const noKey = new TxGate(policyOf({ sign_flag: 'required', encrypt_flag: 0 }), () => new StaticKeyring('SRV', [], [client]));
   const nr = received(sealPreRequest(pre().frame, client, server, new Ephemeral()).frame);
   t.throws(() => noKey.judge(nr.pre, nr.hello, {}), { code: 'IBP_ERR_TX_NO_KEY' }, 'a server key that is not (or no longer) the server\'s');
-});
-
-t.test('the keyring file round-trips', async (t) => {
-  const ring = parseKeyring(keyringText('CLI', [client, server, expired]), 'test');
-  t.equal(ring.localNode, 'CLI');
-  t.equal(ring.sendingKey(Date.now())?.kcv, client.kcv, 'the own key with its private halves');
-  t.equal(ring.peerSendingKey('SRV', Date.now())?.kcv, server.kcv);
-  t.equal(ring.peerKey('SRV', server.kcv, Date.now()).key?.kcv, server.kcv);
-  t.equal(ring.peerKey('CLI', expired.kcv, Date.now()).refusal, 'KEY_EXPIRED');
-  t.throws(() => parseKeyring('{"node":1}', 'f'), { code: 'IBP_ERR_TX_NO_KEY' });
 });
