@@ -1,115 +1,27 @@
 /**
  * Signed and encrypted transactions against a real ibas (issue 11): a server with
  * security.sign_flag required, node keys published in its config space by the real writer (as ibma
- * does) and its private key file in keys/ (lib/node-key-files.ts, as ibma writes it).
+ * does) and its private key file in keys/ (helpers/tx-peer.ts).
  *
- * Raw peers (lib/protocol/tx-crypto.ts used by hand, pipelined: pre-request, files and request in
- * one write) check what the wire holds: a signed and an encrypted exchange are served (the
- * encrypted one's bytes never show the body); unsigned, unknown-node, foreign-key and expired-key
- * pre-requests are refused in the PRE_ANSWER (SAFE: nothing ran, the connection stays in step) and
- * logged; a flipped bit, a replayed pre-request, a replayed and a reordered packet each get their
- * own ERROR. The HTTP adapter refuses unless the app is in security.http_unsigned_allow.
- * Then ibac: the negotiation matrix over servers with sign_flag none / optional / required and
- * clients that do not sign, sign when possible, or require it (the keyring read from the config
- * space and keys/, lib/node-keyring.ts). Last, a key rotation under a signing client loop.
+ * Raw peers (pipelined: pre-request, files and request in one write) check what the wire holds: a
+ * signed and an encrypted exchange are served (the encrypted one's bytes never show the body);
+ * unsigned, unknown-node, foreign-key and expired-key pre-requests are refused in the PRE_ANSWER
+ * (SAFE: nothing ran, the connection stays in step) and logged; a flipped bit, a replayed
+ * pre-request, a replayed and a reordered packet each get their own ERROR. The HTTP adapter refuses
+ * unless the app is in security.http_unsigned_allow. Last, a key rotation under a signing ibac loop.
+ * The negotiation matrix through ibac is test/ibas/tx-negotiation.test.ts.
  */
-import fs from 'node:fs';
 import t from 'tap';
-import { createEnvironment, PHASE, ProtectionError, ServerError, TX_FLAG } from '../../ibac/index.js';
-import { writePrivateKeyFile } from '../../lib/node-key-files.js';
-import { generateNodeKey, nodeKeyToWire, nodePrivateKeyToWire, type NodePrivateKey } from '../../lib/node-keys.js';
-import { decodePacket, encodePacket, type Packet } from '../../lib/protocol/codec.js';
-import { FRAME_FLAG, FrameReader, limitsOf } from '../../lib/protocol/frame.js';
+import { TX_FLAG } from '../../ibac/index.js';
+import { generateNodeKey, nodeKeyToWire } from '../../lib/node-keys.js';
+import { decodePacket, encodePacket } from '../../lib/protocol/codec.js';
+import { FrameReader } from '../../lib/protocol/frame.js';
 import { RC } from '../../lib/protocol/result-codes.js';
-import { Ephemeral, sealPreRequest, TxSeal } from '../../lib/protocol/tx-crypto.js';
 import { waitFor } from '../helpers/procs.js';
-import { RawPeer, workerLogs } from './helpers/raw-peer.js';
-import { NODE, setupIbas, waitWorkers, type IbasHome } from './helpers/server.js';
-
-const limits = limitsOf({ maxFrame: 64 * 1024 * 1024 });
-const serverKey = generateNodeKey(NODE, 0);
-const clientKey = generateNodeKey('txc_client', 0);
-const otherKey = generateNodeKey('txc_other', 0);
-const expiredKey = generateNodeKey('txc_client', 0, Date.now() - 60_000);
-const published = [serverKey, clientKey, otherKey, expiredKey];
-
-/** The node's private key file, as ibma writes it. */
-function writePrivate(s: IbasHome, k: NodePrivateKey): void {
-  const dir = `${s.home}/keys`;
-  fs.mkdirSync(dir, { recursive: true });
-  fs.chmodSync(dir, 0o700);
-  writePrivateKeyFile(dir, nodePrivateKeyToWire(k));
-}
-
-async function server(t: Tap.Test, security: Record<string, unknown>): Promise<IbasHome> {
-  const s = await setupIbas(t, { maxCount: 1, nodes: ['txc_client', 'txc_other'], nodeKeys: published.map(nodeKeyToWire), patch: (c) => { Object.assign(c.security, security); } });
-  writePrivate(s, serverKey);
-  await s.start();
-  t.teardown(() => s.stop());
-  await waitWorkers(s, 1);
-  return s;
-}
-
-/** A raw connection that opens sealed answers with the exchange's seal. */
-class Peer {
-  seal: TxSeal | undefined;
-  readonly eph = new Ephemeral();
-  readonly packets: Packet[] = [];
-  readonly #reader = new FrameReader(limits.maxFrame);
-  #fed = 0;
-  private constructor(readonly raw: RawPeer) {}
-  /** Open a connection; it is closed at the end of `tt` (the pool has one worker: close early). */
-  static async open(tt: Tap.Test, s: IbasHome): Promise<Peer> {
-    const p = new Peer(await RawPeer.connect(s.ip, s.port));
-    tt.teardown(() => p.raw.close());
-    return p;
-  }
-  #pump(): void {
-    const b = this.raw.bytes();
-    if (b.length === this.#fed) return;
-    for (const f of this.#reader.push(b.subarray(this.#fed))) {
-      this.packets.push(decodePacket((f.flags & FRAME_FLAG.SEALED) !== 0 ? this.seal!.open(f) : f, limits));
-    }
-    this.#fed = b.length;
-  }
-  /** Wait for the n-th packet (counting from the connection's start). */
-  async upTo(n: number): Promise<Packet[]> {
-    return waitFor(`${n} packets`, () => {
-      this.#pump();
-      return this.packets.length >= n ? this.packets : undefined;
-    }, 15_000, 10);
-  }
-  /**
-   * One pipelined exchange: returns the frames written (pre-request first) without sending when
-   * `send` is false. `own` undefined: unsigned.
-   */
-  frames(o: { own?: NodePrivateKey; node?: string; encrypt?: boolean; files?: Buffer[]; request: Buffer; journal?: string; serverKey?: NodePrivateKey }): Buffer[] {
-    const flags = o.own ? TX_FLAG.SIGN | (o.encrypt ? TX_FLAG.ENCRYPT : 0) : 0;
-    const files = o.files ?? [];
-    const pre = encodePacket({ type: 'PRE_REQUEST', flags, fileCount: files.length, timeoutMs: 5000, clientNode: o.node ?? o.own?.node ?? 'txc_client', app: 'ibp_test_echo', journal: o.journal ?? 'J' });
-    const out: Buffer[] = [];
-    let enc = (b: Buffer): Buffer => b;
-    if (o.own) {
-      const to = o.serverKey ?? serverKey;
-      const sealed = sealPreRequest(pre, o.own, to, this.eph);
-      const seal = new TxSeal('client', sealed.keys, o.own.kcv, to.kcv, o.encrypt === true);
-      this.seal = seal;
-      out.push(sealed.frame);
-      enc = (b) => seal.seal(b);
-    } else {
-      this.seal = undefined;
-      out.push(pre);
-    }
-    files.forEach((data, index) => out.push(enc(encodePacket({ type: 'PUSH_FILE', index, name: `f${index}.txt`, data }))));
-    out.push(enc(encodePacket({ type: 'REQUEST', body: o.request })));
-    return out;
-  }
-}
-
-function only<T extends Packet['type']>(p: Packet | undefined, type: T): Extract<Packet, { type: T }> {
-  if (p?.type !== type) throw new Error(`expected ${type}, got ${p?.type ?? 'nothing'}`);
-  return p as Extract<Packet, { type: T }>;
-}
+import { workerLogs } from './helpers/raw-peer.js';
+import { NODE } from './helpers/server.js';
+import { clientKey, expiredKey, limits, only, otherKey, Peer, published, server, serverKey, writePrivate } from './helpers/tx-peer.js';
+import { createEnvironment } from '../../ibac/index.js';
 
 t.test('sign_flag required: raw peers', async (t) => {
   const s = await server(t, { sign_flag: 'required', encrypt_flag: 'optional', http_unsigned_allow: ['ibp_test_rc'] });
@@ -209,52 +121,6 @@ t.test('sign_flag required: raw peers', async (t) => {
     t.equal(allowed.status, 200, 'security.http_unsigned_allow lists ibp_test_rc');
     await allowed.arrayBuffer();
   });
-});
-
-t.test('ibac: the negotiation matrix', async (t) => {
-  const security: Record<string, Record<string, unknown>> = {
-    none: { sign_flag: 'none', encrypt_flag: 'none' },
-    optional: { sign_flag: 'optional', encrypt_flag: 'optional' },
-    required: { sign_flag: 'required', encrypt_flag: 'none' },
-  };
-  const expect: Record<string, Record<string, number | string>> = {
-    // client → granted bits, or the error code
-    none: { none: 0, optional: 0, required: 'IBP_ERR_TX_NOT_GRANTED', encrypt: 'IBP_ERR_TX_NOT_GRANTED' },
-    optional: { none: 0, optional: TX_FLAG.SIGN, required: TX_FLAG.SIGN, encrypt: TX_FLAG.SIGN | TX_FLAG.ENCRYPT },
-    required: { none: 'IBP_ERR_TX_UNPROTECTED', optional: TX_FLAG.SIGN, required: TX_FLAG.SIGN, encrypt: 'IBP_ERR_TX_NOT_GRANTED' },
-  };
-  for (const policy of Object.keys(security)) {
-    await t.test(`server sign_flag ${policy}`, async (t) => {
-      // each server in its own subtest: its own home and config space
-      const s = await server(t, security[policy]!);
-      // the client is node NODE of the same config space: its keyring is the real one (space + keys/)
-      const env = createEnvironment({ config: s.ibmaConf });
-      t.teardown(() => env.destroy());
-      for (const [client, want] of Object.entries(expect[policy]!)) {
-        const opts = client === 'encrypt' ? { encrypt: true } : { sign: client as 'none' | 'optional' | 'required' };
-        const body = Buffer.from(`${policy}/${client}`);
-        const r = await env.requester(NODE, 'ibp_test_echo', body, undefined, opts).catch((e: unknown) => e);
-        if (typeof want === 'number') {
-          t.notOk(r instanceof Error, `client ${client}: served${r instanceof Error ? ` (${r.message})` : ''}`);
-          if (r instanceof Error) continue;
-          t.equal((r as { granted: number }).granted & (TX_FLAG.SIGN | TX_FLAG.ENCRYPT), want, `client ${client}: granted ${want}`);
-          t.ok((r as { body: Buffer }).body.equals(body));
-        } else {
-          t.match(r, { code: want, phase: PHASE.SAFE }, `client ${client}: ${want}, SAFE (${(r as Error)?.message})`);
-          t.ok(r instanceof ProtectionError || r instanceof ServerError);
-        }
-      }
-      if (policy === 'none') return;
-      // a long connection carries signed transactions with files one after the other (one ephemeral key)
-      const conn = await env.connect(NODE, 'ibp_test_echo');
-      for (let i = 0; i < 5; i++) {
-        const r = await conn.sendRequestAndReceiveResponse('ibp_test_echo', `n${i}`, [{ name: 'a.txt', data: Buffer.from(`file${i}`) }], { sign: true, encrypt: policy === 'optional' });
-        t.equal(r.body.toString(), `n${i}`);
-        t.equal(r.granted & TX_FLAG.ENCRYPT, policy === 'optional' ? TX_FLAG.ENCRYPT : 0);
-      }
-      conn.disconnect();
-    });
-  }
 });
 
 t.test('a key rotation under a client loop with signing required: 0 failed calls, the old key refused after its disable time', async (t) => {

@@ -22,7 +22,7 @@ function frameOf(b: Buffer): Frame {
   return f!;
 }
 
-function pre(node = 'CLI', flags = TX_FLAG.SIGN): { pre: PreRequest; frame: Buffer } {
+function pre(node = 'CLI', flags: number = TX_FLAG.SIGN): { pre: PreRequest; frame: Buffer } {
   const p: PreRequest = { type: 'PRE_REQUEST', flags, fileCount: 1, timeoutMs: 1000, clientNode: node, app: 'echo', journal: 'J1' };
   return { pre: p, frame: encodePacket(p) };
 }
@@ -38,7 +38,7 @@ function gate(p: Partial<TxPolicy> = {}): TxGate {
   return new TxGate({ ...policyOf({ sign_flag: 'required', encrypt_flag: 'optional' }), ...p }, () => serverRing);
 }
 
-function handshake(g: TxGate, own: NodePrivateKey = client, node = 'CLI', flags = TX_FLAG.SIGN | TX_FLAG.ENCRYPT) {
+function handshake(g: TxGate, own: NodePrivateKey = client, node = 'CLI', flags: number = TX_FLAG.SIGN | TX_FLAG.ENCRYPT) {
   const eph = new Ephemeral();
   const { frame, keys } = sealPreRequest(pre(node, flags).frame, own, server, eph);
   const r = received(frame);

@@ -92,13 +92,14 @@ export async function setupIbas(t: Test, o: IbasSetup = {}): Promise<IbasHome> {
   });
   if (!o.noSpace) {
     writer = new ConfigSpaceWriter(indexKey);
-    bundle = {
+    const first: NodeBundle = {
       epoch: 'test', version: 1, this_node: NODE,
-      nodes: [{ node: NODE, invalid: 0, hosts: [{ ip, port }], kvs: o.kvs ?? {} }, ...(o.nodes ?? []).map((node) => ({ node, invalid: 0, hosts: [], kvs: {} }))],
+      nodes: [{ node: NODE, invalid: 0, hosts: [{ ip, port }], kvs: o.kvs ?? {} }, ...(o.nodes ?? []).map((node) => ({ node, invalid: 0 as const, hosts: [], kvs: {} }))],
       apps: [...DEFAULT_APPS, ...(o.apps ?? []).map((a) => app(a.app!, a.bin ?? 'ibp_test_echo.so', a))],
       ...(o.nodeKeys ? { node_keys: o.nodeKeys } : {}),
     };
-    writer.publish(bundle, spaceOpts);
+    bundle = first;
+    writer.publish(first, spaceOpts);
   }
   const conf = h.etc('ibas.conf');
   const ibas = (args: string[], timeoutMs = 60_000) => runTool('ibas', args, { home, timeoutMs });
