@@ -19,6 +19,13 @@
  * (a pipelined PRE_ANSWER + RESPONSE in one send). While an app runs, `out` holds the answers not
  * yet sent: the worker's AlarmGuard writes them before a tier-1 or crash answer.
  *
+ * Signed exchanges (docs/ARCHITECTURE.md §6.6): a sealed PRE_REQUEST's hello is judged by the
+ * worker's TxGate (lib/protocol/tx-security.ts) after the app lookup (which follows a newer config
+ * segment, and with it newly published node keys); every later packet of the exchange is opened
+ * with its seal before it is decoded, and every answer is sealed. A refusal about the client's key
+ * or an unsigned pre-request where signing is required goes in the PRE_ANSWER (SAFE, in step);
+ * a forged, replayed or reordered packet is a protocol error (ERROR, closed).
+ *
  * Send-ahead: when the app sends its response ahead, the transaction's answer (PULL_FILE × n,
  * RESPONSE: the frames the end of the call would send) is queued and flushed through the driver
  * at once (with any answers held before it); when the app returns, nothing more is sent for it
