@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import { writePrivateKeyFile } from '../../../lib/node-key-files.js';
-import { generateNodeKey, nodeKeyToWire, nodePrivateKeyToWire, type NodePrivateKey } from '../../../lib/node-keys.js';
+import { generateNodeKey, nodeKeyToWire, nodePrivateKeyToWire, type NodePrivateKey, type NodePublicKey } from '../../../lib/node-keys.js';
 import { decodePacket, encodePacket, TX_FLAG, type Packet } from '../../../lib/protocol/codec.js';
 import { FRAME_FLAG, FrameReader, limitsOf } from '../../../lib/protocol/frame.js';
 import { Ephemeral, sealPreRequest, TxSeal } from '../../../lib/protocol/tx-crypto.js';
@@ -47,7 +47,7 @@ export class Peer {
   #fed = 0;
   private constructor(readonly raw: RawPeer) {}
   /** Open a connection; it is closed at the end of `tt` (the pool has one worker: close early). */
-  static async open(tt: Tap.Test, s: IbasHome): Promise<Peer> {
+  static async open(tt: Tap.Test, s: { ip: string; port: number }): Promise<Peer> {
     const p = new Peer(await RawPeer.connect(s.ip, s.port));
     tt.teardown(() => p.raw.close());
     return p;
@@ -71,7 +71,7 @@ export class Peer {
    * One pipelined exchange: returns the frames written (pre-request first) without sending when
    * `send` is false. `own` undefined: unsigned.
    */
-  frames(o: { own?: NodePrivateKey; node?: string; encrypt?: boolean; files?: Buffer[]; request: Buffer; journal?: string; serverKey?: NodePrivateKey }): Buffer[] {
+  frames(o: { own?: NodePrivateKey; node?: string; encrypt?: boolean; files?: Buffer[]; request: Buffer; journal?: string; serverKey?: NodePublicKey }): Buffer[] {
     const flags = o.own ? TX_FLAG.SIGN | (o.encrypt ? TX_FLAG.ENCRYPT : 0) : 0;
     const files = o.files ?? [];
     const pre = encodePacket({ type: 'PRE_REQUEST', flags, fileCount: files.length, timeoutMs: 5000, clientNode: o.node ?? o.own?.node ?? 'txc_client', app: 'ibp_test_echo', journal: o.journal ?? 'J' });
