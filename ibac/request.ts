@@ -136,10 +136,12 @@ async function run(ch: Channel, input: ExchangeInput, st: ExchangeState, ctx: Fa
     type: 'PRE_REQUEST', flags, fileCount: input.files.length, timeoutMs: Math.min(Math.round(input.timeoutMs), 0xffffffff),
     clientNode: input.clientNode, app: input.app, journal: input.journal,
   });
-  const sess: { seal?: TxSeal; answerSealed: boolean } = { answerSealed: false };
+  const sess: Sess = { answerSealed: false };
   if (prot) {
     ch.ephemeral ??= new Ephemeral();
-    const sealed = sealPreRequest(preFrame, prot.own, prot.server, ch.ephemeral);
+    // on a connection where this client key's signed hello was accepted: a resumed (MAC'd) hello
+    sess.resumeId = `${prot.own.kcv}:${prot.server.kcv}`;
+    const sealed = sealPreRequest(preFrame, prot.own, prot.server, ch.ephemeral, Date.now(), ch.ephemeral.resumable.has(sess.resumeId));
     preFrame = sealed.frame;
     sess.seal = new TxSeal('client', sealed.keys, prot.own.kcv, prot.server.kcv, false);
   }
@@ -154,7 +156,9 @@ async function run(ch: Channel, input: ExchangeInput, st: ExchangeState, ctx: Fa
 }
 
 /** What the client accepts from the server in a (possibly) protected exchange. */
-function openAnswer(sess: { seal?: TxSeal; answerSealed: boolean }, f: Frame): Frame {
+interface Sess { seal?: TxSeal; answerSealed: boolean; resumeId?: string }
+
+function openAnswer(sess: Sess, f: Frame): Frame {
   const sealed = (f.flags & FRAME_FLAG.SEALED) !== 0;
   if (!sess.seal) {
     if (sealed) throw new IbpError('IBP_ERR_TX_NOT_GRANTED', { what: 'signing', host: 'the server', detail: 'it sealed a packet of an exchange this client did not sign' });
@@ -167,7 +171,7 @@ function openAnswer(sess: { seal?: TxSeal; answerSealed: boolean }, f: Frame): F
   return opened;
 }
 
-async function afterPreRequest(ch: Channel, input: ExchangeInput, st: ExchangeState, ctx: FailureContext, sess: { seal?: TxSeal; answerSealed: boolean }): Promise<ExchangeResult> {
+async function afterPreRequest(ch: Channel, input: ExchangeInput, st: ExchangeState, ctx: FailureContext, sess: Sess): Promise<ExchangeResult> {
   const pre = await ch.next();
   if (pre.type !== 'PRE_ANSWER') throw unexpected(pre, 'PRE_ANSWER');
   st.onLoad(pre.load);
@@ -185,6 +189,8 @@ async function afterPreRequest(ch: Channel, input: ExchangeInput, st: ExchangeSt
     else {
       sess.seal.encrypt = encrypted;
       sess.seal.requireEncrypted = encrypted;
+      // accepted: the server verified this key's signature with this connection's ephemeral key
+      if (pre.rc === RC.OK && sess.resumeId) ch.ephemeral?.resumable.add(sess.resumeId);
     }
   }
   const seal = sess.seal;

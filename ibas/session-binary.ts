@@ -35,7 +35,7 @@ import { IbpError, errorText } from '../lib/errors.js';
 import { FRAME_FLAG, FRAME_TYPE, FrameReader, frameTypeName, type Frame, type FrameType } from '../lib/protocol/frame.js';
 import { decodePacket, encodePacket, TX_FLAG, type Packet, type PreRequest } from '../lib/protocol/codec.js';
 import { RC, resultOf } from '../lib/protocol/result-codes.js';
-import { SEAL_OVERHEAD, splitHello, type Hello, type TxSeal } from '../lib/protocol/tx-crypto.js';
+import { SEAL_OVERHEAD, splitHello, type AgreementCache, type Hello, type TxSeal } from '../lib/protocol/tx-crypto.js';
 import type { GateResult } from '../lib/protocol/tx-security.js';
 import type { InputState, Phase } from './deadlines.js';
 import type { ConnectionContext, FlushNow, Peer, Session } from './session.js';
@@ -67,7 +67,7 @@ export class BinarySession implements Session {
   /** The hello of the sealed PRE_REQUEST being handled (tx-crypto). */
   #hello: Hello | undefined;
   /** The connection's key-agreement cache (a client keeps one ephemeral key per connection). */
-  readonly #agreed: { eph?: Buffer; kcv?: string; shared?: Buffer } = {};
+  readonly #agreed: AgreementCache = {};
   readonly #onHeader = (h: { type: FrameType; flags: number; length: number }): void => this.#judgeHeader(h);
 
   constructor(ctx: ConnectionContext, peer: Peer, flushNow?: FlushNow) {

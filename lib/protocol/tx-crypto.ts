@@ -14,6 +14,14 @@
  *   41     32   client ephemeral X25519 public key (one per connection)
  *   73     64   Ed25519 signature by the client key over LABEL ‖ type ‖ pre-request body ‖ hello[0..73)
  *
+ * Version 2 (resumed): on a connection whose earlier hello (version 1, same ephemeral key, same
+ * client key and node) the server verified and accepted, the last 64 bytes carry instead
+ * HMAC-SHA256(resume key, the same data) ‖ 32 zero bytes, the resume key being HKDF of the
+ * connection's X25519 secret (info "resume"): only the holder of the ephemeral private key — bound
+ * to the client key by the verified signature — can make it. It saves one Ed25519 signature and
+ * verification per transaction on a long connection; the server refuses a resumed hello it has no
+ * verified signed one for (TX_TAMPERED).
+ *
  * Both sides derive the exchange's keys: HKDF-SHA256(X25519(ephemeral, server key), salt = nonce,
  * info = LABEL ‖ client KCV ‖ server KCV ‖ ephemeral) → 64 bytes: client→server key ‖
  * server→client key. Only the server node's private key can derive them (the server is
@@ -35,12 +43,13 @@
  * at 1 client→server (the pre-request is 0) and 0 server→client (PRE_ANSWER): a lower one is a
  * replay, a higher one a reordering, a wrong tag a tampered packet — each its own error.
  */
-import { createCipheriv, createDecipheriv, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, sign, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
 import { IbpError } from '../errors.js';
 import { rawPublicKey, type NodePrivateKey, type NodePublicKey } from '../node-keys.js';
 import { FRAME_FLAG, FRAME_TYPE, HEADER_SIZE, frameTypeName, writeHeader, type Frame, type FrameType } from './frame.js';
 
 export const HELLO_VERSION = 1;
+export const HELLO_RESUMED = 2;
 export const HELLO_SIZE = 1 + 8 + 8 + 8 + 16 + 32 + 64;
 const SIGNED_PART = HELLO_SIZE - 64;
 /** Bytes a seal adds to a body: KCV, sequence, tag. */
@@ -49,6 +58,8 @@ const LABEL = Buffer.from('IBP-TS tx v1\0', 'latin1');
 const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
 
 export interface Hello {
+  /** {@link HELLO_VERSION} (signed) or {@link HELLO_RESUMED} (MAC'd). */
+  version: number;
   clientKcv: string;
   serverKcv: string;
   timeMs: number;
@@ -70,6 +81,8 @@ export class Ephemeral {
   readonly privateKey: KeyObject;
   readonly publicRaw: Buffer;
   readonly #shared = new Map<string, Buffer>();
+  /** "clientKcv:serverKcv" pairs whose signed hello a server accepted on this connection. */
+  readonly resumable = new Set<string>();
   constructor() {
     const { privateKey, publicKey } = generateKeyPairSync('x25519');
     this.privateKey = privateKey;
@@ -84,6 +97,11 @@ export class Ephemeral {
     }
     return s;
   }
+}
+
+function resumeKeyOf(shared: Buffer, clientKcv: string, serverKcv: string, ephemeral: Buffer): Buffer {
+  const info = Buffer.concat([LABEL, Buffer.from('resume'), Buffer.from(clientKcv, 'hex'), Buffer.from(serverKcv, 'hex'), ephemeral]);
+  return Buffer.from(hkdfSync('sha256', shared, Buffer.alloc(0), info, 32));
 }
 
 function deriveKeys(shared: Buffer, nonce: Buffer, clientKcv: string, serverKcv: string, ephemeral: Buffer): ExchangeKeys {
@@ -102,20 +120,25 @@ function kcvBytes(kcv: string, what: string): Buffer {
  * The client's sealed PRE_REQUEST: `pre` is the encoded (unsealed) PRE_REQUEST frame. Returns
  * the frame to send and the exchange keys.
  */
-export function sealPreRequest(pre: Buffer, own: NodePrivateKey, server: NodePublicKey, eph: Ephemeral, now = Date.now()): { frame: Buffer; keys: ExchangeKeys } {
+export function sealPreRequest(pre: Buffer, own: NodePrivateKey, server: NodePublicKey, eph: Ephemeral, now = Date.now(), resume = false): { frame: Buffer; keys: ExchangeKeys } {
   const body = pre.subarray(HEADER_SIZE);
   const nonce = randomBytes(16);
   const out = Buffer.allocUnsafe(pre.length + HELLO_SIZE);
   pre.copy(out, 0);
   let o = pre.length;
-  out[o++] = HELLO_VERSION;
+  out[o++] = resume ? HELLO_RESUMED : HELLO_VERSION;
   kcvBytes(own.kcv, 'client').copy(out, o); o += 8;
   kcvBytes(server.kcv, 'server').copy(out, o); o += 8;
   out.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(now))), o); o += 8;
   nonce.copy(out, o); o += 16;
   eph.publicRaw.copy(out, o); o += 32;
   const signed = Buffer.concat([LABEL, Buffer.from([FRAME_TYPE.PRE_REQUEST]), body, out.subarray(pre.length, o)]);
-  sign(null, signed, own.signPrivateKey).copy(out, o);
+  if (resume) {
+    createHmac('sha256', resumeKeyOf(eph.agree(server), own.kcv, server.kcv, eph.publicRaw)).update(signed).digest().copy(out, o);
+    out.fill(0, o + 32, o + 64);
+  } else {
+    sign(null, signed, own.signPrivateKey).copy(out, o);
+  }
   writeHeader(out, FRAME_TYPE.PRE_REQUEST, pre[4]! | FRAME_FLAG.SEALED, out.length - HEADER_SIZE);
   return { frame: out, keys: deriveKeys(eph.agree(server), nonce, own.kcv, server.kcv, eph.publicRaw) };
 }
@@ -126,10 +149,11 @@ export function splitHello(body: Buffer): { inner: Buffer; hello: Hello } {
   const at = body.length - HELLO_SIZE;
   const inner = body.subarray(0, at);
   const h = body.subarray(at);
-  if (h[0] !== HELLO_VERSION) throw new IbpError('IBP_ERR_PROTO_VERSION', { found: `hello ${h[0]}`, expected: `hello ${HELLO_VERSION}` });
+  if (h[0] !== HELLO_VERSION && h[0] !== HELLO_RESUMED) throw new IbpError('IBP_ERR_PROTO_VERSION', { found: `hello ${h[0]}`, expected: `hello ${HELLO_VERSION} or ${HELLO_RESUMED}` });
   return {
     inner,
     hello: {
+      version: h[0]!,
       clientKcv: h.subarray(1, 9).toString('hex'),
       serverKcv: h.subarray(9, 17).toString('hex'),
       timeMs: Number(h.readBigUInt64BE(17)),
@@ -142,6 +166,22 @@ export function splitHello(body: Buffer): { inner: Buffer; hello: Hello } {
 }
 
 /** Does the hello carry a valid signature of `client`? */
+/** The keys a server keeps per connection: the last ephemeral's secret and the client it verified with it. */
+export interface AgreementCache {
+  eph?: Buffer;
+  kcv?: string;
+  shared?: Buffer;
+  /** The client key and node whose signed hello was verified with this ephemeral (resumption). */
+  verified?: { clientKcv: string; node: string };
+}
+
+/** Is a resumed hello's MAC right (see the file comment)? `cache` must hold this ephemeral's secret. */
+export function helloResumedOk(hello: Hello, cache: AgreementCache): boolean {
+  if (!cache.shared || !cache.kcv || !cache.eph?.equals(hello.ephemeral)) return false;
+  const mac = createHmac('sha256', resumeKeyOf(cache.shared, hello.clientKcv, hello.serverKcv, hello.ephemeral)).update(hello.signed).digest();
+  return timingSafeEqual(mac, hello.signature.subarray(0, 32)) && hello.signature.subarray(32).every((b) => b === 0);
+}
+
 export function helloSignedBy(hello: Hello, client: NodePublicKey): boolean {
   try {
     return verify(null, hello.signed, client.signPublicKey, hello.signature);
@@ -154,7 +194,7 @@ export function helloSignedBy(hello: Hello, client: NodePublicKey): boolean {
  * The server's side of the key agreement. `cache` holds the last ephemeral's secret of the
  * connection (a client keeps one ephemeral per connection: one X25519 per connection).
  */
-export function serverKeys(hello: Hello, own: NodePrivateKey, cache: { eph?: Buffer; kcv?: string; shared?: Buffer }): ExchangeKeys {
+export function serverKeys(hello: Hello, own: NodePrivateKey, cache: AgreementCache): ExchangeKeys {
   let shared = cache.shared;
   if (!shared || cache.kcv !== own.kcv || !cache.eph?.equals(hello.ephemeral)) {
     let pub: KeyObject;
@@ -167,6 +207,7 @@ export function serverKeys(hello: Hello, own: NodePrivateKey, cache: { eph?: Buf
     cache.eph = Buffer.from(hello.ephemeral);
     cache.kcv = own.kcv;
     cache.shared = shared;
+    cache.verified = undefined;
   }
   return deriveKeys(shared, hello.nonce, hello.clientKcv, hello.serverKcv, hello.ephemeral);
 }

@@ -17,7 +17,7 @@ import { LRUCache } from 'lru-cache';
 import { IbpError } from '../errors.js';
 import type { NodeKeyring } from '../node-keys.js';
 import { TX_FLAG, type PreRequest } from './codec.js';
-import { helloSignedBy, serverKeys, TxSeal, type Hello } from './tx-crypto.js';
+import { HELLO_RESUMED, helloResumedOk, helloSignedBy, serverKeys, TxSeal, type AgreementCache, type Hello } from './tx-crypto.js';
 
 export type Protection = 'none' | 'optional' | 'required';
 export type ProtectionSetting = 0 | 1 | Protection;
@@ -86,7 +86,7 @@ export class TxGate {
    * Judge a pre-request and its hello (undefined: not sealed). `cache` is the connection's
    * key-agreement cache. Throws IBP_ERR_TX_* / IBP_ERR_PROTO_FRAME when the exchange cannot go on.
    */
-  judge(pre: PreRequest, hello: Hello | undefined, cache: Parameters<typeof serverKeys>[2], now = Date.now()): GateResult {
+  judge(pre: PreRequest, hello: Hello | undefined, cache: AgreementCache, now = Date.now()): GateResult {
     const p = this.policy;
     const askSign = (pre.flags & TX_FLAG.SIGN) !== 0;
     const askEncrypt = (pre.flags & TX_FLAG.ENCRYPT) !== 0;
@@ -121,8 +121,17 @@ export class TxGate {
         : new IbpError('IBP_ERR_TX_KEY_EXPIRED', { kcv: hello.clientKcv, node });
       return { granted, seal, refusal };
     }
-    if (!helloSignedBy(hello, peer.key)) {
-      throw new IbpError('IBP_ERR_TX_TAMPERED', { type: 'PRE_REQUEST', detail: `its signature does not verify with key ${hello.clientKcv} of node ${pre.clientNode}` });
+    if (hello.version === HELLO_RESUMED) {
+      const v = cache.verified;
+      if (!v || v.clientKcv !== hello.clientKcv || v.node !== pre.clientNode) {
+        throw new IbpError('IBP_ERR_TX_TAMPERED', { type: 'PRE_REQUEST', detail: 'a resumed hello without a verified signed one of this client key on this connection' });
+      }
+      if (!helloResumedOk(hello, cache)) throw new IbpError('IBP_ERR_TX_TAMPERED', { type: 'PRE_REQUEST', detail: `its resumption MAC does not verify (key ${hello.clientKcv} of node ${pre.clientNode})` });
+    } else {
+      if (!helloSignedBy(hello, peer.key)) {
+        throw new IbpError('IBP_ERR_TX_TAMPERED', { type: 'PRE_REQUEST', detail: `its signature does not verify with key ${hello.clientKcv} of node ${pre.clientNode}` });
+      }
+      cache.verified = { clientKcv: hello.clientKcv, node: pre.clientNode };
     }
     this.#nonces.set(nonce, true);
     if (p.encrypt === 'required' && (granted & TX_FLAG.ENCRYPT) === 0) {

@@ -14,6 +14,7 @@ import { policyOf, TxGate, httpRefusal, type TxPolicy } from '../../lib/protocol
 const server = generateNodeKey('SRV', 0);
 const client = generateNodeKey('CLI', 0);
 const other = generateNodeKey('OTHER', 0);
+const other_ = other;
 const expired = generateNodeKey('CLI', 0, Date.now() - 1000);
 const serverRing = new StaticKeyring('SRV', [server], [server, client, other, expired]);
 
@@ -126,4 +127,28 @@ t.test('the gate: keys of the wrong node, unknown, expired; replays; a forged si
   const noKey = new TxGate(policyOf({ sign_flag: 'required', encrypt_flag: 0 }), () => new StaticKeyring('SRV', [], [client]));
   const nr = received(sealPreRequest(pre().frame, client, server, new Ephemeral()).frame);
   t.throws(() => noKey.judge(nr.pre, nr.hello, {}), { code: 'IBP_ERR_TX_NO_KEY' }, 'a server key that is not (or no longer) the server\'s');
+});
+
+t.test('resumed hellos: accepted only after a verified signed one on the same connection', async (t) => {
+  const g = gate();
+  const eph = new Ephemeral();
+  const cache = {};
+  const resumed = () => received(sealPreRequest(pre().frame, client, server, eph, Date.now(), true).frame);
+  const r0 = resumed();
+  t.equal(r0.hello.version, 2);
+  t.throws(() => g.judge(r0.pre, r0.hello, cache), { code: 'IBP_ERR_TX_TAMPERED', message: /resumed hello without a verified signed one/ }, 'no signed hello before');
+  const first = received(sealPreRequest(pre().frame, client, server, eph).frame);
+  t.notOk(g.judge(first.pre, first.hello, cache).refusal, 'the signed hello');
+  const r1 = resumed();
+  const res = g.judge(r1.pre, r1.hello, cache);
+  t.notOk(res.refusal, 'then a resumed one is accepted');
+  t.ok(res.seal, 'with its exchange keys');
+  const r2 = resumed();
+  r2.hello.signature[3]! ^= 0x01;
+  t.throws(() => g.judge(r2.pre, r2.hello, cache), { code: 'IBP_ERR_TX_TAMPERED', message: /resumption MAC/ }, 'a flipped bit in the MAC');
+  const r3 = resumed();
+  t.throws(() => g.judge(r3.pre, r3.hello, {}), { code: 'IBP_ERR_TX_TAMPERED' }, 'a resumed hello on another connection');
+  const other = received(sealPreRequest(pre('OTHER').frame, other_, server, eph, Date.now(), true).frame);
+  t.throws(() => g.judge(other.pre, other.hello, cache), { code: 'IBP_ERR_TX_TAMPERED' }, 'a resumed hello of another client key');
+  t.throws(() => g.judge(r1.pre, r1.hello, cache), { code: 'IBP_ERR_TX_REPLAY' }, 'a resumed hello replayed');
 });
