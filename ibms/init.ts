@@ -2,8 +2,8 @@
  * `ibms -a init [--ip IP] [--port PORT]`: create the home's folders, the default config files,
  * the admin credentials (full and read-only), the package-signing key pair
  * (keys/package-signing.key 0600, .pub 0644) and, for the nodes an existing home already has, their
- * node key pairs (keys/node_<N>.keys 0600: the migration of a home from before node keys; the
- * worker's start does the same). Idempotent, IBP's way: what exists is kept and reported as
+ * node key pairs (keys/node_<N>.keys 0600: the migration of a home from before node keys; without
+ * it the worker creates each when first needed). Idempotent, IBP's way: what exists is kept and reported as
  * `WARN : <path> exist !`.
  */
 import fs from 'node:fs';
@@ -77,7 +77,7 @@ function ensureNodeKeys(home: Home, confFile: string): string[] {
   const out: string[] = [];
   for (const n of nodes) {
     const file = keys.fileOf(n);
-    out.push(keys.ensureNode(n).created ? `${file} created (node key pair of ${n}, mode 0600)` : `WARN : ${file} exist !`);
+    out.push(keys.ensureNode(n, Date.now(), false).created ? `${file} created (node key pair of ${n}, mode 0600)` : `WARN : ${file} exist !`);
   }
   return out;
 }

@@ -3,8 +3,14 @@
  * key pairs (Ed25519 to sign, X25519 to agree; lib/node-keys.ts), kept by ibms in its home:
  *
  *   keys/node_<NODE>.keys   JSON `{node, keys: NodePrivateKeyWire[]}`, mode 0600, written with
- *                           write-file-atomic; created when the node is added, or at the worker's
- *                           start for a node that has none (a registry from before node keys)
+ *                           write-file-atomic; created when the node is added, by `ibms -a init`
+ *                           for the nodes of an existing home, or when first needed (a bundle, an
+ *                           agent's fetch, `-s node_keys`) for a node that has none (a registry
+ *                           from before node keys)
+ *
+ * Files are read when a node's pairs are first needed, not at start: a registry of 10,000 nodes
+ * starts as fast as before. A file is checked for its shape (names, 43-character keys, times), not
+ * re-verified with crypto: it is ibms's own 0600 file, and every receiver checks the KCV again.
  *
  * Distribution (ibms/registry.ts): public halves travel in the bundles (`node_keys`) of the nodes
  * that hold the node (the node and every node sharing a project with it); the private halves go
@@ -13,13 +19,14 @@
  * Rotation (`ibms -a rotate_node_key --node N`): a new pair with enable_at = now +
  * security.new_key_enable_elapse, and every pair of N still without a disable time gets disable_at
  * = now + security.old_key_disable_elapse. Pairs past their disable time are dropped at the next
- * rotation of the node and at the worker's start.
+ * rotation of the node and when the file is next read (after a restart).
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import writeFileAtomic from 'write-file-atomic';
 import type { Home } from '../lib/home.js';
 import { IbpError } from '../lib/errors.js';
-import { generateNodeKey, nodePrivateKeyFromWire, nodePrivateKeyToWire, type NodeKeyWire, type NodePrivateKeyWire } from '../lib/node-keys.js';
+import { generateNodeKey, nodePrivateKeyToWire, type NodeKeyWire, type NodePrivateKeyWire } from '../lib/node-keys.js';
 
 export const nodeKeysFile = (node: string): string => `node_${node}.keys`;
 
@@ -42,11 +49,17 @@ export interface Rotation {
 export class NodeKeys {
   readonly #home: Home;
   readonly #byNode = new Map<string, NodePrivateKeyWire[]>();
-  /** Bumped by every change: cached bundles key on it. */
+  /**
+   * Bumped by every change a built bundle could have missed (rotation, removal): cached bundles key
+   * on it. Loading or creating a node's first pair does not bump it: any bundle holding the node
+   * loaded or created it while being built.
+   */
   generation = 0;
+  readonly #onCreate: ((node: string, file: string) => void) | undefined;
 
-  constructor(home: Home) {
+  constructor(home: Home, opts: { onCreate?: (node: string, file: string) => void } = {}) {
     this.#home = home;
+    this.#onCreate = opts.onCreate;
   }
 
   fileOf(node: string): string {
@@ -55,9 +68,10 @@ export class NodeKeys {
 
   /**
    * Load the node's pairs, or create its first pair (enabled at once) when it has none. Pairs past
-   * their disable time are dropped. Returns whether a pair was created.
+   * their disable time are dropped. Returns whether a pair was created. `durable: false` skips the
+   * fsync of the new file (`ibms -a init` creating many at once).
    */
-  ensureNode(node: string, now = Date.now()): { created: boolean; dropped: string[] } {
+  ensureNode(node: string, now = Date.now(), durable = true): { created: boolean; dropped: string[] } {
     if (this.#byNode.has(node)) return { created: false, dropped: [] };
     const file = this.fileOf(node);
     const loaded = readKeysFile(file, node);
@@ -67,13 +81,19 @@ export class NodeKeys {
       if (kept.length > 0) {
         this.#byNode.set(node, kept);
         if (dropped.length > 0) this.#write(node);
-        this.generation++;
         return { created: false, dropped };
       }
     }
-    this.#byNode.set(node, [nodePrivateKeyToWire(generateNodeKey(node, 0))]);
-    this.#write(node);
-    this.generation++;
+    const first = [nodePrivateKeyToWire(generateNodeKey(node, 0))];
+    if (loaded === undefined) {
+      // no file: create it exclusively, so ibms and `ibms -a init` never both make one
+      if (!createExclusive(file, keysText(node, first), durable)) return this.ensureNode(node, now, durable);
+      this.#byNode.set(node, first);
+    } else {
+      this.#byNode.set(node, first);
+      this.#write(node, durable);
+    }
+    this.#onCreate?.(node, file);
     return { created: true, dropped: [] };
   }
 
@@ -88,13 +108,15 @@ export class NodeKeys {
     }
   }
 
-  /** The node's pairs with their private halves (its own agent only). */
+  /** The node's pairs with their private halves (its own agent only); loaded or created when first needed. */
   privateKeys(node: string): NodePrivateKeyWire[] {
+    this.ensureNode(node);
     return (this.#byNode.get(node) ?? []).map((k) => ({ ...k }));
   }
 
-  /** The node's public pairs. */
+  /** The node's public pairs; loaded or created when first needed. */
   publicKeys(node: string): NodeKeyWire[] {
+    this.ensureNode(node);
     return (this.#byNode.get(node) ?? []).map(publicPart);
   }
 
@@ -116,13 +138,46 @@ export class NodeKeys {
     return { node, kcv: fresh.kcv, enable_at: fresh.enable_at, old: old.map((k) => ({ kcv: k.kcv, disable_at: k.disable_at })), dropped };
   }
 
-  #write(node: string): void {
+  #write(node: string, durable = true): void {
     const file = this.fileOf(node);
     try {
-      writeFileAtomic.sync(file, `${JSON.stringify({ node, keys: this.#byNode.get(node) ?? [] }, null, 2)}\n`, { mode: 0o600, fsync: true });
+      writeFileAtomic.sync(file, keysText(node, this.#byNode.get(node) ?? []), { mode: 0o600, fsync: durable });
     } catch (e) {
       throw new IbpError('IBP_ERR_NODE_KEY_FILE', { file, detail: `cannot write it: ${(e as Error).message}` }, { cause: e });
     }
+  }
+}
+
+function keysText(node: string, keys: NodePrivateKeyWire[]): string {
+  return `${JSON.stringify({ node, keys }, null, 2)}\n`;
+}
+
+/**
+ * Write `file` only if it does not exist: a complete temporary file (0600, fsynced when `durable`)
+ * hard-linked to its name (link(2) fails on an existing name: atomic and exclusive). False when
+ * another process created it first.
+ */
+function createExclusive(file: string, text: string, durable: boolean): boolean {
+  const temp = `${file}.new.${process.pid}-${crypto.randomBytes(6).toString('hex')}`;
+  try {
+    const fd = fs.openSync(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+    try {
+      fs.writeSync(fd, text);
+      if (durable) fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    try {
+      fs.linkSync(temp, file);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw e;
+    }
+    return true;
+  } catch (e) {
+    throw new IbpError('IBP_ERR_NODE_KEY_FILE', { file, detail: `cannot write it: ${(e as Error).message}` }, { cause: e });
+  } finally {
+    fs.rmSync(temp, { force: true });
   }
 }
 
@@ -147,9 +202,9 @@ function readKeysFile(file: string, node: string): NodePrivateKeyWire[] | undefi
   try {
     const doc = JSON.parse(text) as { node?: unknown; keys?: unknown };
     if (doc.node !== node || !Array.isArray(doc.keys)) throw new Error(`expected {"node": "${node}", "keys": [...]}`);
-    return (doc.keys as NodePrivateKeyWire[]).map((k) => {
-      if (k.node !== node) throw new Error(`a pair of node ${String(k.node)}`);
-      nodePrivateKeyFromWire(k); // throws when a field is bad or the halves do not match
+    return (doc.keys as NodePrivateKeyWire[]).map((k, i) => {
+      const bad = checkShape(k, node);
+      if (bad) throw new Error(`keys[${i}]: ${bad}`);
       return { ...publicPart(k), sign_private: k.sign_private, agree_private: k.agree_private };
     });
   } catch (e) {
@@ -157,3 +212,15 @@ function readKeysFile(file: string, node: string): NodePrivateKeyWire[] | undefi
   }
 }
 
+
+const B64URL_32 = /^[A-Za-z0-9_-]{43}$/;
+
+/** What is wrong with a stored pair's shape, if anything. */
+function checkShape(k: NodePrivateKeyWire, node: string): string | undefined {
+  if (typeof k !== 'object' || k === null) return 'not an object';
+  if (k.node !== node) return `a pair of node ${String(k.node)}`;
+  if (typeof k.kcv !== 'string' || !/^[0-9a-f]{16}$/.test(k.kcv)) return 'kcv is not 16 hex digits';
+  for (const f of ['sign_public', 'agree_public', 'sign_private', 'agree_private'] as const) if (typeof k[f] !== 'string' || !B64URL_32.test(k[f])) return `${f} is not a base64url 32-byte key`;
+  for (const f of ['enable_at', 'disable_at'] as const) if (!Number.isSafeInteger(k[f]) || k[f] < 0) return `${f} is not ms since the epoch`;
+  return undefined;
+}

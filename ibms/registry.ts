@@ -121,15 +121,8 @@ export class Registry {
     this.credentials = new Credentials(opts.home);
     for (const n of this.store.nodes.keys()) this.credentials.ensureNode(n);
     keyElapses(opts.conf); // a bad security section stops the start, not the first rotation
-    this.nodeKeys = new NodeKeys(opts.home);
-    let createdKeys = 0;
-    for (const n of this.store.nodes.keys()) {
-      const r = this.nodeKeys.ensureNode(n);
-      if (r.created) createdKeys++;
-      if (r.dropped.length > 0) this.log.info(`node keys past their disable time dropped , node[${n}] kcv[${r.dropped.join(' ')}]`);
-    }
-    // a registry from before node keys: every node gets its first pair (a migration, logged once)
-    if (createdKeys > 0) this.log.warn(`node keys created , nodes[${createdKeys}] , files keys/node_<NODE>.keys (0600); agents fetch their private keys with their next config`);
+    // pairs are read (or, for a node from before node keys, created) when first needed: logged
+    this.nodeKeys = new NodeKeys(opts.home, { onCreate: (node, file) => this.log.info({ node, file }, `node key pair created , node[${node}] file[${file}]`) });
     this.packages = new Packages(opts.home.dir('so'), loadSigner(opts.home, opts.log));
   }
 

@@ -63,6 +63,8 @@ export class FakeIbms {
   readonly #foreign = new PackageSigner(crypto.generateKeyPairSync('ed25519').privateKey);
   bundle: NodeBundle;
   readonly packages = new Map<string, FakePackage>();
+  /** What `GET /v1/agent/node_keys/:node` answers (the `keys` list), by node; 404 when absent. */
+  readonly nodeKeys = new Map<string, unknown[]>();
   readonly seen: Seen[] = [];
   /** When set, any other bearer credential gets 401 (as ibms answers). */
   credential: string | undefined;
@@ -148,6 +150,12 @@ export class FakeIbms {
     }
     if (url.pathname === '/v1/agent/config') return this.#config(url.searchParams, req, res);
     if (url.pathname === '/v1/agent/heartbeat') return json(res, 200, { ok: true });
+    const keys = /^\/v1\/agent\/node_keys\/([^/]+)$/.exec(url.pathname);
+    if (keys) {
+      const node = decodeURIComponent(keys[1]!);
+      const list = this.nodeKeys.get(node);
+      return list ? json(res, 200, { node, keys: list }) : json(res, 404, { code: 'IBP_ERR_REG_NOT_FOUND', message: `no keys of ${node}` });
+    }
     const pkg = /^\/v1\/agent\/packages\/([^/]+)$/.exec(url.pathname);
     if (pkg) {
       const p = this.packages.get(decodeURIComponent(pkg[1]!));

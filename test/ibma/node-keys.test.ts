@@ -34,7 +34,7 @@ t.before(async () => {
   const conf = JSON.parse(fs.readFileSync(confFile, 'utf8')) as Record<string, unknown>;
   conf.security = { new_key_enable_elapse: 2, old_key_disable_elapse: 4 };
   fs.writeFileSync(confFile, JSON.stringify(conf, null, 2));
-  // written before the first start: the registry creates the pairs of nodes it already has
+  // written before the first start, no init after: the registry creates the pairs when first needed (a migration)
   reg.writeData({
     nodes: [
       { node: 'ECIF', invalid: 0, hosts: [{ ip: '127.0.0.1', port: 18001 }], kvs: {} },
@@ -51,9 +51,9 @@ t.before(async () => {
 
 const prikeys = (a: AgentHome): string[] => fs.readdirSync(path.join(a.home, 'keys')).filter((n) => n.endsWith('.prikey')).sort();
 
-t.test('pairs at first start; each agent holds only its own private key and publishes every public pair', async (t) => {
+t.test('pairs created when first needed; each agent holds only its own private key and publishes every public pair', async (t) => {
   const keys = await showKeys();
-  t.same(keys.map((k) => k.node).sort(), ['CORE', 'ECIF'], 'a pair per node created at start');
+  t.same(keys.map((k) => k.node).sort(), ['CORE', 'ECIF'], 'a pair per node created when first needed');
   for (const n of ['ECIF', 'CORE']) t.equal(fs.statSync(path.join(reg.home, 'keys', `node_${n}.keys`)).mode & 0o777, 0o600);
   const [a, b] = await Promise.all([ecif.ibma(['-a', 'start']), core.ibma(['-a', 'start'])]);
   t.equal(a.code, 0, a.stderr);

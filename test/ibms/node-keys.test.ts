@@ -1,6 +1,6 @@
 /**
  * Node keys in the registry (ibms/node-keys.ts): a pair per node (also for nodes of a registry from
- * before node keys, at start), private keys only to the node's own credential, rotation times from
+ * before node keys, when first needed), private keys only to the node's own credential, rotation times from
  * security.*, the rotation distributed to exactly the nodes holding the node, pairs past their
  * disable time dropped, a removed node's file deleted.
  */
@@ -17,7 +17,7 @@ const data = () => {
   return d;
 };
 
-t.test('a pair per node, created at start and by add_node; files 0600; removed with the node', async (t) => {
+t.test('a pair per node, created when first needed and by add_node; files 0600; removed with the node', async (t) => {
   const f = await makeFixture(t, { data: data() });
   const keys = (await f.call('GET', '/v1/node_keys')).json.keys as NodeKeyWire[];
   t.same(keys.map((k) => k.node).sort(), [...data().nodes.map((n) => n.node)].sort(), 'one pair per node');
