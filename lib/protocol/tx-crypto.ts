@@ -83,6 +83,7 @@ export class Ephemeral {
   readonly #shared = new Map<string, Buffer>();
   /** "clientKcv:serverKcv" pairs whose signed hello a server accepted on this connection. */
   readonly resumable = new Set<string>();
+  readonly #resumeKeys = new Map<string, Buffer>();
   constructor() {
     const { privateKey, publicKey } = generateKeyPairSync('x25519');
     this.privateKey = privateKey;
@@ -96,6 +97,16 @@ export class Ephemeral {
       this.#shared.set(server.kcv, s);
     }
     return s;
+  }
+  /** The resume key with a server key for a client key (derived once). */
+  resumeKey(clientKcv: string, server: NodePublicKey): Buffer {
+    const id = `${clientKcv}:${server.kcv}`;
+    let k = this.#resumeKeys.get(id);
+    if (!k) {
+      k = resumeKeyOf(this.agree(server), clientKcv, server.kcv, this.publicRaw);
+      this.#resumeKeys.set(id, k);
+    }
+    return k;
   }
 }
 
@@ -134,7 +145,7 @@ export function sealPreRequest(pre: Buffer, own: NodePrivateKey, server: NodePub
   eph.publicRaw.copy(out, o); o += 32;
   const signed = Buffer.concat([LABEL, Buffer.from([FRAME_TYPE.PRE_REQUEST]), body, out.subarray(pre.length, o)]);
   if (resume) {
-    createHmac('sha256', resumeKeyOf(eph.agree(server), own.kcv, server.kcv, eph.publicRaw)).update(signed).digest().copy(out, o);
+    createHmac('sha256', eph.resumeKey(own.kcv, server)).update(signed).digest().copy(out, o);
     out.fill(0, o + 32, o + 64);
   } else {
     sign(null, signed, own.signPrivateKey).copy(out, o);
@@ -171,14 +182,19 @@ export interface AgreementCache {
   eph?: Buffer;
   kcv?: string;
   shared?: Buffer;
-  /** The client key and node whose signed hello was verified with this ephemeral (resumption). */
-  verified?: { clientKcv: string; node: string };
+  /** The client key and node whose signed hello was verified with this ephemeral (resumption), and its resume key. */
+  verified?: { clientKcv: string; node: string; serverKcv?: string; resumeKey?: Buffer };
 }
 
 /** Is a resumed hello's MAC right (see the file comment)? `cache` must hold this ephemeral's secret. */
 export function helloResumedOk(hello: Hello, cache: AgreementCache): boolean {
-  if (!cache.shared || !cache.kcv || !cache.eph?.equals(hello.ephemeral)) return false;
-  const mac = createHmac('sha256', resumeKeyOf(cache.shared, hello.clientKcv, hello.serverKcv, hello.ephemeral)).update(hello.signed).digest();
+  const v = cache.verified;
+  if (!cache.shared || !cache.kcv || !cache.eph?.equals(hello.ephemeral) || !v) return false;
+  if (!v.resumeKey || v.serverKcv !== hello.serverKcv) {
+    v.resumeKey = resumeKeyOf(cache.shared, hello.clientKcv, hello.serverKcv, hello.ephemeral);
+    v.serverKcv = hello.serverKcv;
+  }
+  const mac = createHmac('sha256', v.resumeKey).update(hello.signed).digest();
   return timingSafeEqual(mac, hello.signature.subarray(0, 32)) && hello.signature.subarray(32).every((b) => b === 0);
 }
 
