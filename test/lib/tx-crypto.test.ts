@@ -152,3 +152,17 @@ t.test('resumed hellos: accepted only after a verified signed one on the same co
   t.throws(() => g.judge(other.pre, other.hello, cache), { code: 'IBP_ERR_TX_TAMPERED' }, 'a resumed hello of another client key');
   t.throws(() => g.judge(r1.pre, r1.hello, cache), { code: 'IBP_ERR_TX_REPLAY' }, 'a resumed hello replayed');
 });
+
+t.test('every ibas.conf security key is in the schema and documented (docs/ibas.md, docs/security.md)', async (t) => {
+  const fs = await import('node:fs');
+  const { IbasConf } = await import('../../lib/config/ibas-conf.js');
+  const keys = Object.keys((IbasConf.properties.security as { properties: Record<string, unknown> }).properties);
+  t.ok(keys.includes('sign_flag') && keys.includes('encrypt_flag') && keys.includes('replay_window') && keys.includes('http_unsigned_allow'));
+  const ibasDoc = fs.readFileSync(new URL('../../docs/ibas.md', import.meta.url), 'utf8');
+  const secDoc = fs.readFileSync(new URL('../../docs/security.md', import.meta.url), 'utf8');
+  for (const k of keys) {
+    t.ok(ibasDoc.includes(k), `docs/ibas.md names security.${k}`);
+    t.ok(secDoc.includes(`security.${k}`), `docs/security.md names security.${k}`);
+  }
+  for (const v of ['none', 'optional', 'required']) t.ok(secDoc.includes(`\`${v}\``), `docs/security.md explains ${v}`);
+});
