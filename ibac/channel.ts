@@ -8,10 +8,11 @@
  * alive beyond its sockets (which are unref'd while idle for the same reason).
  */
 import net from 'node:net';
-import { errorText } from '../lib/errors.js';
+import { errorText, IbpError } from '../lib/errors.js';
 import { decodePacket, type Packet } from '../lib/protocol/codec.js';
-import { FrameReader, limitsOf, type FrameLimits } from '../lib/protocol/frame.js';
-import { resultName } from '../lib/protocol/result-codes.js';
+import { FrameReader, limitsOf, type Frame, type FrameLimits } from '../lib/protocol/frame.js';
+import type { Ephemeral } from '../lib/protocol/tx-crypto.js';
+import { resultName, resultOf } from '../lib/protocol/result-codes.js';
 import type { BreakReason } from './errors.js';
 import { MAX_FILES } from './files.js';
 
@@ -42,6 +43,13 @@ export class Channel {
   #waiter: { resolve: (p: Packet) => void; reject: (b: Break) => void } | undefined;
   #broken: Break | undefined;
   #deadline: NodeJS.Timeout | undefined;
+  /**
+   * Turns each received frame into the one to decode (a protected exchange opens its sealed
+   * frames: ibac/request.ts); throws to break off. Undefined between protected exchanges.
+   */
+  opener: ((f: Frame) => Frame) | undefined;
+  /** This connection's ephemeral key for signed transactions (made at the first one). */
+  ephemeral: Ephemeral | undefined;
 
   private constructor(socket: net.Socket, ip: string, port: number, limits: FrameLimits) {
     this.#socket = socket;
@@ -175,9 +183,9 @@ export class Channel {
     for (const f of frames) {
       let p: Packet;
       try {
-        p = decodePacket(f, this.#limits);
+        p = decodePacket(this.opener ? this.opener(f) : f, this.#limits);
       } catch (e) {
-        this.breakOff({ reason: 'protocol', detail: `bad packet from the server: ${errorText(e)}`, cause: e });
+        this.breakOff({ reason: 'protocol', detail: `bad packet from the server: ${errorText(e)}`, cause: e, rc: e instanceof IbpError ? resultOf(e) : undefined });
         return;
       }
       if (p.type === 'ERROR') {

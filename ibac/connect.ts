@@ -16,9 +16,10 @@ import { TX_FLAG, type Load } from '../lib/protocol/codec.js';
 import { CommStatusTracker, type CommStatus } from '../lib/protocol/comm-status.js';
 import type { HostChoice } from './balance.js';
 import { CLIENT_LIMITS, type Channel } from './channel.js';
-import { NotSupportedError, UsageError, type FailureContext } from './errors.js';
+import { UsageError, type FailureContext } from './errors.js';
+import type { Protection } from '../lib/protocol/tx-security.js';
 import { loadRequestFiles, saveResponseFiles, type RequestFile, type ResponseFile } from './files.js';
-import { control, exchange, keepAlive, STEP, type ExchangeState, type Step } from './request.js';
+import { control, exchange, keepAlive, STEP, type ExchangeState, type Protect, type Step } from './request.js';
 
 /** What a connection needs from its environment (implemented by ibac/env.ts). */
 export interface Dialer {
@@ -34,6 +35,8 @@ export interface Dialer {
   appTimeoutMs(app: string): number;
   /** Whether to ask the server for compression. */
   readonly compress: boolean;
+  /** The keys to sign (and encrypt) a transaction to `node` with, or undefined to send it in clear; throws ProtectionError. */
+  protect(node: string, opts: SendOptions, ctx: FailureContext): Protect | undefined;
   nextJournal(): string;
   /** Throws when the environment was destroyed. */
   checkLive(): void;
@@ -51,10 +54,14 @@ export interface SendOptions {
   prepare?: boolean;
   /** The global transaction id this transaction is a leg of (multi-transactions; ≤ 64 bytes). */
   gtrid?: string;
-  /** Ask for signing: refused (IBP_ERR_CLIENT_NOT_SUPPORTED) — this build cannot sign. */
-  sign?: boolean;
-  /** Ask for encryption: refused (IBP_ERR_CLIENT_NOT_SUPPORTED) — this build cannot encrypt. */
-  encrypt?: boolean;
+  /**
+   * Sign this transaction with the node's key (docs/security.md): true or 'required' = abandon
+   * (SAFE, IBP_ERR_TX_NOT_GRANTED / IBP_ERR_TX_NO_KEY) rather than send in clear; 'optional' = sign
+   * when keys and the server allow it; false / 'none' = do not. Default: the environment's `sign`.
+   */
+  sign?: boolean | Protection;
+  /** Encrypt bodies and files too (implies signing); same values. Default: the environment's `encrypt`. */
+  encrypt?: boolean | Protection;
 }
 
 export interface ConnectOptions {
@@ -163,8 +170,7 @@ export class IbacConnection {
     const ctx: FailureContext = { node: this.node, app, host: this.host, journal: opts.journal };
     this.#enter(ctx);
     try {
-      if (opts.sign) throw new NotSupportedError('signing of transactions (sign)', ctx);
-      if (opts.encrypt) throw new NotSupportedError('encryption of transactions (encrypt)', ctx);
+      const protect = this.#dialer.protect(this.node, opts, ctx);
       const timeoutMs = opts.timeoutMs ?? this.#dialer.appTimeoutMs(app);
       const journal = opts.journal ?? this.#dialer.nextJournal();
       ctx.journal = journal;
@@ -178,7 +184,7 @@ export class IbacConnection {
       const flags = (this.#dialer.compress ? TX_FLAG.COMPRESS : 0) | (opts.prepare ? TX_FLAG.PREPARE : 0);
       const t0 = performance.now();
       const r = await exchange(ch, {
-        clientNode: this.#dialer.thisNode, app, journal, gtrid: opts.gtrid, request: body, files: reqFiles, flags, timeoutMs, compressMin: this.#dialer.compressMin(),
+        clientNode: this.#dialer.thisNode, app, journal, gtrid: opts.gtrid, request: body, files: reqFiles, flags, timeoutMs, compressMin: this.#dialer.compressMin(), protect,
       }, this.#state, ctx);
       const elapsedMs = performance.now() - t0;
       if (opts.prepare) this.#prepared.add(journal);

@@ -25,6 +25,10 @@ import { createTempFile, type RequestFile, type TempFile } from './files.js';
 import { IbacMulti, twoPhaseCommit, type MultiRequest, type TwoPhaseResult } from './multi.js';
 import { RC } from '../lib/protocol/result-codes.js';
 import { recoverCoordinator, type RecoveryReport } from './recovery.js';
+import type { NodeKeyring } from '../lib/node-keys.js';
+import { openNodeKeyring } from '../lib/node-keyring.js';
+import type { Protection } from '../lib/protocol/tx-security.js';
+import { ClientProtection } from './protection.js';
 
 export interface EnvOptions {
   /** The client node's ibma.conf (a name without a path means $IBP_HOME/etc/NAME). Default `ibma.conf`. */
@@ -40,6 +44,15 @@ export interface EnvOptions {
    * background (`env.recovery`; ibac/recovery.ts). Default true (false for `requester()`).
    */
   recover?: boolean;
+  /**
+   * Sign transactions with this node's key (docs/security.md): 'none' (default), 'optional' (when
+   * keys and the server allow), 'required' (never in clear). A call's `sign` option overrides it.
+   */
+  sign?: Protection;
+  /** Encrypt transactions (implies signing): 'none' (default), 'optional', 'required'. */
+  encrypt?: Protection;
+  /** The node keys (default: the config space's public pairs and the home's private key files, lib/node-keyring.ts). */
+  keyring?: NodeKeyring;
 }
 
 let journalSeq = 0;
@@ -58,6 +71,7 @@ export class IbacEnv {
   readonly #space: ConfigSpace;
   readonly #balancer: Balancer;
   readonly #compress: boolean;
+  readonly #protection: ClientProtection;
   readonly #connections = new Set<IbacConnection>();
   #destroyed = false;
   readonly #dialer: Dialer;
@@ -80,6 +94,8 @@ export class IbacEnv {
       throw e;
     }
     this.#compress = opts.compress ?? true;
+    const ring = opts.keyring ?? openNodeKeyring({ space: this.#space, home: this.home });
+    this.#protection = new ClientProtection(() => ring, opts, opts.keyring ? 'the keyring given to the environment' : `the config space's node keys and ${this.home.dir('keys')}`);
     this.#balancer = new Balancer(this.#space, { retryConnectMs: this.retryConnectMs, explore: opts.explore, random: opts.random });
     this.#dialer = this.#makeDialer();
     this.recovery = opts.recover === false ? Promise.resolve(undefined) : recoverCoordinator(this).catch(() => undefined);
@@ -220,6 +236,7 @@ export class IbacEnv {
       home: this.home,
       thisNode: this.thisNode,
       compress: this.#compress,
+      protect: (node, o, ctx) => this.#protection.protect(node, o, ctx),
       dial: (node, o) => this.#dial(node, o.exclude, o.pin),
       report: (node: string, ip: string, port: number, load: Load) => {
         if (!env.#destroyed) env.#balancer.report(node, ip, port, load);

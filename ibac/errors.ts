@@ -89,6 +89,16 @@ export class NotSupportedError extends IbacError {
   }
 }
 
+/**
+ * Signing or encryption could not be had (no key of this node or of the server node, or the server
+ * did not grant what this client requires): the request was not sent, the app did not run.
+ */
+export class ProtectionError extends IbacError {
+  constructor(code: 'IBP_ERR_TX_NO_KEY' | 'IBP_ERR_TX_NOT_GRANTED', params: ErrorParams, ctx: FailureContext) {
+    super(code, params, PHASE.SAFE, COMM_STATUS.BEFORE_SEND, ctx);
+  }
+}
+
 /** The node is unknown or invalid in the client's config space, or it has no usable host. */
 export class NoHostError extends IbacError {
   constructor(code: 'IBP_ERR_CLIENT_NO_HOST' | 'IBP_ERR_CLIENT_NODE_UNKNOWN' | 'IBP_ERR_CLIENT_NODE_INVALID', params: ErrorParams, ctx: FailureContext) {

@@ -16,7 +16,7 @@ export { IbacEnv, createEnvironment, requester, type EnvOptions } from './env.js
 export { IbacConnection, type ConnectOptions, type ControlAnswer, type IbacResponse, type SendOptions } from './connect.js';
 export { IbacMulti, twoPhaseCommit, describeResults, type MultiRequest, type MultiResult, type TwoPhaseResult } from './multi.js';
 export {
-  IbacError, UsageError, NotSupportedError, NoHostError, ConnectError, SafeError, SuspiciousError, ServerError,
+  IbacError, UsageError, NotSupportedError, ProtectionError, NoHostError, ConnectError, SafeError, SuspiciousError, ServerError,
   PHASE, describeFailure, type Phase, type BreakReason, type FailureContext, type ServerAnswer,
 } from './errors.js';
 export { createTempFile, MAX_FILES, type RequestFile, type ResponseFile, type TempFile } from './files.js';

@@ -18,11 +18,16 @@
  *
  * The whole exchange, pre-request to response, is bounded by the app's client timeout.
  */
+import { IbpError } from '../lib/errors.js';
 import { encodePacket, TX_FLAG, type Load, type Packet } from '../lib/protocol/codec.js';
+import { FRAME_FLAG, FRAME_TYPE, type Frame } from '../lib/protocol/frame.js';
+import type { NodePrivateKey, NodePublicKey } from '../lib/node-keys.js';
+import { Ephemeral, sealPreRequest, TxSeal } from '../lib/protocol/tx-crypto.js';
+import type { Protection } from '../lib/protocol/tx-security.js';
 import { CommStatusTracker, COMM_STATUS, type CommStatus } from '../lib/protocol/comm-status.js';
 import { RC } from '../lib/protocol/result-codes.js';
 import { isBreak, type Break, type Channel } from './channel.js';
-import { IbacError, SafeError, ServerError, SuspiciousError, type FailureContext } from './errors.js';
+import { IbacError, ProtectionError, SafeError, ServerError, SuspiciousError, type FailureContext } from './errors.js';
 import { MAX_FILES } from './files.js';
 
 /** Where a transaction stands (for `conn.step`, ops and tests). @enum */
@@ -54,6 +59,17 @@ export interface ExchangeInput {
   timeoutMs: number;
   /** Bodies at least this long are lz4-compressed once COMPRESS was granted. */
   compressMin: number;
+  /** Sign (and encrypt) this transaction: the keys and what this client insists on. */
+  protect?: Protect;
+}
+
+/** A protected exchange's keys and this client's wishes (ibac/connect.ts decides them). */
+export interface Protect {
+  own: NodePrivateKey;
+  server: NodePublicKey;
+  /** 'required': abandon (SAFE) when the server does not grant it; 'optional': go on in clear. */
+  sign: Exclude<Protection, 'none'>;
+  encrypt: Protection;
 }
 
 export interface ExchangeResult {
@@ -116,25 +132,82 @@ async function guarded<T>(ch: Channel, st: ExchangeState, ctx: FailureContext, t
 async function run(ch: Channel, input: ExchangeInput, st: ExchangeState, ctx: FailureContext): Promise<ExchangeResult> {
   if (ch.pending > 0) throw { reason: 'protocol', detail: `${ch.pending} unexpected packets from the server between transactions` } satisfies Break;
   st.step = STEP.PRE_REQUEST;
-  // the channel's write errors surface through next(): no need to wait for the pre-request's flush
-  ch.write(encodePacket({
-    type: 'PRE_REQUEST', flags: input.flags, fileCount: input.files.length, timeoutMs: Math.min(Math.round(input.timeoutMs), 0xffffffff),
+  const prot = input.protect;
+  const flags = input.flags | (prot ? TX_FLAG.SIGN | (prot.encrypt !== 'none' ? TX_FLAG.ENCRYPT : 0) : 0);
+  let preFrame = encodePacket({
+    type: 'PRE_REQUEST', flags, fileCount: input.files.length, timeoutMs: Math.min(Math.round(input.timeoutMs), 0xffffffff),
     clientNode: input.clientNode, app: input.app, journal: input.journal, gtrid: input.gtrid ?? '',
-  })).catch(() => undefined);
+  });
+  const sess: Sess = { answerSealed: false };
+  if (prot) {
+    ch.ephemeral ??= new Ephemeral();
+    // on a connection where this client key's signed hello was accepted: a resumed (MAC'd) hello
+    sess.resumeId = `${prot.own.kcv}:${prot.server.kcv}`;
+    const sealed = sealPreRequest(preFrame, prot.own, prot.server, ch.ephemeral, Date.now(), ch.ephemeral.resumable.has(sess.resumeId));
+    preFrame = sealed.frame;
+    sess.seal = new TxSeal('client', sealed.keys, prot.own.kcv, prot.server.kcv, false);
+  }
+  ch.opener = (f) => openAnswer(sess, f);
+  try {
+    // the channel's write errors surface through next(): no need to wait for the pre-request's flush
+    ch.write(preFrame).catch(() => undefined);
+    return await afterPreRequest(ch, input, st, ctx, sess);
+  } finally {
+    ch.opener = undefined;
+  }
+}
+
+/** What the client accepts from the server in a (possibly) protected exchange. */
+interface Sess { seal?: TxSeal; answerSealed: boolean; resumeId?: string }
+
+function openAnswer(sess: Sess, f: Frame): Frame {
+  const sealed = (f.flags & FRAME_FLAG.SEALED) !== 0;
+  if (!sess.seal) {
+    if (sealed) throw new IbpError('IBP_ERR_TX_NOT_GRANTED', { what: 'signing', host: 'the server', detail: 'it sealed a packet of an exchange this client did not sign' });
+    return f;
+  }
+  // an ERROR is never sealed (it may come at any time); a server that grants nothing answers in clear
+  if (!sealed && (f.type === FRAME_TYPE.ERROR || (f.type === FRAME_TYPE.PRE_ANSWER && sess.seal.received === 0))) return f;
+  const opened = sess.seal.open(f);
+  if (f.type === FRAME_TYPE.PRE_ANSWER) sess.answerSealed = true;
+  return opened;
+}
+
+async function afterPreRequest(ch: Channel, input: ExchangeInput, st: ExchangeState, ctx: FailureContext, sess: Sess): Promise<ExchangeResult> {
   const pre = await ch.next();
   if (pre.type !== 'PRE_ANSWER') throw unexpected(pre, 'PRE_ANSWER');
   st.onLoad(pre.load);
+  const prot = input.protect;
+  if (prot && sess.seal) {
+    const signed = sess.answerSealed && (pre.granted & TX_FLAG.SIGN) !== 0;
+    const encrypted = signed && (pre.granted & TX_FLAG.ENCRYPT) !== 0;
+    const missing = !signed && prot.sign === 'required' ? 'signing' : !encrypted && prot.encrypt === 'required' ? 'encryption' : undefined;
+    if (missing !== undefined && pre.rc === RC.OK) {
+      // the server would run the request in clear: it is never sent (the connection is dropped, nothing ran)
+      ch.breakOff({ reason: 'destroyed', detail: `${missing} not granted` });
+      throw new ProtectionError('IBP_ERR_TX_NOT_GRANTED', { what: missing, host: ch.key, detail: 'this client requires it (sign/encrypt option): enable it in the server\'s ibas.conf security section, or do not require it' }, ctx);
+    }
+    if (!signed) sess.seal = undefined;
+    else {
+      sess.seal.encrypt = encrypted;
+      sess.seal.requireEncrypted = encrypted;
+      // accepted: the server verified this key's signature with this connection's ephemeral key
+      if (pre.rc === RC.OK && sess.resumeId) ch.ephemeral?.resumable.add(sess.resumeId);
+    }
+  }
+  const seal = sess.seal;
+  const enc = (p: Packet, opts: { compressMin?: number } = {}): Buffer => (seal ? seal.seal(encodePacket(p, opts)) : encodePacket(p, opts));
   if (pre.rc !== RC.OK) {
-    await drainRejected(ch, input, st);
+    await drainRejected(ch, input, st, enc);
     throw new ServerError({ rc: pre.rc, appRc: 0, message: pre.message, body: Buffer.alloc(0) }, true, ctx);
   }
   const compress = (pre.granted & TX_FLAG.COMPRESS) !== 0 ? { compressMin: input.compressMin } : {};
   if (input.files.length > 0) {
     st.step = STEP.PUSH_FILES;
-    await ch.write(Buffer.concat(input.files.map((f, index) => encodePacket({ type: 'PUSH_FILE', index, name: f.name, data: f.data }, compress))));
+    await ch.write(Buffer.concat(input.files.map((f, index) => enc({ type: 'PUSH_FILE', index, name: f.name, data: f.data }, compress))));
   }
   st.step = STEP.SENDING;
-  const request = encodePacket({ type: 'REQUEST', body: input.request }, compress);
+  const request = enc({ type: 'REQUEST', body: input.request }, compress);
   st.tracker.sending();
   await ch.write(request);
   st.tracker.sent();
@@ -158,10 +231,10 @@ async function run(ch: Channel, input: ExchangeInput, st: ExchangeState, ctx: Fa
 }
 
 /** After a rejected pre-request: send the owed files (empty) and request (empty), read the repeated rejection. */
-async function drainRejected(ch: Channel, input: ExchangeInput, st: ExchangeState): Promise<void> {
+async function drainRejected(ch: Channel, input: ExchangeInput, st: ExchangeState, enc: (p: Packet) => Buffer): Promise<void> {
   try {
-    const owed = input.files.map((f, index) => encodePacket({ type: 'PUSH_FILE', index, name: f.name, data: Buffer.alloc(0) }));
-    owed.push(encodePacket({ type: 'REQUEST', body: Buffer.alloc(0) }));
+    const owed = input.files.map((f, index) => enc({ type: 'PUSH_FILE', index, name: f.name, data: Buffer.alloc(0) }));
+    owed.push(enc({ type: 'REQUEST', body: Buffer.alloc(0) }));
     await ch.write(Buffer.concat(owed));
     for (;;) {
       const p = await ch.next();

@@ -76,9 +76,9 @@ export function confText(c: IbasConf): string {
     "max_process_count": ${c.mpm.max_process_count} // a worker is recycled after this many transactions (0 = never)
   },
   "security": {
-    "sign_flag": ${c.security.sign_flag}, // offer signing to clients (reserved: not granted by this build)
+    "sign_flag": ${JSON.stringify(c.security.sign_flag)}, // signed transactions: none | optional | required (0 = none, 1 = optional; docs/security.md)
     "compress_flag": ${c.security.compress_flag}, // grant lz4 compression of bodies >= comm.min_compress_size of ibma.conf
-    "encrypt_flag": ${c.security.encrypt_flag} // offer encryption (reserved: not granted by this build)
+    "encrypt_flag": ${JSON.stringify(c.security.encrypt_flag)} // encrypted transactions (implies signing): none | optional | required
   },
   "app": {
     "max_so_cache_count": ${c.app.max_so_cache_count}, // loaded app .so / .mjs packages kept per worker (LRU)

@@ -19,6 +19,13 @@
  * (a pipelined PRE_ANSWER + RESPONSE in one send). While an app runs, `out` holds the answers not
  * yet sent: the worker's AlarmGuard writes them before a tier-1 or crash answer.
  *
+ * Signed exchanges (docs/ARCHITECTURE.md §6.6): a sealed PRE_REQUEST's hello is judged by the
+ * worker's TxGate (lib/protocol/tx-security.ts) after the app lookup (which follows a newer config
+ * segment, and with it newly published node keys); every later packet of the exchange is opened
+ * with its seal before it is decoded, and every answer is sealed. A refusal about the client's key
+ * or an unsigned pre-request where signing is required goes in the PRE_ANSWER (SAFE, in step);
+ * a forged, replayed or reordered packet is a protocol error (ERROR, closed).
+ *
  * Send-ahead: when the app sends its response ahead, the transaction's answer (PULL_FILE × n,
  * RESPONSE: the frames the end of the call would send) is queued and flushed through the driver
  * at once (with any answers held before it); when the app returns, nothing more is sent for it
@@ -28,12 +35,14 @@ import { IbpError, errorText } from '../lib/errors.js';
 import { FRAME_FLAG, FRAME_TYPE, FrameReader, frameTypeName, type Frame, type FrameType } from '../lib/protocol/frame.js';
 import { decodePacket, encodePacket, TX_FLAG, type Packet, type PreRequest } from '../lib/protocol/codec.js';
 import { RC, resultOf } from '../lib/protocol/result-codes.js';
+import { SEAL_OVERHEAD, splitHello, type AgreementCache, type Hello, type TxSeal } from '../lib/protocol/tx-crypto.js';
+import type { GateResult } from '../lib/protocol/tx-security.js';
 import type { InputState, Phase } from './deadlines.js';
 import type { ConnectionContext, FlushNow, Peer, Session } from './session.js';
 import type { PreparedTx, TxFile, TxOutcome } from './transaction.js';
 import { crashPoint } from '../lib/crash-point.js';
 
-interface TxState { kind: 'FILES' | 'REQUEST'; pre: PreRequest; files: TxFile[]; filesBytes: number; rejected?: TxOutcome; granted: number; startNs: bigint }
+interface TxState { kind: 'FILES' | 'REQUEST'; pre: PreRequest; files: TxFile[]; filesBytes: number; rejected?: TxOutcome; granted: number; startNs: bigint; seal?: TxSeal }
 type State = { kind: 'IDLE' } | TxState;
 
 /** Bytes of a PUSH_FILE body that are not file data at most (index, name of ≤ 255 bytes, size). */
@@ -56,6 +65,10 @@ export class BinarySession implements Session {
   #state: State = { kind: 'IDLE' };
   /** First byte of the transaction being read (for the transaction log's receive time). */
   #firstByteNs = 0n;
+  /** The hello of the sealed PRE_REQUEST being handled (tx-crypto). */
+  #hello: Hello | undefined;
+  /** The connection's key-agreement cache (a client keeps one ephemeral key per connection). */
+  readonly #agreed: AgreementCache = {};
   readonly #onHeader = (h: { type: FrameType; flags: number; length: number }): void => this.#judgeHeader(h);
 
   constructor(ctx: ConnectionContext, peer: Peer, flushNow?: FlushNow) {
@@ -126,8 +139,9 @@ export class BinarySession implements Session {
     return `${this.#peer.ip}:${this.#peer.port}`;
   }
 
-  #write(p: Packet, compress = false): void {
-    this.out.push(encodePacket(p, compress ? { compressMin: this.#ctx.compressMin() } : {}));
+  #write(p: Packet, compress = false, seal?: TxSeal): void {
+    const frame = encodePacket(p, compress ? { compressMin: this.#ctx.compressMin() } : {});
+    this.out.push(seal ? seal.seal(frame) : frame);
   }
 
   #close(rc: number, message: string): void {
@@ -150,7 +164,7 @@ export class BinarySession implements Session {
       throw new IbpError('IBP_ERR_PROTO_NOT_GRANTED', { type: frameTypeName(h.type) });
     }
     if (h.type === FRAME_TYPE.PUSH_FILE && st.kind === 'FILES' && (h.flags & FRAME_FLAG.LZ4) === 0) {
-      this.#checkFiles(st.filesBytes + Math.max(0, h.length - FILE_OVERHEAD));
+      this.#checkFiles(st.filesBytes + Math.max(0, h.length - FILE_OVERHEAD - ((h.flags & FRAME_FLAG.SEALED) !== 0 ? SEAL_OVERHEAD : 0)));
     }
   }
 
@@ -161,6 +175,17 @@ export class BinarySession implements Session {
 
   #decode(f: Frame): Packet {
     const st = this.#state;
+    if (st.kind !== 'IDLE' && st.seal) {
+      // a protected exchange: every packet sealed, in sequence, untouched
+      f = st.seal.open(f);
+    } else if ((f.flags & FRAME_FLAG.SEALED) !== 0) {
+      if (f.type !== FRAME_TYPE.PRE_REQUEST) {
+        throw new IbpError('IBP_ERR_TX_NOT_GRANTED', { what: 'signing', host: 'this server', detail: `a sealed ${frameTypeName(f.type)} outside a signed exchange: seal only once PRE_ANSWER grants SIGN` });
+      }
+      const { inner, hello } = splitHello(f.body);
+      this.#hello = hello;
+      f = { type: f.type, flags: f.flags & ~FRAME_FLAG.SEALED, body: inner };
+    }
     if (f.type === FRAME_TYPE.PUSH_FILE && st.kind === 'FILES' && (f.flags & FRAME_FLAG.LZ4) !== 0 && f.body.length >= 4) {
       // the lz4 wire form carries the original size first: judge it before decoding
       this.#checkFiles(st.filesBytes + Math.max(0, f.body.readUInt32BE(0) - FILE_OVERHEAD));
@@ -210,15 +235,30 @@ export class BinarySession implements Session {
 
   #onPreRequest(pre: PreRequest): void {
     const ctx = this.#ctx;
-    const granted = pre.flags & ctx.grantable;
-    let rejected: TxOutcome | undefined;
+    const hello = this.#hello;
+    this.#hello = undefined;
+    // the app lookup first: it follows a newer config segment (and with it newly published node keys)
+    let appRefusal: unknown;
     try {
       ctx.runner.check(pre.app);
     } catch (e) {
-      rejected = ctx.runner.refused(e);
+      appRefusal = e;
     }
-    this.#write({ type: 'PRE_ANSWER', rc: rejected?.rc ?? RC.OK, load: ctx.load(), granted, message: rejected?.message ?? '' });
-    this.#state = { kind: pre.fileCount > 0 ? 'FILES' : 'REQUEST', pre, files: [], filesBytes: 0, rejected, granted, startNs: this.#firstByteNs || process.hrtime.bigint() };
+    // signing and encryption: judged by the gate (a forged or replayed handshake throws: ERROR, closed)
+    const sec: GateResult = ctx.gate ? ctx.gate.judge(pre, hello, this.#agreed) : { granted: 0 };
+    const granted = (pre.flags & ctx.grantable & ~(TX_FLAG.SIGN | TX_FLAG.ENCRYPT)) | sec.granted;
+    let rejected: TxOutcome | undefined;
+    if (sec.refusal) {
+      rejected = ctx.runner.refused(sec.refusal);
+      ctx.log.warn({ client: this.#client(), node: pre.clientNode, app: pre.app, err: errorText(sec.refusal) },
+        `transaction refused , client[${this.#client()}] node[${pre.clientNode}] app[${pre.app}] journal[${pre.journal}] reason[${errorText(sec.refusal)}]`);
+    } else if (appRefusal !== undefined) {
+      rejected = ctx.runner.refused(appRefusal);
+    }
+    this.#write({ type: 'PRE_ANSWER', rc: rejected?.rc ?? RC.OK, load: ctx.load(), granted, message: rejected?.message ?? '' }, false, sec.seal);
+    // the PRE_ANSWER tells the client whether ENCRYPT was granted: encryption starts after it
+    if (sec.seal) sec.seal.encrypt = (granted & TX_FLAG.ENCRYPT) !== 0;
+    this.#state = { kind: pre.fileCount > 0 ? 'FILES' : 'REQUEST', pre, files: [], filesBytes: 0, rejected, granted, startNs: this.#firstByteNs || process.hrtime.bigint(), seal: sec.seal };
   }
 
   #onRequest(st: TxState, body: Buffer): void {
@@ -228,6 +268,7 @@ export class BinarySession implements Session {
     const receivedNs = process.hrtime.bigint();
     if (st.rejected) ctx.runner.countRejected(pre.app, 'KEEPALIVE');
     const compress = (st.granted & TX_FLAG.COMPRESS) !== 0;
+    const seal = st.seal;
     let sendNs = 0n;
     let sendUs = -1;
     const outcome = st.rejected ?? ctx.runner.run({
@@ -235,7 +276,7 @@ export class BinarySession implements Session {
       request: body, files: st.files, prepare: (pre.flags & TX_FLAG.PREPARE) !== 0,
       onSendAhead: this.#flushNow ? (early) => {
         sendNs = process.hrtime.bigint();
-        this.#answer(early, compress);
+        this.#answer(early, compress, seal);
         if (!this.#flushNow!()) this.#sendAheadFailed(pre.app);
         sendUs = Number((process.hrtime.bigint() - sendNs) / 1000n);
       } : undefined,
@@ -245,7 +286,7 @@ export class BinarySession implements Session {
     this.#messageDone();
     if (!outcome.sentAhead) {
       sendNs = process.hrtime.bigint();
-      this.#answer(outcome, compress);
+      this.#answer(outcome, compress, seal);
     }
     if (voted) this.afterSend.push(() => crashPoint('participant_after_vote'));
     this.afterSend.push(() => ctx.txLog.record({
@@ -271,12 +312,12 @@ export class BinarySession implements Session {
   }
 
   /** A transaction's answer: its files, then the RESPONSE. */
-  #answer(o: TxOutcome, compress: boolean): void {
-    o.files.forEach((f, index) => this.#write({ type: 'PULL_FILE', index, name: f.name, data: f.data }, compress));
+  #answer(o: TxOutcome, compress: boolean, seal: TxSeal | undefined): void {
+    o.files.forEach((f, index) => this.#write({ type: 'PULL_FILE', index, name: f.name, data: f.data }, compress, seal));
     this.#write({
       type: 'RESPONSE', rc: o.rc, appRc: o.appRc, load: this.#ctx.load(), fileCount: o.files.length,
       appUs: o.appUs, message: o.message, body: o.body,
-    }, compress);
+    }, compress, seal);
   }
 
   /** The early answer could not be sent (the connection broke or its send deadline expired). */

@@ -23,6 +23,7 @@
 import { STATUS_CODES } from 'node:http';
 import httpParser from 'http-parser-js';
 import { IbpError, errorText } from '../lib/errors.js';
+import { httpRefusal } from '../lib/protocol/tx-security.js';
 import { RC, resultName, resultOf } from '../lib/protocol/result-codes.js';
 import type { InputState, Phase } from './deadlines.js';
 import type { ConnectionContext, FlushNow, Peer, Session } from './session.js';
@@ -41,6 +42,7 @@ const STATUS: Partial<Record<number, number>> = {
   [RC.POOL_STOPPING]: 503,
   [RC.POOL_NO_SPACE]: 503,
   [RC.APP_SUSPENDED]: 503,
+  [RC.TX_UNPROTECTED]: 403,
 };
 
 const APP_PATH = /^\/ibp\/([A-Za-z0-9_][A-Za-z0-9_.-]{0,63})\/?(?:\?.*)?$/;
@@ -238,7 +240,10 @@ export class HttpSession implements Session {
     const receivedNs = process.hrtime.bigint();
     let sendNs = 0n;
     let sendUs = -1;
-    const outcome = ctx.runner.run({
+    // HTTP cannot sign: when ibas.conf requires signing, only the apps of security.http_unsigned_allow are served
+    const refusal = ctx.gate ? httpRefusal(ctx.gate.policy, app) : undefined;
+    if (refusal) ctx.log.warn({ client: this.#client(), app, err: errorText(refusal) }, `transaction refused , client[${this.#client()}] node[${msg.clientNode}] app[${app}] journal[${msg.journal}] reason[${errorText(refusal)}]`);
+    const outcome = refusal ? ctx.runner.refused(refusal) : ctx.runner.run({
       app, clientNode: msg.clientNode, clientIp: peer.ip, clientPort: peer.port, journal: msg.journal, request: body, files: [],
       onSendAhead: this.#flushNow ? (early) => {
         sendNs = process.hrtime.bigint();

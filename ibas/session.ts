@@ -8,6 +8,7 @@ import type { InDoubt } from './in-doubt.js';
 import type { Logger } from '../lib/log.js';
 import type { FrameLimits } from '../lib/protocol/frame.js';
 import type { Load } from '../lib/protocol/codec.js';
+import type { TxGate } from '../lib/protocol/tx-security.js';
 import type { Peer } from './conn-io.js';
 import type { InputState, Phase } from './deadlines.js';
 import type { TransactionRunner } from './transaction.js';
@@ -25,6 +26,8 @@ export interface ConnectionContext {
   load(): Load;
   /** Flags this server grants (ibas.conf security). */
   grantable: number;
+  /** Signing and encryption of transactions (ibas.conf security.sign_flag / encrypt_flag); absent: none granted. */
+  gate?: TxGate;
   /** Bodies at least this long are compressed when COMPRESS was granted. */
   compressMin(): number;
   /** The worker must go (stop, recycle): answers say so, the connection closes between transactions. */

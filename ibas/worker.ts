@@ -37,6 +37,8 @@ import type { Scoreboard, SlotWriter } from './scoreboard.js';
 import type { ConnectionContext } from './session.js';
 import { TransactionRunner, type TxGuard } from './transaction.js';
 import { TxLog } from './tx-log.js';
+import { txGateOf } from './tx-keys.js';
+import { grantableOf } from '../lib/protocol/tx-security.js';
 import type { AlarmGuard } from './tx-guard.js';
 
 export type WorkerMode = 'pool' | 'fork' | 'foreground';
@@ -94,6 +96,13 @@ export class Worker {
     const jitter = inst.conf.mpm.max_process_count_jitter ?? 0;
     const maxCount = base > 0 ? base + Math.floor(Math.random() * (jitter + 1)) : 0;
     this.maxCount = maxCount;
+    const gate = txGateOf(inst.conf, inst.home, () => {
+      try {
+        return this.resolver.space();
+      } catch {
+        return undefined; // no config space yet: a signed pre-request gets IBP_ERR_TX_NO_KEY
+      }
+    });
     const ctx: ConnectionContext = {
       runner: this.runner,
       limits: inst.limits,
@@ -101,7 +110,8 @@ export class Worker {
       log: opts.log,
       txLog: new TxLog(opts.log),
       load: () => opts.scoreboard.load(),
-      grantable: (inst.conf.security.compress_flag ? TX_FLAG.COMPRESS : 0) | TX_FLAG.PREPARE | TX_FLAG.GTRID,
+      grantable: (inst.conf.security.compress_flag ? TX_FLAG.COMPRESS : 0) | TX_FLAG.PREPARE | TX_FLAG.GTRID | grantableOf(gate.policy),
+      gate,
       compressMin: () => this.resolver.minCompressSize(),
       mustClose: () => this.leaving() !== undefined,
       countError: () => this.slot.error(),

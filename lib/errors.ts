@@ -95,6 +95,17 @@ export const ERRORS = {
   IBP_ERR_PROTO_DEADLINE: { message: 'connection closed by the server: phase {phase} not done within {ms} ms (ibas.conf comm.*_timeout; send each request whole and read answers promptly)' },
   IBP_ERR_PROTO_NOT_GRANTED: { message: 'lz4-compressed {type} packet but compression was not granted in this transaction\'s pre-answer: compress only after PRE_ANSWER grants COMPRESS' },
 
+  /** Signed and encrypted transactions (lib/protocol/tx-crypto.ts, tx-security.ts) */
+  IBP_ERR_TX_UNPROTECTED: { message: 'this server requires {what} transactions (ibas.conf security.{flag} = required) and this one is not: sign (and encrypt) it from a node with a published key; nothing ran' },
+  IBP_ERR_TX_UNKNOWN_NODE: { message: 'node {node} has no published transaction key here: give it a node key (ibms -a rotate_node_key --node {node}) and let the agents distribute it; nothing ran' },
+  IBP_ERR_TX_FOREIGN_KEY: { message: 'key {kcv} is not a key of {node} ({detail}): a node signs with its own key only; nothing ran' },
+  IBP_ERR_TX_KEY_EXPIRED: { message: 'key {kcv} of {node} is past its disable time: the sender must switch to its new key (ibma publishes it; check the node\'s clock); nothing ran' },
+  IBP_ERR_TX_TAMPERED: { message: '{type} packet failed its authentication ({detail}): altered in transit or forged; the connection is closed' },
+  IBP_ERR_TX_REPLAY: { message: '{type} packet replayed: {detail}; the connection is closed' },
+  IBP_ERR_TX_OUT_OF_ORDER: { message: '{type} packet out of order: sequence {got} where {expected} was due; the connection is closed' },
+  IBP_ERR_TX_NO_KEY: { message: 'no usable transaction key: {detail}' },
+  IBP_ERR_TX_NOT_GRANTED: { message: '{what} asked but not granted by {host}: {detail}' },
+
   /** Apps */
   IBP_ERR_APP_UNKNOWN: { message: 'app {app} is not configured on this node' },
   IBP_ERR_APP_INVALID: { message: 'app {app} is marked invalid' },

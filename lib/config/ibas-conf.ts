@@ -11,6 +11,10 @@ export const MpmMode = Type.Union([
 ], { description: 'one of FORK, STATIC_WORKERPOOL, DYNAMIC_WORKERPOOL' });
 export type MpmMode = Static<typeof MpmMode>;
 
+export const Protection = Type.Union([
+  Type.Literal(0), Type.Literal(1), Type.Literal('none'), Type.Literal('optional'), Type.Literal('required'),
+], { description: 'none, optional or required (0 = none, 1 = optional)' });
+
 export const IbasConf = Type.Object({
   server: Address,
   mpm: Type.Object({
@@ -31,9 +35,15 @@ export const IbasConf = Type.Object({
     max_process_count_jitter: Type.Optional(Type.Integer({ minimum: 0 })),
   }, { additionalProperties: false }),
   security: Type.Object({
-    sign_flag: Type.Union([Type.Literal(0), Type.Literal(1)]),
+    /** Signed transactions: none, optional (granted when asked), required (unsigned ones refused). 0 = none, 1 = optional. */
+    sign_flag: Protection,
     compress_flag: Type.Union([Type.Literal(0), Type.Literal(1)]),
-    encrypt_flag: Type.Union([Type.Literal(0), Type.Literal(1)]),
+    /** Encrypted transactions (implies signing): none, optional, required. 0 = none, 1 = optional. */
+    encrypt_flag: Protection,
+    /** Seconds a signed pre-request's time may be off the server's clock (default 300); its nonce is remembered that long. */
+    replay_window: Type.Optional(Seconds),
+    /** Apps the HTTP adapter (which cannot sign) still serves when sign_flag is required; "*" = all. */
+    http_unsigned_allow: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 256 })),
   }, { additionalProperties: false }),
   app: Type.Object({
     max_so_cache_count: Type.Integer({ minimum: 1, maximum: 4096 }),

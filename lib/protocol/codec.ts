@@ -31,11 +31,11 @@ import { FRAME_FLAG, FRAME_TYPE, HEADER_SIZE, frameTypeName, writeHeader, type F
  * @enum
  */
 export const TX_FLAG = {
-  /** Sign request and response (reserved: not granted by this build). */
+  /** Every packet of the exchange signed (sealed PRE_REQUEST, lib/protocol/tx-crypto.ts): granted per ibas.conf security.sign_flag. */
   SIGN: 0x0001,
   /** lz4-compress bodies at least comm.min_compress_size long (granted when ibas.conf security.compress_flag = 1). */
   COMPRESS: 0x0002,
-  /** Encrypt bodies (reserved: not granted by this build). */
+  /** Bodies and files encrypted too (asked only with SIGN): granted per ibas.conf security.encrypt_flag. */
   ENCRYPT: 0x0004,
   /** Two-phase commit: the app prepares; a TX_CONTROL commit/rollback on the same connection decides. */
   PREPARE: 0x0008,

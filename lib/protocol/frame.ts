@@ -70,8 +70,15 @@ export function frameTypeName(type: number): string {
 export const FRAME_FLAG = {
   /** The body is lz4-compressed in lib/codec/lz4.ts's wire form (uint32 BE size + one block). */
   LZ4: 0x01,
+  /**
+   * Signed (and, when ENCRYPT was granted, encrypted) packet of a protected exchange:
+   * lib/protocol/tx-crypto.ts. On a PRE_REQUEST: the body ends with the client's hello.
+   */
+  SEALED: 0x02,
+  /** With SEALED: the body is encrypted (AES-256-GCM), not only authenticated. */
+  ENCRYPTED: 0x04,
 } as const;
-const KNOWN_FLAGS = FRAME_FLAG.LZ4;
+const KNOWN_FLAGS = FRAME_FLAG.LZ4 | FRAME_FLAG.SEALED | FRAME_FLAG.ENCRYPTED;
 
 /** Sizes a side accepts; both sides enforce theirs on every frame. */
 export interface FrameLimits {

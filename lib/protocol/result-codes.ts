@@ -51,6 +51,24 @@ export const RC = {
   PROTO_DEADLINE: 2008,
   /** An lz4-compressed packet where compression was not granted. */
   PROTO_NOT_GRANTED: 2009,
+  /** The server requires signed (or encrypted) transactions and this one was not: nothing ran. */
+  TX_UNPROTECTED: 2010,
+  /** The client node has no published key on the server: nothing ran. */
+  TX_UNKNOWN_NODE: 2011,
+  /** The pre-request is signed with a key that is not one of the client node's: nothing ran. */
+  TX_FOREIGN_KEY: 2012,
+  /** The client signed with a key past its disable time: nothing ran. */
+  TX_KEY_EXPIRED: 2013,
+  /** A signature or authentication tag did not match (a flipped bit, a forgery). */
+  TX_TAMPERED: 2014,
+  /** A packet (or a whole pre-request) seen before. */
+  TX_REPLAY: 2015,
+  /** A sealed packet with a sequence ahead of the one due. */
+  TX_OUT_OF_ORDER: 2016,
+  /** The server has no usable key for what was asked (its own key unknown or disabled). */
+  TX_NO_KEY: 2017,
+  /** A sealed packet where signing was not granted. */
+  TX_NOT_GRANTED: 2018,
   /** The server is stopping: retry elsewhere. Nothing ran. */
   POOL_STOPPING: 3001,
   /** The server has no config space to resolve apps. */
@@ -95,6 +113,15 @@ const TO_ERROR: Record<Exclude<ResultCode, 0>, ErrorCode> = {
   [RC.PROTO_TRUNCATED]: 'IBP_ERR_PROTO_TRUNCATED',
   [RC.PROTO_DEADLINE]: 'IBP_ERR_PROTO_DEADLINE',
   [RC.PROTO_NOT_GRANTED]: 'IBP_ERR_PROTO_NOT_GRANTED',
+  [RC.TX_UNPROTECTED]: 'IBP_ERR_TX_UNPROTECTED',
+  [RC.TX_UNKNOWN_NODE]: 'IBP_ERR_TX_UNKNOWN_NODE',
+  [RC.TX_FOREIGN_KEY]: 'IBP_ERR_TX_FOREIGN_KEY',
+  [RC.TX_KEY_EXPIRED]: 'IBP_ERR_TX_KEY_EXPIRED',
+  [RC.TX_TAMPERED]: 'IBP_ERR_TX_TAMPERED',
+  [RC.TX_REPLAY]: 'IBP_ERR_TX_REPLAY',
+  [RC.TX_OUT_OF_ORDER]: 'IBP_ERR_TX_OUT_OF_ORDER',
+  [RC.TX_NO_KEY]: 'IBP_ERR_TX_NO_KEY',
+  [RC.TX_NOT_GRANTED]: 'IBP_ERR_TX_NOT_GRANTED',
   [RC.POOL_STOPPING]: 'IBP_ERR_POOL_STOPPING',
   [RC.POOL_NO_SPACE]: 'IBP_ERR_POOL_NO_SPACE',
   [RC.NOT_SUPPORTED]: 'IBP_ERR_CLIENT_NOT_SUPPORTED',

@@ -13,6 +13,10 @@
 // The three servers (ibas also with the TypeScript echo) run side by side and every cell runs them back to back, RUNS times
 // (interleaved, medians): load swings of the shared machine hit every side alike.
 //
+// Signing rows (issue 11): the same ibas (security.sign_flag and encrypt_flag optional, node key
+// published in its config space, private key file in keys/) driven by ibac itself
+// (test/bench/ibas-sign-client.mjs) plain, signed, and signed+encrypted, with the ratios to plain.
+//
 // The load generator is test/bench/ibas-echoclient.c (the bench anchors' echoclient.c with the
 // IBP protocol added) and the C server is built here with gcc. wrk is apt-get installed when
 // missing (INSTALL_WRK=0 skips that; the HTTP cell is then reported as skipped). Bounded: every
@@ -22,6 +26,7 @@
 //      CONCS ("1 16"), MODES ("short long"), RSS_FIRST (10000), RSS_TX (100000; 0 skips),
 //      POLICY (none | rr: the Node cluster scheduling of the baseline; none = workers share the
 //      listen socket, the closest to pre-fork), LOG_LEVEL (info: ibas's transaction log on, as shipped),
+//      SIGN_CELLS ("long:1 short:4"; "" skips the signing rows), SIGN_SIZE (MSG_SIZE),
 //      IBAS_NODE_ARGS (node flags for the ibas processes, e.g. --prof, or --cpu-prof --cpu-prof-dir=DIR:
 //      workers then leave through process.exit so their profiles are written; summarise them with
 //      test/bench/cpuprofile-top.mjs), KEEP=1 (keep the temporary folder)
@@ -47,6 +52,9 @@ const LOG_LEVEL = process.env.LOG_LEVEL ?? 'info';
 const RSS_FIRST = Number(process.env.RSS_FIRST ?? 10_000);
 const RSS_TX = Number(process.env.RSS_TX ?? 100_000);
 const SMOKE = DURATION < 5 || RUNS < 3;
+const SIGN_CELLS = (process.env.SIGN_CELLS ?? 'long:1 short:4').split(/\s+/).filter(Boolean).map((x) => x.split(':')).map(([m, c]) => [m, Number(c)]);
+const SIGN_SIZE = Number(process.env.SIGN_SIZE ?? MSG_SIZE);
+const SIGN_VARIANTS = [['plain', 'none', 'none'], ['sign', 'required', 'none'], ['sign+encrypt', 'required', 'required']];
 const CLK_TCK = 100; // getconf CLK_TCK on Linux x86-64 and arm64
 const IP = loopbackIp();
 
@@ -57,6 +65,8 @@ const { defaultConf } = await dist('ibas/init.js');
 const { Home } = await dist('lib/home.js');
 const { Scoreboard } = await dist('ibas/scoreboard.js');
 const { destroySegment } = await dist('lib/shm/sysv.js');
+const { generateNodeKey, nodeKeyToWire, nodePrivateKeyToWire } = await dist('lib/node-keys.js');
+const { writePrivateKeyFile } = await dist('lib/node-key-files.js');
 
 
 const freePortHere = () => freePort(IP);
@@ -187,9 +197,14 @@ async function startIbas(tmp) {
   fs.copyFileSync(path.join(ROOT, 'build/apps/ibp_test_echo.so'), h.so('ibp_test_echo.so'));
   // the same echo written in TypeScript (issue 15): ibas/apps/ibp_ts_echo.mts, built to .mjs
   fs.copyFileSync(path.join(ROOT, 'build/apps/ibp_ts_echo.mjs'), h.so('ibp_ts_echo.mjs'));
+  // the node's key pair, as ibma publishes it and writes its private file (signing rows)
+  const nodeKey = generateNodeKey('BENCH', 0);
+  fs.mkdirSync(h.dir('keys'), { recursive: true, mode: 0o700 });
+  fs.chmodSync(h.dir('keys'), 0o700);
+  writePrivateKeyFile(h.dir('keys'), nodePrivateKeyToWire(nodeKey));
   const writer = new ConfigSpaceWriter(indexKey);
   writer.publish({
-    epoch: 'bench', version: 1, this_node: 'BENCH',
+    epoch: 'bench', version: 1, this_node: 'BENCH', node_keys: [nodeKeyToWire(nodeKey)],
     nodes: [{ node: 'BENCH', invalid: 0, hosts: [{ ip: IP, port }], kvs: {} }],
     apps: [
       { app: 'ibp_test_echo', desc: 'echo', bin: 'ibp_test_echo.so', timeout: 5, timeout2: 0, invalid: 0, server_node: 'BENCH', sha256: '', size: 0 },
@@ -199,6 +214,8 @@ async function startIbas(tmp) {
   const conf = defaultConf({ ip: IP, port, mode: 'STATIC_WORKERPOOL', maxCount: WORKERS, maxProcessCount: 0 }, h.etc('ibas.conf'));
   conf.log.level = LOG_LEVEL;
   conf.monitor.heartbeat_interval = 3600;
+  conf.security.sign_flag = 'optional';
+  conf.security.encrypt_flag = 'optional';
   fs.writeFileSync(h.etc('ibas.conf'), JSON.stringify(conf, null, 2));
   const nodeArgs = (process.env.IBAS_NODE_ARGS ?? '').split(/\s+/).filter(Boolean); // e.g. --prof (workers inherit the manager's)
   const r = spawnSync(process.execPath, [...nodeArgs, path.join(ROOT, 'bin/ibas'), '-f', h.etc('ibas.conf'), '-a', 'start'], { encoding: 'utf8', env: { ...process.env, IBP_HOME: home }, timeout: 120_000 });
@@ -219,7 +236,7 @@ async function startIbas(tmp) {
     return l.length === WORKERS && l.every((s) => s.state !== 'STARTING');
   });
   return {
-    port, pid,
+    port, pid, ibmaConf: h.etc('ibma.conf'),
     workerPids: () => live().map((s) => s.pid),
     async stop() {
       await stopPid(pid, 40_000);
@@ -271,6 +288,8 @@ const rows = [];
 const wrkRows = [];
 const runs = [];
 const wrkRuns = [];
+const signRuns = [];
+const signRows = [];
 const servers = [];
 /** The same ibas serving the TypeScript echo (issue 15: ratio to the .so echo, goal ≥ 0.9×). */
 const TS_SIDE = 'ibas (TS echo)';
@@ -309,6 +328,15 @@ try {
       runs.push({ server: side.server, mode, conc, run, ...r });
       log(`run ${run} ${side.server.padEnd(14)} ${mode.padEnd(5)} c=${String(conc).padEnd(2)} ${r.tps} tps p50 ${r.p50_us} us p99 ${r.p99_us} us cpu ${r.cpu_us_per_tx} us/tx served ${r.served} errors ${r.err_connect + r.err_io + r.err_proto}`);
     }
+    for (const [mode, conc] of SIGN_CELLS) for (const [variant, sign, encrypt] of SIGN_VARIANTS) {
+      const m = await measured(process.execPath, [path.join(HERE, 'ibas-sign-client.mjs'), ibas.ibmaConf, 'BENCH', 'ibp_test_echo', mode, String(conc), String(DURATION), String(WARMUP), String(SIGN_SIZE), sign, encrypt], ibas.pid, WARMUP, DURATION + WARMUP + 60);
+      const line = m.out.split('\n').find((l) => l.startsWith('RESULT '));
+      if (!line) throw new Error(`ibas-sign-client ${variant} gave no RESULT: ${m.err}`);
+      const r = Object.fromEntries(line.slice(7).trim().split(/\s+/).map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]));
+      r.cpu_us_per_tx = r.txn > 0 ? Math.round((m.cpuS * 1e6) / r.txn * 10) / 10 : 0;
+      signRuns.push({ variant, mode, conc, run, ...r });
+      log(`run ${run} ibac ${variant.padEnd(13)} ${mode.padEnd(5)} c=${String(conc).padEnd(2)} ${r.tps} tps p50 ${r.p50_us} us p99 ${r.p99_us} us cpu ${r.cpu_us_per_tx} us/tx errors ${r.errors}`);
+    }
     if (http) {
       for (const [server, url, pid] of [['ibas HTTP adapter', `http://${IP}:${ibas.port}/ibp/ibp_test_echo`, ibas.pid], [NODE_HTTP, `http://${IP}:${http.port}/echo`, http.pid]]) {
         const w = await wrk(url, 16, pid);
@@ -336,6 +364,15 @@ try {
       tps_min: Math.round(Math.min(...rs.map((r) => r.tps))), tps_max: Math.round(Math.max(...rs.map((r) => r.tps))),
       cpu: median(rs.map((r) => r.cpu_us_per_tx)),
       served: rs[rs.length - 1].served, errors: rs.reduce((n, r) => n + r.err_connect + r.err_io + r.err_proto, 0),
+    });
+  }
+  for (const [mode, conc] of SIGN_CELLS) for (const [variant] of SIGN_VARIANTS) {
+    const rs = signRuns.filter((r) => r.variant === variant && r.mode === mode && r.conc === conc);
+    if (rs.length === 0) continue;
+    signRows.push({
+      variant, mode, conc, tps: Math.round(median(rs.map((r) => r.tps))), tps_min: Math.min(...rs.map((r) => r.tps)), tps_max: Math.max(...rs.map((r) => r.tps)),
+      p50_us: Math.round(median(rs.map((r) => r.p50_us))), p99_us: Math.round(median(rs.map((r) => r.p99_us))), cpu: median(rs.map((r) => r.cpu_us_per_tx)),
+      errors: rs.reduce((n, r) => n + r.errors, 0),
     });
   }
   for (const server of [...new Set(wrkRuns.map((w) => w.server))]) {
@@ -418,6 +455,23 @@ if (wrkRows.length) {
   lines.push(wrkNote);
 }
 lines.push('');
+lines.push('## Signed and encrypted transactions through ibac (median TPS (min..max) · p50/p99 µs · server CPU µs/tx)');
+lines.push('');
+if (signRows.length) {
+  const sc = (v, m, c) => signRows.find((r) => r.variant === v && r.mode === m && r.conc === c);
+  lines.push(`The same ibas (sign_flag and encrypt_flag optional, the node's key in its config space) driven by ibac (test/bench/ibas-sign-client.mjs, ${SIGN_SIZE}-byte echo): plain, signed (Ed25519-signed hello, X25519 + HKDF exchange keys, AES-256-GCM tag on every packet), signed and encrypted. ibac waits for the PRE_ANSWER before it sends the request (two round trips), unlike the pipelined C client above: compare these rows with each other only. Short connections open a new ephemeral X25519 key per connection; long ones reuse it.`);
+  lines.push('');
+  lines.push(`| variant | ${SIGN_CELLS.map(([m, c]) => `${m} c=${c}`).join(' | ')} | errors |`);
+  lines.push(`|---|${SIGN_CELLS.map(() => '---:').join('|')}|---:|`);
+  for (const [v] of SIGN_VARIANTS) lines.push(`| ${v} | ${SIGN_CELLS.map(([m, c]) => cell(sc(v, m, c))).join(' | ')} | ${SIGN_CELLS.reduce((n, [m, c]) => n + (sc(v, m, c)?.errors ?? 0), 0)} |`);
+  for (const v of ['sign', 'sign+encrypt']) {
+    lines.push(`| **${v} / plain TPS** | ${SIGN_CELLS.map(([m, c]) => fmt(q(sc(v, m, c)?.tps, sc('plain', m, c)?.tps))).join(' | ')} | |`);
+    lines.push(`| **${v} / plain server CPU per tx** | ${SIGN_CELLS.map(([m, c]) => fmt(q(sc(v, m, c)?.cpu, sc('plain', m, c)?.cpu))).join(' | ')} | |`);
+  }
+} else {
+  lines.push('skipped (SIGN_CELLS empty)');
+}
+lines.push('');
 lines.push('## ibas worker RSS (long connection, c=1)');
 lines.push('');
 if (rss.points.length) {
@@ -439,6 +493,7 @@ lines.push('');
 lines.push('```');
 for (const r of runs) lines.push(JSON.stringify(r));
 for (const w of wrkRuns) lines.push(JSON.stringify(w));
+for (const r of signRuns) lines.push(JSON.stringify({ ibac: r.variant, ...r }));
 for (const pt of rss.points) lines.push(JSON.stringify({ rss_after_tx: pt.tx, kb: pt.kb }));
 lines.push('```');
 const outFile = path.resolve(ROOT, 'docs/bench', process.env.BENCH_OUT ?? 'ibas.md'); // BENCH_OUT: another file (absolute or under docs/bench)

@@ -4,7 +4,7 @@
  * space through ibac and ibpsend).
  *
  * Long env + long connection for many calls; short env + short connection; the load written to
- * shm; 4 files each way; compression; sign/encrypt refused; an app failure answered; SUSPICIOUS
+ * shm; 4 files each way; compression; sign/encrypt refused when not granted; an app failure answered; SUSPICIOUS
  * when the worker dies while the app runs; SAFE when the server dies before the request packet;
  * ibpsend's output and exit codes for each.
  */
@@ -15,7 +15,7 @@ import { Cluster, freezeIbas, killIbas, privateDir, type NodeHome, type ServerHo
 import { homeKeyBase, KEY_SLOT } from '../../lib/shm/keys.js';
 import { freePort, runTool, waitFor } from '../helpers/procs.js';
 import {
-  createEnvironment, requester, IbacEnv, SafeError, ServerError, SuspiciousError, UsageError, NotSupportedError, ConnectError,
+  createEnvironment, requester, IbacEnv, SafeError, ServerError, SuspiciousError, UsageError, NotSupportedError, ProtectionError, ConnectError,
   PHASE, COMM_STATUS, STEP, TX_FLAG, LOAD_SCALE, MAX_FILES,
 } from '../../ibac/index.js';
 import { CLIENT_LIMITS } from '../../ibac/channel.js';
@@ -135,14 +135,18 @@ t.test('compression is negotiated and large bodies round-trip', async (t) => {
   t.ok(p.body.equals(big));
 });
 
-t.test('signing and encryption are refused, never skipped', async (t) => {
+t.test('signing and encryption required of a server that does not grant them: refused, never skipped', async (t) => {
+  // the registry gave every node a key pair (issue 11); this server's ibas.conf keeps sign_flag 0
   const e = await env.requester('SRV', 'ibp_test_echo', 'x', undefined, { sign: true }).catch((x: unknown) => x);
-  t.ok(e instanceof NotSupportedError, 'a NotSupportedError');
-  t.match(e, { code: 'IBP_ERR_CLIENT_NOT_SUPPORTED', message: /signing.*not supported yet/, phase: PHASE.SAFE, commStatus: COMM_STATUS.BEFORE_SEND });
-  await t.rejects(env.requester('SRV', 'ibp_test_echo', 'x', undefined, { encrypt: true }), { code: 'IBP_ERR_CLIENT_NOT_SUPPORTED', message: /encryption.*not supported yet/ });
+  t.ok(e instanceof ProtectionError, 'a ProtectionError');
+  t.match(e, { code: 'IBP_ERR_TX_NOT_GRANTED', message: /signing asked but not granted/, phase: PHASE.SAFE, commStatus: COMM_STATUS.BEFORE_SEND });
+  await t.rejects(env.requester('SRV', 'ibp_test_echo', 'x', undefined, { encrypt: true }), { code: 'IBP_ERR_TX_NOT_GRANTED', phase: PHASE.SAFE });
+  const r = await env.requester('SRV', 'ibp_test_echo', 'x', undefined, { sign: 'optional' });
+  t.equal(r.granted & TX_FLAG.SIGN, 0, 'optional signing goes in clear when not granted');
+  t.equal(r.body.toString(), 'x');
   const send = await runTool('ibpsend', ['-f', cli.ibmaConf, '--sign', 'SRV', 'ibp_test_echo', '-'], { home: cli.home, input: 'x' });
   t.equal(send.code, 12, 'ibpsend --sign exits 12 (safe)');
-  t.match(send.stderr, /not supported yet/);
+  t.match(send.stderr, /not granted/);
 });
 
 t.test('failures answered by the server and refused locally', async (t) => {

@@ -33,6 +33,10 @@ export interface IbasSetup {
   noSpace?: boolean;
   /** Key/values of the node in the config space. */
   kvs?: Record<string, string>;
+  /** Public node key pairs in the config space (as ibma publishes them). */
+  nodeKeys?: NodeBundle['node_keys'];
+  /** More nodes in the config space (e.g. the nodes of those keys), without hosts. */
+  nodes?: string[];
 }
 
 export interface IbasHome {
@@ -43,6 +47,8 @@ export interface IbasHome {
   ibmaConf: string;
   indexKey: number;
   writer?: ConfigSpaceWriter;
+  /** Publish a changed bundle (next version) through the writer, as ibma does after a change. */
+  republish(change: (b: NodeBundle) => void): void;
   scoreboardKey: number;
   lockKey: number;
   ibas(args: string[], timeoutMs?: number): Promise<RunResult>;
@@ -78,18 +84,22 @@ export async function setupIbas(t: Test, o: IbasSetup = {}): Promise<IbasHome> {
   initHome(h, ibmaConf, { node: NODE, ibmsIp: ip, ibmsPort: 1, credential: 'c'.repeat(32), indexKey });
   for (const f of fs.readdirSync(APPS_DIR)) if (f.endsWith('.so') || f.endsWith('.mjs')) fs.copyFileSync(path.join(APPS_DIR, f), h.so(f));
   let writer: ConfigSpaceWriter | undefined;
+  let bundle: NodeBundle | undefined;
+  const spaceOpts = { ibms: { ip, port: 1 }, connecting_timeout: 2, retry_connect_timeval: 5, min_compress_size: 512 };
   t.teardown(async () => {
     await reapHome(home);
     try { writer?.removeAll(); } catch { /* gone */ }
   });
   if (!o.noSpace) {
     writer = new ConfigSpaceWriter(indexKey);
-    const bundle: NodeBundle = {
+    const first: NodeBundle = {
       epoch: 'test', version: 1, this_node: NODE,
-      nodes: [{ node: NODE, invalid: 0, hosts: [{ ip, port }], kvs: o.kvs ?? {} }],
+      nodes: [{ node: NODE, invalid: 0, hosts: [{ ip, port }], kvs: o.kvs ?? {} }, ...(o.nodes ?? []).map((node) => ({ node, invalid: 0 as const, hosts: [], kvs: {} }))],
       apps: [...DEFAULT_APPS, ...(o.apps ?? []).map((a) => app(a.app!, a.bin ?? 'ibp_test_echo.so', a))],
+      ...(o.nodeKeys ? { node_keys: o.nodeKeys } : {}),
     };
-    writer.publish(bundle, { ibms: { ip, port: 1 }, connecting_timeout: 2, retry_connect_timeval: 5, min_compress_size: 512 });
+    bundle = first;
+    writer.publish(first, spaceOpts);
   }
   const conf = h.etc('ibas.conf');
   const ibas = (args: string[], timeoutMs = 60_000) => runTool('ibas', args, { home, timeoutMs });
@@ -105,6 +115,12 @@ export async function setupIbas(t: Test, o: IbasSetup = {}): Promise<IbasHome> {
   fs.writeFileSync(conf, JSON.stringify(parsed, null, 2));
   const self: IbasHome = {
     home, ip, port, conf, ibmaConf, indexKey, writer,
+    republish(change) {
+      if (!writer || !bundle) throw new Error('no config space to republish (noSpace)');
+      change(bundle);
+      bundle.version++;
+      writer.publish(bundle, spaceOpts);
+    },
     scoreboardKey: base + KEY_SLOT.SCOREBOARD,
     lockKey: base + KEY_SLOT.ACCEPT_LOCK,
     ibas,
