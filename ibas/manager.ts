@@ -106,7 +106,7 @@ export class Manager implements PoolHost, UpgradeHost {
   #timer: NodeJS.Timeout | undefined;
   #kicked = false;
   #ticking = false;
-  #stopping: { since: number; reason: string; killed: boolean; resentAt?: number } | undefined;
+  #stopping: { since: number; reason: string; killed: boolean } | undefined;
   #finished: ((code: number) => void) | undefined;
   #uninstallSignals: (() => void) | undefined;
   /** False while a previous generation's manager lives (it owns the scoreboard and lock until it exits). */
@@ -503,15 +503,6 @@ export class Manager implements PoolHost, UpgradeHost {
   #continueStop(): void {
     const st = this.#stopping!;
     if (this.#workers.size > 0) {
-      // a worker that has not started leaving a second after SIGTERM is told again, once a second
-      // (a signal that arrives while a worker serves without pause was seen to go unhandled)
-      const now = Date.now();
-      if (!st.killed && now - st.since > 1000 && now - (st.resentAt ?? 0) >= 1000) {
-        st.resentAt = now;
-        for (const w of this.#workers.values()) {
-          if (this.scoreboard.stateOf(w.index) !== 'GRACEFUL') try { process.kill(w.pid, 'SIGTERM'); } catch { /* gone */ }
-        }
-      }
       if (!st.killed && Date.now() - st.since > this.inst.monitor.stopTimeoutMs) {
         st.killed = true;
         this.log.warn(`stop timeout , ${this.#workers.size} workers still running after ${this.inst.monitor.stopTimeoutMs} ms , SIGKILL`);

@@ -8,8 +8,10 @@
  * The whole path runs on the main thread with synchronous libc calls (semtimedop, poll, accept4,
  * recv, send, close; ibas/conn-io.ts, ibas/connection.ts): no net.Socket, no event-loop hop per
  * connection. Every blocking call is a bounded round (lock and accept 100 ms, connection waits
- * 50 ms) followed by a turn of the event loop, and serving without pause gives the loop a turn at
- * least every 30 ms, so signals (stop, log reopen) are handled.
+ * 50 ms) followed by a turn of the event loop, and continuous work (back-to-back calls on one
+ * connection, or connections taken one after another without a wait) gives the loop a turn at
+ * least every TURN_MS (30 ms), so signals (stop, log reopen) are handled within that bound plus
+ * the transaction being served (docs/ibas.md "Signals").
  *
  * In FORK mode it serves the one connection the manager accepted for it (fd 3) and exits. In
  * foreground mode (`ibas -a start --foreground`) the same loop runs inside the one process,
@@ -136,8 +138,9 @@ export class Worker {
   /**
    * SIGTERM (or the foreground's stop). `exitNow` is called at once when the worker holds no
    * connection; otherwise the connection is served as {@link leaving} says and {@link run} returns.
-   * Signal handlers only run in the event loop's turns, and the worker takes those only while it
-   * waits for the lock or a connection, or inside a connection: never between accept and serve.
+   * Signal handlers only run in the event loop's turns: the worker takes one after every wait
+   * round that ended without work and at least every TURN_MS of continuous work, never between
+   * accept and serve.
    */
   stop(reason: string, exitNow: () => void): void {
     if (this.#stopping) return;
@@ -165,6 +168,9 @@ export class Worker {
   async #loop(): Promise<number> {
     const { lock, fd } = this.opts;
     for (;;) {
+      // connection after connection without a wait still gives the loop its turns (signals)
+      const turn = this.#turns.due();
+      if (turn) await turn;
       const why = this.leaving();
       if (why) {
         this.#log.info(`worker leaving , reason[${why}]`);
@@ -199,10 +205,7 @@ export class Worker {
   async #takeLock(lock: AcceptLock): Promise<boolean> {
     for (;;) {
       if (this.leaving()) return false;
-      if (lock.lockWithin(ACCEPT_ROUND_MS) === 'locked') {
-        this.#turns.note();
-        return true;
-      }
+      if (lock.lockWithin(ACCEPT_ROUND_MS) === 'locked') return true;
       await this.#turns.now();
       this.resolver.idle();
     }
