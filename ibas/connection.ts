@@ -25,7 +25,7 @@
  * POOL_STOPPING first; HTTP: the last answer said Connection: close, or the connection just ends).
  */
 import { errorText } from '../lib/errors.js';
-import type { Logger } from '../lib/log.js';
+import { flushLogs, type Logger } from '../lib/log.js';
 import { looksBinary } from '../lib/protocol/frame.js';
 import { BROKEN, POLLIN, POLLOUT, closeConn, recvNow, sendNow, waitFd, type Peer } from './conn-io.js';
 import { ReadClock, phaseMs, type Phase } from './deadlines.js';
@@ -60,8 +60,9 @@ const loopTurn = (): Promise<void> => new Promise((resolve) => setImmediate(reso
 export class LoopTurns {
   #last = Date.now();
 
-  /** A turn now (after a wait round that ended without work). */
+  /** A turn now (after a wait round that ended without work); the buffered log lines go out first. */
   async now(): Promise<void> {
+    flushLogs();
     await loopTurn();
     this.#last = Date.now();
   }

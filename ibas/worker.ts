@@ -27,11 +27,11 @@
 import fs from 'node:fs';
 import { errorText } from '../lib/errors.js';
 import { EXIT } from '../lib/exit-codes.js';
-import type { Logger } from '../lib/log.js';
+import { flushLogs, type Logger } from '../lib/log.js';
 import { TX_FLAG } from '../lib/protocol/codec.js';
 import type { AcceptLock } from './accept-lock.js';
 import { AppResolver } from './app-resolver.js';
-import { POLLIN, acceptNow, peerOf, waitFd, type Peer } from './conn-io.js';
+import { POLLIN, acceptNow, noDelayListen, peerOf, waitFd, type Peer } from './conn-io.js';
 import { LoopTurns, serveConnection, type ConnectionHost } from './connection.js';
 import type { Instance } from './instance.js';
 import type { Scoreboard, SlotWriter } from './scoreboard.js';
@@ -167,6 +167,7 @@ export class Worker {
 
   async #loop(): Promise<number> {
     const { lock, fd } = this.opts;
+    noDelayListen(fd);
     for (;;) {
       // connection after connection without a wait still gives the loop its turns (signals)
       const turn = this.#turns.due();
@@ -205,6 +206,7 @@ export class Worker {
   async #takeLock(lock: AcceptLock): Promise<boolean> {
     for (;;) {
       if (this.leaving()) return false;
+      flushLogs(); // about to wait for the lock: what this worker did is in its log first
       if (lock.lockWithin(ACCEPT_ROUND_MS) === 'locked') return true;
       await this.#turns.now();
       this.resolver.idle();
