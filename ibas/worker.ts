@@ -44,6 +44,15 @@ export type WorkerMode = 'pool' | 'fork' | 'foreground';
 
 /** One round of waiting for the accept lock or for a connection, before the event loop gets a turn. */
 const ACCEPT_ROUND_MS = 100;
+/**
+ * The resolver's idle work after a connection (shmget for a re-created config index, lstat of every
+ * cached unsigned .so) runs at most this often while connections follow each other without pause;
+ * a quiet round (nothing to serve) always runs it. Transactions follow a newer config segment on
+ * their own (AppResolver.lookup) and get() checks the .so identity, so this only bounds the cost.
+ * (Throttled once before and reverted when old generations hung on USR2: that was the lost-signal
+ * bug, a worker that never turned its event loop, fixed in LoopTurns; test/ibas/signal-busy.)
+ */
+const IDLE_WORK_MS = 100;
 
 export interface WorkerOptions {
   inst: Instance;
@@ -72,6 +81,7 @@ export class Worker {
   readonly #turns = new LoopTurns();
   #stopping: string | undefined;
   #busy = false;
+  #idleWorkAt = 0;
   /** Transactions before recycling (max_process_count plus this worker's jitter; 0 = never). */
   readonly maxCount: number;
 
@@ -235,7 +245,11 @@ export class Worker {
     } finally {
       this.#busy = false;
       this.slot.state('IDLE');
-      this.resolver.idle();
+      const now = Date.now();
+      if (now - this.#idleWorkAt >= IDLE_WORK_MS) {
+        this.#idleWorkAt = now;
+        this.resolver.idle();
+      }
     }
   }
 }
