@@ -70,6 +70,13 @@ export class AppResolver {
   #spaceTriedAt = 0;
   #cache: AppCache | undefined;
   #minCompress: number | undefined;
+  /**
+   * The views of the apps found in the segment this reader uses, by code: a published segment
+   * never changes (a new config is a new segment), so a transaction's second lookup (pre-answer,
+   * then the run) and every later one decode nothing. Emptied when the reader switches segment.
+   */
+  readonly #views = new Map<string, AppView>();
+  #viewsOf: ConfigSpace | undefined;
 
   constructor(opts: ResolverOptions) {
     this.#opts = opts;
@@ -132,12 +139,19 @@ export class AppResolver {
     if (suspended) throw new IbpError('IBP_ERR_APP_SUSPENDED', { app: code, crashes: suspended.crashes, window: suspended.windowS });
     const space = this.space();
     if (space.moved()) this.#switch(space);
-    let view = space.app(code);
+    if (this.#viewsOf !== space) {
+      this.#views.clear();
+      this.#viewsOf = space;
+    }
+    let view = this.#views.get(code);
+    if (view) return view;
+    view = space.app(code);
     if (!view || view.invalid) {
       if (this.#switch(space)) view = space.app(code);
     }
     if (!view) throw new IbpError('IBP_ERR_APP_UNKNOWN', { app: code });
     if (view.invalid) throw new IbpError('IBP_ERR_APP_INVALID', { app: code });
+    this.#views.set(code, view);
     return view;
   }
 
@@ -150,6 +164,7 @@ export class AppResolver {
       return false;
     }
     this.#minCompress = undefined;
+    this.#views.clear();
     this.#log.info({ generation: space.generation }, `config space switched , generation[${space.generation}]`);
     return true;
   }
@@ -220,6 +235,7 @@ export class AppResolver {
     try {
       if (this.#space && !this.#space.closed && this.#space.checkSwitch()) {
         this.#minCompress = undefined;
+        this.#views.clear();
         this.#log.info({ generation: this.#space.generation }, `config space switched , generation[${this.#space.generation}]`);
       }
     } catch (e) {

@@ -6,13 +6,15 @@
  *   recvNow   recv(MSG_DONTWAIT): bytes, EOF, or "nothing yet"      (never blocks)
  *   sendNow   send(MSG_DONTWAIT | MSG_NOSIGNAL): bytes taken or "full" (never blocks)
  *   waitFd    poll(2) on one fd for at most `ms`: the only blocking call; a signal ends it (EINTR,
- *             poll is never restarted), so the caller gives the event loop a turn and looks again
+ *             poll is never restarted), so the caller gives the event loop a turn and looks again;
+ *             the log lines held in memory are written before it blocks (lib/log.ts flushLogs)
  *   acceptNow accept4(SOCK_NONBLOCK | SOCK_CLOEXEC) with the peer's address in the same call
  *   closeConn shutdown(SHUT_WR), drop what the peer still sends for a short bounded time, close:
  *             a close with unread bytes would reset the connection and could destroy the last
  *             answer (an ERROR packet, a 408) before the peer reads it
  */
 import { IbpError } from '../lib/errors.js';
+import { flushLogs } from '../lib/log.js';
 import { koffi, lastErrno, libc } from '../lib/native/libc.js';
 import { ERRNO, MSG, POLL } from '../lib/native/posix-constants.js';
 import { SOCK_CLOEXEC, SOCK_NONBLOCK } from './listen-socket.js';
@@ -21,6 +23,7 @@ const recv = libc.func('long recv(int fd, void *buf, unsigned long len, int flag
 const send = libc.func('long send(int fd, const void *buf, unsigned long len, int flags)') as (fd: number, b: Buffer, n: number, f: number) => number;
 const poll = libc.func('int poll(void *fds, unsigned long nfds, int timeout)') as (b: Buffer, n: number, ms: number) => number;
 const accept4 = libc.func('int accept4(int fd, void *addr, void *addrlen, int flags)') as (fd: number, a: Buffer, l: Buffer, f: number) => number;
+const getsockopt = libc.func('int getsockopt(int fd, int level, int name, void *value, void *len)') as (fd: number, level: number, name: number, v: Buffer, len: Buffer) => number;
 const getpeername = libc.func('int getpeername(int fd, void *addr, void *addrlen)') as (fd: number, a: Buffer, l: Buffer) => number;
 const setsockopt = libc.func('int setsockopt(int fd, int level, int name, void *value, unsigned int len)') as (fd: number, level: number, name: number, v: Buffer, len: number) => number;
 const shutdown = libc.func('int shutdown(int fd, int how)') as (fd: number, how: number) => number;
@@ -52,6 +55,31 @@ export function noDelay(fd: number): void {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, one, 4);
 }
 
+/**
+ * Whether accepted connections come with TCP_NODELAY already: set on the listening socket
+ * ({@link noDelayListen}), Linux copies it to every connection accept4 returns. Checked on the
+ * first connection (one getsockopt); when it did not come along, every connection gets its own
+ * setsockopt as before. Saves a libc call per connection.
+ */
+let inherited: boolean | undefined;
+const optBuf = Buffer.alloc(4);
+const optLen = Buffer.alloc(4);
+
+/** TCP_NODELAY on the listening socket, for the connections it will hand out. */
+export function noDelayListen(listenFd: number): void {
+  noDelay(listenFd);
+}
+
+function noDelayAccepted(fd: number): void {
+  if (inherited === true) return;
+  if (inherited === undefined) {
+    optLen.writeUInt32LE(4, 0);
+    inherited = getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, optBuf, optLen) === 0 && optBuf.readInt32LE(0) !== 0;
+    if (inherited) return;
+  }
+  noDelay(fd);
+}
+
 const pollBuf = Buffer.alloc(8);
 const addrBuf = Buffer.alloc(128);
 const addrLen = Buffer.alloc(4);
@@ -80,6 +108,9 @@ export type Wait = 'ready' | 'timeout' | 'interrupted';
  * condition counts as ready (the next recv/send tells what it is); POLLNVAL throws.
  */
 export function waitFd(fd: number, events: number, ms: number): Wait {
+  // the worker is about to wait: the log lines it holds in memory go out first (lib/log.ts), so a
+  // worker that has nothing to do has logged everything it did
+  if (ms > 0) flushLogs();
   pollBuf.writeInt32LE(fd, 0);
   pollBuf.writeInt16LE(events, 4);
   pollBuf.writeInt16LE(0, 6);
@@ -100,7 +131,7 @@ export function acceptNow(listenFd: number): { fd: number; peer: Peer } | undefi
   addrLen.writeUInt32LE(addrBuf.length, 0);
   const c = accept4(listenFd, addrBuf, addrLen, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (c >= 0) {
-    noDelay(c);
+    noDelayAccepted(c);
     return { fd: c, peer: peerOfSockaddr(addrBuf) };
   }
   const { errno, text } = lastErrno();

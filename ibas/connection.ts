@@ -9,8 +9,9 @@
  *   poll(fd, min(deadline left, ROUND_MS)) ── timeout / signal ──▶ a turn of the event loop
  *
  * Every wait has the deadline of its phase (ibas/deadlines.ts); a round ends at most every
- * ROUND_MS, and the event loop also gets a turn at least every TURN_MS of continuous serving,
- * so a worker that serves without pause still takes signals (stop, log reopen) and timers.
+ * ROUND_MS, and the event loop also gets a turn at least every TURN_MS of continuous work (here
+ * between the messages of a connection, in ibas/worker.ts between connections), so a worker that
+ * serves without pause still takes signals (stop, log reopen) and timers.
  *
  * Send-ahead: an app that sends its response ahead runs inside session.push; the session then
  * queues the complete answer and calls the driver's flushNow (#sendSync), which sends it on the
@@ -24,7 +25,7 @@
  * POOL_STOPPING first; HTTP: the last answer said Connection: close, or the connection just ends).
  */
 import { errorText } from '../lib/errors.js';
-import type { Logger } from '../lib/log.js';
+import { flushLogs, type Logger } from '../lib/log.js';
 import { looksBinary } from '../lib/protocol/frame.js';
 import { BROKEN, POLLIN, POLLOUT, closeConn, recvNow, sendNow, waitFd, type Peer } from './conn-io.js';
 import { ReadClock, phaseMs, type Phase } from './deadlines.js';
@@ -49,24 +50,26 @@ const recvBuf = Buffer.allocUnsafe(RECV_SIZE);
 
 const loopTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-/** The worker's turns of its event loop: one when a wait round ended, and at least every TURN_MS. */
+/**
+ * The worker's turns of its event loop: one when a wait round ended without work, and at least
+ * every TURN_MS of continuous work whatever the work is (back-to-back calls on one connection,
+ * or connection after connection taken at once from the accept queue). Signals (stop, log
+ * reopen) are heard only in a turn (lib/signals.ts), so the clock counts from the last real turn
+ * and nothing else resets it: a lock or a connection taken without waiting is not a turn.
+ */
 export class LoopTurns {
   #last = Date.now();
 
-  /** A turn now (after a wait round that ended without work). */
+  /** A turn now (after a wait round that ended without work); the buffered log lines go out first. */
   async now(): Promise<void> {
+    flushLogs();
     await loopTurn();
     this.#last = Date.now();
   }
 
-  /** A turn if the last one is TURN_MS old (continuous serving). */
+  /** A turn if the last one is TURN_MS old (continuous work). */
   due(): Promise<void> | undefined {
     return Date.now() - this.#last >= TURN_MS ? this.now() : undefined;
-  }
-
-  /** Work started right after a wait: count it as fresh. */
-  note(): void {
-    this.#last = Date.now();
   }
 }
 

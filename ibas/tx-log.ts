@@ -6,7 +6,7 @@
  * (`transaction , journal[J] app[A] client[node ip:port] rc[0 OK] app_rc[0] receive_us[..] app_us[..] send_us[..] via[binary]`)
  * and carries every field as a JSON key for tools (`jq 'select(.app=="A" and .rc!=0)'`):
  *
- *   kind "transaction", journal, app, rc, rc_name, app_rc, client {node, ip, port},
+ *   kind "transaction", journal, gtrid (a leg of a multi-transaction), app, rc, rc_name, app_rc, client {node, ip, port},
  *   timings {receive_us, app_us, send_us, total_us}, via, reason (when rc ≠ 0)
  *
  * plus the worker logger's base fields (pid, role, slot, generation). The time split: receive
@@ -15,7 +15,7 @@
  * follows `via[..]` when the answer left early (send-ahead): rc is the app's final result, the
  * client got the early response; send_us is that early send's.
  */
-import type { Logger } from '../lib/log.js';
+import { writeRecord, type Logger } from '../lib/log.js';
 import { resultName } from '../lib/protocol/result-codes.js';
 import { AppStats } from './app-stats.js';
 
@@ -54,6 +54,11 @@ export function useAppStats(key: number): void {
   }
 }
 
+/** A number as JSON text (JSON has no NaN or Infinity: pino writes null for them). */
+function num(n: number): string {
+  return Number.isFinite(n) ? String(n) : 'null';
+}
+
 export class TxLog {
   readonly #log: Logger;
 
@@ -64,6 +69,22 @@ export class TxLog {
   record(r: TxRecord): void {
     const rcName = resultName(r.rc);
     const totalUs = r.receiveUs + r.appUs + r.sendUs;
+    let line = `transaction , journal[${r.journal}]${r.gtrid ? ` gtrid[${r.gtrid}]` : ''} app[${r.app}] client[${r.clientNode} ${r.clientIp}:${r.clientPort}] rc[${r.rc} ${rcName}] app_rc[${r.appRc}] receive_us[${r.receiveUs}] app_us[${r.appUs}] send_us[${r.sendUs}] via[${r.via}]${r.sentAhead ? ' sent_ahead[1]' : ''}`;
+    if (r.rc !== 0) line += ` reason[${r.message ?? ''}]`;
+    // the fields as JSON text (lib/log.ts writeRecord): the same keys and values as the object
+    // below, without pino walking it
+    const q = JSON.stringify;
+    const fields = `,"kind":"transaction","journal":${q(r.journal)}${r.gtrid ? `,"gtrid":${q(r.gtrid)}` : ''},"app":${q(r.app)},"rc":${num(r.rc)},"rc_name":${q(rcName)},"app_rc":${num(r.appRc)},"client":{"node":${q(r.clientNode)},"ip":${q(r.clientIp)},"port":${num(r.clientPort)}},"timings":{"receive_us":${num(r.receiveUs)},"app_us":${num(r.appUs)},"send_us":${num(r.sendUs)},"total_us":${num(totalUs)}},"via":${q(r.via)}${r.sentAhead ? ',"sent_ahead":true' : ''}${r.rc !== 0 ? `,"reason":${q(r.message ?? '')}` : ''}`;
+    writeRecord(this.#log, 'info', 30, fields, line, () => this.#fields(r, rcName, totalUs));
+    try {
+      appStats?.add(r.app, r.rc, totalUs);
+    } catch {
+      // counters are best effort: never fail a transaction over them
+    }
+  }
+
+  /** The record as an object (what pino would be given; the fallback of writeRecord). */
+  #fields(r: TxRecord, rcName: string, totalUs: number): Record<string, unknown> {
     const fields: Record<string, unknown> = {
       kind: 'transaction',
       journal: r.journal,
@@ -77,16 +98,7 @@ export class TxLog {
     };
     if (r.sentAhead) fields.sent_ahead = true;
     if (r.gtrid) fields.gtrid = r.gtrid;
-    let line = `transaction , journal[${r.journal}]${r.gtrid ? ` gtrid[${r.gtrid}]` : ''} app[${r.app}] client[${r.clientNode} ${r.clientIp}:${r.clientPort}] rc[${r.rc} ${rcName}] app_rc[${r.appRc}] receive_us[${r.receiveUs}] app_us[${r.appUs}] send_us[${r.sendUs}] via[${r.via}]${r.sentAhead ? ' sent_ahead[1]' : ''}`;
-    if (r.rc !== 0) {
-      fields.reason = r.message ?? '';
-      line += ` reason[${r.message ?? ''}]`;
-    }
-    this.#log.info(fields, line);
-    try {
-      appStats?.add(r.app, r.rc, totalUs);
-    } catch {
-      // counters are best effort: never fail a transaction over them
-    }
+    if (r.rc !== 0) fields.reason = r.message ?? '';
+    return fields;
   }
 }

@@ -11,7 +11,7 @@
  */
 import { errorText } from '../lib/errors.js';
 import { EXIT } from '../lib/exit-codes.js';
-import { createLogger, type LogLevel } from '../lib/log.js';
+import { createLogger, flushLogs, type LogLevel } from '../lib/log.js';
 import { installSignals } from '../lib/signals.js';
 import { AcceptLock } from './accept-lock.js';
 import { loadInstance } from './instance.js';
@@ -26,7 +26,7 @@ import { useAppStats } from './tx-log.js';
 
 /**
  * Leave with _exit(2), not process.exit(): nothing of the worker's state needs Node's exit
- * handlers (logs are written synchronously, the accept lock goes back through SEM_UNDO), and
+ * handlers (the buffered log lines are written here first, the accept lock goes back through SEM_UNDO), and
  * libuv's shutdown would join any thread of the pool still blocked in a native call. Exit
  * handlers do not run, so the worker's private app folder (ibas/app-cache.ts) is removed here
  * first.
@@ -35,6 +35,7 @@ const sysExit = libc.func('void _exit(int status)') as unknown as (status: numbe
 /** `--cpu-prof` (IBAS_NODE_ARGS of the bench): the profile is written by Node's exit, so leave through it. */
 const PROFILING = process.execArgv.some((a) => a.startsWith('--cpu-prof'));
 function hardExit(code: number): never {
+  flushLogs();
   removePrivateDirs();
   if (PROFILING) process.exit(code);
   sysExit(code);
@@ -42,6 +43,12 @@ function hardExit(code: number): never {
 }
 
 const LISTEN_FD = 3;
+/**
+ * The worker log holds lines below warn in memory up to this many bytes (about ten transaction
+ * lines), written out at every turn of the event loop and before the worker exits (lib/log.ts):
+ * a worker killed without a word loses at most these.
+ */
+const LOG_BUFFER_BYTES = 4096;
 const PR_SET_PDEATHSIG = 1;
 const prctl = libc.func('int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)') as unknown as (o: number, a: number, b: number, c: number, d: number) => number;
 
@@ -72,7 +79,7 @@ async function main(): Promise<number> {
   try {
     const inst = loadInstance(confFile);
     process.title = `ibas: worker ${index} gen ${generation} [${inst.conf.server.ip}:${inst.conf.server.port}]`;
-    log = createLogger({ name: 'ibas', level: (inst.conf.log.level ?? 'info') as LogLevel, file: inst.workerLog(index), eventFile: inst.eventLog, base: { role: 'worker', slot: index, generation }, rotate: inst.conf.log.rotate });
+    log = createLogger({ name: 'ibas', level: (inst.conf.log.level ?? 'info') as LogLevel, file: inst.workerLog(index), eventFile: inst.eventLog, base: { role: 'worker', slot: index, generation }, rotate: inst.conf.log.rotate, bufferBytes: LOG_BUFFER_BYTES });
     useAppStats(inst.appStatsKey);
     const scoreboard = Scoreboard.attach(inst.scoreboardKey);
     if (!scoreboard) throw new Error(`no scoreboard at key 0x${inst.scoreboardKey.toString(16)}: is the manager gone?`);

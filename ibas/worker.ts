@@ -8,8 +8,10 @@
  * The whole path runs on the main thread with synchronous libc calls (semtimedop, poll, accept4,
  * recv, send, close; ibas/conn-io.ts, ibas/connection.ts): no net.Socket, no event-loop hop per
  * connection. Every blocking call is a bounded round (lock and accept 100 ms, connection waits
- * 50 ms) followed by a turn of the event loop, and serving without pause gives the loop a turn at
- * least every 30 ms, so signals (stop, log reopen) are handled.
+ * 50 ms) followed by a turn of the event loop, and continuous work (back-to-back calls on one
+ * connection, or connections taken one after another without a wait) gives the loop a turn at
+ * least every TURN_MS (30 ms), so signals (stop, log reopen) are handled within that bound plus
+ * the transaction being served (docs/ibas.md "Signals").
  *
  * In FORK mode it serves the one connection the manager accepted for it (fd 3) and exits. In
  * foreground mode (`ibas -a start --foreground`) the same loop runs inside the one process,
@@ -26,11 +28,11 @@ import { InDoubt } from './in-doubt.js';
 import fs from 'node:fs';
 import { errorText } from '../lib/errors.js';
 import { EXIT } from '../lib/exit-codes.js';
-import type { Logger } from '../lib/log.js';
+import { flushLogs, type Logger } from '../lib/log.js';
 import { TX_FLAG } from '../lib/protocol/codec.js';
 import type { AcceptLock } from './accept-lock.js';
 import { AppResolver } from './app-resolver.js';
-import { POLLIN, acceptNow, peerOf, waitFd, type Peer } from './conn-io.js';
+import { POLLIN, acceptNow, noDelayListen, peerOf, waitFd, type Peer } from './conn-io.js';
 import { LoopTurns, serveConnection, type ConnectionHost } from './connection.js';
 import type { Instance } from './instance.js';
 import type { Scoreboard, SlotWriter } from './scoreboard.js';
@@ -45,6 +47,15 @@ export type WorkerMode = 'pool' | 'fork' | 'foreground';
 
 /** One round of waiting for the accept lock or for a connection, before the event loop gets a turn. */
 const ACCEPT_ROUND_MS = 100;
+/**
+ * The resolver's idle work after a connection (shmget for a re-created config index, lstat of every
+ * cached unsigned .so) runs at most this often while connections follow each other without pause;
+ * a quiet round (nothing to serve) always runs it. Transactions follow a newer config segment on
+ * their own (AppResolver.lookup) and get() checks the .so identity, so this only bounds the cost.
+ * (Throttled once before and reverted when old generations hung on USR2: that was the lost-signal
+ * bug, a worker that never turned its event loop, fixed in LoopTurns; test/ibas/signal-busy.)
+ */
+const IDLE_WORK_MS = 100;
 
 export interface WorkerOptions {
   inst: Instance;
@@ -73,6 +84,7 @@ export class Worker {
   readonly #turns = new LoopTurns();
   #stopping: string | undefined;
   #busy = false;
+  #idleWorkAt = 0;
   /** Transactions before recycling (max_process_count plus this worker's jitter; 0 = never). */
   readonly maxCount: number;
 
@@ -148,8 +160,9 @@ export class Worker {
   /**
    * SIGTERM (or the foreground's stop). `exitNow` is called at once when the worker holds no
    * connection; otherwise the connection is served as {@link leaving} says and {@link run} returns.
-   * Signal handlers only run in the event loop's turns, and the worker takes those only while it
-   * waits for the lock or a connection, or inside a connection: never between accept and serve.
+   * Signal handlers only run in the event loop's turns: the worker takes one after every wait
+   * round that ended without work and at least every TURN_MS of continuous work, never between
+   * accept and serve.
    */
   stop(reason: string, exitNow: () => void): void {
     if (this.#stopping) return;
@@ -176,7 +189,11 @@ export class Worker {
 
   async #loop(): Promise<number> {
     const { lock, fd } = this.opts;
+    noDelayListen(fd);
     for (;;) {
+      // connection after connection without a wait still gives the loop its turns (signals)
+      const turn = this.#turns.due();
+      if (turn) await turn;
       const why = this.leaving();
       if (why) {
         this.#log.info(`worker leaving , reason[${why}]`);
@@ -211,10 +228,8 @@ export class Worker {
   async #takeLock(lock: AcceptLock): Promise<boolean> {
     for (;;) {
       if (this.leaving()) return false;
-      if (lock.lockWithin(ACCEPT_ROUND_MS) === 'locked') {
-        this.#turns.note();
-        return true;
-      }
+      flushLogs(); // about to wait for the lock: what this worker did is in its log first
+      if (lock.lockWithin(ACCEPT_ROUND_MS) === 'locked') return true;
       await this.#turns.now();
       this.resolver.idle();
     }
@@ -242,7 +257,11 @@ export class Worker {
     } finally {
       this.#busy = false;
       this.slot.state('IDLE');
-      this.resolver.idle();
+      const now = Date.now();
+      if (now - this.#idleWorkAt >= IDLE_WORK_MS) {
+        this.#idleWorkAt = now;
+        this.resolver.idle();
+      }
     }
   }
 }

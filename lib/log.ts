@@ -13,7 +13,19 @@
  * worker a manager's line is about; any other `k` → `k_field`), see {@link dedupeFields}.
  *
  * SIGUSR1 → {@link reopenLogs}: every file this process writes is reopened (for logrotate).
- * Writes are synchronous so that a worker killed a moment later has still logged what it did.
+ * Writes are synchronous so that a process killed a moment later has still logged what it did.
+ * One exception, a process's own file with `bufferBytes` (an ibas worker's, which has a
+ * transaction line per transaction): lines below warn gather in memory up to that many bytes and
+ * are written in one write(2); the buffer is also written by {@link flushLogs}, which a worker
+ * calls before every wait (poll, the accept lock), at every turn of its event loop and before it
+ * exits, and before every warn-or-above line and a reopen. So lines are held only while the
+ * worker works without one wait (pipelined calls, a queue of connections); a worker that has
+ * nothing to do has logged everything. A worker that dies without a word (SIGKILL, a crash inside
+ * an app, the tier-1 alarm) loses at most the lines of that buffer: under `bufferBytes` (4 KiB:
+ * about ten transaction lines), all written since its last wait.
+ *
+ * Warn and above also go to the event log: one pino destination, a two-way tee on the line's
+ * level (pino's multistream cost twice a plain destination per line).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -35,6 +47,66 @@ function fileStream(file: string): DestinationStream & Reopenable {
   const dest = pino.destination({ dest: file, sync: true, mkdir: true }) as ReturnType<typeof pino.destination> & Reopenable;
   openFiles.set(file, dest);
   return dest;
+}
+
+const WARN = 40;
+const METADATA = Symbol.for('pino.metadata');
+
+/**
+ * The one destination of a logger: every line to `main`, warn and above also to `event`; with
+ * `bufferBytes`, lines below warn gather here and reach `main` in one write once they fill the
+ * buffer, at {@link flushLogs}, or before a warn line. pino sets `lastLevel` on a stream marked
+ * with the pino.metadata symbol before each write. (SonicBoom's own minLength buffer is not used:
+ * its flushSync also fsyncs.)
+ */
+class Tee {
+  readonly [METADATA] = true;
+  lastLevel = 0;
+  readonly #main: DestinationStream;
+  readonly #event: DestinationStream | undefined;
+  readonly #bufferBytes: number;
+  #pending = '';
+
+  constructor(main: DestinationStream, event: DestinationStream | undefined, bufferBytes: number) {
+    this.#main = main;
+    this.#event = event;
+    this.#bufferBytes = bufferBytes;
+    if (bufferBytes > 0) tees.add(this);
+  }
+
+  write(line: string): void {
+    if (this.lastLevel < WARN) {
+      if (this.#bufferBytes === 0) {
+        this.#main.write(line);
+        return;
+      }
+      this.#pending += line;
+      if (this.#pending.length >= this.#bufferBytes) this.flush();
+      return;
+    }
+    this.flush();
+    this.#main.write(line);
+    this.#event?.write(line);
+  }
+
+  flush(): void {
+    if (this.#pending.length === 0) return;
+    const out = this.#pending;
+    this.#pending = '';
+    this.#main.write(out);
+  }
+}
+const tees = new Set<Tee>();
+
+/** Write out the lines held in memory (loggers with bufferBytes); cheap when there are none. */
+export function flushLogs(): void {
+  for (const t of tees) {
+    try {
+      t.flush();
+    } catch {
+      // a full disk must not take the process down
+    }
+  }
 }
 
 /**
@@ -67,6 +139,8 @@ export interface LogOptions {
   base?: Record<string, unknown>;
   /** The conf's `log.rotate`: size- and/or cron-based rotation of every file of this process (lib/log-rotate.ts). */
   rotate?: LogRotation;
+  /** Hold lines below warn of `file` in memory up to this many bytes (see the header; 0: none). */
+  bufferBytes?: number;
 }
 
 let rotator: Rotator | undefined;
@@ -102,10 +176,9 @@ export function createLogger(opts: LogOptions): Logger {
   const level = opts.level ?? 'info';
   const base = { pid: process.pid, ...opts.base };
   if (opts.rotate) startLogRotation(opts.rotate);
-  const streams: { level: LogLevel; stream: DestinationStream }[] = [
-    { level, stream: opts.file === '-' ? pino.destination({ dest: 2, sync: true }) : fileStream(opts.file) },
-  ];
-  if (opts.eventFile && opts.eventFile !== opts.file) streams.push({ level: 'warn', stream: fileStream(opts.eventFile) });
+  const main = opts.file === '-' ? pino.destination({ dest: 2, sync: true }) : fileStream(opts.file);
+  const event = opts.eventFile && opts.eventFile !== opts.file ? fileStream(opts.eventFile) : undefined;
+  const bufferBytes = opts.bufferBytes ?? 0;
   return pino(
     {
       name: opts.name,
@@ -114,8 +187,34 @@ export function createLogger(opts: LogOptions): Logger {
       timestamp: isoTime,
       formatters: { level: (label) => ({ level: label }), log: (obj) => dedupeFields(obj, base) },
     },
-    pino.multistream(streams, { dedupe: false }),
+    event || bufferBytes > 0 ? (new Tee(main, event, bufferBytes) as unknown as DestinationStream) : main,
   );
+}
+
+const SYM = pino.symbols;
+type PinoInternals = Record<symbol, unknown> & { levelVal: number };
+
+/**
+ * Write one record whose fields are already JSON text: `fields` is `,"k":v,...` (keys that are
+ * not the logger's base fields), `msg` the message. The line is the one pino would write for
+ * `log[level](fields, msg)` (level, time, the logger's bindings, the fields, msg) without pino
+ * walking and stringifying an object: the transaction log line (ibas/tx-log.ts) is written
+ * this way, once per transaction. Falls back to pino when its internals are not what this
+ * expects.
+ */
+export function writeRecord(log: Logger, level: 'info' | 'warn', levelVal: number, fields: string, msg: string, obj: () => Record<string, unknown>): void {
+  const l = log as unknown as PinoInternals;
+  if (l.levelVal > levelVal) return;
+  const ls = (l[SYM.lsCacheSym] as Record<number, string> | undefined)?.[levelVal];
+  const time = l[SYM.timeSym] as (() => string) | undefined;
+  const stream = l[SYM.streamSym] as (DestinationStream & Record<symbol | string, unknown>) | undefined;
+  if (typeof ls !== 'string' || typeof time !== 'function' || !stream) {
+    log[level](obj(), msg);
+    return;
+  }
+  const line = `${ls}${time()}${l[SYM.chindingsSym] as string}${fields},"msg":${JSON.stringify(msg)}${l[SYM.endSym] as string}`;
+  if (stream[SYM.needsMetadataGsym] === true) stream.lastLevel = levelVal;
+  stream.write(line);
 }
 
 /** A logger that drops everything (tests of pure functions, `-a check`). */
@@ -127,6 +226,7 @@ export function silentLogger(): Logger {
 export function closeLogFile(file: string): void {
   const dest = openFiles.get(file);
   if (!dest) return;
+  flushLogs();
   openFiles.delete(file);
   try {
     dest.flushSync?.();
@@ -138,6 +238,7 @@ export function closeLogFile(file: string): void {
 
 /** Reopen every log file this process writes (SIGUSR1). */
 export function reopenLogs(): void {
+  flushLogs();
   for (const [file, dest] of openFiles) {
     try {
       dest.reopen(file);

@@ -9,8 +9,16 @@
  * | SIGUSR2 | special | component-defined: ibas upgrade, ibma stop_cleanly             |
  * | SIGHUP  | reload  | re-read config where the component supports it                 |
  *
- * Handlers only enqueue; the component's main flow drains the queue in order and acts. The
- * reopen action is built in so no daemon can forget it.
+ * The reopen action is built in so no daemon can forget it.
+ *
+ * When a handler runs: Node hears a signal only in a turn of the event loop (its poll phase), so
+ * a process that runs synchronous work for long stretches (an ibas worker serving connections as
+ * libc calls) must take a turn at least every few milliseconds of work, whatever the work is
+ * (ibas/connection.ts LoopTurns). The handler then runs in that same turn: it is queued as a
+ * microtask, which runs as soon as Node's signal callback returns, before the check phase where a
+ * worker's next stretch of work resumes. (A `setImmediate` here would run only after that
+ * next stretch, one turn later: a worker busy without pause then heard SIGTERM late or, if it
+ * took no further turn, never.)
  */
 import { reopenLogs } from './log.js';
 
@@ -30,8 +38,9 @@ export type SignalHandlers = Partial<Record<Exclude<SignalAction, 'reopen'>, (si
 };
 
 /**
- * Install the shared map. Work is deferred to a microtask-free `setImmediate` so the handler
- * itself stays trivial. Returns a function that removes the handlers.
+ * Install the shared map. Each handler runs in a microtask right after Node's signal callback,
+ * in the same turn of the event loop (see the header). Returns a function that removes the
+ * handlers.
  */
 export function installSignals(handlers: SignalHandlers): () => void {
   const installed: [NodeJS.Signals, () => void][] = [];
@@ -39,7 +48,7 @@ export function installSignals(handlers: SignalHandlers): () => void {
     const handler = handlers[action];
     if (action !== 'reopen' && !handler) continue;
     const fn = (): void => {
-      setImmediate(() => {
+      queueMicrotask(() => {
         if (action === 'reopen') reopenLogs();
         handler?.(signal);
       });

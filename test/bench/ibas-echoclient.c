@@ -29,6 +29,8 @@
  * Connection modes:
  *   short: connect, 1 transaction, close (latency includes the connect).
  *          http short sends "Connection: close" so the server closes first.
+ *          -F: the client half-closes right after the request (its end arrives with
+ *          the call: a server never waits on the connection; test/ibas/signal-busy).
  *   long : connect once, then transactions back-to-back on that connection
  *          (latency = first byte written .. last byte of the response read).
  *
@@ -75,6 +77,7 @@ static int g_long = 0;
 static int g_proto = PROTO_TDHB;
 static int g_msg = 100;
 static int g_linger0 = 0;
+static int g_halfclose = 0; /* -F: short mode ends its writing side with the request (FIN with the call) */
 static int g_verify = 1;
 static double g_duration = 10.0;
 static double g_warmup = 1.0;
@@ -183,6 +186,7 @@ static int do_send(worker_t *w, conn_t *c)
         fail(w, c, 2);
         return -1;
     }
+    if (g_halfclose && !g_long) shutdown(c->fd, SHUT_WR);
     return 0;
 }
 
@@ -470,7 +474,8 @@ static void usage(const char *argv0)
     fprintf(stderr,
             "usage: %s [-H host] [-p port] [-P tdhb|http] [-m short|long] [-c conc]\n"
             "          [-t threads] [-d seconds] [-w warmup_seconds] [-s body_bytes]\n"
-            "          [-N max_txn] [-L (SO_LINGER 0 on close)] [-n (no verification)] [-l label]\n"
+            "          [-N max_txn] [-L (SO_LINGER 0 on close)] [-F (short: half-close after the request)]\n"
+            "          [-n (no verification)] [-l label]\n"
             "          [-u uri (http; default /echo)]\n",
             argv0);
 }
@@ -478,7 +483,7 @@ static void usage(const char *argv0)
 int main(int argc, char **argv)
 {
     int opt;
-    while ((opt = getopt(argc, argv, "H:p:P:m:c:t:d:w:s:N:Lnl:u:h")) != -1) {
+    while ((opt = getopt(argc, argv, "H:p:P:m:c:t:d:w:s:N:LFnl:u:h")) != -1) {
         switch (opt) {
         case 'H': g_host = optarg; break;
         case 'p': g_port = atoi(optarg); break;
@@ -500,6 +505,7 @@ int main(int argc, char **argv)
         case 's': g_msg = atoi(optarg); break;
         case 'N': g_max_txn = atol(optarg); break;
         case 'L': g_linger0 = 1; break;
+        case 'F': g_halfclose = 1; break;
         case 'n': g_verify = 0; break;
         case 'l': g_label = optarg; break;
         case 'u': g_uri = optarg; break;

@@ -2,6 +2,7 @@
 // server without config space: each answers a clear result code (and the pre-answer already
 // rejects what it can), the connection and the worker go on serving.
 import t from 'tap';
+import { waitFor } from '../helpers/procs.js';
 import { setupIbas, waitWorkers } from './helpers/server.js';
 import { TestClient } from './helpers/client.js';
 import { RC } from '../../lib/protocol/result-codes.js';
@@ -41,6 +42,8 @@ t.test('app errors answer clear codes', async (t) => {
 
   t.equal((await c.call('ibp_test_echo', 'still fine')).body.toString(), 'still fine', 'the connection and worker still serve');
   t.equal(s.slots()[0]!.errors, 6, 'failed transactions are counted on the slot');
+  // the line of a transaction is written after its answer left: wait for the last one
+  await waitFor('the last transaction line', () => /rc\[0 OK\]/.test(s.log(0)) ? true : undefined, 10_000);
   t.match(s.log(0), /transaction , journal\[\] app\[no_such_app\] client\[test_client 127\.[\d.]+:\d+\] rc\[1001 APP_UNKNOWN\]/, 'every outcome has its transaction log line');
   t.match(s.log(0), /rc\[0 OK\] app_rc\[0\] receive_us\[\d+\] app_us\[\d+\] send_us\[\d+\]/, 'with the time split');
   t.equal((await s.stop()).code, 0);
