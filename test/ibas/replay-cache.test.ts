@@ -8,6 +8,7 @@ import t from 'tap';
 import fs from 'node:fs';
 import crypto from 'node:crypto';
 import { REPLAY_CACHE, ReplayCache, replayCapacityOf } from '../../ibas/replay-cache.js';
+import { KEY_SLOT } from '../../lib/shm/keys.js';
 import { destroySegment } from '../../lib/shm/sysv.js';
 
 const KEY = 0x5e000000 + (process.pid & 0xffff) * 8 + 4;
@@ -23,6 +24,7 @@ t.test('docs/ARCHITECTURE.md §7.4.2 matches REPLAY_CACHE', async (t) => {
   for (const [f, off] of Object.entries(REPLAY_CACHE.E)) t.equal(all[f], off, `entry ${f}`);
   t.match(sec, `0x${REPLAY_CACHE.MAGIC.toString(16)}`);
   t.match(sec, `probe limit ${REPLAY_CACHE.PROBE}`);
+  t.match(doc, `| base + ${KEY_SLOT.REPLAY_CACHE} | ibas replay cache`, 'the key table names its slot');
   t.equal(REPLAY_CACHE.E.FINGERPRINT + 8, REPLAY_CACHE.ENTRY, 'the fingerprint ends the entry');
   t.equal(replayCapacityOf(1000), 1024, 'sizes round up to a power of two');
   t.equal(replayCapacityOf(1), REPLAY_CACHE.PROBE, 'never below the probe limit');
