@@ -2,11 +2,16 @@
  * The replay cache of signed hellos (ibas/replay-cache.ts): its layout against
  * docs/ARCHITECTURE.md §7.4.2, a hello remembered until its expiry (per nonce and client KCV),
  * expired entries reused without cutting the chains of live ones, and a full table that refuses
- * (IBP_ERR_TX_REPLAY_CACHE_FULL) rather than forgets. Two workers sharing it: test/ibas/tx-replay-pool.test.ts.
+ * (IBP_ERR_TX_REPLAY_CACHE_FULL) rather than forgets; two processes storing the same hellos
+ * concurrently (interleaved, each accepting a share) accept every hello at most once in all. Two workers of a real ibas:
+ * test/ibas/tx-replay-pool.test.ts.
  */
 import t from 'tap';
 import fs from 'node:fs';
 import crypto from 'node:crypto';
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { REPLAY_CACHE, ReplayCache, replayCapacityOf } from '../../ibas/replay-cache.js';
 import { KEY_SLOT } from '../../lib/shm/keys.js';
 import { destroySegment } from '../../lib/shm/sysv.js';
@@ -80,4 +85,24 @@ t.test('attach: the same table; another layout is refused', async (t) => {
   const fresh = ReplayCache.open(KEY, 128);
   t.equal(fresh.capacity, 128, 'open replaces a table of another layout');
   fresh.destroy();
+});
+
+t.test('two processes storing the same hellos concurrently: each accepted at most once in all', async (t) => {
+  const c = ReplayCache.create(KEY, 65_536);
+  t.teardown(() => c.destroy());
+  const COUNT = 20_000;
+  const racer = fileURLToPath(new URL('./replay-racer.mjs', import.meta.url));
+  const kids = [0, 1].map(() => fork(racer, [String(KEY), String(COUNT)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] }));
+  t.teardown(() => { for (const k of kids) k.kill('SIGKILL'); });
+  await Promise.all(kids.map((k) => once(k, 'message')));
+  const results = kids.map((k) => once(k, 'message').then(([m]) => (m as { fresh: number[] }).fresh));
+  const at = Date.now() + 500;
+  for (const k of kids) k.send({ at });
+  const fresh = await Promise.all(results);
+  const times = new Map<number, number>();
+  for (const f of fresh) for (const i of f) times.set(i, (times.get(i) ?? 0) + 1);
+  t.equal([...times.values()].filter((n) => n > 1).length, 0, 'no hello accepted twice');
+  t.ok(times.size > COUNT * 0.9, `nearly every hello accepted once (${times.size} of ${COUNT}; a tie refuses both: fail closed)`);
+  t.ok(c.liveCount() >= COUNT, 'every hello is remembered');
+  t.comment(`accepted per racer: ${fresh.map((f) => f.length).join(', ')}`);
 });
