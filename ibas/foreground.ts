@@ -19,6 +19,7 @@ import { removePid, writePid } from '../lib/pidfile.js';
 import { installSignals } from '../lib/signals.js';
 import { type Instance, sbModeOf, slotCapacity } from './instance.js';
 import { closeSocket, openListenSocket } from './listen-socket.js';
+import { ReplayCache } from './replay-cache.js';
 import { Scoreboard } from './scoreboard.js';
 import { Worker, resetFileDir } from './worker.js';
 
@@ -31,13 +32,15 @@ export async function runForeground(inst: Instance, log: Logger, single: SingleA
   const { ip, port } = inst.conf.server;
   const fd = openListenSocket(ip, port, inst.comm.backlog);
   const sb = Scoreboard.create(inst.scoreboardKey, slotCapacity(inst.conf, true), sbModeOf(inst.conf, true), 1);
+  const replay = ReplayCache.create(inst.replayCacheKey, inst.conf.security.replay_cache_size);
   sb.prepare(0, 1);
   sb.assign(0, process.pid);
   resetFileDir(inst.fileDir(0));
   process.title = `ibas: foreground [${ip}:${port}]`;
-  const worker = new Worker({ inst, mode: 'foreground', index: 0, generation: 1, scoreboard: sb, fd, log });
+  const worker = new Worker({ inst, mode: 'foreground', index: 0, generation: 1, scoreboard: sb, fd, replay, log });
   const cleanup = (): void => {
     sb.destroy();
+    replay.destroy();
     closeSocket(fd);
     removePid(inst.pidFile);
   };

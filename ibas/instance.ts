@@ -37,6 +37,8 @@ export interface Instance {
   acceptLockKey: number;
   /** Per-app transaction counters (ibas/app-stats.ts). */
   appStatsKey: number;
+  /** The replay cache of signed hellos shared by the workers (ibas/replay-cache.ts). */
+  replayCacheKey: number;
   comm: CommSettings;
   monitor: MonitorSettings;
   limits: FrameLimits;
@@ -74,6 +76,7 @@ export function instanceOf(confFile: string, conf: IbasConf): Instance {
     scoreboardKey: base + KEY_SLOT.SCOREBOARD,
     acceptLockKey: base + KEY_SLOT.ACCEPT_LOCK,
     appStatsKey: base + KEY_SLOT.APP_STATS,
+    replayCacheKey: base + KEY_SLOT.REPLAY_CACHE,
     comm,
     monitor: monitorOf(conf),
     limits: limitsOf({ maxFrame: comm.maxFrame, maxFile: comm.maxFile, maxFiles: comm.maxFiles }),

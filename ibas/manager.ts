@@ -16,7 +16,7 @@
  * Signal handlers and exit events only queue and kick the tick; the tick also runs every
  * monitor.tick_ms. Graceful stop: stop accepting (FORK), SIGTERM every worker (each finishes its
  * running transaction), SIGKILL what is left after monitor.stop_timeout, then remove the
- * scoreboard and the accept lock, close the listen socket, remove the pid file.
+ * scoreboard, the accept lock and the replay cache, close the listen socket, remove the pid file.
  *
  * Resilience (issue 5):
  *   - timeouts: tier 1 is the worker's alarm (ibas/tx-guard.ts), tiers 2/3 the scan below
@@ -49,6 +49,7 @@ import type { PoolHost, PoolPolicy, WorkerRecord } from './pool.js';
 import { DynamicPool } from './pool-dynamic.js';
 import { ForkMode } from './fork-mode.js';
 import { StaticPool } from './pool-static.js';
+import { ReplayCache } from './replay-cache.js';
 import { Scoreboard } from './scoreboard.js';
 import { TimeoutScanner } from './timeouts.js';
 import { IbasMetrics } from './metrics.js';
@@ -100,6 +101,8 @@ export class Manager implements PoolHost, UpgradeHost {
   scoreboard!: Scoreboard;
   listenFd = -1;
   #lock: AcceptLock | undefined;
+  /** The replay cache of signed hellos the workers share (ibas/replay-cache.ts): created by the owner, shared across a USR2 handover. */
+  #replay: ReplayCache | undefined;
   readonly #workers = new Map<number, WorkerRecord>();
   readonly #children = new Map<number, ChildProcess>();
   readonly #signals: NodeJS.Signals[] = [];
@@ -176,12 +179,15 @@ export class Manager implements PoolHost, UpgradeHost {
     if (this.#owner) {
       this.scoreboard = Scoreboard.create(inst.scoreboardKey, slotCapacity(inst.conf, false), sbModeOf(inst.conf, false), this.generation);
       if (inst.conf.mpm.mode !== 'FORK') this.#lock = AcceptLock.create(inst.acceptLockKey);
+      this.#replay = ReplayCache.create(inst.replayCacheKey, inst.conf.security.replay_cache_size);
     } else {
       // a new generation shares the scoreboard (room for two generations) and the accept lock
       const sb = Scoreboard.attach(inst.scoreboardKey);
       if (!sb) throw new IbpError('IBP_ERR_DAEMON_START', { tool: 'ibas', detail: 'upgrade: no scoreboard of the previous generation', log: inst.monitorLog });
       this.scoreboard = sb;
       if (inst.conf.mpm.mode !== 'FORK') this.#lock = AcceptLock.open(inst.acceptLockKey);
+      // the nonces the previous generation saw stay remembered (its size stays until a full restart)
+      this.#replay = ReplayCache.open(inst.replayCacheKey, inst.conf.security.replay_cache_size);
     }
     await this.metrics.start(inst, this.#owner, this.log);
     process.title = `ibas: monitor [${ip}:${port}] gen ${this.generation}`;
@@ -544,8 +550,14 @@ export class Manager implements PoolHost, UpgradeHost {
       } catch (e) {
         this.log.warn(`accept lock removal failed , reason[${errorText(e)}]`);
       }
+      try {
+        this.#replay?.destroy();
+      } catch (e) {
+        this.log.warn(`replay cache removal failed , reason[${errorText(e)}]`);
+      }
     } else {
       this.scoreboard.detach();
+      this.#replay?.detach();
     }
     closeSocket(this.listenFd);
     removePid(this.inst.pidFile);
@@ -566,8 +578,10 @@ export class Manager implements PoolHost, UpgradeHost {
     if (this.#owner) {
       try { this.scoreboard?.destroy(); } catch { /* none */ }
       try { this.#lock?.remove(); } catch { /* none */ }
+      try { this.#replay?.destroy(); } catch { /* none */ }
     } else {
       try { this.scoreboard?.detach(); } catch { /* none */ }
+      try { this.#replay?.detach(); } catch { /* none */ }
     }
     closeSocket(this.listenFd);
   }

@@ -40,7 +40,7 @@ import type { ConnectionContext } from './session.js';
 import { TransactionRunner, type TxGuard } from './transaction.js';
 import { TxLog } from './tx-log.js';
 import { txGateOf } from './tx-keys.js';
-import { grantableOf } from '../lib/protocol/tx-security.js';
+import { grantableOf, type NonceMemory } from '../lib/protocol/tx-security.js';
 import type { AlarmGuard } from './tx-guard.js';
 
 export type WorkerMode = 'pool' | 'fork' | 'foreground';
@@ -66,6 +66,8 @@ export interface WorkerOptions {
   scoreboard: Scoreboard;
   /** pool / foreground: the listen fd; fork: the accepted connection's fd. */
   fd: number;
+  /** The replay cache of signed hellos shared by the ibas's workers (ibas/replay-cache.ts). */
+  replay?: NonceMemory;
   /** pool: the accept lock (foreground has no rival and takes none). */
   lock?: AcceptLock;
   log: Logger;
@@ -114,7 +116,7 @@ export class Worker {
       } catch {
         return undefined; // no config space yet: a signed pre-request gets IBP_ERR_TX_NO_KEY
       }
-    });
+    }, opts.replay);
     const ctx: ConnectionContext = {
       runner: this.runner,
       limits: inst.limits,

@@ -102,6 +102,7 @@ export const ERRORS = {
   IBP_ERR_TX_KEY_EXPIRED: { message: 'key {kcv} of {node} is past its disable time: the sender must switch to its new key (ibma publishes it; check the node\'s clock); nothing ran' },
   IBP_ERR_TX_TAMPERED: { message: '{type} packet failed its authentication ({detail}): altered in transit or forged; the connection is closed' },
   IBP_ERR_TX_REPLAY: { message: '{type} packet replayed: {detail}; the connection is closed' },
+  IBP_ERR_TX_REPLAY_CACHE_FULL: { message: 'the replay cache is full ({capacity} entries of hellos seen within {window}): the signed transaction was refused rather than forgotten; raise ibas.conf security.replay_cache_size (or shorten security.replay_window) and restart ibas; the connection is closed' },
   IBP_ERR_TX_OUT_OF_ORDER: { message: '{type} packet out of order: sequence {got} where {expected} was due; the connection is closed' },
   IBP_ERR_TX_NO_KEY: { message: 'no usable transaction key: {detail}' },
   IBP_ERR_TX_NOT_GRANTED: { message: '{what} asked but not granted by {host}: {detail}' },

@@ -70,16 +70,46 @@ export interface GateResult {
   refusal?: IbpError;
 }
 
-/** The server's judge of pre-requests (one per worker: it remembers the nonces it saw). */
+/**
+ * Where the gate remembers the signed hellos it accepted, until they fall out of the replay
+ * window. An ibas shares one across its workers (ibas/replay-cache.ts, SysV shm), so a replay is
+ * refused whichever worker it reaches; {@link LocalNonceMemory} serves one process.
+ */
+export interface NonceMemory {
+  /**
+   * Remember the hello (nonce, client KCV) until `expiresAt` (ms since the epoch). False: it is
+   * remembered already (a replay). May throw (IBP_ERR_TX_REPLAY_CACHE_FULL) rather than forget.
+   */
+  remember(nonce: Buffer, clientKcv: string, expiresAt: number, now: number): boolean;
+}
+
+/** A nonce memory of this process only (a foreground server, a gate without a shared cache). */
+export class LocalNonceMemory implements NonceMemory {
+  readonly #seen: LRUCache<string, number>;
+
+  constructor(max = 100_000) {
+    this.#seen = new LRUCache({ max, ttlAutopurge: false });
+  }
+
+  remember(nonce: Buffer, clientKcv: string, expiresAt: number, now: number): boolean {
+    const key = `${nonce.toString('hex')}/${clientKcv}`;
+    const exp = this.#seen.get(key);
+    if (exp !== undefined && exp > now) return false;
+    this.#seen.set(key, expiresAt, { ttl: Math.max(1, expiresAt - now) });
+    return true;
+  }
+}
+
+/** The server's judge of pre-requests; `nonces` remembers the hellos it accepted (shared by an ibas's workers). */
 export class TxGate {
   readonly policy: TxPolicy;
   readonly #keyring: () => NodeKeyring | undefined;
-  readonly #nonces: LRUCache<string, true>;
+  readonly #nonces: NonceMemory;
 
-  constructor(policy: TxPolicy, keyring: () => NodeKeyring | undefined, maxNonces = 100_000) {
+  constructor(policy: TxPolicy, keyring: () => NodeKeyring | undefined, nonces: NonceMemory = new LocalNonceMemory()) {
     this.policy = policy;
     this.#keyring = keyring;
-    this.#nonces = new LRUCache({ max: maxNonces, ttl: Math.max(1, 2 * policy.replayWindowMs), ttlAutopurge: false });
+    this.#nonces = nonces;
   }
 
   /**
@@ -107,8 +137,6 @@ export class TxGate {
     if (skew > p.replayWindowMs) {
       throw new IbpError('IBP_ERR_TX_REPLAY', { type: 'PRE_REQUEST', detail: `its time is ${Math.round(skew / 1000)} s off this server's clock (security.replay_window ${p.replayWindowMs / 1000} s): an old pre-request, or a client clock to fix` });
     }
-    const nonce = hello.nonce.toString('hex');
-    if (this.#nonces.has(nonce)) throw new IbpError('IBP_ERR_TX_REPLAY', { type: 'PRE_REQUEST', detail: 'its nonce was seen before' });
     const granted = TX_FLAG.SIGN | (askEncrypt && p.encrypt !== 'none' ? TX_FLAG.ENCRYPT : 0);
     // the PRE_ANSWER goes signed only; the session encrypts from the next packet on
     const seal = new TxSeal('server', serverKeys(hello, own, cache), own.kcv, hello.clientKcv, false);
@@ -133,7 +161,10 @@ export class TxGate {
       }
       cache.verified = { clientKcv: hello.clientKcv, node: pre.clientNode };
     }
-    this.#nonces.set(nonce, true);
+    // remembered once authentic (forged hellos cannot fill the memory), until its time leaves the window
+    if (!this.#nonces.remember(hello.nonce, hello.clientKcv, hello.timeMs + p.replayWindowMs + 1000, now)) {
+      throw new IbpError('IBP_ERR_TX_REPLAY', { type: 'PRE_REQUEST', detail: 'its nonce was seen before' });
+    }
     if (p.encrypt === 'required' && (granted & TX_FLAG.ENCRYPT) === 0) {
       return { granted, seal, refusal: new IbpError('IBP_ERR_TX_UNPROTECTED', { what: 'encrypted', flag: 'encrypt_flag' }) };
     }

@@ -6,13 +6,14 @@
  *   base + 1          ibas's scoreboard
  *   base + 2          ibas's accept-lock semaphore (semaphore key space)
  *   base + 3          ibas's per-app transaction counters (ibas/app-stats.ts)
+ *   base + 4          ibas's replay cache of signed hellos (ibas/replay-cache.ts)
  *   base + 16 … 255   ibma's config segments, used round-robin (taken keys are skipped)
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
-export const KEY_SLOT = { INDEX: 0, SCOREBOARD: 1, ACCEPT_LOCK: 2, APP_STATS: 3, CONFIG_FIRST: 16, CONFIG_LAST: 255 } as const;
+export const KEY_SLOT = { INDEX: 0, SCOREBOARD: 1, ACCEPT_LOCK: 2, APP_STATS: 3, REPLAY_CACHE: 4, CONFIG_FIRST: 16, CONFIG_LAST: 255 } as const;
 
 /** A SysV key as every output prints it (tables, logs, errors): hex with `0x`. */
 export function formatKey(key: number): string {

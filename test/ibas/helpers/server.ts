@@ -182,6 +182,7 @@ export async function assertStoppedClean(t: Test, s: IbasHome): Promise<void> {
   t.same(processesOfHome(s.home), [], 'no process of the home is left');
   const segs = (await segmentsOfHome(s.home)).map((x) => x.key);
   t.notOk(segs.includes(s.scoreboardKey), 'the scoreboard segment is removed');
+  t.notOk(segs.includes(homeKeyBase(s.home) + KEY_SLOT.REPLAY_CACHE), 'the replay-cache segment is removed');
   t.same(semaphoresOfHome(s.home), [], 'the accept-lock semaphore is removed');
   t.notOk(fs.existsSync(path.join(s.home, 'run', 'ibas.pid')), 'the pid file is removed');
 }

@@ -29,12 +29,12 @@ export function writePrivate(s: IbasHome, k: NodePrivateKey): void {
   writePrivateKeyFile(dir, nodePrivateKeyToWire(k));
 }
 
-export async function server(t: Tap.Test, security: Record<string, unknown>): Promise<IbasHome> {
-  const s = await setupIbas(t, { maxCount: 1, nodes: ['txc_client', 'txc_other'], nodeKeys: published.map(nodeKeyToWire), patch: (c) => { Object.assign(c.security, security); } });
+export async function server(t: Tap.Test, security: Record<string, unknown>, maxCount = 1): Promise<IbasHome> {
+  const s = await setupIbas(t, { maxCount, nodes: ['txc_client', 'txc_other'], nodeKeys: published.map(nodeKeyToWire), patch: (c) => { Object.assign(c.security, security); } });
   writePrivate(s, serverKey);
   await s.start();
   t.teardown(() => s.stop());
-  await waitWorkers(s, 1);
+  await waitWorkers(s, maxCount);
   return s;
 }
 
