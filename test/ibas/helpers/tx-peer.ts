@@ -12,7 +12,7 @@ import { FRAME_FLAG, FrameReader, limitsOf } from '../../../lib/protocol/frame.j
 import { Ephemeral, sealPreRequest, TxSeal } from '../../../lib/protocol/tx-crypto.js';
 import { waitFor } from '../../helpers/procs.js';
 import { RawPeer } from './raw-peer.js';
-import { NODE, setupIbas, waitWorkers, type IbasHome } from './server.js';
+import { NODE, setupIbas, waitWorkers, type IbasHome, type IbasSetup } from './server.js';
 
 export const limits = limitsOf({ maxFrame: 64 * 1024 * 1024 });
 export const serverKey = generateNodeKey(NODE, 0);
@@ -29,12 +29,12 @@ export function writePrivate(s: IbasHome, k: NodePrivateKey): void {
   writePrivateKeyFile(dir, nodePrivateKeyToWire(k));
 }
 
-export async function server(t: Tap.Test, security: Record<string, unknown>): Promise<IbasHome> {
-  const s = await setupIbas(t, { maxCount: 1, nodes: ['txc_client', 'txc_other'], nodeKeys: published.map(nodeKeyToWire), patch: (c) => { Object.assign(c.security, security); } });
+export async function server(t: Tap.Test, security: Record<string, unknown>, o: Pick<IbasSetup, 'maxCount' | 'apps'> = {}): Promise<IbasHome> {
+  const s = await setupIbas(t, { maxCount: 1, ...o, nodes: ['txc_client', 'txc_other'], nodeKeys: published.map(nodeKeyToWire), patch: (c) => { Object.assign(c.security, security); } });
   writePrivate(s, serverKey);
   await s.start();
   t.teardown(() => s.stop());
-  await waitWorkers(s, 1);
+  await waitWorkers(s, o.maxCount ?? 1);
   return s;
 }
 
@@ -91,6 +91,17 @@ export class Peer {
     files.forEach((data, index) => out.push(enc(encodePacket({ type: 'PUSH_FILE', index, name: `f${index}.txt`, data }))));
     out.push(enc(encodePacket({ type: 'REQUEST', body: o.request })));
     return out;
+  }
+  /** A two-phase decision (TX_CONTROL), sealed with a hello when `own` is given (its answer opens with the seal). */
+  control(o: { op: 'COMMIT' | 'ROLLBACK'; gtrid: string; journal: string; own?: NodePrivateKey }): Buffer {
+    const frame = encodePacket({ type: 'TX_CONTROL', op: o.op, gtrid: o.gtrid, journal: o.journal });
+    if (!o.own) {
+      this.seal = undefined;
+      return frame;
+    }
+    const sealed = sealPreRequest(frame, o.own, serverKey, this.eph);
+    this.seal = new TxSeal('client', sealed.keys, o.own.kcv, serverKey.kcv, false);
+    return sealed.frame;
   }
 }
 
