@@ -367,7 +367,8 @@ export class BinarySession implements Session {
    * an operator's decision (empty journal, `ibas -a commit_tx|abort_tx`) is sealed with this server's own key.
    */
   #decider(p: Extract<Packet, { type: 'TX_CONTROL' }>, tx: PreparedTx | undefined): string {
-    if (tx) return tx.input.clientNode;
+    // a transaction of this connection names its client only for its own gtrid (never for another's)
+    if (tx && (tx.input.gtrid ?? '') === p.gtrid) return tx.input.clientNode;
     if (p.gtrid === '') return '';
     if (p.journal === '') return this.#ctx.gate?.localNode() ?? '';
     try {

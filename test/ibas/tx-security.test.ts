@@ -222,6 +222,16 @@ t.test('two-phase decisions sealed like pre-requests (sign_flag required)', asyn
     const fa = only(fp?.type === 'ERROR' ? (t.fail(fp.message), fp) : fp, 'TX_CONTROL_ANSWER');
     t.equal(fa.rc, RC.TX_FOREIGN_KEY, 'sealed by another node\'s key: TX_FOREIGN_KEY (answered, sealed)');
     foreign.raw.close();
+
+    // a node that prepared a transaction of its own on this connection may decide only that one's gtrid
+    const own = await Peer.open(t, s);
+    own.raw.write(Buffer.concat(own.frames({ own: clientKey, app: 'ibp_test_2pc', prepare: true, gtrid: 'txc_client.own.1', journal: 'JY', request: Buffer.from('mine') })));
+    t.equal(only((await own.upTo(2))[1], 'RESPONSE').rc, RC.OK, 'txc_client prepared its own transaction (signed)');
+    own.raw.write(own.control({ op: 'ROLLBACK', gtrid: a.gtrid, journal: 'JY', own: clientKey }));
+    t.equal(only((await own.upTo(3))[2], 'TX_CONTROL_ANSWER').rc, RC.TX_FOREIGN_KEY, "naming its own journal with another coordinator's gtrid: TX_FOREIGN_KEY");
+    own.raw.write(own.control({ op: 'ROLLBACK', gtrid: 'txc_client.own.1', journal: 'JY', own: clientKey }));
+    t.equal(only((await own.upTo(4))[3], 'TX_CONTROL_ANSWER').rc, RC.OK, 'its own gtrid: rolled back');
+    own.raw.close();
     t.equal(state(a.gtrid), 'PREPARED', 'still in doubt');
     t.notOk(fs.existsSync(path.join(s.home, 'file', `ibp_test_2pc.${a.journal}.rolledback`)), 'nothing rolled back');
 

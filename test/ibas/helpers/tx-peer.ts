@@ -71,10 +71,10 @@ export class Peer {
    * One pipelined exchange: returns the frames written (pre-request first) without sending when
    * `send` is false. `own` undefined: unsigned.
    */
-  frames(o: { own?: NodePrivateKey; node?: string; encrypt?: boolean; files?: Buffer[]; request: Buffer; journal?: string; serverKey?: NodePublicKey }): Buffer[] {
-    const flags = o.own ? TX_FLAG.SIGN | (o.encrypt ? TX_FLAG.ENCRYPT : 0) : 0;
+  frames(o: { own?: NodePrivateKey; node?: string; encrypt?: boolean; files?: Buffer[]; request: Buffer; journal?: string; serverKey?: NodePublicKey; app?: string; prepare?: boolean; gtrid?: string }): Buffer[] {
+    const flags = (o.own ? TX_FLAG.SIGN | (o.encrypt ? TX_FLAG.ENCRYPT : 0) : 0) | (o.prepare ? TX_FLAG.PREPARE : 0);
     const files = o.files ?? [];
-    const pre = encodePacket({ type: 'PRE_REQUEST', flags, fileCount: files.length, timeoutMs: 5000, clientNode: o.node ?? o.own?.node ?? 'txc_client', app: 'ibp_test_echo', journal: o.journal ?? 'J' });
+    const pre = encodePacket({ type: 'PRE_REQUEST', flags, fileCount: files.length, timeoutMs: 5000, clientNode: o.node ?? o.own?.node ?? 'txc_client', app: o.app ?? 'ibp_test_echo', journal: o.journal ?? 'J', gtrid: o.gtrid ?? '' });
     const out: Buffer[] = [];
     let enc = (b: Buffer): Buffer => b;
     if (o.own) {
