@@ -337,7 +337,13 @@ export class BinarySession implements Session {
     const tx = this.#prepared.get(p.journal);
     // sealed like a pre-request (docs/security.md): a forged or replayed hello throws (ERROR, closed);
     // the node entitled to decide is the coordinator's, the server's own for an operator
-    const sec: GateResult = ctx.gate ? ctx.gate.judge({ flags: hello ? TX_FLAG.SIGN | TX_FLAG.ENCRYPT : 0, clientNode: this.#decider(p, tx) }, hello, this.#agreed) : { granted: 0 };
+    let sec: GateResult = { granted: 0 };
+    try {
+      if (ctx.gate) sec = ctx.gate.judge({ flags: hello ? TX_FLAG.SIGN | TX_FLAG.ENCRYPT : 0, clientNode: this.#decider(p, tx) }, hello, this.#agreed);
+    } catch (e) {
+      // the gate names the packet it judges a PRE_REQUEST: this one is a TX_CONTROL
+      throw e instanceof IbpError && e.params.type === 'PRE_REQUEST' ? new IbpError(e.code, { ...e.params, type: 'TX_CONTROL' }) : e;
+    }
     if (sec.seal) sec.seal.encrypt = (sec.granted & TX_FLAG.ENCRYPT) !== 0;
     let outcome: TxOutcome;
     if (sec.refusal) {
