@@ -64,6 +64,12 @@ export interface SendOptions {
   encrypt?: boolean | Protection;
 }
 
+/**
+ * How a two-phase decision (TX_CONTROL) is protected: sealed like the prepare it decides
+ * (docs/security.md). Default: as that journal's prepare on this connection, else the environment's.
+ */
+export type DecisionOptions = Pick<SendOptions, 'sign' | 'encrypt'>;
+
 export interface ConnectOptions {
   /** Only this host ("ip:port" of the node), whatever its load or suspension. */
   host?: string;
@@ -120,6 +126,8 @@ export class IbacConnection {
   #closed = false;
   /** Journals prepared on this connection and not decided yet. */
   readonly #prepared = new Set<string>();
+  /** How each journal prepared here was protected (its decision is sealed the same way). */
+  readonly #wishes = new Map<string, DecisionOptions>();
   readonly #state: ExchangeState;
 
   constructor(dialer: Dialer, node: string, app: string, channel: Channel, host: HostChoice, pin?: string) {
@@ -187,7 +195,10 @@ export class IbacConnection {
         clientNode: this.#dialer.thisNode, app, journal, gtrid: opts.gtrid, request: body, files: reqFiles, flags, timeoutMs, compressMin: this.#dialer.compressMin(), protect,
       }, this.#state, ctx);
       const elapsedMs = performance.now() - t0;
-      if (opts.prepare) this.#prepared.add(journal);
+      if (opts.prepare) {
+        this.#prepared.add(journal);
+        this.#wishes.set(journal, { sign: opts.sign, encrypt: opts.encrypt });
+      }
       return {
         body: r.body, files: saveResponseFiles(this.#dialer.home, r.files), appRc: r.appRc, node: this.node, app, host: this.host, journal,
         load: r.load, granted: r.granted, appUs: r.appUs, elapsedMs, commStatus: this.#state.tracker.status,
@@ -201,7 +212,7 @@ export class IbacConnection {
    * Two-phase commit: commit (true) or roll back (false) a transaction prepared on this
    * connection (sent with `prepare: true`). Default journal: the one prepared last.
    */
-  async sendCommitOrRollback(commit: boolean, journal?: string): Promise<ControlAnswer> {
+  async sendCommitOrRollback(commit: boolean, journal?: string, opts?: DecisionOptions): Promise<ControlAnswer> {
     const j = journal ?? this.prepared.at(-1);
     const ctx: FailureContext = { node: this.node, app: this.app, host: this.host, journal: j };
     this.#enter(ctx);
@@ -213,9 +224,11 @@ export class IbacConnection {
       }
       const op = commit ? 'COMMIT' : 'ROLLBACK';
       const t0 = performance.now();
+      const protect = this.#dialer.protect(this.node, opts ?? this.#wishes.get(j) ?? {}, ctx);
       this.#prepared.delete(j);
+      this.#wishes.delete(j);
       const timeoutMs = this.#dialer.appTimeoutMs(this.app);
-      const r = await control(this.#channel, op, j, '', timeoutMs, this.#state, ctx);
+      const r = await control(this.#channel, op, j, '', timeoutMs, this.#state, ctx, protect);
       return { node: this.node, host: this.host, journal: j, gtrid: '', op, appRc: r.appRc, body: r.body, load: r.load, elapsedMs: performance.now() - t0 };
     } finally {
       this.#busy = false;
@@ -228,18 +241,20 @@ export class IbacConnection {
    * on any other (this one re-opened to the same pinned host, recovery, an operator) from its
    * participant log. Re-sending a decision already carried out answers OK again (idempotent).
    */
-  async sendDecision(commit: boolean, gtrid: string, journal: string): Promise<ControlAnswer> {
+  async sendDecision(commit: boolean, gtrid: string, journal: string, opts?: DecisionOptions): Promise<ControlAnswer> {
     const ctx: FailureContext = { node: this.node, app: this.app, host: this.host, journal };
     this.#enter(ctx);
     try {
       const op = commit ? 'COMMIT' : 'ROLLBACK';
+      const protect = this.#dialer.protect(this.node, opts ?? this.#wishes.get(journal) ?? {}, ctx);
       const t0 = performance.now();
       // a decision goes to the host that prepared, never to another host of the node
       const ch = await this.#ready(this.#pin ?? this.host);
       ctx.host = this.host;
       this.#prepared.delete(journal);
+      this.#wishes.delete(journal);
       const timeoutMs = this.#dialer.appTimeoutMs(this.app);
-      const r = await control(ch, op, journal, gtrid, timeoutMs, this.#state, ctx);
+      const r = await control(ch, op, journal, gtrid, timeoutMs, this.#state, ctx, protect);
       return { node: this.node, host: this.host, journal, gtrid, op, appRc: r.appRc, body: r.body, load: r.load, elapsedMs: performance.now() - t0 };
     } finally {
       this.#busy = false;
@@ -265,6 +280,7 @@ export class IbacConnection {
     this.#channel?.close();
     this.#channel = undefined;
     this.#prepared.clear();
+    this.#wishes.clear();
     this.#dialer.forget(this);
   }
 
@@ -284,6 +300,7 @@ export class IbacConnection {
     if (this.#prepared.size > 0) {
       // a new channel cannot decide what the old one prepared
       this.#prepared.clear();
+      this.#wishes.clear();
     }
     const { channel, host } = await this.#dialer.dial(this.node, { pin });
     this.#channel = channel;

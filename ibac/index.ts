@@ -13,7 +13,7 @@
  * verify, reverse or escalate), ANSWERED (the server reported the failure).
  */
 export { IbacEnv, createEnvironment, requester, type EnvOptions } from './env.js';
-export { IbacConnection, type ConnectOptions, type ControlAnswer, type IbacResponse, type SendOptions } from './connect.js';
+export { IbacConnection, type ConnectOptions, type ControlAnswer, type DecisionOptions, type IbacResponse, type SendOptions } from './connect.js';
 export { IbacMulti, twoPhaseCommit, describeResults, type MultiRequest, type MultiResult, type TwoPhaseResult } from './multi.js';
 export {
   IbacError, UsageError, NotSupportedError, ProtectionError, NoHostError, ConnectError, SafeError, SuspiciousError, ServerError,

@@ -24,14 +24,14 @@
  */
 import { COMM_STATUS, type CommStatus } from '../lib/protocol/comm-status.js';
 import { IbpError, errorText } from '../lib/errors.js';
-import type { ControlAnswer, IbacConnection, IbacResponse, SendOptions } from './connect.js';
+import type { ControlAnswer, DecisionOptions, IbacConnection, IbacResponse, SendOptions } from './connect.js';
 import type { IbacEnv } from './env.js';
 import { IbacError, PHASE, UsageError, type Phase } from './errors.js';
 import type { RequestFile } from './files.js';
 import { crashPoint } from '../lib/crash-point.js';
 import { newGtrid } from '../lib/gtrid.js';
 import { CoordinatorLog, type Decision, type Participant } from './coordinator-log.js';
-import { driveParticipant, type DriveResult } from './recovery.js';
+import { driveParticipant, RETRY_SCHEDULE_MS, type DriveResult } from './recovery.js';
 
 export interface MultiRequest {
   node: string;
@@ -79,6 +79,8 @@ interface Round {
   /** Items in the BEGIN record, in its participant order. */
   items: Item[];
   parts: Participant[];
+  /** How the prepares were protected: the decisions are sealed the same way (docs/security.md). */
+  wish: DecisionOptions;
 }
 
 export class IbacMulti {
@@ -145,7 +147,7 @@ export class IbacMulti {
    * IBACMultiSendRequestsAndReceiveResponses). Never rejects for a single item's failure.
    */
   async multiSendRequestsAndReceiveResponses(opts: Pick<SendOptions, 'prepare' | 'sign' | 'encrypt'> = {}): Promise<MultiResult[]> {
-    if (opts.prepare) this.#begin();
+    if (opts.prepare) this.#begin({ sign: opts.sign, encrypt: opts.encrypt });
     const gtrid = this.#gtrid;
     const results = await Promise.all(this.#items.map(async (it): Promise<MultiResult> => {
       if (!it.conn) return failed(it, it.connectError);
@@ -166,7 +168,7 @@ export class IbacMulti {
   }
 
   /** A prepare round: a new gtrid, journals fixed, BEGIN logged (fsync) before any prepare leaves. */
-  #begin(): void {
+  #begin(wish: DecisionOptions): void {
     if (this.#round) throw new UsageError(`global transaction ${this.#round.gtrid} is prepared and not decided: commit or roll it back first`);
     this.#gtrid = newGtrid(this.#env.thisNode);
     const items = this.#items.filter((it) => it.conn);
@@ -175,7 +177,7 @@ export class IbacMulti {
     const log = CoordinatorLog.of(this.#env.home.root);
     log.inFlight.add(this.#gtrid);
     if (parts.length > 0) log.begin(this.#gtrid, parts);
-    this.#round = { gtrid: this.#gtrid, items, parts };
+    this.#round = { gtrid: this.#gtrid, items, parts, wish };
     crashPoint('coordinator_before_prepare');
   }
 
@@ -221,7 +223,7 @@ export class IbacMulti {
       if (round.parts.length === 0) return [];
       log.decide(round.gtrid, decision);
       crashPoint('coordinator_after_log');
-      const drive = (k: number) => driveParticipant(this.#env, round.gtrid, decision, k, round.parts[k]!, useConnections ? round.items[k]!.conn : undefined);
+      const drive = (k: number) => driveParticipant(this.#env, round.gtrid, decision, k, round.parts[k]!, useConnections ? round.items[k]!.conn : undefined, RETRY_SCHEDULE_MS, round.wish);
       const first = await drive(0);
       crashPoint('coordinator_mid_commit');
       const driven = [first, ...await Promise.all(round.parts.slice(1).map((_, k) => drive(k + 1)))];

@@ -25,7 +25,7 @@ import path from 'node:path';
 import { errorText, IbpError } from '../lib/errors.js';
 import { isAlive } from '../lib/pidfile.js';
 import { RC } from '../lib/protocol/result-codes.js';
-import type { ControlAnswer, IbacConnection } from './connect.js';
+import type { ControlAnswer, DecisionOptions, IbacConnection } from './connect.js';
 import { CoordinatorLog, coordinatorDir, encodeRecord, foldRecords, readLog, recordsOf, rewriteLog, type CoordRecord, type CoordTx, type Decision, type Participant } from './coordinator-log.js';
 import type { IbacEnv } from './env.js';
 import { ServerError } from './errors.js';
@@ -46,7 +46,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** Send `decision` for `gtrid` to one participant until it is carried out or the schedule ends. */
 export async function driveParticipant(env: IbacEnv, gtrid: string, decision: Decision, index: number, part: Participant,
-  first?: IbacConnection, schedule: readonly number[] = RETRY_SCHEDULE_MS): Promise<DriveResult> {
+  first?: IbacConnection, schedule: readonly number[] = RETRY_SCHEDULE_MS, wish?: DecisionOptions): Promise<DriveResult> {
   let last: unknown;
   for (let k = 0; k < schedule.length; k++) {
     if (schedule[k]! > 0) await sleep(schedule[k]!);
@@ -55,7 +55,8 @@ export async function driveParticipant(env: IbacEnv, gtrid: string, decision: De
     let conn: IbacConnection | undefined = useFirst ? first : undefined;
     try {
       conn ??= await env.connect(part.node, part.app, { host: part.host });
-      const answer = await conn.sendDecision(decision === 'COMMIT', gtrid, part.journal);
+      // sealed as `wish` says, else as the environment's sign/encrypt (recovery in a new process)
+      const answer = await conn.sendDecision(decision === 'COMMIT', gtrid, part.journal, wish);
       return { index, part, outcome: 'OK', answer };
     } catch (e) {
       if (e instanceof ServerError && e.rc === RC.TX_HEURISTIC) return { index, part, outcome: 'HEURISTIC', error: e };

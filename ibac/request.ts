@@ -167,9 +167,9 @@ function openAnswer(sess: Sess, f: Frame): Frame {
     return f;
   }
   // an ERROR is never sealed (it may come at any time); a server that grants nothing answers in clear
-  if (!sealed && (f.type === FRAME_TYPE.ERROR || (f.type === FRAME_TYPE.PRE_ANSWER && sess.seal.received === 0))) return f;
+  if (!sealed && (f.type === FRAME_TYPE.ERROR || ((f.type === FRAME_TYPE.PRE_ANSWER || f.type === FRAME_TYPE.TX_CONTROL_ANSWER) && sess.seal.received === 0))) return f;
   const opened = sess.seal.open(f);
-  if (f.type === FRAME_TYPE.PRE_ANSWER) sess.answerSealed = true;
+  if (f.type === FRAME_TYPE.PRE_ANSWER || f.type === FRAME_TYPE.TX_CONTROL_ANSWER) sess.answerSealed = true;
   return opened;
 }
 
@@ -248,19 +248,44 @@ async function drainRejected(ch: Channel, input: ExchangeInput, st: ExchangeStat
   st.tracker.reset();
 }
 
-/** Two-phase commit decision for a prepared transaction on this channel (TX_CONTROL). */
-export async function control(ch: Channel, op: 'COMMIT' | 'ROLLBACK', journal: string, gtrid: string, timeoutMs: number, st: ExchangeState, ctx: FailureContext): Promise<{ load: Load; message: string; appRc: number; body: Buffer }> {
+/**
+ * Two-phase commit decision for a prepared transaction on this channel (TX_CONTROL). With
+ * `protect` it is sealed like a pre-request (a hello: signed, or resumed on a connection whose
+ * signed hello was accepted) and its answer must come sealed.
+ */
+export async function control(ch: Channel, op: 'COMMIT' | 'ROLLBACK', journal: string, gtrid: string, timeoutMs: number, st: ExchangeState, ctx: FailureContext,
+  protect?: Protect): Promise<{ load: Load; message: string; appRc: number; body: Buffer }> {
   return guarded(ch, st, ctx, timeoutMs, `answer to ${op} from ${ch.key}`, () => st.tracker.status, async () => {
     if (ch.pending > 0) throw { reason: 'protocol', detail: `${ch.pending} unexpected packets from the server between transactions` } satisfies Break;
     st.step = STEP.CONTROL;
-    st.tracker.sending();
-    await ch.write(encodePacket({ type: 'TX_CONTROL', op, journal, gtrid }));
-    st.tracker.sent();
-    const p = await ch.next();
-    if (p.type !== 'TX_CONTROL_ANSWER') throw unexpected(p, 'TX_CONTROL_ANSWER');
-    st.onLoad(p.load);
-    if (p.rc !== RC.OK) throw new ServerError({ rc: p.rc, appRc: p.appRc, message: p.message, body: p.body }, false, ctx);
-    return { load: p.load, message: p.message, appRc: p.appRc, body: p.body };
+    let frame = encodePacket({ type: 'TX_CONTROL', op, journal, gtrid });
+    const sess: Sess = { answerSealed: false };
+    if (protect) {
+      ch.ephemeral ??= new Ephemeral();
+      sess.resumeId = `${protect.own.kcv}:${protect.server.kcv}`;
+      const sealed = sealPreRequest(frame, protect.own, protect.server, ch.ephemeral, Date.now(), ch.ephemeral.resumable.has(sess.resumeId));
+      frame = sealed.frame;
+      sess.seal = new TxSeal('client', sealed.keys, protect.own.kcv, protect.server.kcv, false);
+    }
+    ch.opener = (f) => openAnswer(sess, f);
+    try {
+      st.tracker.sending();
+      await ch.write(frame);
+      st.tracker.sent();
+      const p = await ch.next();
+      if (p.type !== 'TX_CONTROL_ANSWER') throw unexpected(p, 'TX_CONTROL_ANSWER');
+      if (protect && !sess.answerSealed && protect.sign === 'required') {
+        // a server that does not sign decided (or refused) in clear: its word cannot be trusted as its own
+        ch.breakOff({ reason: 'protocol', detail: 'an unsealed TX_CONTROL_ANSWER' });
+        throw new ProtectionError('IBP_ERR_TX_NOT_GRANTED', { what: 'signing', host: ch.key, detail: 'the server answered the signed decision in clear: enable signing in its ibas.conf security section (check the decision there: `ibas -s in_doubt`)' }, ctx);
+      }
+      if (sess.answerSealed && p.rc === RC.OK && sess.resumeId) ch.ephemeral?.resumable.add(sess.resumeId);
+      st.onLoad(p.load);
+      if (p.rc !== RC.OK) throw new ServerError({ rc: p.rc, appRc: p.appRc, message: p.message, body: p.body }, false, ctx);
+      return { load: p.load, message: p.message, appRc: p.appRc, body: p.body };
+    } finally {
+      ch.opener = undefined;
+    }
   });
 }
 

@@ -8,7 +8,9 @@
  *   ibas -a abort_tx --gtrid X           gtrid (empty journal = operator) sent to this server's
  *                                        own listen address, so a worker runs the app's
  *                                        socommit / sorollback and logs the outcome like any
- *                                        decision (by[operator]); the server must be running
+ *                                        decision (by[operator]); the server must be running;
+ *                                        where it signs, the decision is sealed with the
+ *                                        server node's own key from the home's keys/
  *
  * Every command is audited in `$IBP_HOME/log/tx-audit.log` (lib/tx-audit.ts). A decision taken
  * by hand that differs from what the coordinator logged is reported to the coordinator as
@@ -16,7 +18,13 @@
  */
 import { IbpError, errorText } from '../lib/errors.js';
 import { checkGtrid } from '../lib/gtrid.js';
+import fs from 'node:fs';
+import { readPrivateKeyFile } from '../lib/node-key-files.js';
+import { parsePrivateKeyFileName, pickSendingKey, type NodePrivateKey } from '../lib/node-keys.js';
 import { encodePacket } from '../lib/protocol/codec.js';
+import { FRAME_FLAG, FRAME_TYPE } from '../lib/protocol/frame.js';
+import { Ephemeral, sealPreRequest, TxSeal } from '../lib/protocol/tx-crypto.js';
+import { policyOf } from '../lib/protocol/tx-security.js';
 import { errorCodeOf, RC, resultName } from '../lib/protocol/result-codes.js';
 import { audit } from '../lib/tx-audit.js';
 import { Channel } from '../ibac/channel.js';
@@ -46,6 +54,34 @@ export function showInDoubt(inst: Instance, json: boolean, out: (s: string) => v
   return rows;
 }
 
+/**
+ * The key an operator's decision is sealed with where the server signs (security.sign_flag not
+ * none): the server node's own sending pair from the home's keys/ (only who can read them may
+ * decide by hand; the server checks an operator's decision against its own key). Undefined: clear.
+ */
+function operatorSeal(inst: Instance, now = Date.now()): NodePrivateKey | undefined {
+  const sign = policyOf(inst.conf.security).sign;
+  if (sign === 'none') return undefined;
+  const dir = inst.home.dir('keys');
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    // no keys folder: no keys
+  }
+  const keys: NodePrivateKey[] = [];
+  for (const name of names) {
+    const p = parsePrivateKeyFileName(name);
+    const k = p ? readPrivateKeyFile(dir, p.node, p.kcv) : undefined;
+    if (k) keys.push(k);
+  }
+  const key = pickSendingKey(keys, now);
+  if (!key && sign === 'required') {
+    throw new IbpError('IBP_ERR_TX_NO_KEY', { detail: `the server requires signing and ${dir} holds no private key of this node usable now (ibma writes them): an operator's decision is sealed with it` });
+  }
+  return key;
+}
+
 /** `ibas -a commit_tx|abort_tx --gtrid X`: decide by hand through the running server; audited. */
 export async function resolveInDoubt(inst: Instance, commit: boolean, gtrid: string | undefined, timeoutMs = 30_000): Promise<{ rc: number; appRc: number; body: Buffer }> {
   const action = commit ? 'commit_tx' : 'abort_tx';
@@ -53,10 +89,26 @@ export async function resolveInDoubt(inst: Instance, commit: boolean, gtrid: str
   checkGtrid(gtrid);
   const op = commit ? 'COMMIT' : 'ROLLBACK';
   let result: { rc: number; appRc: number; body: Buffer; message: string };
+  let seal: NodePrivateKey | undefined;
+  try {
+    seal = operatorSeal(inst);
+  } catch (e) {
+    audit(inst.home, { action, gtrid, result: 'not sent', detail: errorText(e) });
+    throw e;
+  }
   try {
     const ch = await Channel.open(inst.conf.server.ip, inst.conf.server.port, Math.min(timeoutMs, 5000));
     try {
-      await ch.write(encodePacket({ type: 'TX_CONTROL', op, journal: '', gtrid }));
+      let frame = encodePacket({ type: 'TX_CONTROL', op, journal: '', gtrid });
+      let answerSeal: TxSeal | undefined;
+      if (seal) {
+        const sealed = sealPreRequest(frame, seal, seal, new Ephemeral());
+        frame = sealed.frame;
+        answerSeal = new TxSeal('client', sealed.keys, seal.kcv, seal.kcv, false);
+        // the answer must come sealed by this server's key (an ERROR never is)
+        ch.opener = (f) => (f.type === FRAME_TYPE.ERROR && (f.flags & FRAME_FLAG.SEALED) === 0 ? f : answerSeal!.open(f));
+      }
+      await ch.write(frame);
       // a ref'd timer: the channel's socket does not keep the process alive by itself
       let timer: NodeJS.Timeout | undefined;
       const p = await Promise.race([ch.next(), new Promise<never>((_, reject) => {

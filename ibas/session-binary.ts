@@ -24,7 +24,10 @@
  * segment, and with it newly published node keys); every later packet of the exchange is opened
  * with its seal before it is decoded, and every answer is sealed. A refusal about the client's key
  * or an unsigned pre-request where signing is required goes in the PRE_ANSWER (SAFE, in step);
- * a forged, replayed or reordered packet is a protocol error (ERROR, closed).
+ * a forged, replayed or reordered packet is a protocol error (ERROR, closed). A TX_CONTROL (a
+ * two-phase decision, possibly on a new connection) carries a hello the same way and is judged by
+ * the same gate, as sent by the node entitled to decide (#decider); its answer is sealed. Where
+ * signing is required a clear TX_CONTROL is refused (TX_UNPROTECTED, answered, nothing decided).
  *
  * Send-ahead: when the app sends its response ahead, the transaction's answer (PULL_FILE × n,
  * RESPONSE: the frames the end of the call would send) is queued and flushed through the driver
@@ -41,6 +44,7 @@ import type { InputState, Phase } from './deadlines.js';
 import type { ConnectionContext, FlushNow, Peer, Session } from './session.js';
 import type { PreparedTx, TxFile, TxOutcome } from './transaction.js';
 import { crashPoint } from '../lib/crash-point.js';
+import { gtridNode } from '../lib/gtrid.js';
 
 interface TxState { kind: 'FILES' | 'REQUEST'; pre: PreRequest; files: TxFile[]; filesBytes: number; rejected?: TxOutcome; granted: number; startNs: bigint; seal?: TxSeal }
 type State = { kind: 'IDLE' } | TxState;
@@ -179,10 +183,10 @@ export class BinarySession implements Session {
       // a protected exchange: every packet sealed, in sequence, untouched
       f = st.seal.open(f);
     } else if ((f.flags & FRAME_FLAG.SEALED) !== 0) {
-      if (f.type !== FRAME_TYPE.PRE_REQUEST) {
+      if (f.type !== FRAME_TYPE.PRE_REQUEST && f.type !== FRAME_TYPE.TX_CONTROL) {
         throw new IbpError('IBP_ERR_TX_NOT_GRANTED', { what: 'signing', host: 'this server', detail: `a sealed ${frameTypeName(f.type)} outside a signed exchange: seal only once PRE_ANSWER grants SIGN` });
       }
-      const { inner, hello } = splitHello(f.body);
+      const { inner, hello } = splitHello(f.body, f.type);
       this.#hello = hello;
       f = { type: f.type, flags: f.flags & ~FRAME_FLAG.SEALED, body: inner };
     }
@@ -328,9 +332,25 @@ export class BinarySession implements Session {
 
   #onTxControl(p: Extract<Packet, { type: 'TX_CONTROL' }>): void {
     const ctx = this.#ctx;
+    const hello = this.#hello;
+    this.#hello = undefined;
     const tx = this.#prepared.get(p.journal);
+    // sealed like a pre-request (docs/security.md): a forged or replayed hello throws (ERROR, closed);
+    // the node entitled to decide is the coordinator's, the server's own for an operator
+    let sec: GateResult = { granted: 0 };
+    try {
+      if (ctx.gate) sec = ctx.gate.judge({ flags: hello ? TX_FLAG.SIGN | TX_FLAG.ENCRYPT : 0, clientNode: this.#decider(p, tx) }, hello, this.#agreed);
+    } catch (e) {
+      // the gate names the packet it judges a PRE_REQUEST: this one is a TX_CONTROL
+      throw e instanceof IbpError && e.params.type === 'PRE_REQUEST' ? new IbpError(e.code, { ...e.params, type: 'TX_CONTROL' }) : e;
+    }
+    if (sec.seal) sec.seal.encrypt = (sec.granted & TX_FLAG.ENCRYPT) !== 0;
     let outcome: TxOutcome;
-    if (p.op !== 'PREPARE' && p.gtrid !== '') {
+    if (sec.refusal) {
+      outcome = ctx.runner.refused(sec.refusal);
+      ctx.log.warn({ client: this.#client(), gtrid: p.gtrid, journal: p.journal, err: errorText(sec.refusal) },
+        `two-phase ${p.op.toLowerCase()} refused , client[${this.#client()}] gtrid[${p.gtrid}] journal[${p.journal}] reason[${errorText(sec.refusal)}]`);
+    } else if (p.op !== 'PREPARE' && p.gtrid !== '') {
       // a global transaction: decided through the participant log, on any connection
       const held = tx && tx.input.gtrid === p.gtrid ? tx : undefined;
       if (held) this.#prepared.delete(p.journal);
@@ -344,6 +364,25 @@ export class BinarySession implements Session {
       outcome = ctx.runner.decide(tx, p.op === 'COMMIT', 'KEEPALIVE');
       ctx.log.info(`two-phase ${p.op.toLowerCase()} , journal[${p.journal}] app[${tx.app}] rc[${outcome.rc}]`);
     }
-    this.#write({ type: 'TX_CONTROL_ANSWER', rc: outcome.rc, load: ctx.load(), message: outcome.message, appRc: outcome.appRc, body: outcome.body });
+    this.#write({ type: 'TX_CONTROL_ANSWER', rc: outcome.rc, load: ctx.load(), message: outcome.message, appRc: outcome.appRc, body: outcome.body }, false, sec.seal);
+  }
+
+  /**
+   * The node whose key must seal a decision: the prepare's client when it was prepared on this
+   * connection, else the coordinator in the participant log (else the gtrid's first part, lib/gtrid.ts);
+   * an operator's decision (empty journal, `ibas -a commit_tx|abort_tx`) is sealed with this server's own key.
+   */
+  #decider(p: Extract<Packet, { type: 'TX_CONTROL' }>, tx: PreparedTx | undefined): string {
+    // a transaction of this connection names its client only for its own gtrid (never for another's)
+    if (tx && (tx.input.gtrid ?? '') === p.gtrid) return tx.input.clientNode;
+    if (p.gtrid === '') return '';
+    if (p.journal === '') return this.#ctx.gate?.localNode() ?? '';
+    try {
+      const rec = this.#ctx.inDoubt.log.get(p.gtrid);
+      if (rec && rec.clientNode !== '') return rec.clientNode;
+    } catch {
+      // an unreadable record: the gtrid's own coordinator part decides who may ask (the decision reports the log)
+    }
+    return gtridNode(p.gtrid);
   }
 }

@@ -25,3 +25,9 @@ export function checkGtrid(gtrid: string): string {
   }
   return gtrid;
 }
+
+/** The coordinator part of a gtrid (its first dot-separated part: the client node of newGtrid). */
+export function gtridNode(gtrid: string): string {
+  const at = gtrid.indexOf('.');
+  return at < 0 ? gtrid : gtrid.slice(0, at);
+}

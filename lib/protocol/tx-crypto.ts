@@ -3,7 +3,8 @@
  * of every later packet of the exchange (docs/ARCHITECTURE.md §6.5, docs/security.md).
  *
  * Handshake (one per transaction, pipelining-safe: the client needs nothing from the server):
- * the client appends a HELLO to its PRE_REQUEST body and sets frame flag SEALED:
+ * the client appends a HELLO to its PRE_REQUEST body and sets frame flag SEALED (a two-phase
+ * decision, TX_CONTROL, carries one the same way: its exchange is the control and its answer):
  *
  *   offset size field
  *   0      1    hello version (1)
@@ -12,7 +13,7 @@
  *   17     8    client time, ms since the epoch (uint64 BE)
  *   25     16   nonce (random)
  *   41     32   client ephemeral X25519 public key (one per connection)
- *   73     64   Ed25519 signature by the client key over LABEL ‖ type ‖ pre-request body ‖ hello[0..73)
+ *   73     64   Ed25519 signature by the client key over LABEL ‖ type ‖ pre-request (control) body ‖ hello[0..73)
  *
  * Version 2 (resumed): on a connection whose earlier hello (version 1, same ephemeral key, same
  * client key and node) the server verified and accepted, the last 64 bytes carry instead
@@ -128,7 +129,8 @@ function kcvBytes(kcv: string, what: string): Buffer {
 }
 
 /**
- * The client's sealed PRE_REQUEST: `pre` is the encoded (unsealed) PRE_REQUEST frame. Returns
+ * The client's sealed PRE_REQUEST (or TX_CONTROL: the same hello opens a decision's exchange,
+ * whose only packets are the control and its sealed answer): `pre` is the encoded (unsealed) frame. Returns
  * the frame to send and the exchange keys.
  */
 export function sealPreRequest(pre: Buffer, own: NodePrivateKey, server: NodePublicKey, eph: Ephemeral, now = Date.now(), resume = false): { frame: Buffer; keys: ExchangeKeys } {
@@ -143,20 +145,21 @@ export function sealPreRequest(pre: Buffer, own: NodePrivateKey, server: NodePub
   out.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(now))), o); o += 8;
   nonce.copy(out, o); o += 16;
   eph.publicRaw.copy(out, o); o += 32;
-  const signed = Buffer.concat([LABEL, Buffer.from([FRAME_TYPE.PRE_REQUEST]), body, out.subarray(pre.length, o)]);
+  // a PRE_REQUEST or a TX_CONTROL (a 2PC decision, possibly on a new connection): the type is signed
+  const signed = Buffer.concat([LABEL, Buffer.from([pre[3]!]), body, out.subarray(pre.length, o)]);
   if (resume) {
     createHmac('sha256', eph.resumeKey(own.kcv, server)).update(signed).digest().copy(out, o);
     out.fill(0, o + 32, o + 64);
   } else {
     sign(null, signed, own.signPrivateKey).copy(out, o);
   }
-  writeHeader(out, FRAME_TYPE.PRE_REQUEST, pre[4]! | FRAME_FLAG.SEALED, out.length - HEADER_SIZE);
+  writeHeader(out, pre[3] as FrameType, pre[4]! | FRAME_FLAG.SEALED, out.length - HEADER_SIZE);
   return { frame: out, keys: deriveKeys(eph.agree(server), nonce, own.kcv, server.kcv, eph.publicRaw) };
 }
 
-/** Split a sealed PRE_REQUEST body into the pre-request body and its hello. */
-export function splitHello(body: Buffer): { inner: Buffer; hello: Hello } {
-  if (body.length < HELLO_SIZE) throw new IbpError('IBP_ERR_PROTO_FRAME', { detail: `sealed PRE_REQUEST of ${body.length} bytes is shorter than its hello (${HELLO_SIZE})` });
+/** Split a sealed PRE_REQUEST (or TX_CONTROL) body into the inner body and its hello. */
+export function splitHello(body: Buffer, type: FrameType = FRAME_TYPE.PRE_REQUEST): { inner: Buffer; hello: Hello } {
+  if (body.length < HELLO_SIZE) throw new IbpError('IBP_ERR_PROTO_FRAME', { detail: `sealed ${frameTypeName(type)} of ${body.length} bytes is shorter than its hello (${HELLO_SIZE})` });
   const at = body.length - HELLO_SIZE;
   const inner = body.subarray(0, at);
   const h = body.subarray(at);
@@ -171,7 +174,7 @@ export function splitHello(body: Buffer): { inner: Buffer; hello: Hello } {
       nonce: h.subarray(25, 41),
       ephemeral: h.subarray(41, 73),
       signature: h.subarray(73),
-      signed: Buffer.concat([LABEL, Buffer.from([FRAME_TYPE.PRE_REQUEST]), inner, h.subarray(0, SIGNED_PART)]),
+      signed: Buffer.concat([LABEL, Buffer.from([type]), inner, h.subarray(0, SIGNED_PART)]),
     },
   };
 }

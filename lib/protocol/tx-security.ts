@@ -113,10 +113,11 @@ export class TxGate {
   }
 
   /**
-   * Judge a pre-request and its hello (undefined: not sealed). `cache` is the connection's
+   * Judge a pre-request and its hello (undefined: not sealed); a TX_CONTROL is judged the same way
+   * (flags SIGN | ENCRYPT when sealed, clientNode the node entitled to decide). `cache` is the connection's
    * key-agreement cache. Throws IBP_ERR_TX_* / IBP_ERR_PROTO_FRAME when the exchange cannot go on.
    */
-  judge(pre: PreRequest, hello: Hello | undefined, cache: AgreementCache, now = Date.now()): GateResult {
+  judge(pre: Pick<PreRequest, 'flags' | 'clientNode'>, hello: Hello | undefined, cache: AgreementCache, now = Date.now()): GateResult {
     const p = this.policy;
     const askSign = (pre.flags & TX_FLAG.SIGN) !== 0;
     const askEncrypt = (pre.flags & TX_FLAG.ENCRYPT) !== 0;
@@ -169,5 +170,10 @@ export class TxGate {
       return { granted, seal, refusal: new IbpError('IBP_ERR_TX_UNPROTECTED', { what: 'encrypted', flag: 'encrypt_flag' }) };
     }
     return { granted, seal };
+  }
+
+  /** The node this server is (its keyring's), undefined while it holds no keys. */
+  localNode(): string | undefined {
+    return this.#keyring()?.localNode;
   }
 }

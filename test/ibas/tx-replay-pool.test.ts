@@ -13,7 +13,7 @@ import { segmentsOfHome, waitFor } from '../helpers/procs.js';
 import { clientKey, limits, only, Peer, server } from './helpers/tx-peer.js';
 
 t.test('a signed exchange replayed to another worker of the pool is refused', async (t) => {
-  const s = await server(t, { sign_flag: 'required', encrypt_flag: 'optional' }, 2);
+  const s = await server(t, { sign_flag: 'required', encrypt_flag: 'optional' }, { maxCount: 2 });
   const replayKey = homeKeyBase(s.home) + KEY_SLOT.REPLAY_CACHE;
   t.ok((await segmentsOfHome(s.home)).some((x) => x.key === replayKey), 'the manager created the replay cache');
   const slotsOf = (journal: string): number[] => [0, 1, 2, 3].filter((i) => s.log(i).includes(`journal[${journal}]`));

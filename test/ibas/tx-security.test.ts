@@ -9,10 +9,15 @@
  * (SAFE: nothing ran, the connection stays in step) and logged; a flipped bit, a replayed
  * pre-request, a replayed and a reordered packet each get their own ERROR. The HTTP adapter refuses
  * unless the app is in security.http_unsigned_allow. Last, a key rotation under a signing ibac loop.
+ * Two-phase decisions (TX_CONTROL) are sealed too: a signing ibac's multi-transaction commits; a
+ * clear or foreign-key decision for a transaction in doubt is refused (it stays in doubt); the
+ * recovery path (a fresh connection) and the operator's commit_tx commit it signed.
  * The negotiation matrix through ibac is test/ibas/tx-negotiation.test.ts.
  */
 import t from 'tap';
-import { TX_FLAG } from '../../ibac/index.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { driveParticipant, newGtrid, TX_FLAG } from '../../ibac/index.js';
 import { generateNodeKey, nodeKeyToWire } from '../../lib/node-keys.js';
 import { decodePacket, encodePacket } from '../../lib/protocol/codec.js';
 import { FrameReader } from '../../lib/protocol/frame.js';
@@ -168,4 +173,80 @@ t.test('a key rotation under a client loop with signing required: 0 failed calls
   q.raw.write(Buffer.concat(q.frames({ own: newKey, node: NODE, request: Buffer.from('to the old server key') })));
   t.match((await q.upTo(1))[0], { type: 'ERROR', rc: RC.TX_NO_KEY }, 'a pre-request to the old server key: TX_NO_KEY');
   q.raw.close();
+});
+
+t.test('two-phase decisions sealed like pre-requests (sign_flag required)', async (t) => {
+  const s = await server(t, { sign_flag: 'required', encrypt_flag: 'optional' }, { maxCount: 3, apps: [{ app: 'ibp_test_2pc', bin: 'ibp_test_2pc.so' }] });
+  const env = createEnvironment({ config: s.ibmaConf });
+  t.teardown(() => env.destroy());
+  const state = (g: string): string => (JSON.parse(fs.readFileSync(path.join(s.home, 'tlog', `${g}.json`), 'utf8')) as { state: string }).state;
+  const committed = (j: string): boolean => fs.existsSync(path.join(s.home, 'file', `ibp_test_2pc.${j}.committed`));
+
+  await t.test('a multi-transaction of a signing ibac prepares and commits end to end', async (t) => {
+    // one leg here (a participant logs one record per gtrid: two legs of one gtrid need two servers)
+    const multi = await env.multiConnect([{ node: NODE, app: 'ibp_test_2pc', request: 'debit' }]);
+    t.teardown(() => multi.multiDisconnect());
+    const prepared = await multi.multiSendRequestsAndReceiveResponses({ prepare: true, sign: true });
+    t.ok(prepared.every((p) => p.ok), `voted yes: ${prepared.map((p) => p.error?.message ?? 'ok').join('; ')}`);
+    const decided = await multi.multiSendCommitOrRollbackAndReceiveResponses(true);
+    t.ok(decided.every((d) => d.ok), `committed: ${decided.map((d) => d.error?.message ?? 'ok').join('; ')}`);
+    t.ok(prepared.every((p) => committed(p.journal!)), "the app's socommit ran");
+    t.equal(state(multi.gtrid), 'COMMITTED');
+  });
+
+  await t.test('left in doubt: a clear and a foreign-key TX_CONTROL are refused, recovery and the operator commit signed', async (t) => {
+    // two legs prepared by the signing ibac, their connections closed: in doubt
+    const legs: { gtrid: string; journal: string; host: string }[] = [];
+    for (const k of [1, 2]) {
+      const conn = await env.connect(NODE, 'ibp_test_2pc');
+      const gtrid = newGtrid(env.thisNode);
+      const r = await conn.sendRequestAndReceiveResponse('ibp_test_2pc', `leg ${k}`, undefined, { prepare: true, gtrid, journal: `JS${k}`, sign: true });
+      t.equal(r.appRc, 0, `leg ${k} prepared, signed`);
+      legs.push({ gtrid, journal: `JS${k}`, host: conn.host });
+      conn.disconnect();
+    }
+    const [a, b] = legs as [typeof legs[0], typeof legs[0]];
+    await waitFor('both legs in doubt', () => (legs.every((l) => workerLogs(s, 3).includes(`two-phase in doubt: connection closed before the decision , gtrid[${l.gtrid}]`)) ? true : undefined), 10_000, 20);
+
+    const clear = await Peer.open(t, s);
+    clear.raw.write(clear.control({ op: 'COMMIT', gtrid: a.gtrid, journal: a.journal }));
+    t.equal(only((await clear.upTo(1))[0], 'TX_CONTROL_ANSWER').rc, RC.TX_UNPROTECTED, 'a clear TX_CONTROL: TX_UNPROTECTED (answered)');
+    clear.raw.write(encodePacket({ type: 'KEEPALIVE' }));
+    t.equal((await clear.upTo(2))[1]?.type, 'KEEPALIVE_ACK', 'the connection stays in step');
+    clear.raw.close();
+    await waitFor('the refusal logged', () => (workerLogs(s, 3).includes(`two-phase commit refused , `) && workerLogs(s, 3).includes(`gtrid[${a.gtrid}]`) ? true : undefined), 10_000, 20);
+
+    const foreign = await Peer.open(t, s);
+    foreign.raw.write(foreign.control({ op: 'ROLLBACK', gtrid: a.gtrid, journal: a.journal, own: otherKey }));
+    const [fp] = await foreign.upTo(1);
+    const fa = only(fp?.type === 'ERROR' ? (t.fail(fp.message), fp) : fp, 'TX_CONTROL_ANSWER');
+    t.equal(fa.rc, RC.TX_FOREIGN_KEY, 'sealed by another node\'s key: TX_FOREIGN_KEY (answered, sealed)');
+    foreign.raw.close();
+
+    // a node that prepared a transaction of its own on this connection may decide only that one's gtrid
+    const own = await Peer.open(t, s);
+    own.raw.write(Buffer.concat(own.frames({ own: clientKey, app: 'ibp_test_2pc', prepare: true, gtrid: 'txc_client.own.1', journal: 'JY', request: Buffer.from('mine') })));
+    t.equal(only((await own.upTo(2))[1], 'RESPONSE').rc, RC.OK, 'txc_client prepared its own transaction (signed)');
+    own.raw.write(own.control({ op: 'ROLLBACK', gtrid: a.gtrid, journal: 'JY', own: clientKey }));
+    t.equal(only((await own.upTo(3))[2], 'TX_CONTROL_ANSWER').rc, RC.TX_FOREIGN_KEY, "naming its own journal with another coordinator's gtrid: TX_FOREIGN_KEY");
+    own.raw.write(own.control({ op: 'ROLLBACK', gtrid: 'txc_client.own.1', journal: 'JY', own: clientKey }));
+    t.equal(only((await own.upTo(4))[3], 'TX_CONTROL_ANSWER').rc, RC.OK, 'its own gtrid: rolled back');
+    own.raw.close();
+    t.equal(state(a.gtrid), 'PREPARED', 'still in doubt');
+    t.notOk(fs.existsSync(path.join(s.home, 'file', `ibp_test_2pc.${a.journal}.rolledback`)), 'nothing rolled back');
+
+    // the coordinator's recovery path: a fresh connection, the decision sealed
+    const recovering = createEnvironment({ config: s.ibmaConf, sign: 'required' }); // a new process: signs as its environment says
+    t.teardown(() => recovering.destroy());
+    const driven = await driveParticipant(recovering, a.gtrid, 'COMMIT', 0, { node: NODE, app: 'ibp_test_2pc', host: a.host, journal: a.journal }, undefined, [0]);
+    t.equal(driven.outcome, 'OK', `recovery committed: ${driven.error?.message ?? ''}`);
+    t.equal(driven.answer?.body.toString(), `committed:${a.journal}`, "the app's answer came back sealed");
+    t.equal(state(a.gtrid), 'COMMITTED');
+
+    // the operator: sealed with the server node's own key from the home's keys/
+    const op = await s.ibas(['-f', s.conf, '-a', 'commit_tx', '--gtrid', b.gtrid]);
+    t.equal(op.code, 0, op.stderr);
+    t.ok(committed(b.journal), 'the operator\'s commit ran');
+    t.equal(state(b.gtrid), 'COMMITTED');
+  });
 });

@@ -7,7 +7,7 @@
 import t from 'tap';
 import { generateNodeKey, StaticKeyring, type NodePrivateKey } from '../../lib/node-keys.js';
 import { decodePacket, encodePacket, TX_FLAG, type PreRequest } from '../../lib/protocol/codec.js';
-import { FRAME_FLAG, FrameReader, DEFAULT_LIMITS, type Frame } from '../../lib/protocol/frame.js';
+import { FRAME_FLAG, FRAME_TYPE, FrameReader, DEFAULT_LIMITS, type Frame } from '../../lib/protocol/frame.js';
 import { Ephemeral, sealPreRequest, splitHello, TxSeal } from '../../lib/protocol/tx-crypto.js';
 import { policyOf, TxGate, httpRefusal, type TxPolicy } from '../../lib/protocol/tx-security.js';
 
@@ -127,6 +127,23 @@ t.test('the gate: keys of the wrong node, unknown, expired; replays; a forged si
   const noKey = new TxGate(policyOf({ sign_flag: 'required', encrypt_flag: 0 }), () => new StaticKeyring('SRV', [], [client]));
   const nr = received(sealPreRequest(pre().frame, client, server, new Ephemeral()).frame);
   t.throws(() => noKey.judge(nr.pre, nr.hello, {}), { code: 'IBP_ERR_TX_NO_KEY' }, 'a server key that is not (or no longer) the server\'s');
+});
+
+t.test('a sealed TX_CONTROL: its hello signs its type and body (op, journal, gtrid)', async (t) => {
+  const ctl = encodePacket({ type: 'TX_CONTROL', op: 'COMMIT', journal: 'J1', gtrid: 'CLI.a.b.c' });
+  const { frame } = sealPreRequest(ctl, client, server, new Ephemeral());
+  const f = frameOf(frame);
+  t.equal(f.type, FRAME_TYPE.TX_CONTROL, 'still a TX_CONTROL frame');
+  t.equal(f.flags & FRAME_FLAG.SEALED, FRAME_FLAG.SEALED);
+  const { inner, hello } = splitHello(f.body, f.type);
+  t.match(decodePacket({ type: f.type, flags: 0, body: inner }, DEFAULT_LIMITS), { type: 'TX_CONTROL', op: 'COMMIT', journal: 'J1', gtrid: 'CLI.a.b.c' });
+  t.notOk(gate().judge({ flags: TX_FLAG.SIGN | TX_FLAG.ENCRYPT, clientNode: 'CLI' }, hello, {}).refusal, 'judged as sent by the coordinator node CLI: accepted');
+  t.equal(gate().judge({ flags: TX_FLAG.SIGN, clientNode: 'OTHER' }, splitHello(f.body, f.type).hello, {}).refusal?.code, 'IBP_ERR_TX_FOREIGN_KEY', 'judged as another node\'s decision: refused');
+  t.throws(() => gate().judge({ flags: TX_FLAG.SIGN, clientNode: 'CLI' }, splitHello(f.body).hello, {}), { code: 'IBP_ERR_TX_TAMPERED' }, 'its hello read as a PRE_REQUEST\'s does not verify');
+  const flipped = Buffer.from(frame);
+  flipped[12 + 1 + 1 + 1]! ^= 0x01; // the journal J1 becomes J0
+  const ff = frameOf(flipped);
+  t.throws(() => gate().judge({ flags: TX_FLAG.SIGN, clientNode: 'CLI' }, splitHello(ff.body, ff.type).hello, {}), { code: 'IBP_ERR_TX_TAMPERED' }, 'a flipped bit in the decision');
 });
 
 t.test('resumed hellos: accepted only after a verified signed one on the same connection', async (t) => {

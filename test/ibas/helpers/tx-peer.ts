@@ -12,7 +12,7 @@ import { FRAME_FLAG, FrameReader, limitsOf } from '../../../lib/protocol/frame.j
 import { Ephemeral, sealPreRequest, TxSeal } from '../../../lib/protocol/tx-crypto.js';
 import { waitFor } from '../../helpers/procs.js';
 import { RawPeer } from './raw-peer.js';
-import { NODE, setupIbas, waitWorkers, type IbasHome } from './server.js';
+import { NODE, setupIbas, waitWorkers, type IbasHome, type IbasSetup } from './server.js';
 
 export const limits = limitsOf({ maxFrame: 64 * 1024 * 1024 });
 export const serverKey = generateNodeKey(NODE, 0);
@@ -29,12 +29,12 @@ export function writePrivate(s: IbasHome, k: NodePrivateKey): void {
   writePrivateKeyFile(dir, nodePrivateKeyToWire(k));
 }
 
-export async function server(t: Tap.Test, security: Record<string, unknown>, maxCount = 1): Promise<IbasHome> {
-  const s = await setupIbas(t, { maxCount, nodes: ['txc_client', 'txc_other'], nodeKeys: published.map(nodeKeyToWire), patch: (c) => { Object.assign(c.security, security); } });
+export async function server(t: Tap.Test, security: Record<string, unknown>, o: Pick<IbasSetup, 'maxCount' | 'apps'> = {}): Promise<IbasHome> {
+  const s = await setupIbas(t, { maxCount: 1, ...o, nodes: ['txc_client', 'txc_other'], nodeKeys: published.map(nodeKeyToWire), patch: (c) => { Object.assign(c.security, security); } });
   writePrivate(s, serverKey);
   await s.start();
   t.teardown(() => s.stop());
-  await waitWorkers(s, maxCount);
+  await waitWorkers(s, o.maxCount ?? 1);
   return s;
 }
 
@@ -71,10 +71,10 @@ export class Peer {
    * One pipelined exchange: returns the frames written (pre-request first) without sending when
    * `send` is false. `own` undefined: unsigned.
    */
-  frames(o: { own?: NodePrivateKey; node?: string; encrypt?: boolean; files?: Buffer[]; request: Buffer; journal?: string; serverKey?: NodePublicKey }): Buffer[] {
-    const flags = o.own ? TX_FLAG.SIGN | (o.encrypt ? TX_FLAG.ENCRYPT : 0) : 0;
+  frames(o: { own?: NodePrivateKey; node?: string; encrypt?: boolean; files?: Buffer[]; request: Buffer; journal?: string; serverKey?: NodePublicKey; app?: string; prepare?: boolean; gtrid?: string }): Buffer[] {
+    const flags = (o.own ? TX_FLAG.SIGN | (o.encrypt ? TX_FLAG.ENCRYPT : 0) : 0) | (o.prepare ? TX_FLAG.PREPARE : 0);
     const files = o.files ?? [];
-    const pre = encodePacket({ type: 'PRE_REQUEST', flags, fileCount: files.length, timeoutMs: 5000, clientNode: o.node ?? o.own?.node ?? 'txc_client', app: 'ibp_test_echo', journal: o.journal ?? 'J' });
+    const pre = encodePacket({ type: 'PRE_REQUEST', flags, fileCount: files.length, timeoutMs: 5000, clientNode: o.node ?? o.own?.node ?? 'txc_client', app: o.app ?? 'ibp_test_echo', journal: o.journal ?? 'J', gtrid: o.gtrid ?? '' });
     const out: Buffer[] = [];
     let enc = (b: Buffer): Buffer => b;
     if (o.own) {
@@ -91,6 +91,17 @@ export class Peer {
     files.forEach((data, index) => out.push(enc(encodePacket({ type: 'PUSH_FILE', index, name: `f${index}.txt`, data }))));
     out.push(enc(encodePacket({ type: 'REQUEST', body: o.request })));
     return out;
+  }
+  /** A two-phase decision (TX_CONTROL), sealed with a hello when `own` is given (its answer opens with the seal). */
+  control(o: { op: 'COMMIT' | 'ROLLBACK'; gtrid: string; journal: string; own?: NodePrivateKey }): Buffer {
+    const frame = encodePacket({ type: 'TX_CONTROL', op: o.op, gtrid: o.gtrid, journal: o.journal });
+    if (!o.own) {
+      this.seal = undefined;
+      return frame;
+    }
+    const sealed = sealPreRequest(frame, o.own, serverKey, this.eph);
+    this.seal = new TxSeal('client', sealed.keys, o.own.kcv, serverKey.kcv, false);
+    return sealed.frame;
   }
 }
 
