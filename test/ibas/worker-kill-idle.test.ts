@@ -29,7 +29,8 @@ t.test('kill -9 of an idle worker', async (t) => {
     }
   })();
 
-  const serving = s.slots().find((w) => w.state === 'WORKING' || w.state === 'KEEPALIVE')!;
+  // the worker holding the connection is reading, running or between calls at any instant
+  const serving = await waitFor('the worker holding the client\'s connection', () => s.slots().find((w) => w.state === 'WORKING' || w.state === 'KEEPALIVE' || w.state === 'READING'));
   t.ok(serving, 'one worker holds the client\'s connection');
   const victim = await waitFor('an IDLE worker', () => s.slots().find((w) => w.state === 'IDLE' && w.pid !== serving.pid));
   process.kill(victim.pid, 'SIGKILL');
