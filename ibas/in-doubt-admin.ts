@@ -42,7 +42,7 @@ export interface InDoubtRow extends ParticipantRecord {
 export interface BranchReport {
   journal: string;
   app: string;
-  state: ParticipantRecord['state'] | 'unknown';
+  state: ParticipantRecord['state'];
   appRc?: number;
   body: Buffer;
 }
