@@ -142,7 +142,11 @@ const program = createProgram('ibas', 'IBP-TS transaction server: a manager and 
       case 'commit_tx':
       case 'abort_tx': {
         const r = await resolveInDoubt(inst, opts.action === 'commit_tx', opts.gtrid);
-        process.stdout.write(`ibas ${opts.action} ok , gtrid[${opts.gtrid}] app_rc[${r.appRc}] body[${r.body.toString('utf8')}]\n`);
+        if (r.branches.length <= 1) process.stdout.write(`ibas ${opts.action} ok , gtrid[${opts.gtrid}] app_rc[${r.appRc}] body[${r.body.toString('utf8')}]\n`);
+        // several branches (legs) of the gtrid on this server: each one's outcome
+        for (const b of r.branches.length > 1 ? r.branches : []) {
+          process.stdout.write(`ibas ${opts.action} ok , gtrid[${opts.gtrid}] journal[${b.journal}] app[${b.app}] state[${b.state.toLowerCase()}] app_rc[${b.appRc ?? '?'}] body[${b.body.toString('utf8')}]\n`);
+        }
         return;
       }
     }

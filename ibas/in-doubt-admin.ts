@@ -2,15 +2,18 @@
  * Operator commands for the transactions in doubt on this server (Tuxedo's printtrans /
  * committrans / aborttrans; docs/ibas.md "Two-phase commit you can recover"):
  *
- *   ibas -s in_doubt [--json]            every gtrid this server voted yes for and has no decision
- *                                        for: app, journal, coordinator node and address, age
- *   ibas -a commit_tx --gtrid X          decide it by hand: a TX_CONTROL COMMIT / ROLLBACK for the
- *   ibas -a abort_tx --gtrid X           gtrid (empty journal = operator) sent to this server's
+ *   ibas -s in_doubt [--json]            every branch (gtrid + journal: a leg of a multi-transaction;
+ *                                        one gtrid may have several here) this server voted yes for
+ *                                        and has no decision for: app, coordinator node and
+ *                                        address, age
+ *   ibas -a commit_tx --gtrid X          decide by hand every branch of X here: a TX_CONTROL
+ *   ibas -a abort_tx --gtrid X           COMMIT / ROLLBACK for the gtrid (empty journal = operator: every branch) sent to this server's
  *                                        own listen address, so a worker runs the app's
  *                                        socommit / sorollback and logs the outcome like any
  *                                        decision (by[operator]); the server must be running;
  *                                        where it signs, the decision is sealed with the
- *                                        server node's own key from the home's keys/
+ *                                        server node's own key from the home's keys/;
+ *                                        each branch's outcome is read back from the log
  *
  * Every command is audited in `$IBP_HOME/log/tx-audit.log` (lib/tx-audit.ts). A decision taken
  * by hand that differs from what the coordinator logged is reported to the coordinator as
@@ -35,7 +38,16 @@ export interface InDoubtRow extends ParticipantRecord {
   ageS: number;
 }
 
-/** The transactions in doubt on this server's home, oldest first. */
+/** A branch's outcome after an operator's decision, read back from the participant log. */
+export interface BranchReport {
+  journal: string;
+  app: string;
+  state: ParticipantRecord['state'];
+  appRc?: number;
+  body: Buffer;
+}
+
+/** The branches in doubt on this server's home, oldest first. */
 export function inDoubtRows(inst: Instance, now = Date.now()): InDoubtRow[] {
   return new ParticipantLog(inst.home.root).inDoubt().map((r) => ({ ...r, ageS: Math.max(0, Math.round((now - r.preparedAt) / 1000)) }));
 }
@@ -83,7 +95,7 @@ function operatorSeal(inst: Instance, now = Date.now()): NodePrivateKey | undefi
 }
 
 /** `ibas -a commit_tx|abort_tx --gtrid X`: decide by hand through the running server; audited. */
-export async function resolveInDoubt(inst: Instance, commit: boolean, gtrid: string | undefined, timeoutMs = 30_000): Promise<{ rc: number; appRc: number; body: Buffer }> {
+export async function resolveInDoubt(inst: Instance, commit: boolean, gtrid: string | undefined, timeoutMs = 30_000): Promise<{ rc: number; appRc: number; body: Buffer; branches: BranchReport[] }> {
   const action = commit ? 'commit_tx' : 'abort_tx';
   if (gtrid === undefined || gtrid === '') throw new IbpError('IBP_ERR_CLI_BAD_ARG', { arg: '--gtrid', detail: `${action} needs the gtrid (\`ibas -s in_doubt\` lists them)` });
   checkGtrid(gtrid);
@@ -125,11 +137,18 @@ export async function resolveInDoubt(inst: Instance, commit: boolean, gtrid: str
     throw new IbpError('IBP_ERR_DAEMON_NOT_RUNNING', { tool: 'ibas', pidfile: `${inst.pidFile}; ${action} ${gtrid} could not reach ${inst.conf.server.ip}:${inst.conf.server.port}: ${detail}` });
   }
   audit(inst.home, { action, gtrid, result: resultName(result.rc), detail: result.message || undefined });
+  let branches: BranchReport[] = [];
+  try {
+    branches = new ParticipantLog(inst.home.root).branches(gtrid).filter((r) => r.journal !== '' || r.by !== 'presumed-abort' || r.app !== '')
+      .map((r) => ({ journal: r.journal, app: r.app, state: r.state, appRc: r.appRc, body: Buffer.from(r.body ?? '', 'base64') }));
+  } catch {
+    // the log cannot be read from here: the server's answer is all there is
+  }
   if (result.rc !== RC.OK) {
     const code = errorCodeOf(result.rc) ?? 'IBP_ERR_POOL_INTERNAL';
     const err = new IbpError(code, { gtrid, op, state: '?', by: '?', pid: '?', detail: result.message, app: '?', rc: result.appRc, file: '?' });
     Object.defineProperty(err, 'message', { value: result.message || resultName(result.rc), enumerable: false, writable: true, configurable: true });
     throw err;
   }
-  return result;
+  return { ...result, branches };
 }

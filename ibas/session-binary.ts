@@ -369,7 +369,7 @@ export class BinarySession implements Session {
 
   /**
    * The node whose key must seal a decision: the prepare's client when it was prepared on this
-   * connection, else the coordinator in the participant log (else the gtrid's first part, lib/gtrid.ts);
+   * connection, else the coordinator in the branch's participant record (else the gtrid's first part, lib/gtrid.ts);
    * an operator's decision (empty journal, `ibas -a commit_tx|abort_tx`) is sealed with this server's own key.
    */
   #decider(p: Extract<Packet, { type: 'TX_CONTROL' }>, tx: PreparedTx | undefined): string {
@@ -378,7 +378,7 @@ export class BinarySession implements Session {
     if (p.gtrid === '') return '';
     if (p.journal === '') return this.#ctx.gate?.localNode() ?? '';
     try {
-      const rec = this.#ctx.inDoubt.log.get(p.gtrid);
+      const rec = this.#ctx.inDoubt.log.get(p.gtrid, p.journal);
       if (rec && rec.clientNode !== '') return rec.clientNode;
     } catch {
       // an unreadable record: the gtrid's own coordinator part decides who may ask (the decision reports the log)

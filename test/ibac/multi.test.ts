@@ -99,6 +99,27 @@ t.test('two-phase commit: every participant prepared, all commit', async (t) => 
   t.same(markers(n2, j2!), ['committed'], `N2's app committed ${j2}`);
 });
 
+t.test('two-phase commit with two legs on the same server (the same app twice): each branch prepares and commits once', async (t) => {
+  const r = await env.twoPhaseCommit([
+    { node: 'N1', app: 'ibp_test_2pc', request: 'debit 3' },
+    { node: 'N1', app: 'ibp_test_2pc', request: 'fee 1' },
+    { node: 'N2', app: 'ibp_test_2pc', request: 'credit 3' },
+  ]);
+  t.equal(r.decision, 'COMMIT', `prepared: ${r.prepare.map((p) => p.error?.message ?? 'ok').join('; ')}`);
+  t.equal(r.committed, true);
+  t.same(r.decide.map((d) => [d.node, d.ok, d.response?.op]), [['N1', true, 'COMMIT'], ['N1', true, 'COMMIT'], ['N2', true, 'COMMIT']]);
+  const [ja, jb, jc] = r.prepare.map((p) => p.journal!);
+  t.not(ja, jb, 'two branches of one gtrid on N1');
+  t.same(markers(n1, ja!), ['committed'], `N1's first leg ${ja} committed`);
+  t.same(markers(n1, jb!), ['committed'], `N1's second leg ${jb} committed`);
+  t.same(markers(n2, jc!), ['committed']);
+  const lines = (s: ServerHome) => (fs.readdirSync(path.join(s.home, 'file'), { recursive: true }) as string[])
+    .filter((rel) => path.basename(rel) === 'ibp_test_2pc.journal')
+    .flatMap((rel) => fs.readFileSync(path.join(s.home, 'file', rel), 'utf8').trim().split('\n'));
+  const gtrid = r.gtrid;
+  t.same(lines(n1).filter((l) => l.startsWith(`${gtrid} committed`)).sort(), [`${gtrid} committed ${ja}`, `${gtrid} committed ${jb}`].sort(), "each leg's socommit ran once");
+});
+
 t.test('two-phase commit: one participant refuses, the others roll back', async (t) => {
   const r = await env.twoPhaseCommit([
     { node: 'N1', app: 'ibp_test_2pc', request: 'debit 5' },

@@ -14,6 +14,7 @@ import { TestClient } from './helpers/client.js';
 import { TX_FLAG } from '../../lib/protocol/codec.js';
 import { RC } from '../../lib/protocol/result-codes.js';
 import { waitFor } from '../helpers/procs.js';
+import { branchFileName } from '../../ibas/participant-log.js';
 
 t.test('in doubt after the connection went, across a restart; decided by the operator and by gtrid', async (t) => {
   const s = await setupIbas(t, { maxCount: 2, apps: [{ app: 'ibp_test_2pc', bin: 'ibp_test_2pc.so' }] });
@@ -40,7 +41,7 @@ t.test('in doubt after the connection went, across a restart; decided by the ope
     const p = await c.call('ibp_test_2pc', `leg ${j}`, { flags: TX_FLAG.PREPARE, journal: j, gtrid: g, clientNode: 'CLI' });
     t.equal(p.rc, RC.OK, `${g} prepared`);
     t.equal(p.granted & TX_FLAG.GTRID, TX_FLAG.GTRID, 'GTRID granted');
-    t.equal(JSON.parse(fs.readFileSync(path.join(s.home, 'tlog', `${g}.json`), 'utf8')).state, 'PREPARED', 'PREPARED logged before the vote');
+    t.equal(JSON.parse(fs.readFileSync(path.join(s.home, 'tlog', `${branchFileName(g!, j!)}.json`), 'utf8')).state, 'PREPARED', 'PREPARED logged before the vote');
     c.close();
   }
   await waitFor('both connections to be gone', () => /two-phase in doubt: connection closed before the decision , gtrid\[G2\.b\]/.test(s.log(0) + s.log(1)), 10_000, 20);
@@ -94,5 +95,42 @@ t.test('in doubt after the connection went, across a restart; decided by the ope
     ['in_doubt', '', '2 in doubt'], ['commit_tx', 'G1.a', 'OK'], ['in_doubt', '', '0 in doubt'], ['abort_tx', 'G1.a', 'TX_HEURISTIC'],
   ]);
   t.ok(audit.every((a) => a.user.length > 0));
+  t.equal((await s.stop()).code, 0);
+});
+
+t.test('two branches of one gtrid on one server: both prepare, listed apart, one operator commit_tx decides both', async (t) => {
+  const s = await setupIbas(t, { maxCount: 2, apps: [{ app: 'ibp_test_2pc', bin: 'ibp_test_2pc.so' }] });
+  await s.start();
+  await waitWorkers(s, 2);
+  const journalLines = () => {
+    const f = path.join(s.home, 'file', 'ibp_test_2pc.journal');
+    return fs.existsSync(f) ? fs.readFileSync(f, 'utf8').trim().split('\n') : [];
+  };
+  // the same app twice in one gtrid (two legs of a multi-transaction), one connection each
+  const conns = await Promise.all([TestClient.connect(s.ip, s.port), TestClient.connect(s.ip, s.port)]);
+  for (const [i, j] of ['JA', 'JB'].entries()) {
+    const p = await conns[i]!.call('ibp_test_2pc', `leg ${j}`, { flags: TX_FLAG.PREPARE, journal: j, gtrid: 'G5.two', clientNode: 'CLI' });
+    t.equal(p.rc, RC.OK, `branch ${j} of G5.two prepared (voted yes)`);
+  }
+  for (const c of conns) c.close();
+  await waitFor('both connections to be gone', () => (s.log(0) + s.log(1)).match(/two-phase in doubt: connection closed before the decision , gtrid\[G5\.two\]/g)?.length === 2, 10_000, 20);
+  const shown = await s.ibas(['-f', s.conf, '-s', 'in_doubt', '--json']);
+  t.equal(shown.code, 0, shown.stderr);
+  t.same((JSON.parse(shown.stdout) as { gtrid: string; journal: string; app: string; clientNode: string }[]).map((r) => [r.gtrid, r.journal, r.app, r.clientNode]),
+    [['G5.two', 'JA', 'ibp_test_2pc', 'CLI'], ['G5.two', 'JB', 'ibp_test_2pc', 'CLI']], 'two branches of one gtrid listed');
+  const committed = await s.ibas(['-f', s.conf, '-a', 'commit_tx', '--gtrid', 'G5.two']);
+  t.equal(committed.code, 0, committed.stderr);
+  t.match(committed.stdout, /gtrid\[G5\.two\] journal\[JA\] app\[ibp_test_2pc\] state\[committed\] app_rc\[0\] body\[committed:JA\]/, 'branch JA reported');
+  t.match(committed.stdout, /gtrid\[G5\.two\] journal\[JB\] app\[ibp_test_2pc\] state\[committed\] app_rc\[0\] body\[committed:JB\]/, 'branch JB reported');
+  t.same(journalLines().filter((l) => l.startsWith('G5.two committed')).sort(), ['G5.two committed JA', 'G5.two committed JB'], 'each branch committed once');
+  t.same(JSON.parse((await s.ibas(['-f', s.conf, '-s', 'in_doubt', '--json'])).stdout), [], 'nothing in doubt any more');
+  // the coordinator repeating its decision per branch: answered from each branch's record
+  const c = await TestClient.connect(s.ip, s.port);
+  c.send({ type: 'TX_CONTROL', op: 'COMMIT', journal: 'JB', gtrid: 'G5.two' });
+  const again = await c.next();
+  c.close();
+  t.match(again, { type: 'TX_CONTROL_ANSWER', rc: RC.OK });
+  t.equal((again as { body: Buffer }).body.toString(), 'committed:JB');
+  t.equal(journalLines().filter((l) => l.startsWith('G5.two committed')).length, 2, 'no commit ran again');
   t.equal((await s.stop()).code, 0);
 });

@@ -27,6 +27,7 @@ import { workerLogs } from './helpers/raw-peer.js';
 import { NODE } from './helpers/server.js';
 import { clientKey, expiredKey, limits, only, otherKey, Peer, published, server, serverKey, writePrivate } from './helpers/tx-peer.js';
 import { createEnvironment } from '../../ibac/index.js';
+import { ParticipantLog } from '../../ibas/participant-log.js';
 
 t.test('sign_flag required: raw peers', async (t) => {
   const s = await server(t, { sign_flag: 'required', encrypt_flag: 'optional', http_unsigned_allow: ['ibp_test_rc'] });
@@ -179,11 +180,11 @@ t.test('two-phase decisions sealed like pre-requests (sign_flag required)', asyn
   const s = await server(t, { sign_flag: 'required', encrypt_flag: 'optional' }, { maxCount: 3, apps: [{ app: 'ibp_test_2pc', bin: 'ibp_test_2pc.so' }] });
   const env = createEnvironment({ config: s.ibmaConf });
   t.teardown(() => env.destroy());
-  const state = (g: string): string => (JSON.parse(fs.readFileSync(path.join(s.home, 'tlog', `${g}.json`), 'utf8')) as { state: string }).state;
+  // the states of the gtrid's branches here (one leg each in these tests)
+  const state = (g: string): string => new ParticipantLog(s.home).branches(g).map((r) => r.state).join('+');
   const committed = (j: string): boolean => fs.existsSync(path.join(s.home, 'file', `ibp_test_2pc.${j}.committed`));
 
   await t.test('a multi-transaction of a signing ibac prepares and commits end to end', async (t) => {
-    // one leg here (a participant logs one record per gtrid: two legs of one gtrid need two servers)
     const multi = await env.multiConnect([{ node: NODE, app: 'ibp_test_2pc', request: 'debit' }]);
     t.teardown(() => multi.multiDisconnect());
     const prepared = await multi.multiSendRequestsAndReceiveResponses({ prepare: true, sign: true });

@@ -28,6 +28,7 @@ import { Cluster, privateDir, type NodeHome, type ServerHome } from '../../helpe
 import { freePort, waitFor } from '../../helpers/procs.js';
 import { createEnvironment, decodeRecords, foldRecords, type IbacEnv, type RecoveryReport } from '../../../ibac/index.js';
 import { CRASH_POINTS, type CrashPoint } from '../../../lib/crash-point.js';
+import { ParticipantLog } from '../../../ibas/participant-log.js';
 
 const DRIVER = fileURLToPath(new URL('./2pc-driver.mjs', import.meta.url));
 const APP = { app: 'ibp_test_2pc', bin: 'ibp_test_2pc.so', timeout: 10 };
@@ -181,8 +182,7 @@ export class Matrix {
       if (prepared && final.length === 0) violations.push(`${s.node}: prepared and still in doubt after recovery`);
       if (!prepared && final.length > 0) violations.push(`${s.node}: decided without a prepare`);
       if (expected === 'COMMIT' && !prepared) violations.push(`${s.node}: COMMIT logged without its prepare`);
-      const rec = path.join(s.home, 'tlog', `${gtrid}.json`);
-      if (fs.existsSync(rec) && (JSON.parse(fs.readFileSync(rec, 'utf8')) as { state: string }).state === 'PREPARED') {
+      if (new ParticipantLog(s.home).branches(gtrid).some((r) => r.state === 'PREPARED')) {
         violations.push(`${s.node}: its participant log still says PREPARED`);
       }
     }
