@@ -23,7 +23,7 @@
  * When the table is full, further apps are counted under the name `(other)` in the last record.
  */
 import { IbpError } from '../lib/errors.js';
-import { destroySegment, Segment } from '../lib/shm/sysv.js';
+import { attachOrCreate, attachSegmentAs, createFreshSegment, destroySegment, Segment } from '../lib/shm/sysv.js';
 
 /** Upper bounds of the latency buckets, µs (the last bucket, +Inf, is implicit). */
 export const LATENCY_BUCKETS_US = [1_000, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000] as const;
@@ -85,10 +85,7 @@ export class AppStats {
 
   /** A fresh segment (a stale one with the key is removed first). */
   static create(key: number, capacity: number = APP_STATS.CAPACITY): AppStats {
-    destroySegment(key);
-    const seg = Segment.create(key, APP_STATS.HEADER + capacity * APP_STATS.RECORD);
-    if (!seg) throw new IbpError('IBP_ERR_SHM_SYSCALL', { call: 'shmget(app stats)', detail: `key 0x${key.toString(16)} is taken` });
-    seg.buf.fill(0);
+    const seg = createFreshSegment(key, APP_STATS.HEADER + capacity * APP_STATS.RECORD, 'app stats');
     seg.buf.writeUInt32LE(APP_STATS.VERSION, H.VERSION);
     seg.buf.writeUInt32LE(capacity, H.CAPACITY);
     seg.buf.writeUInt32LE(APP_STATS.RECORD, H.RECORD);
@@ -100,25 +97,12 @@ export class AppStats {
 
   /** Attach an existing segment; undefined when there is none. */
   static attach(key: number): AppStats | undefined {
-    const seg = Segment.attach(key);
-    if (!seg) return undefined;
-    try {
-      return new AppStats(seg);
-    } catch (e) {
-      seg.detach();
-      throw e;
-    }
+    return attachSegmentAs(key, (seg) => new AppStats(seg));
   }
 
   /** Attach when it exists (a USR2 new generation keeps the counters), else create. */
   static open(key: number): AppStats {
-    try {
-      const s = AppStats.attach(key);
-      if (s) return s;
-    } catch {
-      // another layout: replace it
-    }
-    return AppStats.create(key);
+    return attachOrCreate(() => AppStats.attach(key), () => AppStats.create(key));
   }
 
   detach(): void {

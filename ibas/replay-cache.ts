@@ -28,8 +28,7 @@
  */
 import crypto from 'node:crypto';
 import { IbpError } from '../lib/errors.js';
-import { formatKey } from '../lib/shm/keys.js';
-import { destroySegment, Segment } from '../lib/shm/sysv.js';
+import { attachOrCreate, attachSegmentAs, createFreshSegment, destroySegment, Segment } from '../lib/shm/sysv.js';
 import type { NonceMemory } from '../lib/protocol/tx-security.js';
 
 export const REPLAY_CACHE = {
@@ -87,11 +86,8 @@ export class ReplayCache implements NonceMemory {
 
   /** A fresh segment of `size` entries (rounded up to a power of two); a stale one with the key is removed first. */
   static create(key: number, size: number = REPLAY_CACHE.DEFAULT_SIZE): ReplayCache {
-    destroySegment(key);
     const capacity = replayCapacityOf(size);
-    const seg = Segment.create(key, REPLAY_CACHE.HEADER + capacity * REPLAY_CACHE.ENTRY);
-    if (!seg) throw new IbpError('IBP_ERR_SHM_SYSCALL', { call: 'shmget(replay cache)', detail: `key ${formatKey(key)} is taken` });
-    seg.buf.fill(0);
+    const seg = createFreshSegment(key, REPLAY_CACHE.HEADER + capacity * REPLAY_CACHE.ENTRY, 'replay cache');
     seg.buf.writeUInt32LE(REPLAY_CACHE.VERSION, H.VERSION);
     seg.buf.writeUInt32LE(capacity, H.CAPACITY);
     seg.buf.writeUInt32LE(REPLAY_CACHE.ENTRY, H.ENTRY);
@@ -102,14 +98,7 @@ export class ReplayCache implements NonceMemory {
 
   /** Attach an existing segment; undefined when there is none. Throws on another layout. */
   static attach(key: number): ReplayCache | undefined {
-    const seg = Segment.attach(key);
-    if (!seg) return undefined;
-    try {
-      return new ReplayCache(seg);
-    } catch (e) {
-      seg.detach();
-      throw e;
-    }
+    return attachSegmentAs(key, (seg) => new ReplayCache(seg));
   }
 
   /**
@@ -117,13 +106,7 @@ export class ReplayCache implements NonceMemory {
    * size: a new size takes a full restart), else create.
    */
   static open(key: number, size: number = REPLAY_CACHE.DEFAULT_SIZE): ReplayCache {
-    try {
-      const c = ReplayCache.attach(key);
-      if (c) return c;
-    } catch {
-      // another layout: replace it
-    }
-    return ReplayCache.create(key, size);
+    return attachOrCreate(() => ReplayCache.attach(key), () => ReplayCache.create(key, size));
   }
 
   detach(): void {

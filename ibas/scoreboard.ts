@@ -45,7 +45,7 @@
  * suspended → being written → free), so the manager and the CLI never write one together.
  */
 import { IbpError } from '../lib/errors.js';
-import { destroySegment, Segment } from '../lib/shm/sysv.js';
+import { attachSegmentAs, createFreshSegment, destroySegment, Segment } from '../lib/shm/sysv.js';
 
 export const SB_MAGIC = 0x49425342;
 export const SB_VERSION = 2;
@@ -155,10 +155,7 @@ export class Scoreboard {
 
   /** Create a fresh scoreboard (a stale one with the same key is removed first). */
   static create(key: number, slots: number, mode: SbMode, generation: number): Scoreboard {
-    destroySegment(key);
-    const seg = Segment.create(key, scoreboardBytes(slots));
-    if (!seg) throw new IbpError('IBP_ERR_SHM_SYSCALL', { call: 'shmget(scoreboard)', detail: `key 0x${key.toString(16)} is taken` });
-    seg.buf.fill(0);
+    const seg = createFreshSegment(key, scoreboardBytes(slots), 'scoreboard');
     seg.buf.writeInt32LE(SB_VERSION, H.VERSION);
     seg.buf.writeInt32LE(slots, H.SLOTS);
     seg.buf.writeInt32LE(SB_SLOT, H.SLOT_SIZE);
@@ -172,14 +169,7 @@ export class Scoreboard {
 
   /** Attach an existing scoreboard; undefined when there is none. */
   static attach(key: number): Scoreboard | undefined {
-    const seg = Segment.attach(key);
-    if (!seg) return undefined;
-    try {
-      return new Scoreboard(seg);
-    } catch (e) {
-      seg.detach();
-      throw e;
-    }
+    return attachSegmentAs(key, (seg) => new Scoreboard(seg));
   }
 
   detach(): void {

@@ -188,6 +188,45 @@ export function destroySegment(key: number): boolean {
   return (shmctl(id, IPC_RMID, null) as number) === 0;
 }
 
+/**
+ * A fresh, zeroed segment for a table one process owns (scoreboard, app stats, replay cache): a
+ * stale one with the key is removed first. The caller writes its header, its magic word last, so
+ * a reader sees a complete header or none.
+ */
+export function createFreshSegment(key: number, size: number, what: string): Segment {
+  destroySegment(key);
+  const seg = Segment.create(key, size);
+  if (!seg) throw new IbpError('IBP_ERR_SHM_SYSCALL', { call: `shmget(${what})`, detail: `key ${formatKey(key)} is taken` });
+  seg.buf.fill(0);
+  return seg;
+}
+
+/**
+ * Attach an existing segment and wrap it in its table class; undefined when there is none. When
+ * the wrapper refuses it (another layout), the segment is detached and the error thrown.
+ */
+export function attachSegmentAs<T>(key: number, wrap: (seg: Segment) => T): T | undefined {
+  const seg = Segment.attach(key);
+  if (!seg) return undefined;
+  try {
+    return wrap(seg);
+  } catch (e) {
+    seg.detach();
+    throw e;
+  }
+}
+
+/** Attach a table when it exists with this layout (a USR2 new generation keeps it), else create a fresh one. */
+export function attachOrCreate<T>(attach: () => T | undefined, create: () => T): T {
+  try {
+    const t = attach();
+    if (t) return t;
+  } catch {
+    // another layout: replace it
+  }
+  return create();
+}
+
 /** Every segment on the machine as (key, shmid, nattch, cpid): /proc/sysvipc/shm, as ipcs -m reads it. */
 export async function listSegments(): Promise<{ key: number; shmid: number; size: number; nattch: number; cpid: number }[]> {
   const { readFile } = await import('node:fs/promises');
