@@ -23,7 +23,7 @@
  * When the table is full, further apps are counted under the name `(other)` in the last record.
  */
 import { IbpError } from '../lib/errors.js';
-import { attachOrCreate, attachSegmentAs, createFreshSegment, destroySegment, Segment } from '../lib/shm/sysv.js';
+import { attachOrCreate, attachSegmentAs, createFreshSegment, Segment, SegmentTable } from '../lib/shm/sysv.js';
 
 /** Upper bounds of the latency buckets, µs (the last bucket, +Inf, is implicit). */
 export const LATENCY_BUCKETS_US = [1_000, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000] as const;
@@ -58,8 +58,7 @@ export interface AppStatsView {
   byRc: Map<number, number>;
 }
 
-export class AppStats {
-  readonly seg: Segment;
+export class AppStats extends SegmentTable {
   readonly capacity: number;
   readonly #i32: Int32Array;
   readonly #i64: BigInt64Array;
@@ -68,7 +67,7 @@ export class AppStats {
   readonly #index = new Map<string, number>();
 
   private constructor(seg: Segment) {
-    this.seg = seg;
+    super(seg);
     this.#buf = seg.buf;
     this.#i32 = seg.i32;
     this.#i64 = new BigInt64Array(seg.buf.buffer, seg.buf.byteOffset, seg.buf.length >> 3);
@@ -105,15 +104,7 @@ export class AppStats {
     return attachOrCreate(() => AppStats.attach(key), () => AppStats.create(key));
   }
 
-  detach(): void {
-    this.seg.detach();
-  }
 
-  destroy(): void {
-    const key = this.seg.key;
-    this.seg.detach();
-    destroySegment(key);
-  }
 
   #base(i: number): number {
     return APP_STATS.HEADER + i * APP_STATS.RECORD;

@@ -28,7 +28,7 @@
  */
 import crypto from 'node:crypto';
 import { IbpError } from '../lib/errors.js';
-import { attachOrCreate, attachSegmentAs, createFreshSegment, destroySegment, Segment } from '../lib/shm/sysv.js';
+import { attachOrCreate, attachSegmentAs, createFreshSegment, Segment, SegmentTable } from '../lib/shm/sysv.js';
 import type { NonceMemory } from '../lib/protocol/tx-security.js';
 
 export const REPLAY_CACHE = {
@@ -64,14 +64,13 @@ export function helloFingerprint(nonce: Buffer, clientKcv: string): bigint {
   return fp === 0n ? 1n : fp;
 }
 
-export class ReplayCache implements NonceMemory {
-  readonly seg: Segment;
+export class ReplayCache extends SegmentTable implements NonceMemory {
   readonly capacity: number;
   readonly #i64: BigInt64Array;
   readonly #probe: number;
 
   private constructor(seg: Segment) {
-    this.seg = seg;
+    super(seg);
     const b = seg.buf;
     if (b.length < REPLAY_CACHE.HEADER || b.readUInt32LE(H.MAGIC) !== REPLAY_CACHE.MAGIC || b.readUInt32LE(H.VERSION) !== REPLAY_CACHE.VERSION || b.readUInt32LE(H.ENTRY) !== REPLAY_CACHE.ENTRY) {
       throw new IbpError('IBP_ERR_SHM_LAYOUT', { key: seg.key, found: 'no replay-cache header of this layout', expected: `replay cache v${REPLAY_CACHE.VERSION}` });
@@ -109,15 +108,7 @@ export class ReplayCache implements NonceMemory {
     return attachOrCreate(() => ReplayCache.attach(key), () => ReplayCache.create(key, size));
   }
 
-  detach(): void {
-    this.seg.detach();
-  }
 
-  destroy(): void {
-    const key = this.seg.key;
-    this.seg.detach();
-    destroySegment(key);
-  }
 
   #state(i: number): number {
     return (REPLAY_CACHE.HEADER + i * REPLAY_CACHE.ENTRY + E.STATE) >> 3;

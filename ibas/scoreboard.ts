@@ -45,7 +45,7 @@
  * suspended → being written → free), so the manager and the CLI never write one together.
  */
 import { IbpError } from '../lib/errors.js';
-import { attachSegmentAs, createFreshSegment, destroySegment, Segment } from '../lib/shm/sysv.js';
+import { attachSegmentAs, createFreshSegment, Segment, SegmentTable } from '../lib/shm/sysv.js';
 
 export const SB_MAGIC = 0x49425342;
 export const SB_VERSION = 2;
@@ -130,14 +130,13 @@ export interface HeaderView {
   deaths: number;
 }
 
-export class Scoreboard {
-  readonly seg: Segment;
+export class Scoreboard extends SegmentTable {
   readonly slots: number;
   readonly #i32: Int32Array;
   readonly #buf: Buffer;
 
   private constructor(seg: Segment) {
-    this.seg = seg;
+    super(seg);
     this.#buf = seg.buf;
     this.#i32 = seg.i32;
     if (this.#buf.length < SB_HEADER || this.#buf.readInt32LE(H.MAGIC) !== SB_MAGIC) {
@@ -172,16 +171,7 @@ export class Scoreboard {
     return attachSegmentAs(key, (seg) => new Scoreboard(seg));
   }
 
-  detach(): void {
-    this.seg.detach();
-  }
 
-  /** Detach and remove the segment (the manager at stop). */
-  destroy(): void {
-    const key = this.seg.key;
-    this.seg.detach();
-    destroySegment(key);
-  }
 
   // ------------------------------------------------------------ header (manager)
 

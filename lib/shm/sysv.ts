@@ -216,6 +216,25 @@ export function attachSegmentAs<T>(key: number, wrap: (seg: Segment) => T): T | 
   }
 }
 
+/** A table that lives in one segment: detach (unmap) or destroy (unmap and remove: its owner at stop). */
+export class SegmentTable {
+  readonly seg: Segment;
+
+  protected constructor(seg: Segment) {
+    this.seg = seg;
+  }
+
+  detach(): void {
+    this.seg.detach();
+  }
+
+  destroy(): void {
+    const key = this.seg.key;
+    this.seg.detach();
+    destroySegment(key);
+  }
+}
+
 /** Attach a table when it exists with this layout (a USR2 new generation keeps it), else create a fresh one. */
 export function attachOrCreate<T>(attach: () => T | undefined, create: () => T): T {
   try {
