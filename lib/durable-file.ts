@@ -43,3 +43,36 @@ export function writeFileDurably(temp: string, target: string, bytes: Uint8Array
   }
   fsyncDir(path.dirname(target));
 }
+
+/**
+ * Read a regular file whole through one O_NOFOLLOW descriptor, so nothing can be swapped between
+ * the checks and the read: undefined when it does not exist; `refuse(detail)` is thrown for a
+ * symbolic link or anything but a regular file; `check(st)` may refuse it (mode, size) before a
+ * byte is read. Other errors are thrown as they are.
+ */
+export function readFileNoFollow(file: string, refuse: (detail: string, cause?: unknown) => Error, check?: (st: fs.Stats) => void): { bytes: Buffer; st: fs.Stats } | undefined {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP') throw refuse('it is a symbolic link', e);
+    throw e;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw refuse('it is not a regular file');
+    check?.(st);
+    const bytes = Buffer.allocUnsafe(st.size);
+    let off = 0;
+    while (off < bytes.length) {
+      const n = fs.readSync(fd, bytes, off, bytes.length - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    return { bytes: off === bytes.length ? bytes : bytes.subarray(0, off), st };
+  } finally {
+    fs.closeSync(fd);
+  }
+}

@@ -14,7 +14,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { IbpError } from './errors.js';
-import { writeFileDurably } from './durable-file.js';
+import { readFileNoFollow, writeFileDurably } from './durable-file.js';
 import { nodePrivateKeyFromWire, parsePrivateKeyFileName, privateKeyFileName, type NodePrivateKey, type NodePrivateKeyWire } from './node-keys.js';
 
 /** Refuse a keys/ folder others could read or write, or that is a symlink. Creates it (0700) when missing. */
@@ -58,23 +58,18 @@ export function writePrivateKeyFile(dir: string, key: NodePrivateKeyWire): strin
  */
 export function readPrivateKeyFile(dir: string, node: string, kcv: string): NodePrivateKey | undefined {
   const file = path.join(dir, privateKeyFileName(node, kcv));
+  const refuse = (detail: string, cause?: unknown): IbpError => new IbpError('IBP_ERR_NODE_KEY_FILE', { file, detail }, { cause });
   let text: string;
-  let fd: number;
   try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    const read = readFileNoFollow(file, refuse, (st) => {
+      if ((st.mode & 0o077) !== 0) throw refuse(`its mode is ${(st.mode & 0o777).toString(8)}: run chmod 600 on it`);
+      if (st.size > 64 * 1024) throw refuse(`${st.size} bytes is too big for a key file`);
+    });
+    if (read === undefined) return undefined;
+    text = read.bytes.toString('utf8');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return undefined;
-    throw new IbpError('IBP_ERR_NODE_KEY_FILE', { file, detail: code === 'ELOOP' ? 'it is a symbolic link' : (e as Error).message }, { cause: e });
-  }
-  try {
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new IbpError('IBP_ERR_NODE_KEY_FILE', { file, detail: 'it is not a regular file' });
-    if ((st.mode & 0o077) !== 0) throw new IbpError('IBP_ERR_NODE_KEY_FILE', { file, detail: `its mode is ${(st.mode & 0o777).toString(8)}: run chmod 600 on it` });
-    if (st.size > 64 * 1024) throw new IbpError('IBP_ERR_NODE_KEY_FILE', { file, detail: `${st.size} bytes is too big for a key file` });
-    text = fs.readFileSync(fd, 'utf8');
-  } finally {
-    fs.closeSync(fd);
+    if (e instanceof IbpError) throw e;
+    throw refuse((e as Error).message, e);
   }
   try {
     const w = JSON.parse(text) as NodePrivateKeyWire;

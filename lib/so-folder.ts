@@ -17,7 +17,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { IbpError } from './errors.js';
-import { writeFileDurably } from './durable-file.js';
+import { readFileNoFollow, writeFileDurably } from './durable-file.js';
 import { checkPlainFileName } from './home.js';
 
 /** Temporary install names: `<bin>.updating.<pid>-<hex>`. */
@@ -49,29 +49,7 @@ export interface PackageBytes {
  * regular file → IBP_ERR_SO_SYMLINK too (detail says which); missing → undefined.
  */
 export function readPackage(file: string): PackageBytes | undefined {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return undefined;
-    if (code === 'ELOOP') throw new IbpError('IBP_ERR_SO_SYMLINK', { file, detail: 'it is a symbolic link' }, { cause: e });
-    throw e;
-  }
-  try {
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new IbpError('IBP_ERR_SO_SYMLINK', { file, detail: 'it is not a regular file' });
-    const bytes = Buffer.allocUnsafe(st.size);
-    let off = 0;
-    while (off < bytes.length) {
-      const n = fs.readSync(fd, bytes, off, bytes.length - off, off);
-      if (n === 0) break;
-      off += n;
-    }
-    return { bytes: off === bytes.length ? bytes : bytes.subarray(0, off), st };
-  } finally {
-    fs.closeSync(fd);
-  }
+  return readFileNoFollow(file, (detail, cause) => new IbpError('IBP_ERR_SO_SYMLINK', { file, detail }, { cause }));
 }
 
 export function sha256Hex(bytes: Uint8Array): string {
