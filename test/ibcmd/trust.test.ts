@@ -9,7 +9,7 @@ import path from 'node:path';
 import t from 'tap';
 import { isIbpError } from '../../lib/errors.js';
 import { IbcmdClient } from '../../ibcmd/client.js';
-import { processesOfHome } from '../helpers/procs.js';
+import { processesOfHome, waitFor } from '../helpers/procs.js';
 import { makeAgentHome, rawRequest } from './agent-home.js';
 
 // one testdir for the whole file (a second t.testdir() call empties it)
@@ -69,7 +69,12 @@ t.test('planted program, argv patterns, callers in the audit, 429 after wrong gu
   const ops = new IbcmdClient({ ip: a.ip, port: a.port, secret: fs.readFileSync(path.join(a.home, 'keys/ibcmd_ops.credential'), 'utf8').trim() });
   t.equal((await ops.exec('echo from ops')).stdout, 'from ops\n');
   t.equal((await a.client.exec('echo from default')).stdout, 'from default\n');
-  const audit = fs.readFileSync(path.join(a.home, 'log', 'ibcmd_audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  // the audit line of a request is written when its answer has been sent (onResponse): wait for the last one
+  const readAudit = (): Record<string, unknown>[] => fs.readFileSync(path.join(a.home, 'log', 'ibcmd_audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const audit = await waitFor('the audit line of the last command', () => {
+    const lines = readAudit();
+    return lines.some((l) => l.cmd === 'echo from default') ? lines : undefined;
+  }, 10_000);
   t.ok(audit.some((l) => l.cmd === 'echo from ops' && l.caller === 'ops' && /caller\[ops\]/.test(String(l.msg))), 'the audit names ops');
   t.ok(audit.some((l) => l.cmd === 'echo from default' && l.caller === 'default'), 'and default');
   t.ok(audit.some((l) => l.cmd === 'hostname' && l.error === 'IBP_ERR_CMD_DENIED' && l.caller === 'default'), 'a refusal names its caller too');
