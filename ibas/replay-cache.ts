@@ -39,7 +39,7 @@ export const REPLAY_CACHE = {
   /** Entries visited per lookup at most (bounded time; also how far an entry may sit from its home). */
   PROBE: 64,
   /** Default of ibas.conf security.replay_cache_size (entries; 1 MiB). */
-  DEFAULT_SIZE: 65_536,
+  DEFAULT_SIZE: 1_048_576,
   /** Header field offsets. */
   H: { MAGIC: 0, VERSION: 4, CAPACITY: 8, ENTRY: 12, PROBE: 16 },
   /** Entry field offsets. */

@@ -40,9 +40,9 @@ export const IbasConf = Type.Object({
     compress_flag: Type.Union([Type.Literal(0), Type.Literal(1)]),
     /** Encrypted transactions (implies signing): none, optional, required. 0 = none, 1 = optional. */
     encrypt_flag: Protection,
-    /** Seconds a signed pre-request's time may be off the server's clock (default 300); its nonce is remembered that long, by all workers (replay_cache_size). */
+    /** Seconds a signed pre-request's time may be off the server's clock (default 60); its nonce is remembered that long, by all workers (replay_cache_size). */
     replay_window: Type.Optional(Seconds),
-    /** Entries of the replay cache all workers share (signed hellos seen within replay_window; 16 bytes each, rounded up to a power of two; default 65536). Full: signed transactions are refused (TX_REPLAY_CACHE_FULL). */
+    /** Entries of the replay cache all workers share (signed hellos seen within replay_window; 16 bytes each, rounded up to a power of two; default 1048576 = 16 MiB: room for ~8,000 signed hellos a second at the default window). Full: signed transactions are refused (TX_REPLAY_CACHE_FULL). */
     replay_cache_size: Type.Optional(Type.Integer({ minimum: 64, maximum: 16 * 1024 * 1024 })),
     /** Apps the HTTP adapter (which cannot sign) still serves when sign_flag is required; "*" = all. */
     http_unsigned_allow: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 256 })),

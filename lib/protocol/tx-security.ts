@@ -31,7 +31,7 @@ export interface TxPolicy {
   httpUnsignedAllow: readonly string[];
 }
 
-export const DEFAULT_REPLAY_WINDOW_S = 300;
+export const DEFAULT_REPLAY_WINDOW_S = 60;
 
 export function protectionOf(v: ProtectionSetting | undefined): Protection {
   if (v === undefined || v === 0) return 'none';
