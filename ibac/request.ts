@@ -134,19 +134,10 @@ async function run(ch: Channel, input: ExchangeInput, st: ExchangeState, ctx: Fa
   st.step = STEP.PRE_REQUEST;
   const prot = input.protect;
   const flags = input.flags | (prot ? TX_FLAG.SIGN | (prot.encrypt !== 'none' ? TX_FLAG.ENCRYPT : 0) : 0);
-  let preFrame = encodePacket({
+  const { frame: preFrame, sess } = withHello(ch, encodePacket({
     type: 'PRE_REQUEST', flags, fileCount: input.files.length, timeoutMs: Math.min(Math.round(input.timeoutMs), 0xffffffff),
     clientNode: input.clientNode, app: input.app, journal: input.journal, gtrid: input.gtrid ?? '',
-  });
-  const sess: Sess = { answerSealed: false };
-  if (prot) {
-    ch.ephemeral ??= new Ephemeral();
-    // on a connection where this client key's signed hello was accepted: a resumed (MAC'd) hello
-    sess.resumeId = `${prot.own.kcv}:${prot.server.kcv}`;
-    const sealed = sealPreRequest(preFrame, prot.own, prot.server, ch.ephemeral, Date.now(), ch.ephemeral.resumable.has(sess.resumeId));
-    preFrame = sealed.frame;
-    sess.seal = new TxSeal('client', sealed.keys, prot.own.kcv, prot.server.kcv, false);
-  }
+  }), prot);
   ch.opener = (f) => openAnswer(sess, f);
   try {
     // the channel's write errors surface through next(): no need to wait for the pre-request's flush
@@ -155,6 +146,21 @@ async function run(ch: Channel, input: ExchangeInput, st: ExchangeState, ctx: Fa
   } finally {
     ch.opener = undefined;
   }
+}
+
+/**
+ * The first packet of an exchange (PRE_REQUEST or TX_CONTROL) as it goes out: in clear without
+ * `prot`; else sealed behind a hello — signed, or resumed (MAC'd) on a connection where this client
+ * key's signed hello was accepted — with the exchange's seal for what follows.
+ */
+function withHello(ch: Channel, frame: Buffer, prot: Protect | undefined): { frame: Buffer; sess: Sess } {
+  const sess: Sess = { answerSealed: false };
+  if (!prot) return { frame, sess };
+  ch.ephemeral ??= new Ephemeral();
+  sess.resumeId = `${prot.own.kcv}:${prot.server.kcv}`;
+  const sealed = sealPreRequest(frame, prot.own, prot.server, ch.ephemeral, Date.now(), ch.ephemeral.resumable.has(sess.resumeId));
+  sess.seal = new TxSeal('client', sealed.keys, prot.own.kcv, prot.server.kcv, false);
+  return { frame: sealed.frame, sess };
 }
 
 /** What the client accepts from the server in a (possibly) protected exchange. */
@@ -258,15 +264,7 @@ export async function control(ch: Channel, op: 'COMMIT' | 'ROLLBACK', journal: s
   return guarded(ch, st, ctx, timeoutMs, `answer to ${op} from ${ch.key}`, () => st.tracker.status, async () => {
     if (ch.pending > 0) throw { reason: 'protocol', detail: `${ch.pending} unexpected packets from the server between transactions` } satisfies Break;
     st.step = STEP.CONTROL;
-    let frame = encodePacket({ type: 'TX_CONTROL', op, journal, gtrid });
-    const sess: Sess = { answerSealed: false };
-    if (protect) {
-      ch.ephemeral ??= new Ephemeral();
-      sess.resumeId = `${protect.own.kcv}:${protect.server.kcv}`;
-      const sealed = sealPreRequest(frame, protect.own, protect.server, ch.ephemeral, Date.now(), ch.ephemeral.resumable.has(sess.resumeId));
-      frame = sealed.frame;
-      sess.seal = new TxSeal('client', sealed.keys, protect.own.kcv, protect.server.kcv, false);
-    }
+    const { frame, sess } = withHello(ch, encodePacket({ type: 'TX_CONTROL', op, journal, gtrid }), protect);
     ch.opener = (f) => openAnswer(sess, f);
     try {
       st.tracker.sending();

@@ -29,7 +29,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { IbpError } from '../lib/errors.js';
-import { fsyncDir } from '../lib/durable-file.js';
+import { createFileExclusive, EXCLUSIVE_TEMP, fsyncDir } from '../lib/durable-file.js';
 import { isAlive } from '../lib/pidfile.js';
 import { checkGtrid } from '../lib/gtrid.js';
 
@@ -104,27 +104,10 @@ export class ParticipantLog {
    */
   create(rec: ParticipantRecord): boolean {
     const file = this.#file(rec.gtrid, rec.journal);
-    const tmp = `${file}.${process.pid}.tmp`;
     try {
-      const fd = fs.openSync(tmp, 'w', 0o600);
-      try {
-        fs.writeSync(fd, JSON.stringify(rec));
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      try {
-        fs.linkSync(tmp, file);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-        throw e;
-      }
-      fsyncDir(this.dir);
-      return true;
+      return createFileExclusive(file, JSON.stringify(rec), 0o600, true);
     } catch (e) {
       this.#fail(file, e);
-    } finally {
-      fs.rmSync(tmp, { force: true });
     }
   }
 
@@ -148,30 +131,25 @@ export class ParticipantLog {
   withLock<T>(gtrid: string, journal: string, fn: () => T): T {
     const lock = path.join(this.dir, `${branchFileName(gtrid, journal)}.lock`);
     // the lock appears with its pid already in it (temp file + link): never an empty lock to misjudge
-    const tmp = `${lock}.${process.pid}.tmp`;
-    try {
-      fs.writeFileSync(tmp, String(process.pid), { mode: 0o600 });
-      for (let attempt = 0; ; attempt++) {
-        try {
-          fs.linkSync(tmp, lock);
-          break;
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') this.#fail(lock, e);
-          let pid = 0;
-          try {
-            pid = Number(fs.readFileSync(lock, 'utf8')) || 0;
-          } catch {
-            // released meanwhile: try again
-          }
-          if (attempt < 2 && (pid === 0 || (pid !== process.pid && !isAlive(pid)))) {
-            if (pid !== 0) fs.rmSync(lock, { force: true }); // its holder died: take it over
-            continue;
-          }
-          throw new IbpError('IBP_ERR_TX_BUSY', { gtrid: journal === '' ? gtrid : `${gtrid} (journal ${journal})`, pid });
-        }
+    for (let attempt = 0; ; attempt++) {
+      let created: boolean;
+      try {
+        created = createFileExclusive(lock, String(process.pid), 0o600, false);
+      } catch (e) {
+        this.#fail(lock, e);
       }
-    } finally {
-      fs.rmSync(tmp, { force: true });
+      if (created) break;
+      let pid = 0;
+      try {
+        pid = Number(fs.readFileSync(lock, 'utf8')) || 0;
+      } catch {
+        // released meanwhile: try again
+      }
+      if (attempt < 2 && (pid === 0 || (pid !== process.pid && !isAlive(pid)))) {
+        if (pid !== 0) fs.rmSync(lock, { force: true }); // its holder died: take it over
+        continue;
+      }
+      throw new IbpError('IBP_ERR_TX_BUSY', { gtrid: journal === '' ? gtrid : `${gtrid} (journal ${journal})`, pid });
     }
     try {
       return fn();
@@ -210,7 +188,7 @@ export class ParticipantLog {
     let removed = 0;
     for (const name of fs.readdirSync(this.dir)) {
       const file = path.join(this.dir, name);
-      const tmp = /\.(\d+)\.tmp$/.exec(name);
+      const tmp = EXCLUSIVE_TEMP.exec(name);
       if (tmp) {
         if (!isAlive(Number(tmp[1]))) fs.rmSync(file, { force: true });
         continue;

@@ -21,10 +21,10 @@
  * = now + security.old_key_disable_elapse. Pairs past their disable time are dropped at the next
  * rotation of the node and when the file is next read (after a restart).
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import writeFileAtomic from 'write-file-atomic';
 import type { Home } from '../lib/home.js';
+import { createFileExclusive, readFileNoFollow } from '../lib/durable-file.js';
 import { IbpError } from '../lib/errors.js';
 import { generateNodeKey, nodePrivateKeyToWire, type NodeKeyWire, type NodePrivateKeyWire } from '../lib/node-keys.js';
 
@@ -158,46 +158,26 @@ function keysText(node: string, keys: NodePrivateKeyWire[]): string {
  * another process created it first.
  */
 function createExclusive(file: string, text: string, durable: boolean): boolean {
-  const temp = `${file}.new.${process.pid}-${crypto.randomBytes(6).toString('hex')}`;
   try {
-    const fd = fs.openSync(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
-    try {
-      fs.writeSync(fd, text);
-      if (durable) fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    try {
-      fs.linkSync(temp, file);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-      throw e;
-    }
-    return true;
+    return createFileExclusive(file, text, 0o600, durable);
   } catch (e) {
     throw new IbpError('IBP_ERR_NODE_KEY_FILE', { file, detail: `cannot write it: ${(e as Error).message}` }, { cause: e });
-  } finally {
-    fs.rmSync(temp, { force: true });
   }
 }
 
 /** Read keys/node_<N>.keys: undefined when absent; IBP_ERR_NODE_KEY_FILE when unusable. */
 function readKeysFile(file: string, node: string): NodePrivateKeyWire[] | undefined {
+  const refuse = (detail: string, cause?: unknown): IbpError => new IbpError('IBP_ERR_NODE_KEY_FILE', { file, detail }, { cause });
   let text: string;
   try {
-    const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-    try {
-      const st = fs.fstatSync(fd);
-      if (!st.isFile()) throw new IbpError('IBP_ERR_NODE_KEY_FILE', { file, detail: 'it is not a regular file' });
-      if ((st.mode & 0o077) !== 0) throw new IbpError('IBP_ERR_NODE_KEY_FILE', { file, detail: `its mode is ${(st.mode & 0o777).toString(8)}: run chmod 600 on it` });
-      text = fs.readFileSync(fd, 'utf8');
-    } finally {
-      fs.closeSync(fd);
-    }
+    const read = readFileNoFollow(file, refuse, (st) => {
+      if ((st.mode & 0o077) !== 0) throw refuse(`its mode is ${(st.mode & 0o777).toString(8)}: run chmod 600 on it`);
+    });
+    if (read === undefined) return undefined;
+    text = read.bytes.toString('utf8');
   } catch (e) {
     if (e instanceof IbpError) throw e;
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new IbpError('IBP_ERR_NODE_KEY_FILE', { file, detail: (e as Error).message }, { cause: e });
+    throw refuse((e as Error).message, e);
   }
   try {
     const doc = JSON.parse(text) as { node?: unknown; keys?: unknown };

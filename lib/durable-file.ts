@@ -4,6 +4,7 @@
  * (O_CREAT|O_EXCL|O_NOFOLLOW), fsync'ed, renamed over the target, and the folder fsync'ed so that the
  * rename itself survives a crash.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -74,5 +75,39 @@ export function readFileNoFollow(file: string, refuse: (detail: string, cause?: 
     return { bytes: off === bytes.length ? bytes : bytes.subarray(0, off), st };
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/** The temp name of {@link createFileExclusive} (group 1: the writer's pid), for cleaning up after dead writers. */
+export const EXCLUSIVE_TEMP = /\.new\.(\d+)-[0-9a-f]{12}$/;
+
+/**
+ * Create `file` with `bytes` only if it does not exist, never half-written: a fresh temp name
+ * (O_EXCL|O_NOFOLLOW) is written (and fsync'ed when `durable`), then hard-linked to `file`, which
+ * fails when a file of that name exists. Returns false then (someone else created it). With
+ * `durable` the folder is fsync'ed too, so the new name survives a crash.
+ */
+export function createFileExclusive(file: string, bytes: string | Uint8Array, mode: number, durable: boolean): boolean {
+  const temp = `${file}.new.${process.pid}-${crypto.randomBytes(6).toString('hex')}`;
+  try {
+    const fd = fs.openSync(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, mode);
+    try {
+      const buf = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
+      let off = 0;
+      while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
+      if (durable) fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    try {
+      fs.linkSync(temp, file);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw e;
+    }
+    if (durable) fsyncDir(path.dirname(file));
+    return true;
+  } finally {
+    fs.rmSync(temp, { force: true });
   }
 }
