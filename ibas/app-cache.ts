@@ -58,6 +58,9 @@ import {
 import { JsApp, isJsPackage, linkFramework, type JsHost } from './app-js.js';
 import { APP_LOG_LEVEL, type AppLog } from '../lib/app/api.js';
 
+/** Checked package names remembered by the cache (more than a config holds; cleared when full). */
+const KNOWN_NAMES_MAX = 4096;
+
 /** What the cache needs to know of an app (an AppConf fits). */
 export interface AppRef {
   /** Transaction (app) code. */
@@ -362,6 +365,8 @@ export class AppCache {
   readonly log: Logger;
   readonly #opts: AppCacheOptions;
   readonly #lru: LRUCache<string, LoadedApp>;
+  /** bin → its checked path in so/ (see #keyOf). */
+  readonly #keys = new Map<string, string>();
   readonly #host: HostCall;
   #watcher: FSWatcher | undefined;
   #ready: Promise<void> = Promise.resolve();
@@ -494,12 +499,18 @@ export class AppCache {
   }
 
   #keyOf(ref: AppRef): string {
+    const known = this.#keys.get(ref.bin);
+    if (known !== undefined) return known;
     try {
       checkPlainFileName(ref.bin);
     } catch (e) {
       throw new IbpError('IBP_ERR_APP_LOAD', { app: ref.app, file: String(ref.bin), detail: (e as Error).message });
     }
-    return path.join(this.soDir, ref.bin);
+    const key = path.join(this.soDir, ref.bin);
+    // checked names, one per app of the config (a transaction's lookup skips the check and the join)
+    if (this.#keys.size >= KNOWN_NAMES_MAX) this.#keys.clear();
+    this.#keys.set(ref.bin, key);
+    return key;
   }
 
   /**

@@ -7,14 +7,15 @@
  *   sendNow   send(MSG_DONTWAIT | MSG_NOSIGNAL): bytes taken or "full" (never blocks)
  *   waitFd    poll(2) on one fd for at most `ms`: the only blocking call; a signal ends it (EINTR,
  *             poll is never restarted), so the caller gives the event loop a turn and looks again;
- *             the log lines held in memory are written before it blocks (lib/log.ts flushLogs)
+ *             log lines held in memory longer than LOG_HOLD_MS are written before it blocks
+ *             (lib/log.ts flushStaleLogs; the turn after a round without work writes the rest)
  *   acceptNow accept4(SOCK_NONBLOCK | SOCK_CLOEXEC) with the peer's address in the same call
  *   closeConn shutdown(SHUT_WR), drop what the peer still sends for a short bounded time, close:
  *             a close with unread bytes would reset the connection and could destroy the last
  *             answer (an ERROR packet, a 408) before the peer reads it
  */
 import { IbpError } from '../lib/errors.js';
-import { flushLogs } from '../lib/log.js';
+import { flushStaleLogs } from '../lib/log.js';
 import { koffi, lastErrno, libc } from '../lib/native/libc.js';
 import { ERRNO, MSG, POLL } from '../lib/native/posix-constants.js';
 import { SOCK_CLOEXEC, SOCK_NONBLOCK } from './listen-socket.js';
@@ -108,9 +109,9 @@ export type Wait = 'ready' | 'timeout' | 'interrupted';
  * condition counts as ready (the next recv/send tells what it is); POLLNVAL throws.
  */
 export function waitFd(fd: number, events: number, ms: number): Wait {
-  // the worker is about to wait: the log lines it holds in memory go out first (lib/log.ts), so a
-  // worker that has nothing to do has logged everything it did
-  if (ms > 0) flushLogs();
+  // the worker is about to wait: log lines held for a while go out first (lib/log.ts); the rest
+  // go out at the turn after a round that ended without work
+  if (ms > 0) flushStaleLogs();
   pollBuf.writeInt32LE(fd, 0);
   pollBuf.writeInt16LE(events, 4);
   pollBuf.writeInt16LE(0, 6);

@@ -27,7 +27,7 @@
 import { errorText } from '../lib/errors.js';
 import { flushLogs, type Logger } from '../lib/log.js';
 import { looksBinary } from '../lib/protocol/frame.js';
-import { BROKEN, POLLIN, POLLOUT, closeConn, recvNow, sendNow, waitFd, type Peer } from './conn-io.js';
+import { AGAIN, BROKEN, POLLIN, POLLOUT, closeConn, recvNow, sendNow, waitFd, type Peer } from './conn-io.js';
 import { ReadClock, phaseMs, type Phase } from './deadlines.js';
 import { TRANSPORT, type Transport } from './last-answer.js';
 import type { CommSettings } from '../lib/config/ibas-conf.js';
@@ -118,6 +118,8 @@ class Connection {
   #unsent: Buffer | undefined;
   /** The worker is leaving: this connection had its one last read (see the loop). */
   #lastRead = false;
+  /** The last flush sent an answer and the session waits for the next message. */
+  #answered = false;
 
   constructor(fd: number, peer: Peer, host: ConnectionHost) {
     this.fd = fd;
@@ -179,7 +181,11 @@ class Connection {
         }
         if (this.host.leaving()) this.#lastRead = true;
       }
-      const n = recvNow(this.fd, buf);
+      // an answer just went out and nothing more is in: the peer is reading it, the next request
+      // is not here yet (ping-pong) — wait for it first instead of a recv that finds nothing (one
+      // system call less a transaction; pipelined bytes already there make the wait return at once)
+      const n = this.#answered && !this.host.leaving() ? AGAIN : recvNow(this.fd, buf);
+      this.#answered = false;
       if (n > 0) {
         this.#received(Buffer.from(buf.subarray(0, n)));
         continue;
@@ -309,6 +315,7 @@ class Connection {
     this.#unsent = undefined;
     const after = s.afterSend.splice(0, s.afterSend.length);
     for (const fn of after) fn();
+    this.#answered = out.length > 0 && s.input() === 'IDLE';
     return true;
   }
 }

@@ -7,7 +7,7 @@
  *   http     an HTTP/1.1 504 (timeout) or 502 (crash) response with the X-Ibp-* headers, Connection: close
  *
  * Who writes them:
- *   tier 1   the worker's SIGALRM handler (lib/native/ibp_crash.c guard), before the worker dies
+ *   tier 1   the worker's native watchdog (lib/native/ibp_crash.c guard), before the worker dies by SIGALRM
  *   crash    the worker's crash handler, before its backtrace
  *   tier 2/3 the manager, on a duplicate of the connection fd it took with pidfd_getfd(2) before
  *            signalling the worker (ibas/timeouts.ts), once the worker died by that signal

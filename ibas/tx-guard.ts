@@ -1,9 +1,10 @@
 /**
  * Tier 1 of the three-tier timeouts and the crash answer, inside a worker (issue 5). The app call
  * is synchronous and blocks the event loop, so no JS timer can end it: right before somain the
- * worker arms a native timer of timeout2 (setitimer through lib/native/crash.ts, the "guard" of
- * ibp_crash.c) together with the connection's fd; right after, it disarms. When the timer fires
- * the native SIGALRM handler writes the prepared timeout answer (ibas/last-answer.ts) to the
+ * worker arms a native deadline of timeout2 (lib/native/crash.ts, the "guard" of ibp_crash.c: a
+ * watchdog thread, two memory stores per call, no timer system call) together with the
+ * connection's fd; right after, it disarms. When the deadline passes the watchdog writes the
+ * prepared timeout answer (ibas/last-answer.ts) to the
  * client and the worker dies BY SIGALRM; the manager sees the signal, logs tier 1 and replaces it.
  * A crash writes the crash answer the same way.
  *

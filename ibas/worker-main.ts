@@ -46,8 +46,8 @@ function hardExit(code: number): never {
 const LISTEN_FD = 3;
 /**
  * The worker log holds lines below warn in memory up to this many bytes (about ten transaction
- * lines), written out at every turn of the event loop and before the worker exits (lib/log.ts):
- * a worker killed without a word loses at most these.
+ * lines), written out when full, before a wait once 20 ms old, at every turn of the event loop and
+ * before the worker exits (lib/log.ts): a worker killed without a word loses at most these.
  */
 const LOG_BUFFER_BYTES = 4096;
 const PR_SET_PDEATHSIG = 1;

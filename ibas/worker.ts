@@ -28,7 +28,7 @@ import { InDoubt } from './in-doubt.js';
 import fs from 'node:fs';
 import { errorText } from '../lib/errors.js';
 import { EXIT } from '../lib/exit-codes.js';
-import { flushLogs, type Logger } from '../lib/log.js';
+import { flushStaleLogs, type Logger } from '../lib/log.js';
 import { TX_FLAG } from '../lib/protocol/codec.js';
 import type { AcceptLock } from './accept-lock.js';
 import { AppResolver } from './app-resolver.js';
@@ -230,7 +230,7 @@ export class Worker {
   async #takeLock(lock: AcceptLock): Promise<boolean> {
     for (;;) {
       if (this.leaving()) return false;
-      flushLogs(); // about to wait for the lock: what this worker did is in its log first
+      flushStaleLogs(); // about to wait for the lock: lines held a while go out first (lib/log.ts)
       if (lock.lockWithin(ACCEPT_ROUND_MS) === 'locked') return true;
       await this.#turns.now();
       this.resolver.idle();

@@ -15,14 +15,22 @@
  * to the given fd (the worker's log), then restores the default action and re-raises the signal,
  * so the process dies BY that signal and its manager sees which one.
  *
- * Signal-time answers (the "guard", issue 5): while a worker runs a transaction it arms the guard
- * with the connection's fd and a timer of timeout2 (ibp_guard_arm, setitimer). Two answers are
- * prepared beforehand outside any signal (ibp_guard_frame): a TIMEOUT answer and a CRASH answer,
- * complete frames of the connection's protocol (binary RESPONSE or an HTTP response). When the
- * timer fires (tier 1 of the three-tier timeouts: SIGALRM) the handler writes the TIMEOUT answer to
- * the connection and a line to the crash fd, then dies BY SIGALRM (default action re-raised); a
- * crash writes the CRASH answer before its report. So the client reads a clear error instead of a
- * bare close. ibp_guard_disarm() stops the timer and forgets the fd right after the app returns.
+ * Last answers (the "guard", issue 5): while a worker runs a transaction it arms the guard with
+ * the connection's fd and a deadline of timeout2 (ibp_guard_arm). Two answers are prepared
+ * beforehand (ibp_guard_frame): a TIMEOUT answer and a CRASH answer, complete frames of the
+ * connection's protocol (binary RESPONSE or an HTTP response). When the deadline passes (tier 1 of
+ * the three-tier timeouts) the guard writes the TIMEOUT answer to the connection and a line to the
+ * crash fd, then the process dies BY SIGALRM (default action); a crash writes the CRASH answer
+ * before its report. So the client reads a clear error instead of a bare close.
+ * ibp_guard_disarm() forgets the fd and the deadline right after the app returns.
+ *
+ * The deadline is watched by a thread of this library (the watchdog), not by setitimer: arming and
+ * disarming are two memory stores, not two system calls per transaction. The watchdog sleeps on a
+ * futex until the deadline it saw; a transaction armed after it went to sleep has a later deadline
+ * (same timeout2, later start), so it is not woken: it wakes at the old deadline, sees the new one
+ * and sleeps again. It is woken (one futex call) only when an arm's deadline is earlier than its
+ * wake-up time, which after an idle spell (it parks) is the first arm. The watchdog blocks every
+ * signal, so the worker's threads see no timer signal at all unless a deadline really passes.
  *
  * Node/V8 use SIGSEGV for WebAssembly bounds checks (the "trap handler"): a fault that V8
  * recognises as a wasm trap is handed back to V8 (v8::TryHandleWebAssemblyTrapPosix, exported by
@@ -41,6 +49,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
 
 #define VISIBLE __attribute__((visibility("default")))
 #define ALT_STACK_SIZE (256 * 1024)
@@ -95,7 +106,6 @@ static volatile int guard_fd = -1;
 static unsigned char *guard_buf[GUARD_KINDS];
 static size_t guard_len[GUARD_KINDS];
 static size_t guard_cap[GUARD_KINDS];
-static int alarm_installed;
 
 static void put_fd(int fd, const unsigned char *s, size_t n) {
     while (n > 0) {
@@ -207,29 +217,6 @@ VISIBLE int ibp_crash_install(int fd) {
     return 0;
 }
 
-/* Tier 1: the transaction ran past timeout2. Answer the client, say so in the log, die by SIGALRM. */
-static void on_alarm(int signo) {
-    int had = guard_fd >= 0;
-    guard_answer(GUARD_TIMEOUT);
-    if (crash_fd >= 0) {
-        put("ibp_guard | tier 1 , SIGALRM: the transaction ran past timeout2 , ");
-        put(had ? "timeout answer written to the client" : "no connection armed");
-        put(" , pid[");
-        put_num((uintptr_t)getpid(), 0);
-        put("] ending the worker\n");
-    }
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    sigaction(signo, &dfl, NULL);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, signo);
-    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-    raise(signo);
-}
-
 /* Prepare answer `kind` (0 TIMEOUT, 1 CRASH): a copy of `len` bytes. Call it while not armed.
  * 0 = ok, -1 = failed (errno set). */
 VISIBLE int ibp_guard_frame(int kind, const unsigned char *frame, size_t len) {
@@ -248,33 +235,163 @@ VISIBLE int ibp_guard_frame(int kind, const unsigned char *frame, size_t len) {
     return 0;
 }
 
-/* Arm: answers go to `fd` if the process dies now; SIGALRM after `ms` milliseconds (0 = no
- * timer). 0 = ok, -1 = failed (errno set). */
-VISIBLE int ibp_guard_arm(int fd, unsigned int ms) {
-    if (!alarm_installed) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_alarm;
-        sa.sa_flags = SA_ONSTACK;
-        sigemptyset(&sa.sa_mask);
-        if (sigaction(SIGALRM, &sa, NULL) != 0) return -1;
-        alarm_installed = 1;
-    }
-    guard_fd = fd;
-    struct itimerval it;
-    memset(&it, 0, sizeof it);
-    it.it_value.tv_sec = ms / 1000u;
-    it.it_value.tv_usec = (suseconds_t)(ms % 1000u) * 1000;
-    return setitimer(ITIMER_REAL, &it, NULL);
+/* ---------------------------------------------------------------- the watchdog (tier 1) */
+/* Monotonic nanoseconds (clock_gettime through the vDSO: no system call). */
+static int64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* Disarm: stop the timer, forget the connection. */
+#define PARKED INT64_MAX
+#define FIRING (-1)                  /* wd_deadline while the watchdog acts on a passed deadline */
+static int64_t wd_deadline;          /* the armed deadline, 0 = none, FIRING (atomic) */
+static int64_t wd_wake_at = PARKED;  /* when the watchdog looks next (atomic) */
+static uint32_t wd_seq;              /* futex word: bumped to wake the watchdog */
+static int64_t wd_last_ms = 1000;    /* the last timeout: how long an idle watchdog lingers */
+static pthread_once_t wd_once = PTHREAD_ONCE_INIT;
+static int wd_error;
+
+static void wd_wait(uint32_t seen, int64_t until) {
+    if (until == PARKED) {
+        syscall(SYS_futex, &wd_seq, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+        return;
+    }
+    int64_t left = until - mono_ns();
+    if (left <= 0) return;
+    struct timespec ts = { (time_t)(left / 1000000000LL), (long)(left % 1000000000LL) };
+    syscall(SYS_futex, &wd_seq, FUTEX_WAIT_PRIVATE, seen, &ts, NULL, 0);
+}
+
+/* The armed deadline passed: answer the client, say so in the log, end the process BY SIGALRM
+ * (whatever handler Node or a library put on SIGALRM: the default action is restored first).
+ * Tier 1 stays what it is in IBP, a SIGALRM: an app that set SIGALRM to SIG_IGN refuses it, and
+ * tiers 2/3 of the manager end the worker. */
+static void wd_fire(void) {
+    struct sigaction cur;
+    sigaction(SIGALRM, NULL, &cur);
+    int ignored = !(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_IGN;
+    if (ignored) {
+        if (crash_fd >= 0) {
+            put("ibp_guard | tier 1 , SIGALRM: the transaction ran past timeout2 , the app ignores SIGALRM: tiers 2/3 end it , pid[");
+            put_num((uintptr_t)getpid(), 0);
+            put("]\n");
+        }
+        int64_t firing = FIRING;
+        __atomic_compare_exchange_n(&wd_deadline, &firing, 0, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+        kill(getpid(), SIGALRM);
+        return;
+    }
+    int had = guard_fd >= 0;
+    guard_answer(GUARD_TIMEOUT);
+    if (crash_fd >= 0) {
+        put("ibp_guard | tier 1 , SIGALRM: the transaction ran past timeout2 , ");
+        put(had ? "timeout answer written to the client" : "no connection armed");
+        put(" , pid[");
+        put_num((uintptr_t)getpid(), 0);
+        put("] ending the worker\n");
+    }
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(SIGALRM, &dfl, NULL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGALRM);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    raise(SIGALRM); /* to this thread, which now takes it: the default action ends the process */
+    for (;;) pause();
+}
+
+static void *wd_main(void *arg) {
+    (void)arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    int idle_rounds = 0;
+    for (;;) {
+        uint32_t seen = __atomic_load_n(&wd_seq, __ATOMIC_SEQ_CST);
+        int64_t dl = __atomic_load_n(&wd_deadline, __ATOMIC_SEQ_CST);
+        int64_t now = mono_ns();
+        if (dl > 0 && now >= dl) {
+            /* claim it: still armed with this deadline (not disarmed or re-armed meanwhile)?
+             * From here the main thread cannot disarm or arm (wd_settle) until the process ends. */
+            if (__atomic_compare_exchange_n(&wd_deadline, &dl, FIRING, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) wd_fire();
+            continue;
+        }
+        if (dl < 0) dl = 0;
+        int64_t until;
+        if (dl != 0) {
+            until = dl;
+            idle_rounds = 0;
+        } else {
+            /* nothing armed: linger one timeout (the next arm is later than that: no wake-up), then park */
+            until = idle_rounds++ == 0 ? now + wd_last_ms * 1000000LL : PARKED;
+        }
+        __atomic_store_n(&wd_wake_at, until, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&wd_deadline, __ATOMIC_SEQ_CST) != dl) continue; /* armed meanwhile: look again */
+        wd_wait(seen, until);
+    }
+    return NULL;
+}
+
+static void wd_start(void) {
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&a, 64 * 1024);
+    wd_error = pthread_create(&t, &a, wd_main, NULL);
+    pthread_attr_destroy(&a);
+}
+
+/* The main thread's side of a FIRING watchdog: wait until it has acted (the process ends, or the
+ * app ignores SIGALRM and the deadline is dropped), so the answers are not changed under it. */
+static void wd_settle(void) {
+    while (__atomic_load_n(&wd_deadline, __ATOMIC_SEQ_CST) == FIRING) {
+        struct timespec ms = { 0, 1000000L };
+        nanosleep(&ms, NULL);
+    }
+}
+
+/* Arm: answers go to `fd` if the process dies now; the TIMEOUT answer and the end of the process
+ * after `ms` milliseconds (0 = no deadline). 0 = ok, -1 = failed (errno set). */
+VISIBLE int ibp_guard_arm(int fd, unsigned int ms) {
+    pthread_once(&wd_once, wd_start);
+    if (wd_error != 0) {
+        errno = wd_error;
+        return -1;
+    }
+    wd_settle();
+    guard_fd = fd;
+    if (ms == 0) {
+        __atomic_store_n(&wd_deadline, 0, __ATOMIC_SEQ_CST);
+        return 0;
+    }
+    wd_last_ms = ms;
+    int64_t dl = mono_ns() + (int64_t)ms * 1000000LL;
+    __atomic_store_n(&wd_deadline, dl, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&wd_wake_at, __ATOMIC_SEQ_CST) > dl) {
+        /* the watchdog would look too late (parked, or a later deadline): wake it */
+        __atomic_add_fetch(&wd_seq, 1, __ATOMIC_SEQ_CST);
+        syscall(SYS_futex, &wd_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    }
+    return 0;
+}
+
+/* Disarm: forget the deadline and the connection (no system call). */
 VISIBLE int ibp_guard_disarm(void) {
-    struct itimerval it;
-    memset(&it, 0, sizeof it);
-    int r = setitimer(ITIMER_REAL, &it, NULL);
+    for (;;) {
+        int64_t cur = __atomic_load_n(&wd_deadline, __ATOMIC_SEQ_CST);
+        if (cur == FIRING) {
+            wd_settle();
+            continue;
+        }
+        if (__atomic_compare_exchange_n(&wd_deadline, &cur, 0, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) break;
+    }
     guard_fd = -1;
-    return r;
+    return 0;
 }
 
 /* Restore the handlers that were there before ibp_crash_install. */

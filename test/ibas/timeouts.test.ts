@@ -1,6 +1,6 @@
 // Three-tier timeouts against a real ibas with a client loop running beside the slow calls:
-//   tier 1  ibp_test_slow sleeps past timeout2 → the worker's alarm (setitimer, native SIGALRM
-//           handler) answers the client and the worker dies by SIGALRM
+//   tier 1  ibp_test_slow sleeps past timeout2 → the worker's alarm (the native watchdog thread of
+//           lib/native/ibp_crash.c) answers the client and the worker dies by SIGALRM
 //   tier 2  ibp_test_noalarm ignores SIGALRM and sets SIGTERM to its default ("dflterm") → the
 //           manager's SIGTERM at 1.5 × timeout2 ends it; the manager answers the client
 //   tier 3  ibp_test_noalarm ignores SIGALRM, Node catches SIGTERM → SIGKILL at 2 × timeout2
