@@ -41,6 +41,8 @@ export const ROUND_MS = 50;
 export const TURN_MS = 30;
 
 const RECV_SIZE = 64 * 1024;
+/** #flushNow: part of the answer is still to send (the peer's window is full). */
+const WAIT = 'wait';
 /**
  * The receive buffer of the worker: one, not one per connection (a worker serves one connection
  * at a time and every chunk is copied out of it before the next recv). A 64 KiB Buffer per
@@ -116,6 +118,8 @@ class Connection {
   lingerOnClose = false;
   /** Bytes of the answer being sent that the kernel has not taken yet. */
   #unsent: Buffer | undefined;
+  /** When the send of #unsent began (its send deadline counts from there). */
+  #unsentSince = 0;
   /** The worker is leaving: this connection had its one last read (see the loop). */
   #lastRead = false;
   /** The last flush sent an answer and the session waits for the next message. */
@@ -164,7 +168,9 @@ class Connection {
     for (;;) {
       const s = this.session;
       if (s && (s.out.length > 0 || s.afterSend.length > 0)) {
-        if (!(await this.#flush(s))) return;
+        // the answers usually fit the socket's buffer: sent without a promise; a full window waits
+        const sent = this.#flushNow(s);
+        if (sent === false || (sent === WAIT && !(await this.#flush(s)))) return;
       }
       if (s?.closing) {
         this.lingerOnClose = true;
@@ -284,14 +290,48 @@ class Connection {
   }
 
   /**
-   * Send what the session queued, then run its after-send work. Waits (in rounds) while the
-   * peer's window is full, up to comm.send_timeout from the first byte. False: the connection
-   * is over (broken, or the send deadline expired).
+   * Send what the session queued in one try, then run its after-send work. True: all sent; false:
+   * the connection is over; WAIT: the kernel took part of it (the rest is #unsent, sent by
+   * {@link #flush}).
+   */
+  #flushNow(s: Session): boolean | typeof WAIT {
+    const out = s.out.splice(0, s.out.length);
+    const data: Buffer | undefined = out.length === 0 ? undefined : out.length === 1 ? out[0]! : Buffer.concat(out);
+    if (data && data.length > 0) {
+      const n = sendNow(this.fd, data);
+      if (n === BROKEN) {
+        this.#unsent = undefined;
+        s.end('reset while answering');
+        return false;
+      }
+      if (n < data.length) {
+        this.#unsent = data.subarray(n);
+        this.#unsentSince = Date.now();
+        return WAIT;
+      }
+    }
+    this.#sent(s, out.length > 0);
+    return true;
+  }
+
+  /** The answers are out: run the session's after-send work. */
+  #sent(s: Session, answered: boolean): void {
+    this.#unsent = undefined;
+    const after = s.afterSend.splice(0, s.afterSend.length);
+    for (const fn of after) fn();
+    this.#answered = answered && s.input() === 'IDLE';
+  }
+
+  /**
+   * Send what the session queued (after {@link #flushNow}: the rest of it), then run its
+   * after-send work. Waits (in rounds) while the peer's window is full, up to comm.send_timeout
+   * from the first byte. False: the connection is over (broken, or the send deadline expired).
    */
   async #flush(s: Session): Promise<boolean> {
     const out = s.out.splice(0, s.out.length);
+    if (this.#unsent) out.unshift(this.#unsent);
     let data: Buffer | undefined = out.length === 0 ? undefined : out.length === 1 ? out[0]! : Buffer.concat(out);
-    const started = Date.now();
+    const started = this.#unsent ? this.#unsentSince : Date.now();
     while (data && data.length > 0) {
       const n = sendNow(this.fd, data);
       if (n === BROKEN) {
@@ -312,10 +352,7 @@ class Connection {
       const w = waitFd(this.fd, POLLOUT, Math.min(left, ROUND_MS));
       if (w !== 'ready') await this.#turn();
     }
-    this.#unsent = undefined;
-    const after = s.afterSend.splice(0, s.afterSend.length);
-    for (const fn of after) fn();
-    this.#answered = out.length > 0 && s.input() === 'IDLE';
+    this.#sent(s, out.length > 0);
     return true;
   }
 }
