@@ -74,12 +74,15 @@ export class Rotator {
   readonly #opts: LogRotation;
   #timer: NodeJS.Timeout | undefined;
   #task: ScheduledTask | undefined;
+  /** Writes out lines a process holds in memory (lib/log.ts flushLogs), so they land in the file they were logged to. */
+  readonly #flush: () => void;
   /** Rotations done by this process (tests, metrics). */
   rotations = 0;
 
-  constructor(files: ReadonlyMap<string, RotatableFile>, opts: LogRotation) {
+  constructor(files: ReadonlyMap<string, RotatableFile>, opts: LogRotation, flush: () => void = () => undefined) {
     this.#files = files;
     this.#opts = opts;
+    this.#flush = flush;
   }
 
   start(checkMs = 1000): void {
@@ -101,6 +104,7 @@ export class Rotator {
 
   /** Reopen files rotated by another process; rotate the ones over `size`. */
   check(): void {
+    this.#flush();
     for (const [file, dest] of this.#files) {
       const { same, size } = samePath(file, dest.fd);
       if (!same) this.#reopen(file, dest);
@@ -109,13 +113,15 @@ export class Rotator {
   }
 
   rotate(file: string, dest: RotatableFile): void {
+    this.#flush();
     shiftFiles(file, this.#opts.keep ?? DEFAULT_KEEP);
     this.#reopen(file, dest);
     this.rotations++;
   }
 
-  /** The cron rotation: every non-empty file. */
+  /** The cron rotation: every non-empty file (lines held in memory count: written out first). */
   rotateAll(): void {
+    this.#flush();
     for (const [file, dest] of this.#files) {
       const { same, size } = samePath(file, dest.fd);
       if (!same) this.#reopen(file, dest);
@@ -125,6 +131,7 @@ export class Rotator {
 
   #reopen(file: string, dest: RotatableFile): void {
     try {
+      this.#flush();
       dest.reopen(file);
     } catch {
       // keep writing to the old descriptor rather than lose the process

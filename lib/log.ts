@@ -180,7 +180,7 @@ export function startLogRotation(opts: LogRotation | undefined, checkMs = 1000):
   rotator?.stop();
   rotator = undefined;
   if (!opts || (!opts.size && !opts.cron)) return undefined;
-  rotator = new Rotator(openFiles, opts);
+  rotator = new Rotator(openFiles, opts, flushLogs);
   rotator.start(checkMs);
   return rotator;
 }

@@ -55,6 +55,27 @@ t.test('rotation by size keeps every line; a file rotated by another process is 
   closeLogFile(file);
 });
 
+t.test('a buffered log (a worker\'s) writes its held lines to the file they were logged to before a rotation', async (t) => {
+  const dir = privateDir(t, 'logrotbuf');
+  const file = path.join(dir, 'buf.log');
+  const log = createLogger({ name: 'test', file, bufferBytes: 64 * 1024 });
+  t.teardown(() => closeLogFile(file));
+  const rot = startLogRotation({ cron: '0 0 1 1 *', keep: 5 }, 60_000)!; // driven by hand below
+  t.teardown(() => startLogRotation(undefined));
+  for (let i = 0; i < 5; i++) log.info({ n: i }, `held line ${i}`);
+  t.equal(fs.readFileSync(file, 'utf8'), '', 'the lines are held in memory (under the buffer size, no wait yet)');
+  rot.rotateAll();
+  log.info({ n: 5 }, 'after the rotation');
+  closeLogFile(file);
+  const rotated = fs.readdirSync(dir).filter((f) => f !== 'buf.log');
+  t.equal(rotated.length, 1, `one rotated file (${rotated.join(', ')})`);
+  if (rotated.length !== 1) return;
+  const before = fs.readFileSync(path.join(dir, rotated[0]!), 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { n: number }).n);
+  const after = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { n: number }).n);
+  t.same(before, [0, 1, 2, 3, 4], 'the held lines went to the file before the cut');
+  t.same(after, [5], 'the new file starts with the line logged after it');
+});
+
 t.test('rotation by cron, whatever the size', async (t) => {
   const dir = privateDir(t, 'logcron');
   const file = path.join(dir, 'cron.log');
