@@ -30,7 +30,7 @@ import { looksBinary } from '../lib/protocol/frame.js';
 import { BROKEN, POLLIN, POLLOUT, closeConn, recvNow, sendNow, waitFd, type Peer } from './conn-io.js';
 import { ReadClock, phaseMs, type Phase } from './deadlines.js';
 import { TRANSPORT, type Transport } from './last-answer.js';
-import type { CommSettings } from '../lib/config/ibas-conf.js';
+import type { CommSettings } from '../lib/config/ibas-settings.js';
 import { BinarySession } from './session-binary.js';
 import { HttpSession } from './session-http.js';
 import type { ConnectionContext, Session } from './session.js';

@@ -263,7 +263,7 @@ export class Manager implements PoolHost, UpgradeHost {
       resetFileDir(this.inst.fileDir(index));
       fs.mkdirSync(this.inst.home.dir('log'), { recursive: true });
       errFd = fs.openSync(logFile, 'a');
-      const env = encodeWorkerEnv(process.env, { home: this.inst.home.root, confFile: this.inst.confFile, slot: index, generation: this.generation, kind });
+      const env = encodeWorkerEnv(process.env, { home: this.inst.home.root, confFile: this.inst.confFile, conf: this.inst.conf, slot: index, generation: this.generation, kind });
       const execArgv = process.execArgv.filter((a) => !a.startsWith('--inspect') && !a.startsWith('--max-old-space-size'));
       const heapMb = this.inst.conf.app.js_max_heap_mb;
       if (heapMb !== undefined) execArgv.push(`--max-old-space-size=${heapMb}`); // issue 15: a JS app's heap ends only its worker

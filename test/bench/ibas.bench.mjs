@@ -54,6 +54,9 @@ const RSS_TX = Number(process.env.RSS_TX ?? 100_000);
 const SMOKE = DURATION < 5 || RUNS < 3;
 const SIGN_CELLS = (process.env.SIGN_CELLS ?? 'long:1 short:4').split(/\s+/).filter(Boolean).map((x) => x.split(':')).map(([m, c]) => [m, Number(c)]);
 const SIGN_SIZE = Number(process.env.SIGN_SIZE ?? MSG_SIZE);
+/** SIDES: only these TCP sides (e.g. "ibas c-lf" while profiling); HTTP=0 skips the wrk cells. */
+const SIDES = process.env.SIDES?.split(/\s+/).filter(Boolean);
+const HTTP_CELLS = process.env.HTTP !== '0';
 const SIGN_VARIANTS = [['plain', 'none', 'none'], ['sign', 'required', 'none'], ['sign+encrypt', 'required', 'required']];
 const CLK_TCK = 100; // getconf CLK_TCK on Linux x86-64 and arm64
 const IP = loopbackIp();
@@ -311,8 +314,8 @@ try {
   servers.push(cServer);
   const node = await startNode('ibas-baseline-net.cjs');
   servers.push(node);
-  const haveWrk = ensureWrk();
-  if (!haveWrk) wrkNote = 'wrk is not available (INSTALL_WRK=0 or apt-get install wrk failed): the HTTP cell was skipped.';
+  const haveWrk = HTTP_CELLS && ensureWrk();
+  if (!haveWrk) wrkNote = HTTP_CELLS ? 'wrk is not available (INSTALL_WRK=0 or apt-get install wrk failed): the HTTP cell was skipped.' : 'skipped (HTTP=0)';
   if (!haveWrk) log(wrkNote);
   const http = haveWrk ? await startNode('ibas-baseline-http.cjs') : undefined;
   if (http) servers.push(http);
@@ -321,7 +324,7 @@ try {
     { server: TS_SIDE, port: ibas.port, proto: 'ibp', uri: 'ibp_ts_echo', pid: ibas.pid },
     { server: 'c-lf', port: cServer.port, proto: 'ibp', uri: 'ibp_test_echo', pid: cServer.pid },
     { server: NODE_NET, port: node.port, proto: 'tdhb', pid: node.pid },
-  ];
+  ].filter((s) => !SIDES || SIDES.includes(s.server) || (s.server === TS_SIDE && SIDES.includes('ts')));
   for (let run = 1; run <= RUNS; run++) {
     for (const mode of MODES) for (const conc of CONCS) for (const side of sides) {
       const r = await echoclient(client, { port: side.port, proto: side.proto, mode, conc, uri: side.uri, serverPid: side.pid });
