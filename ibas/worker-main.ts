@@ -30,6 +30,7 @@ import { libc } from '../lib/native/libc.js';
 import { installCrashCapture } from '../lib/native/crash.js';
 import { AlarmGuard } from './tx-guard.js';
 import { useAppStats } from './tx-log.js';
+import { startHeapTrim } from './heap-trim.js';
 
 /**
  * Leave with _exit(2), not process.exit(): nothing of the worker's state needs Node's exit
@@ -119,6 +120,7 @@ async function main(): Promise<number> {
     stop: (sig) => worker.stop(sig, exitNow),
     special: () => log.info('SIGUSR2 ignored by a worker (the manager upgrades)'),
   });
+  startHeapTrim(); // after start-up and preloads: what compiling them freed goes back (issue 9)
   process.on('uncaughtException', (e) => {
     log.fatal({ err: errorText(e), stack: e.stack }, `worker uncaught exception , reason[${errorText(e)}]`);
     hardExit(EXIT.FAILURE);

@@ -2,7 +2,7 @@
 // encodes for a worker and for a USR2 new generation decodes to the same values, the variables are
 // removed once read (never leak to the next process), and malformed values are refused.
 import t from 'tap';
-import { decodeWorkerEnv, encodeUpgradeEnv, encodeWorkerEnv, takeUpgradeEnv, MANAGER_ONLY_SECTIONS, UPGRADE_LISTEN_FD } from '../../ibas/handover.js';
+import { decodeWorkerEnv, encodeUpgradeEnv, encodeWorkerEnv, takeUpgradeEnv, MANAGER_ONLY_SECTIONS, UPGRADE_LISTEN_FD, WORKER_MALLOC_ARENAS } from '../../ibas/handover.js';
 import type { IbasConf } from '../../lib/config/ibas-conf.js';
 
 /** A validated-looking ibas.conf (the manager validated it; the handover only carries it). */
@@ -26,6 +26,8 @@ t.test('worker environment round trip', async (t) => {
   t.equal(env.IBAS_LISTEN_FD, undefined, 'nor a new generation');
   t.equal(env.IBAS_UPGRADE_FROM, undefined);
   t.equal(env.PATH, '/bin');
+  t.equal(env.MALLOC_ARENA_MAX, WORKER_MALLOC_ARENAS, 'a worker runs with few malloc arenas');
+  t.equal(encodeWorkerEnv({ MALLOC_ARENA_MAX: '8' }, { home: '/h', confFile: '/h/etc/ibas.conf', conf: CONF, slot: 0, generation: 1, kind: 'pool' }).MALLOC_ARENA_MAX, '8', 'unless the operator set it');
   t.same(MANAGER_ONLY_SECTIONS, ['schedule', 'metrics']);
   t.strictSame(decodeWorkerEnv(env), { home: '/h', confFile: '/h/etc/ibas.conf', conf: WORKER_CONF, slot: 3, generation: 2, kind: 'pool' }, 'the conf arrives as validated, without the manager-only sections');
   t.equal(env.IBAS_SLOT, undefined, 'read variables are removed');
