@@ -15,7 +15,7 @@
  * next process (a worker must not believe it is a new generation).
  *
  * A worker does not read ibas.conf: it serves by the conf its manager read and validated at start
- * (or at USR2, a new manager), so it never loads the schema validator (ajv and TypeBox: ~10 MB of
+ * (or at USR2, a new manager), so it never loads the schema validator (ajv and TypeBox: 5–8 MB of
  * RSS per worker, issue 9) and never serves by an edited file its manager has not read.
  */
 import type { IbasConf } from '../lib/config/ibas-conf.js';

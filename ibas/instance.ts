@@ -3,7 +3,7 @@
  * derived from them (pid file, log files, SysV keys, wire limits, timings). The CLI and the manager
  * read and validate ibas.conf (ibas/load-instance.ts); a worker builds the same Instance from the
  * conf its manager validated, handed over in its environment (ibas/handover.ts), so no worker
- * loads the schema validator (ajv, TypeBox: ~10 MB of RSS each).
+ * loads the schema validator (ajv, TypeBox: 5–8 MB of RSS each).
  *
  * Files of an instance (IBP's names; `<ip>-<port>` from server.ip/port):
  *

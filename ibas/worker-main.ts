@@ -7,7 +7,7 @@
  *
  * A worker does not read or validate ibas.conf: IBAS_CONF_JSON is the conf its manager validated
  * (ibas/handover.ts), and ibma.conf is read for its shm.index_key only (lib/config/ibma-index-key.ts).
- * So nothing here imports ajv or TypeBox (they cost ~10 MB of RSS per worker, issue 9); type-only
+ * So nothing here imports ajv or TypeBox (they cost 5–8 MB of RSS per worker, issue 9); type-only
  * imports of lib/config/*-conf.ts are free, value imports are not (test/ibas/worker-modules.test.ts
  * fails when one comes back).
  *

@@ -1,7 +1,7 @@
 /**
  * The one key of ibma.conf an ibas worker needs: `shm.index_key`, where the node's config space
  * is (lib/shm/config-space.ts `ConfigSpace.open`). Read without the schema validator — ajv and
- * TypeBox would cost every worker ~10 MB of RSS — and checked against the same range the schema
+ * TypeBox would cost every worker 5–8 MB of RSS — and checked against the same range the schema
  * uses ({@link INDEX_KEY_RANGE}, lib/config/ibma-conf.ts). The whole file is validated by ibma
  * (which publishes the space), by the ibas manager (heartbeat) and by `ibas -a check`; ibac
  * validates it too (ibac/env.ts).

@@ -1,6 +1,6 @@
 // Issue 9 (worker RSS): a worker gets its ibas.conf validated by the manager (ibas/handover.ts)
 // and reads only shm.index_key of ibma.conf (lib/config/ibma-index-key.ts), so it never loads the
-// schema validator — ajv and TypeBox cost each worker ~10 MB of RSS. A real pool is started with
+// schema validator — ajv and TypeBox cost each worker 5–8 MB of RSS. A real pool is started with
 // every process's ES module resolutions traced (helpers/module-trace.mjs through NODE_OPTIONS);
 // after binary and HTTP transactions the worker's list must hold none of them, while the
 // manager's list (which validates ibas.conf) shows the trace does see them.
