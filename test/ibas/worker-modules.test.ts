@@ -3,7 +3,8 @@
 // schema validator — ajv and TypeBox cost each worker 5–8 MB of RSS. A real pool is started with
 // every process's ES module resolutions traced (helpers/module-trace.mjs through NODE_OPTIONS);
 // after binary and HTTP transactions the worker's list must hold none of them, while the
-// manager's list (which validates ibas.conf) shows the trace does see them.
+// manager's list (which validates ibas.conf) shows the trace does see them. The HTTP adapter is
+// loaded by the worker's first HTTP connection, not before.
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -54,9 +55,12 @@ t.test('a pool worker serves without loading ajv, TypeBox or the config schemas'
   const r = await callOnce(s.ip, s.port, 'ibp_test_echo', 'binary echo');
   t.equal(r.rc, 0, 'a binary transaction');
   t.equal(r.body.toString(), 'binary echo');
+  const HTTP_PARSER = /\/node_modules\/http-parser-js\//;
+  t.notOk(traced(dir, worker!.pid).some((u) => HTTP_PARSER.test(u)), 'binary only so far: the HTTP adapter is not loaded');
   const h = await httpEcho(s.ip, s.port, 'http echo');
   t.equal(h.status, 200, 'an HTTP transaction');
   t.equal(h.body, 'http echo');
+  t.ok(traced(dir, worker!.pid).some((u) => HTTP_PARSER.test(u)), 'the first HTTP connection loaded it');
 
   const workerMods = traced(dir, worker!.pid);
   t.ok(workerMods.some((u) => u.endsWith('/dist/ibas/worker.js')), `the worker's modules were traced (${workerMods.length} URLs)`);
