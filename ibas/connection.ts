@@ -30,9 +30,9 @@ import { looksBinary } from '../lib/protocol/frame.js';
 import { AGAIN, BROKEN, POLLIN, POLLOUT, closeConn, recvNow, sendNow, waitFd, type Peer } from './conn-io.js';
 import { ReadClock, phaseMs, type Phase } from './deadlines.js';
 import { TRANSPORT, type Transport } from './last-answer.js';
-import type { CommSettings } from '../lib/config/ibas-conf.js';
+import type { CommSettings } from '../lib/config/ibas-settings.js';
 import { BinarySession } from './session-binary.js';
-import { HttpSession } from './session-http.js';
+import type { HttpSession } from './session-http.js';
 import type { ConnectionContext, Session } from './session.js';
 
 /** Longest single blocking wait before the event loop gets a turn. */
@@ -95,6 +95,16 @@ export interface ConnectionHost {
   quiet(): void;
 }
 
+/**
+ * The HTTP adapter (ibas/session-http.ts with http-parser-js and node:http), loaded by the first
+ * HTTP connection a worker serves: a worker that only speaks the binary protocol never holds it
+ * (~1 MB of RSS, issue 9). The first HTTP request of each worker waits for the load (a few ms).
+ */
+let HttpSessionOf: typeof HttpSession | undefined;
+async function loadHttpSession(): Promise<void> {
+  HttpSessionOf ??= (await import('./session-http.js')).HttpSession;
+}
+
 /** Serve one connection until it closes; the fd is closed on return. */
 export async function serveConnection(fd: number, peer: Peer, host: ConnectionHost): Promise<void> {
   const c = new Connection(fd, peer, host);
@@ -151,7 +161,7 @@ class Connection {
     const binary = looksBinary(first);
     const t = binary ? TRANSPORT.BINARY : TRANSPORT.HTTP;
     const flushNow = (): boolean => this.#sendSync(s);
-    const s: Session = binary ? new BinarySession(this.host.ctx, this.peer, flushNow) : new HttpSession(this.host.ctx, this.peer, flushNow);
+    const s: Session = binary ? new BinarySession(this.host.ctx, this.peer, flushNow) : new HttpSessionOf!(this.host.ctx, this.peer, flushNow);
     this.host.transport(this.fd, t);
     this.host.pending(() => {
       const out = s.out;
@@ -193,7 +203,9 @@ class Connection {
       const n = this.#answered && !this.host.leaving() ? AGAIN : recvNow(this.fd, buf);
       this.#answered = false;
       if (n > 0) {
-        this.#received(Buffer.from(buf.subarray(0, n)));
+        const chunk = Buffer.from(buf.subarray(0, n));
+        if (!this.session && !HttpSessionOf && !looksBinary(chunk)) await loadHttpSession();
+        this.#received(chunk);
         continue;
       }
       if (n === 0 || n === BROKEN) {

@@ -15,7 +15,7 @@
  * the slot's errors (every phase; a KEEPALIVE expiry, the normal end of an idle connection, is logged
  * at info, the others at warn) and logged once: `connection deadline , phase[P] client[ip:port] ms[N] , closed`.
  */
-import type { CommSettings } from '../lib/config/ibas-conf.js';
+import type { CommSettings } from '../lib/config/ibas-settings.js';
 
 export const PHASES = ['HEADER', 'REQUEST', 'KEEPALIVE', 'SEND'] as const;
 export type Phase = (typeof PHASES)[number];

@@ -1,7 +1,9 @@
 /**
  * One ibas instance as every part of it sees it: the validated ibas.conf, its home, and what is
- * derived from them (pid file, log files, SysV keys, wire limits, timings). The CLI, the manager
- * and each worker build it the same way from the config file name.
+ * derived from them (pid file, log files, SysV keys, wire limits, timings). The CLI and the manager
+ * read and validate ibas.conf (ibas/load-instance.ts); a worker builds the same Instance from the
+ * conf its manager validated, handed over in its environment (ibas/handover.ts), so no worker
+ * loads the schema validator (ajv, TypeBox: 5–8 MB of RSS each).
  *
  * Files of an instance (IBP's names; `<ip>-<port>` from server.ip/port):
  *
@@ -12,8 +14,8 @@
  *   file/ibas_w<n>/                           attached files of worker n's running transaction
  */
 import path from 'node:path';
-import { loadConfigFile } from '../lib/config/load.js';
-import { IbasConf, commOf, monitorOf, type CommSettings, type MonitorSettings } from '../lib/config/ibas-conf.js';
+import type { IbasConf } from '../lib/config/ibas-conf.js';
+import { commOf, monitorOf, type CommSettings, type MonitorSettings } from '../lib/config/ibas-settings.js';
 import { Home, homeOfConf } from '../lib/home.js';
 import { homeKeyBase, KEY_SLOT } from '../lib/shm/keys.js';
 import { limitsOf, type FrameLimits } from '../lib/protocol/frame.js';
@@ -49,12 +51,7 @@ export function defaultLogNames(ip: string, port: number): { main: string; monit
   return { main: `log/${tag}_main.log`, monitor: `log/${tag}_monitor.log`, worker: `log/${tag}_worker_{n}.log`, event: 'log/event.log' };
 }
 
-export function loadInstance(confFile: string): Instance {
-  const file = path.resolve(confFile);
-  const conf = loadConfigFile(IbasConf, file, 'ibas');
-  return instanceOf(file, conf);
-}
-
+/** The Instance of an already validated conf (`confFile` absolute). */
 export function instanceOf(confFile: string, conf: IbasConf): Instance {
   const home = homeOfConf(confFile);
   const names = defaultLogNames(conf.server.ip, conf.server.port);

@@ -2,8 +2,14 @@
  * Entry point of a worker process, spawned by the manager (never run by hand):
  *
  *   node dist/ibas/worker-main.js      fd 3 = the listen socket (pool) or the connection (FORK)
- *   env IBAS_CONF, IBAS_SLOT, IBAS_GENERATION, IBAS_WORKER_MODE (pool | fork), IBP_HOME
- *       (encoded and decoded by ibas/handover.ts only)
+ *   env IBAS_CONF, IBAS_CONF_JSON, IBAS_SLOT, IBAS_GENERATION, IBAS_WORKER_MODE (pool | fork),
+ *       IBP_HOME (encoded and decoded by ibas/handover.ts only)
+ *
+ * A worker does not read or validate ibas.conf: IBAS_CONF_JSON is the conf its manager validated
+ * (ibas/handover.ts), and ibma.conf is read for its shm.index_key only (lib/config/ibma-index-key.ts).
+ * So nothing here imports ajv or TypeBox (they cost 5–8 MB of RSS per worker, issue 9); type-only
+ * imports of lib/config/*-conf.ts are free, value imports are not (test/ibas/worker-modules.test.ts
+ * fails when one comes back).
  *
  * stderr is the worker's log file (the manager opens it), so even a crash before the logger is
  * up leaves its trace there. Exit codes follow lib/exit-codes.ts: CHILD_INIT when it cannot
@@ -14,7 +20,7 @@ import { EXIT } from '../lib/exit-codes.js';
 import { createLogger, flushLogs, type LogLevel } from '../lib/log.js';
 import { installSignals } from '../lib/signals.js';
 import { AcceptLock } from './accept-lock.js';
-import { loadInstance } from './instance.js';
+import { instanceOf } from './instance.js';
 import { ReplayCache } from './replay-cache.js';
 import { Scoreboard } from './scoreboard.js';
 import { Worker } from './worker.js';
@@ -24,6 +30,7 @@ import { libc } from '../lib/native/libc.js';
 import { installCrashCapture } from '../lib/native/crash.js';
 import { AlarmGuard } from './tx-guard.js';
 import { useAppStats } from './tx-log.js';
+import { startHeapTrim } from './heap-trim.js';
 
 /**
  * Leave with _exit(2), not process.exit(): nothing of the worker's state needs Node's exit
@@ -67,10 +74,10 @@ function followManager(): boolean {
 async function main(): Promise<number> {
   const env = decodeWorkerEnv();
   if (!env) {
-    process.stderr.write('ibas worker: started without a valid IBAS_CONF / IBAS_SLOT / IBAS_GENERATION / IBAS_WORKER_MODE: workers are spawned by the ibas manager\n');
+    process.stderr.write('ibas worker: started without a valid IBAS_CONF / IBAS_CONF_JSON / IBAS_SLOT / IBAS_GENERATION / IBAS_WORKER_MODE: workers are spawned by the ibas manager\n');
     return EXIT.CHILD_INIT;
   }
-  const { confFile, slot: index, generation, kind: mode } = env;
+  const { confFile, conf, slot: index, generation, kind: mode } = env;
   if (!followManager()) {
     process.stderr.write('ibas worker: the manager is already gone\n');
     return EXIT.CHILD_INIT;
@@ -78,7 +85,7 @@ async function main(): Promise<number> {
   let worker: Worker;
   let log;
   try {
-    const inst = loadInstance(confFile);
+    const inst = instanceOf(confFile, conf);
     process.title = `ibas: worker ${index} gen ${generation} [${inst.conf.server.ip}:${inst.conf.server.port}]`;
     log = createLogger({ name: 'ibas', level: (inst.conf.log.level ?? 'info') as LogLevel, file: inst.workerLog(index), eventFile: inst.eventLog, base: { role: 'worker', slot: index, generation }, rotate: inst.conf.log.rotate, bufferBytes: LOG_BUFFER_BYTES });
     useAppStats(inst.appStatsKey);
@@ -113,6 +120,7 @@ async function main(): Promise<number> {
     stop: (sig) => worker.stop(sig, exitNow),
     special: () => log.info('SIGUSR2 ignored by a worker (the manager upgrades)'),
   });
+  startHeapTrim(); // after start-up and preloads: what compiling them freed goes back (issue 9)
   process.on('uncaughtException', (e) => {
     log.fatal({ err: errorText(e), stack: e.stack }, `worker uncaught exception , reason[${errorText(e)}]`);
     hardExit(EXIT.FAILURE);

@@ -18,8 +18,19 @@
  * size allocated and decoded into. Servers also bound the total held at once across requests
  * with a {@link DecodeBudget}.
  */
-import lz4 from 'lz4';
+import { createRequire } from 'node:module';
+import type Lz4 from 'lz4';
 import { IbpError } from '../errors.js';
+
+/**
+ * The `lz4` addon, loaded on the first body compressed or decompressed: an ibas worker whose
+ * clients never ask for compression does not hold it (issue 9, worker RSS).
+ */
+let lz4Addon: typeof Lz4 | undefined;
+function lz4(): typeof Lz4 {
+  lz4Addon ??= createRequire(import.meta.url)('lz4') as typeof Lz4;
+  return lz4Addon;
+}
 
 export const LZ4_ENCODING = 'lz4';
 const HEADER = 4;
@@ -30,8 +41,8 @@ const HEADER = 4;
  */
 export function lz4Compress(raw: Buffer): Buffer | undefined {
   if (raw.length === 0) return undefined;
-  const out = Buffer.allocUnsafe(HEADER + lz4.encodeBound(raw.length));
-  const n = lz4.encodeBlock(raw, out.subarray(HEADER));
+  const out = Buffer.allocUnsafe(HEADER + lz4().encodeBound(raw.length));
+  const n = lz4().encodeBlock(raw, out.subarray(HEADER));
   if (n <= 0 || HEADER + n >= raw.length) return undefined;
   out.writeUInt32BE(raw.length, 0);
   return out.subarray(0, HEADER + n);
@@ -100,7 +111,7 @@ export function lz4Decompress(body: Buffer, maxSize: number, scratch?: Buffer): 
   if (real > size) throw new IbpError('IBP_ERR_CODEC_EXPANDS', { declared: size });
   if (real !== size) throw new IbpError('IBP_ERR_CODEC_LZ4', { detail: `announced ${size} bytes, the block holds ${real}` });
   const out = scratch && scratch.length >= size ? scratch.subarray(0, size) : Buffer.allocUnsafe(size);
-  const n = lz4.decodeBlock(body.subarray(HEADER), out);
+  const n = lz4().decodeBlock(body.subarray(HEADER), out);
   if (n !== size) throw new IbpError('IBP_ERR_CODEC_LZ4', { detail: n < 0 ? `corrupt block (lz4 error at ${-n})` : `announced ${size} bytes, got ${n}` });
   return out;
 }

@@ -2,6 +2,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { Address, LogSection, MetricsSection } from './common.js';
 import { Name, Seconds } from './model.js';
+import { INDEX_KEY_RANGE } from './ibma-index-key.js';
 
 /** Timings of the agent's loops; every key is optional (see {@link agentTimings} for defaults). */
 export const IbmaAgentSection = Type.Object({
@@ -38,7 +39,7 @@ export const IbmaConf = Type.Object({
   }, { additionalProperties: false }),
   shm: Type.Object({
     /** SysV key of the public index segment; derived from the home by `ibma -a init`. */
-    index_key: Type.Integer({ minimum: 1, maximum: 0x7fffffff }),
+    index_key: Type.Integer({ ...INDEX_KEY_RANGE }),
   }, { additionalProperties: false }),
   log: LogSection,
   /** The agent's Prometheus endpoint (off when absent; lib/metrics-server.ts). */

@@ -1,17 +1,18 @@
 /**
- * Reading and validating JSON config files. Comments (`//`, `/* *\/`) are allowed, as IBP allows
- * them. A failure names the file, the key and what was expected:
+ * Validating JSON config files (read and parsed by lib/config/json-text.ts). A failure names the
+ * file, the key and what was expected:
  *
  *   config file /h/etc/ibas.conf: key /mpm/max_count must be >= 1
  */
-import fs from 'node:fs';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import stripJsonComments from 'strip-json-comments';
-import sjson from 'secure-json-parse';
 import type { Static, TSchema } from '@sinclair/typebox';
 import { IbpError } from '../errors.js';
 import { cronProblem } from './cron.js';
+import { readConfigJson } from './json-text.js';
+
+/** Parsing without validation lives in lib/config/json-text.ts (no ajv, no TypeBox). */
+export { parseJsonText, readConfigJson, withLineColumn } from './json-text.js';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
@@ -85,65 +86,7 @@ export function validate<S extends TSchema>(schema: S, value: unknown, file: str
   return value as Static<S>;
 }
 
-/** Parse JSON text with comments; throws IBP_ERR_CFG_PARSE naming the file. */
-export function parseJsonText(text: string, file: string): unknown {
-  const stripped = stripJsonComments(text); // comments become spaces: positions stay those of `text`
-  try {
-    return sjson.parse(stripped, undefined, { protoAction: 'error', constructorAction: 'error' });
-  } catch (e) {
-    throw new IbpError('IBP_ERR_CFG_PARSE', { file, detail: withLineColumn((e as Error).message, stripped) });
-  }
-}
-
-/**
- * JSON.parse says "… at position N" for some errors and nothing for others ("Unexpected token '}',
- * "…" is not valid JSON"): say line and column, 1-based. Without a position, the offending
- * character is found by bisection on prefixes — a prefix that stops before it only fails at its
- * end ("Unexpected end of JSON input", or a position equal to its length), one that contains it
- * fails on it.
- */
-export function withLineColumn(message: string, text: string): string {
-  if (/line \d+ column \d+/.test(message)) return message;
-  const m = /at position (\d+)/.exec(message);
-  let pos = m ? Number(m[1]) : /Unexpected end of JSON input/.test(message) ? text.length : undefined;
-  if (pos === undefined) {
-    const failsOnIt = (k: number): boolean => {
-      try {
-        JSON.parse(text.slice(0, k));
-        return false;
-      } catch (e) {
-        const msg = (e as Error).message;
-        const at = /at position (\d+)/.exec(msg);
-        return !/Unexpected end of JSON input/.test(msg) && !(at && Number(at[1]) >= k);
-      }
-    };
-    if (failsOnIt(text.length)) {
-      let lo = 0;
-      let hi = text.length; // failsOnIt(hi) holds
-      while (hi - lo > 1) {
-        const mid = (lo + hi) >> 1;
-        if (failsOnIt(mid)) hi = mid;
-        else lo = mid;
-      }
-      pos = hi - 1;
-    }
-  }
-  if (pos === undefined) return message;
-  const before = text.slice(0, pos);
-  const line = before.split('\n').length;
-  const column = pos - before.lastIndexOf('\n');
-  const what = message.replace(/\s*(in JSON )?at position \d+.*$/s, '').replace(/, ".*" is not valid JSON$/s, '');
-  return `${what} at line ${line} column ${column}`;
-}
-
 /** Read, parse and validate a config file. `tool` names the command that creates it (for the hint). */
 export function loadConfigFile<S extends TSchema>(schema: S, file: string, tool = 'ibms'): Static<S> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new IbpError('IBP_ERR_CFG_NOT_FOUND', { file, tool });
-    throw new IbpError('IBP_ERR_CFG_PARSE', { file, detail: (e as Error).message });
-  }
-  return validate(schema, parseJsonText(text, file), file);
+  return validate(schema, readConfigJson(file, tool), file);
 }

@@ -13,8 +13,7 @@
  * each: a lost update is accepted, as in IBP.
  */
 import { IbpError } from '../errors.js';
-import { IbmaConf } from '../config/ibma-conf.js';
-import { loadConfigFile } from '../config/load.js';
+import { readIndexKey } from '../config/ibma-index-key.js';
 import { attachShared, releaseShared } from './attachments.js';
 import { ConfigView, type AppView, type HostView, type NodeKeyView, type NodeView, type SpaceHeader } from './config-view.js';
 import { IndexSegment } from './index-segment.js';
@@ -41,10 +40,12 @@ export class ConfigSpace {
     this.#viewIndex = index.shmid;
   }
 
-  /** Open the config space of the node whose ibma.conf this is (its shm.index_key). */
+  /**
+   * Open the config space of the node whose ibma.conf this is (its shm.index_key, read without
+   * validating the rest of the file: lib/config/ibma-index-key.ts).
+   */
   static open(ibmaConfFile: string): ConfigSpace {
-    const conf = loadConfigFile(IbmaConf, ibmaConfFile, 'ibma');
-    return ConfigSpace.openKey(conf.shm.index_key);
+    return ConfigSpace.openKey(readIndexKey(ibmaConfFile));
   }
 
   /** Open the config space at an index key; IBP_ERR_SHM_NO_SPACE when nothing is published there. */

@@ -52,7 +52,8 @@ export interface IbasHome {
   scoreboardKey: number;
   lockKey: number;
   ibas(args: string[], timeoutMs?: number): Promise<RunResult>;
-  start(): Promise<number>;
+  /** `ibas -a start`; `env` is added to the CLI's environment (the manager and its workers inherit it). */
+  start(env?: NodeJS.ProcessEnv): Promise<number>;
   stop(): Promise<RunResult>;
   /** The manager's pid from the pid file. */
   managerPid(): number;
@@ -102,7 +103,7 @@ export async function setupIbas(t: Test, o: IbasSetup = {}): Promise<IbasHome> {
     writer.publish(first, spaceOpts);
   }
   const conf = h.etc('ibas.conf');
-  const ibas = (args: string[], timeoutMs = 60_000) => runTool('ibas', args, { home, timeoutMs });
+  const ibas = (args: string[], timeoutMs = 60_000, env?: NodeJS.ProcessEnv) => runTool('ibas', args, { home, timeoutMs, ...(env ? { env } : {}) });
   const init = await ibas(['-a', 'init', '--ip', ip, '--port', String(port),
     '--mode', o.mode ?? 'STATIC_WORKERPOOL', '--max-count', String(o.maxCount ?? 2),
     ...(o.minIdle !== undefined ? ['--min-idle', String(o.minIdle)] : []),
@@ -124,8 +125,8 @@ export async function setupIbas(t: Test, o: IbasSetup = {}): Promise<IbasHome> {
     scoreboardKey: base + KEY_SLOT.SCOREBOARD,
     lockKey: base + KEY_SLOT.ACCEPT_LOCK,
     ibas,
-    async start() {
-      const r = await ibas(['-f', conf, '-a', 'start']);
+    async start(env) {
+      const r = await ibas(['-f', conf, '-a', 'start'], 60_000, env);
       if (r.code !== 0) throw new Error(`ibas -a start failed (${r.code}): ${r.stderr}\n${r.stdout}`);
       return self.managerPid();
     },
