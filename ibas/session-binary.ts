@@ -186,6 +186,9 @@ export class BinarySession implements Session {
       if (f.type !== FRAME_TYPE.PRE_REQUEST && f.type !== FRAME_TYPE.TX_CONTROL) {
         throw new IbpError('IBP_ERR_TX_NOT_GRANTED', { what: 'signing', host: 'this server', detail: `a sealed ${frameTypeName(f.type)} outside a signed exchange: seal only once PRE_ANSWER grants SIGN` });
       }
+      if ((f.flags & FRAME_FLAG.ENCRYPTED) !== 0) {
+        throw new IbpError('IBP_ERR_PROTO_FRAME', { detail: `a ${frameTypeName(f.type)} carrying a hello is signed, never encrypted (flag ENCRYPTED)` });
+      }
       const { inner, hello } = splitHello(f.body, f.type);
       this.#hello = hello;
       f = { type: f.type, flags: f.flags & ~FRAME_FLAG.SEALED, body: inner };

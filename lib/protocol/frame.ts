@@ -148,6 +148,7 @@ export function decodeHeader(h: Buffer, maxFrame: number): { type: FrameType; fl
   const flags = h[4]!;
   if ((flags & ~KNOWN_FLAGS) !== 0) throw new IbpError('IBP_ERR_PROTO_FRAME', { detail: `unknown frame flags 0x${flags.toString(16)}` });
   if (h[5] !== 0 || h[6] !== 0 || h[7] !== 0) throw new IbpError('IBP_ERR_PROTO_FRAME', { detail: 'reserved header bytes are not 0' });
+  if ((flags & FRAME_FLAG.ENCRYPTED) !== 0 && (flags & FRAME_FLAG.SEALED) === 0) throw new IbpError('IBP_ERR_PROTO_FRAME', { detail: 'frame flag ENCRYPTED without SEALED' });
   const length = h.readUInt32BE(8);
   if (length > maxFrame) throw new IbpError('IBP_ERR_PROTO_TOO_LARGE', { size: length, limit: maxFrame });
   return { type: type as FrameType, flags, length };

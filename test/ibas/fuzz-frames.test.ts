@@ -1,7 +1,7 @@
 // Property test of the binary data path under hostile input (issue 9): fast-check builds
 // connections of valid pipelined transactions followed by one "victim" transaction mutated in
 // 1..3 ways (bit flips, truncation, wrong or huge lengths, frames dropped / duplicated / swapped,
-// the lz4 flag set, an lz4 body declaring a huge size, garbage inserted), at least 10,000 frames
+// the lz4, sealed or encrypted flag set, an lz4 body declaring a huge size, garbage inserted), at least 10,000 frames
 // in all, against a STATIC pool of 2 workers. Asserted for every connection:
 //   - the valid transactions before the victim are answered exactly (PRE_ANSWER 0, echo RESPONSE);
 //   - everything the server sends decodes as whole packets, every result code is one of the
@@ -18,7 +18,7 @@ import { setupIbas, waitWorkers } from './helpers/server.js';
 import { callOnce } from './helpers/client.js';
 import { RawPeer } from './helpers/raw-peer.js';
 import { encodePacket, TX_FLAG, type Packet } from '../../lib/protocol/codec.js';
-import { FRAME_TYPE, FrameReader, limitsOf } from '../../lib/protocol/frame.js';
+import { FRAME_FLAG, FRAME_TYPE, FrameReader, limitsOf } from '../../lib/protocol/frame.js';
 import { isResultCode, RC } from '../../lib/protocol/result-codes.js';
 import { Scoreboard } from '../../ibas/scoreboard.js';
 import { waitFor } from '../helpers/procs.js';
@@ -33,7 +33,7 @@ type Mutation =
   | { op: 'flip'; at: number; bit: number }
   | { op: 'truncate'; at: number }
   | { op: 'length'; frame: number; value: number }
-  | { op: 'drop' | 'dup' | 'lz4'; frame: number }
+  | { op: 'drop' | 'dup' | 'lz4' | 'seal' | 'encrypt'; frame: number }
   | { op: 'swap'; frame: number; other: number }
   | { op: 'declare'; frame: number; size: number }
   | { op: 'garbage'; at: number; bytes: Uint8Array };
@@ -52,7 +52,7 @@ const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ op: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
   fc.record({ op: fc.constant('truncate' as const), at: fc.nat() }),
   fc.record({ op: fc.constant('length' as const), frame: fc.nat(), value: fc.oneof(fc.integer({ min: 0, max: 70_000 }), fc.constantFrom(0xffffffff, 0x7fffffff, 16 * 1024 * 1024)) }),
-  fc.record({ op: fc.constantFrom('drop' as const, 'dup' as const, 'lz4' as const), frame: fc.nat() }),
+  fc.record({ op: fc.constantFrom('drop' as const, 'dup' as const, 'lz4' as const, 'seal' as const, 'encrypt' as const), frame: fc.nat() }),
   fc.record({ op: fc.constant('swap' as const), frame: fc.nat(), other: fc.nat() }),
   fc.record({ op: fc.constant('declare' as const), frame: fc.nat(), size: fc.constantFrom(0xffffffff, 256 * 1024 * 1024, 65 * 1024, 10) }),
   fc.record({ op: fc.constant('garbage' as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 40 }) }),
@@ -85,12 +85,14 @@ function mutate(frames: Buffer[], ms: Mutation[]): Buffer {
   for (const m of ms) {
     if (fs2.length === 0) break;
     // frame-level mutations need a whole header where they aim
-    if ((m.op === 'length' || m.op === 'lz4' || m.op === 'declare') && fs2[pick(m.frame)]!.length < 12) continue;
+    if ((m.op === 'length' || m.op === 'lz4' || m.op === 'seal' || m.op === 'encrypt' || m.op === 'declare') && fs2[pick(m.frame)]!.length < 12) continue;
     switch (m.op) {
       case 'length': fs2[pick(m.frame)]!.writeUInt32BE(m.value >>> 0, 8); break;
       case 'drop': fs2.splice(pick(m.frame), 1); break;
       case 'dup': { const i = pick(m.frame); fs2.splice(i, 0, Buffer.from(fs2[i]!)); break; }
-      case 'lz4': fs2[pick(m.frame)]![4]! |= 1; break;
+      case 'lz4': fs2[pick(m.frame)]![4]! |= FRAME_FLAG.LZ4; break;
+      case 'seal': fs2[pick(m.frame)]![4]! |= FRAME_FLAG.SEALED; break;
+      case 'encrypt': fs2[pick(m.frame)]![4]! |= FRAME_FLAG.ENCRYPTED; break;
       case 'swap': { const i = pick(m.frame); const j = pick(m.other); [fs2[i], fs2[j]] = [fs2[j]!, fs2[i]!]; break; }
       case 'declare': {
         const i = pick(m.frame);
@@ -130,11 +132,21 @@ function headerVerdict(b: Buffer): number[] | undefined {
   if (b[0] !== 0x49 || b[1] !== 0x42) return [RC.PROTO_FRAME];
   if (b[2] !== 1) return [RC.PROTO_VERSION];
   if (!KNOWN_TYPES.has(b[3]!)) return [RC.PROTO_FRAME];
-  if ((b[4]! & ~1) !== 0 || b[5] || b[6] || b[7]) return [RC.PROTO_FRAME];
+  const flags = b[4]!;
+  if ((flags & ~(FRAME_FLAG.LZ4 | FRAME_FLAG.SEALED | FRAME_FLAG.ENCRYPTED)) !== 0 || b[5] || b[6] || b[7]) return [RC.PROTO_FRAME];
+  if ((flags & FRAME_FLAG.ENCRYPTED) !== 0 && (flags & FRAME_FLAG.SEALED) === 0) return [RC.PROTO_FRAME];
   const length = b.readUInt32BE(8);
   if (length > MAX_FRAME) return [RC.PROTO_TOO_LARGE];
-  if (b[4]! & 1) return [RC.PROTO_NOT_GRANTED];
-  if (!OPENERS.has(b[3]!) && b.length >= 12 + length) return [RC.PROTO_SEQUENCE, RC.PROTO_FRAME];
+  if (flags & FRAME_FLAG.LZ4) return [RC.PROTO_NOT_GRANTED];
+  const whole = b.length >= 12 + length;
+  if (flags & FRAME_FLAG.SEALED) {
+    // nothing is granted on an idle connection: only a hello-bearing opener may be sealed, and never encrypted
+    if (!whole) return undefined;
+    if (b[3] !== FRAME_TYPE.PRE_REQUEST && b[3] !== FRAME_TYPE.TX_CONTROL) return [RC.TX_NOT_GRANTED];
+    if (flags & FRAME_FLAG.ENCRYPTED) return [RC.PROTO_FRAME];
+    return undefined; // the hello inside decides
+  }
+  if (!OPENERS.has(b[3]!) && whole) return [RC.PROTO_SEQUENCE, RC.PROTO_FRAME];
   return undefined;
 }
 

@@ -58,6 +58,8 @@ t.test('malformed headers are rejected with IBP_ERR_PROTO_*', async (t) => {
     ['unknown type', (b) => { b[3] = 0x3c; }, 'IBP_ERR_PROTO_FRAME'],
     ['unknown flag', (b) => { b[4] = 0x80; }, 'IBP_ERR_PROTO_FRAME'],
     ['reserved byte', (b) => { b[6] = 1; }, 'IBP_ERR_PROTO_FRAME'],
+    ['ENCRYPTED without SEALED', (b) => { b[4] = 0x04; }, 'IBP_ERR_PROTO_FRAME'],
+    ['ENCRYPTED and LZ4 without SEALED', (b) => { b[4] = 0x05; }, 'IBP_ERR_PROTO_FRAME'],
     ['oversized', (b) => { b.writeUInt32BE(2000, 8); }, 'IBP_ERR_PROTO_TOO_LARGE'],
   ];
   for (const [what, mutate, code] of cases) {
