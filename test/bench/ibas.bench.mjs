@@ -9,7 +9,9 @@
 //   cells: short and long connections at concurrency 1 and 16: TPS, p50, p99, server CPU per
 //   transaction (utime+stime of the server's processes from /proc over the measured window)
 //   wrk c=16 keep-alive against ibas's HTTP adapter (POST /ibp/ibp_test_echo) and a bare Node
-//   cluster http echo; ibas worker RSS after RSS_FIRST and after RSS_TX transactions.
+//   cluster http echo; ibas worker RSS after RSS_FIRST and after RSS_TX transactions of the plain
+//   echo, measured first on the fresh ibas, and once more at the end (after the signed and HTTP
+//   rows: the replay cache's shared pages and node:crypto count there).
 // The three servers (ibas also with the TypeScript echo) run side by side and every cell runs them back to back, RUNS times
 // (interleaved, medians): load swings of the shared machine hit every side alike.
 //
@@ -125,11 +127,14 @@ function cpuTicks(pids) {
   return n;
 }
 
-function rssKb(pid) {
+/** VmRSS of a process and its split (RssAnon private, RssFile mapped files such as node's own code, RssShmem SysV segments), kB. */
+function rssOf(pid) {
   try {
-    return Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    const st = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (k) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(st)?.[1] ?? 0);
+    return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile'), shmem: kb('RssShmem') };
   } catch {
-    return 0;
+    return { rss: 0, anon: 0, file: 0, shmem: 0 };
   }
 }
 
@@ -325,6 +330,18 @@ try {
     { server: 'c-lf', port: cServer.port, proto: 'ibp', uri: 'ibp_test_echo', pid: cServer.pid },
     { server: NODE_NET, port: node.port, proto: 'tdhb', pid: node.pid },
   ].filter((s) => !SIDES || SIDES.includes(s.server) || (s.server === TS_SIDE && SIDES.includes('ts')));
+  // worker RSS first, on the fresh ibas: after RSS_FIRST transactions and after RSS_TX in all
+  // (plain echo, long connection, c=1), before any signed transaction touched the replay cache
+  if (RSS_TX > 0) {
+    let done = 0;
+    for (const target of [RSS_FIRST, RSS_TX]) {
+      const r = await echoclient(client, { port: ibas.port, proto: 'ibp', mode: 'long', conc: 1, uri: 'ibp_test_echo', serverPid: ibas.pid, n: target - done });
+      done = target;
+      const kb = ibas.workerPids().map(rssOf);
+      rss.points.push({ tx: target, kb, errors: r.err_connect + r.err_io + r.err_proto });
+      log(`rss after ${target} transactions (this load ${r.txn} tx): ${kb.map((k) => `${(k.rss / 1024).toFixed(1)} MB (anon ${(k.anon / 1024).toFixed(1)}, file ${(k.file / 1024).toFixed(1)}, shmem ${(k.shmem / 1024).toFixed(1)})`).join(', ')}`);
+    }
+  }
   for (let run = 1; run <= RUNS; run++) {
     for (const mode of MODES) for (const conc of CONCS) for (const side of sides) {
       const r = await echoclient(client, { port: side.port, proto: side.proto, mode, conc, uri: side.uri, serverPid: side.pid });
@@ -348,16 +365,10 @@ try {
       }
     }
   }
-  // worker RSS: after RSS_FIRST transactions and after RSS_TX in all (long connection, c=1)
+  // once more at the end: the same workers after every row (signed transactions touched the replay cache)
   if (RSS_TX > 0) {
-    let done = 0;
-    for (const target of [RSS_FIRST, RSS_TX]) {
-      const r = await echoclient(client, { port: ibas.port, proto: 'ibp', mode: 'long', conc: 1, uri: 'ibp_test_echo', serverPid: ibas.pid, n: target - done });
-      done = target;
-      const kb = ibas.workerPids().map(rssKb);
-      rss.points.push({ tx: target, kb, errors: r.err_connect + r.err_io + r.err_proto });
-      log(`rss after ${target} transactions (this load ${r.txn} tx): ${kb.map((k) => `${(k / 1024).toFixed(1)} MB`).join(', ')}`);
-    }
+    rss.after = { tx: 'then every row above (signed, HTTP)', kb: ibas.workerPids().map(rssOf), errors: 0 };
+    log(`rss ${rss.after.tx}: ${rss.after.kb.map((k) => `${(k.rss / 1024).toFixed(1)} MB`).join(', ')}`);
   }
   for (const side of sides) for (const mode of MODES) for (const conc of CONCS) {
     const rs = runs.filter((r) => r.server === side.server && r.mode === mode && r.conc === conc);
@@ -403,7 +414,7 @@ const C = (m, c) => find('c-lf', m, c);
 const N = (m, c) => find(NODE_NET, m, c);
 const wI = wrkRows.find((w) => w.server === 'ibas HTTP adapter');
 const wN = wrkRows.find((w) => w.server === NODE_HTTP);
-const maxRss = (pt) => (pt ? Math.max(...pt.kb) / 1024 : undefined);
+const maxRss = (pt) => (pt ? Math.max(...pt.kb.map((k) => k.rss)) / 1024 : undefined);
 const rss10 = maxRss(rss.points[0]);
 const rss100 = maxRss(rss.points[1]);
 const goals = [
@@ -475,12 +486,15 @@ if (signRows.length) {
   lines.push('skipped (SIGN_CELLS empty)');
 }
 lines.push('');
-lines.push('## ibas worker RSS (long connection, c=1)');
+lines.push('## ibas worker RSS (plain echo, long connection, c=1, on the fresh ibas)');
 lines.push('');
 if (rss.points.length) {
-  lines.push('| after transactions | RSS per worker (MB) | errors |');
-  lines.push('|---:|---|---:|');
-  for (const pt of rss.points) lines.push(`| ${pt.tx} | ${pt.kb.map((k) => (k / 1024).toFixed(1)).join(', ')} | ${pt.errors} |`);
+  const mb = (k) => (k / 1024).toFixed(1);
+  lines.push('RssAnon is the worker\'s private memory, RssFile mapped files (mostly the `node` binary\'s own code, shared by every Node process), RssShmem the SysV segments it touched (scoreboard, config space, app stats; the replay cache once signed transactions came).');
+  lines.push('');
+  lines.push('| after transactions | RSS per worker (MB) | anon / file / shmem (MB, per worker) | errors |');
+  lines.push('|---:|---|---|---:|');
+  for (const pt of [...rss.points, ...(rss.after ? [rss.after] : [])]) lines.push(`| ${pt.tx} | ${pt.kb.map((k) => mb(k.rss)).join(', ')} | ${pt.kb.map((k) => `${mb(k.anon)} / ${mb(k.file)} / ${mb(k.shmem)}`).join(', ')} | ${pt.errors} |`);
 } else {
   lines.push('skipped (RSS_TX=0)');
 }
@@ -497,7 +511,7 @@ lines.push('```');
 for (const r of runs) lines.push(JSON.stringify(r));
 for (const w of wrkRuns) lines.push(JSON.stringify(w));
 for (const r of signRuns) lines.push(JSON.stringify({ ibac: r.variant, ...r }));
-for (const pt of rss.points) lines.push(JSON.stringify({ rss_after_tx: pt.tx, kb: pt.kb }));
+for (const pt of [...rss.points, ...(rss.after ? [rss.after] : [])]) lines.push(JSON.stringify({ rss_after_tx: pt.tx, kb: pt.kb }));
 lines.push('```');
 const outFile = path.resolve(ROOT, 'docs/bench', process.env.BENCH_OUT ?? 'ibas.md'); // BENCH_OUT: another file (absolute or under docs/bench)
 fs.mkdirSync(path.dirname(outFile), { recursive: true });
