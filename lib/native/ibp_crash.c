@@ -248,7 +248,7 @@ static int64_t mono_ns(void) {
 static int64_t wd_deadline;          /* the armed deadline, 0 = none, FIRING (atomic) */
 static int64_t wd_wake_at = PARKED;  /* when the watchdog looks next (atomic) */
 static uint32_t wd_seq;              /* futex word: bumped to wake the watchdog */
-static int64_t wd_last_ms = 1000;    /* the last timeout: how long an idle watchdog lingers */
+static int64_t wd_last_ms = 1000;    /* the last timeout: how long an idle watchdog lingers (atomic) */
 static pthread_once_t wd_once = PTHREAD_ONCE_INIT;
 static int wd_error;
 
@@ -327,7 +327,7 @@ static void *wd_main(void *arg) {
             idle_rounds = 0;
         } else {
             /* nothing armed: linger one timeout (the next arm is later than that: no wake-up), then park */
-            until = idle_rounds++ == 0 ? now + wd_last_ms * 1000000LL : PARKED;
+            until = idle_rounds++ == 0 ? now + __atomic_load_n(&wd_last_ms, __ATOMIC_RELAXED) * 1000000LL : PARKED;
         }
         __atomic_store_n(&wd_wake_at, until, __ATOMIC_SEQ_CST);
         if (__atomic_load_n(&wd_deadline, __ATOMIC_SEQ_CST) != dl) continue; /* armed meanwhile: look again */
@@ -369,7 +369,7 @@ VISIBLE int ibp_guard_arm(int fd, unsigned int ms) {
         __atomic_store_n(&wd_deadline, 0, __ATOMIC_SEQ_CST);
         return 0;
     }
-    wd_last_ms = ms;
+    __atomic_store_n(&wd_last_ms, (int64_t)ms, __ATOMIC_RELAXED);
     int64_t dl = mono_ns() + (int64_t)ms * 1000000LL;
     __atomic_store_n(&wd_deadline, dl, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&wd_wake_at, __ATOMIC_SEQ_CST) > dl) {

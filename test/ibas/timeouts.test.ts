@@ -9,7 +9,7 @@
 import t from 'tap';
 import { waitFor } from '../helpers/procs.js';
 import { setupIbas, waitWorkers } from './helpers/server.js';
-import { callOnce } from './helpers/client.js';
+import { TestClient, callOnce } from './helpers/client.js';
 import { startLoop } from './helpers/loop.js';
 import { RC } from '../../lib/protocol/result-codes.js';
 
@@ -59,5 +59,19 @@ t.test('three tiers, each logged, each answered', async (t) => {
   // a quick transaction under an armed timer is untouched (alarm cleared after each call)
   const quick = await callOnce(s.ip, s.port, 'ibp_test_slow', '10');
   t.equal(quick.body.toString(), 'slept:10', 'a call under timeout2 answers normally');
+
+  // the watchdog is not woken by an arm whose deadline is later than the one it sleeps on: after a
+  // stream of quick calls on one connection, the slow one is still ended by tier 1, on time
+  const c = await TestClient.connect(s.ip, s.port);
+  for (let i = 0; i < 300; i++) {
+    const r = await c.call('ibp_test_slow', '0');
+    if (r.rc !== RC.OK) t.fail(`quick call ${i}: rc ${r.rc} ${r.message}`);
+  }
+  const t2 = Date.now();
+  const slow = await c.call('ibp_test_slow', '5000', { timeoutMs: 10_000 });
+  t.equal(slow.rc, RC.APP_TIMEOUT, `after 300 quick calls on the connection, the slow one gets APP_TIMEOUT after ${Date.now() - t2} ms`);
+  t.match(slow.message, /tier 1/, `tier 1 ended it: ${slow.message}`);
+  c.close();
+  await waitWorkers(s, 2, 10_000);
   t.equal((await s.stop()).code, 0);
 });
