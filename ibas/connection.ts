@@ -41,7 +41,7 @@ export const ROUND_MS = 50;
 export const TURN_MS = 30;
 
 const RECV_SIZE = 64 * 1024;
-/** #flushNow: part of the answer is still to send (the peer's window is full). */
+/** #sendQueued: part of the answer is still to send (the peer's window is full). */
 const WAIT = 'wait';
 /**
  * The receive buffer of the worker: one, not one per connection (a worker serves one connection
@@ -179,8 +179,8 @@ class Connection {
       const s = this.session;
       if (s && (s.out.length > 0 || s.afterSend.length > 0)) {
         // the answers usually fit the socket's buffer: sent without a promise; a full window waits
-        const sent = this.#flushNow(s);
-        if (sent === false || (sent === WAIT && !(await this.#flush(s)))) return;
+        const sent = this.#sendQueued(s);
+        if (sent === false || (sent === WAIT && !(await this.#drain(s)))) return;
       }
       if (s?.closing) {
         this.lingerOnClose = true;
@@ -211,7 +211,7 @@ class Connection {
       if (n === 0 || n === BROKEN) {
         if (s) {
           s.end(n === 0 ? 'closed' : 'reset');
-          if (s.out.length > 0) await this.#flush(s);
+          if (s.out.length > 0 && this.#sendQueued(s) === WAIT) await this.#drain(s);
         }
         return;
       }
@@ -303,26 +303,32 @@ class Connection {
 
   /**
    * Send what the session queued in one try, then run its after-send work. True: all sent; false:
-   * the connection is over; WAIT: the kernel took part of it (the rest is #unsent, sent by
-   * {@link #flush}).
+   * the connection is over; WAIT: the kernel took part of it (the rest is #unsent, for
+   * {@link #drain}).
    */
-  #flushNow(s: Session): boolean | typeof WAIT {
+  #sendQueued(s: Session): boolean | typeof WAIT {
     const out = s.out.splice(0, s.out.length);
     const data: Buffer | undefined = out.length === 0 ? undefined : out.length === 1 ? out[0]! : Buffer.concat(out);
     if (data && data.length > 0) {
-      const n = sendNow(this.fd, data);
-      if (n === BROKEN) {
-        this.#unsent = undefined;
-        s.end('reset while answering');
-        return false;
-      }
-      if (n < data.length) {
-        this.#unsent = data.subarray(n);
+      if (!this.#sendSome(s, data)) return false;
+      if (this.#unsent) {
         this.#unsentSince = Date.now();
         return WAIT;
       }
     }
     this.#sent(s, out.length > 0);
+    return true;
+  }
+
+  /** One send of `data`; what the kernel did not take is #unsent. False: broken (the session is ended). */
+  #sendSome(s: Session, data: Buffer): boolean {
+    const n = sendNow(this.fd, data);
+    if (n === BROKEN) {
+      this.#unsent = undefined;
+      s.end('reset while answering');
+      return false;
+    }
+    this.#unsent = n === data.length ? undefined : data.subarray(n);
     return true;
   }
 
@@ -335,36 +341,23 @@ class Connection {
   }
 
   /**
-   * Send what the session queued (after {@link #flushNow}: the rest of it), then run its
-   * after-send work. Waits (in rounds) while the peer's window is full, up to comm.send_timeout
-   * from the first byte. False: the connection is over (broken, or the send deadline expired).
+   * The rest of an answer (#unsent, after {@link #sendQueued} said WAIT), then the session's
+   * after-send work. Waits in rounds while the peer's window is full, up to comm.send_timeout from
+   * the first byte. False: the connection is over (broken, or the send deadline expired).
    */
-  async #flush(s: Session): Promise<boolean> {
-    const out = s.out.splice(0, s.out.length);
-    if (this.#unsent) out.unshift(this.#unsent);
-    let data: Buffer | undefined = out.length === 0 ? undefined : out.length === 1 ? out[0]! : Buffer.concat(out);
-    const started = this.#unsent ? this.#unsentSince : Date.now();
-    while (data && data.length > 0) {
-      const n = sendNow(this.fd, data);
-      if (n === BROKEN) {
-        this.#unsent = undefined;
-        s.end('reset while answering');
-        return false;
-      }
-      data = n === data.length ? undefined : data.subarray(n);
-      if (!data) break;
-      this.#unsent = data;
-      const left = started + this.host.comm.sendTimeoutMs - Date.now();
+  async #drain(s: Session): Promise<boolean> {
+    while (this.#unsent) {
+      const left = this.#unsentSince + this.host.comm.sendTimeoutMs - Date.now();
       if (left <= 0) {
         this.#unsent = undefined;
         this.#expire('SEND', true);
         this.lingerOnClose = true;
         return false;
       }
-      const w = waitFd(this.fd, POLLOUT, Math.min(left, ROUND_MS));
-      if (w !== 'ready') await this.#turn();
+      if (waitFd(this.fd, POLLOUT, Math.min(left, ROUND_MS)) !== 'ready') await this.#turn();
+      if (!this.#sendSome(s, this.#unsent)) return false;
     }
-    this.#sent(s, out.length > 0);
+    this.#sent(s, true);
     return true;
   }
 }
