@@ -257,13 +257,14 @@ export class HostCall {
     this.#ctx = 0n;
   }
 
+  /**
+   * The strings of the last call and where each began in #in: a call rewrites only from the
+   * first string that changed (the journal, usually: the folder, node, app and client stay).
+   */
+  readonly #lastStr: string[] = [];
+  readonly #lastOff: number[] = [];
+
   #encode(input: HostCallInput, fileCount: number): number {
-    let need = HOST_IN.FIELDS * 4 + 1;
-    for (const [key] of STRING_FIELDS) need += Buffer.byteLength(input[key]) + 1;
-    if (need > this.#in.length) {
-      this.#in = Buffer.allocUnsafeSlow(Math.max(need, this.#in.length * 2));
-      this.#inU32 = new Uint32Array(this.#in.buffer, this.#in.byteOffset, HOST_IN.FIELDS);
-    }
     const f = this.#inU32;
     f[HOST_IN.PHASE] = input.phase;
     f[HOST_IN.CLIENT_PORT] = u32(input.clientPort);
@@ -271,19 +272,37 @@ export class HostCall {
     f[HOST_IN.TIMEOUT_MS] = u32(input.timeoutMs);
     f[HOST_IN.TIMEOUT2_MS] = u32(input.timeout2Ms);
     f[HOST_IN.REQ_FILE_COUNT] = fileCount;
+    const last = this.#lastStr;
+    let from = 0;
+    while (from < STRING_FIELDS.length && last[from] === input[STRING_FIELDS[from]![0]]) from++;
+    if (from === STRING_FIELDS.length) return this.#lastOff[from]!;
+    let off = from === 0 ? HOST_IN.FIELDS * 4 : this.#lastOff[from]!;
+    let need = off + 1;
+    for (let i = from; i < STRING_FIELDS.length; i++) need += Buffer.byteLength(input[STRING_FIELDS[i]![0]]) + 1;
+    if (need > this.#in.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(need, this.#in.length * 2));
+      this.#in.copy(grown, 0, 0, off);
+      this.#in = grown;
+      this.#inU32 = new Uint32Array(this.#in.buffer, this.#in.byteOffset, HOST_IN.FIELDS);
+    }
+    const u = this.#inU32;
     const buf = this.#in;
-    let off = HOST_IN.FIELDS * 4;
-    for (const [key, field] of STRING_FIELDS) {
+    for (let i = from; i < STRING_FIELDS.length; i++) {
+      const [key, field] = STRING_FIELDS[i]!;
       const s = input[key];
+      last[i] = s;
+      this.#lastOff[i] = off;
       if (s.length === 0) {
-        f[field] = 0;
+        u[field] = 0;
         continue;
       }
-      f[field] = off;
+      u[field] = off;
       off += buf.write(s, off, 'utf8');
       buf[off++] = 0;
     }
     buf[off++] = 0; // the buffer ends with a NUL (checked by the helper)
+    this.#lastOff[STRING_FIELDS.length] = off;
     return off;
   }
+
 }

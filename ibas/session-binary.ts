@@ -43,10 +43,11 @@ import type { GateResult } from '../lib/protocol/tx-security.js';
 import type { InputState, Phase } from './deadlines.js';
 import type { ConnectionContext, FlushNow, Peer, Session } from './session.js';
 import type { PreparedTx, TxFile, TxOutcome } from './transaction.js';
+import type { AppView } from '../lib/shm/config-space.js';
 import { crashPoint } from '../lib/crash-point.js';
 import { gtridNode } from '../lib/gtrid.js';
 
-interface TxState { kind: 'FILES' | 'REQUEST'; pre: PreRequest; files: TxFile[]; filesBytes: number; rejected?: TxOutcome; granted: number; startNs: bigint; seal?: TxSeal }
+interface TxState { kind: 'FILES' | 'REQUEST'; pre: PreRequest; files: TxFile[]; filesBytes: number; rejected?: TxOutcome; granted: number; startNs: bigint; seal?: TxSeal; view?: AppView }
 type State = { kind: 'IDLE' } | TxState;
 
 /** Bytes of a PUSH_FILE body that are not file data at most (index, name of ≤ 255 bytes, size). */
@@ -246,8 +247,9 @@ export class BinarySession implements Session {
     this.#hello = undefined;
     // the app lookup first: it follows a newer config segment (and with it newly published node keys)
     let appRefusal: unknown;
+    let view: AppView | undefined;
     try {
-      ctx.runner.check(pre.app);
+      view = ctx.runner.check(pre.app);
     } catch (e) {
       appRefusal = e;
     }
@@ -265,7 +267,7 @@ export class BinarySession implements Session {
     this.#write({ type: 'PRE_ANSWER', rc: rejected?.rc ?? RC.OK, load: ctx.load(), granted, message: rejected?.message ?? '' }, false, sec.seal);
     // the PRE_ANSWER tells the client whether ENCRYPT was granted: encryption starts after it
     if (sec.seal) sec.seal.encrypt = (granted & TX_FLAG.ENCRYPT) !== 0;
-    this.#state = { kind: pre.fileCount > 0 ? 'FILES' : 'REQUEST', pre, files: [], filesBytes: 0, rejected, granted, startNs: this.#firstByteNs || process.hrtime.bigint(), seal: sec.seal };
+    this.#state = { kind: pre.fileCount > 0 ? 'FILES' : 'REQUEST', pre, files: [], filesBytes: 0, rejected, granted, startNs: this.#firstByteNs || process.hrtime.bigint(), seal: sec.seal, view };
   }
 
   #onRequest(st: TxState, body: Buffer): void {
@@ -280,7 +282,7 @@ export class BinarySession implements Session {
     let sendUs = -1;
     const outcome = st.rejected ?? ctx.runner.run({
       app: pre.app, clientNode: pre.clientNode, clientIp: peer.ip, clientPort: peer.port, journal: pre.journal, gtrid: pre.gtrid,
-      request: body, files: st.files, prepare: (pre.flags & TX_FLAG.PREPARE) !== 0,
+      request: body, files: st.files, prepare: (pre.flags & TX_FLAG.PREPARE) !== 0, view: st.view,
       onSendAhead: this.#flushNow ? (early) => {
         sendNs = process.hrtime.bigint();
         this.#answer(early, compress, seal);

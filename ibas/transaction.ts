@@ -48,6 +48,12 @@ export interface TxInput {
    * outcome the app sent ahead; the session must send it to the client before returning.
    */
   onSendAhead?: (early: TxOutcome) => void;
+  /**
+   * The app's config as this transaction's pre-request found it (AppResolver.lookup followed the
+   * newest config segment then): the transaction runs with the view its pre-answer was given on,
+   * and the lookup is not repeated. Absent: looked up here.
+   */
+  view?: AppView;
 }
 
 export interface TxOutcome {
@@ -125,7 +131,7 @@ export class TransactionRunner {
   run(input: TxInput, after: WorkerState, prepared?: (p: PreparedTx) => void): TxOutcome {
     let view: AppView;
     try {
-      view = this.#resolver.lookup(input.app);
+      view = input.view ?? this.#resolver.lookup(input.app);
     } catch (e) {
       this.#slot.txBegin(input.app, 0);
       this.#slot.txEnd(false, after);
@@ -188,7 +194,7 @@ export class TransactionRunner {
     if (result.files.length > 0) this.#dirty = true;
     // sent ahead: the files left with the early answer, they are not read again
     const files = ahead.early ? ahead.early.files : this.#responseFiles(input.app, result.files);
-    if (input.prepare && result.rc === 0) prepared?.({ app: input.app, journal: input.journal, loaded, input: { ...input, files: [], request: Buffer.alloc(0), onSendAhead: undefined }, view });
+    if (input.prepare && result.rc === 0) prepared?.({ app: input.app, journal: input.journal, loaded, input: { ...input, files: [], request: Buffer.alloc(0), onSendAhead: undefined, view: undefined }, view });
     if (result.rc !== 0) {
       return { rc: RC.APP_FAILED, appRc: result.rc, message: new IbpError('IBP_ERR_APP_FAILED', { app: input.app, rc: result.rc }).message, body: result.response, files, appUs };
     }

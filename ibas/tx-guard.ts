@@ -9,8 +9,8 @@
  * A crash writes the crash answer the same way.
  *
  * Answers still held by the adapter (the binary adapter corks a chunk's answers: the PRE_ANSWER
- * of a pipelined transaction is not sent yet while its app runs) go out first, so the client
- * reads PRE_ANSWER then the timeout RESPONSE, in order. The slot says whether such answers are
+ * of a pipelined transaction is not sent yet while its app runs) go out first (the guard's HELD
+ * bytes, copied at each arm), so the client reads PRE_ANSWER then the timeout RESPONSE, in order. The slot says whether such answers are
  * held, so the manager's tier 2/3 answer can put a pre-answer first too.
  *
  * Send-ahead: once the app's answer has left early (answered()), the guard is re-armed without the
@@ -19,13 +19,15 @@
  * takes no duplicate of the connection for a tier 2/3 answer either. The client never reads two
  * answers for one transaction. disarm() (the app returned) restores the slot's transport.
  *
- * Without held answers the prepared frames are reused while app, timeout2 and transport stay the
- * same, so a transaction costs two small native calls.
+ * The prepared frames are reused while app, timeout2 and transport stay the same, so a
+ * transaction costs two small native calls (three with held answers).
  */
 import { GUARD, guardArm, guardDisarm, guardFrame } from '../lib/native/crash.js';
 import { crashAnswer, timeoutAnswer, TRANSPORT, type Transport } from './last-answer.js';
 import type { SlotWriter } from './scoreboard.js';
 import type { TxGuard } from './transaction.js';
+
+const EMPTY = Buffer.alloc(0);
 
 export class AlarmGuard implements TxGuard {
   #fd = -1;
@@ -34,6 +36,8 @@ export class AlarmGuard implements TxGuard {
   #pending: (() => Buffer | undefined) | undefined;
   #slot: SlotWriter | undefined;
   #held = false;
+  /** The native HELD bytes are not empty. */
+  #heldSet = false;
   #answerKey = '';
   #answerCache: { timeout: Buffer; crash: Buffer } | undefined;
   /** answered() disarmed the connection and hid the transport from the manager. */
@@ -60,19 +64,18 @@ export class AlarmGuard implements TxGuard {
   arm(app: string, timeout2Ms: number): void {
     const held = this.#fd >= 0 ? this.#pending?.() : undefined;
     const t = this.#transport === TRANSPORT.NONE ? TRANSPORT.BINARY : this.#transport;
-    if (held) {
-      const a = this.#answers(t, app, timeout2Ms);
-      guardFrame(GUARD.TIMEOUT, Buffer.concat([held, a.timeout]));
-      guardFrame(GUARD.CRASH, Buffer.concat([held, a.crash]));
-      this.#prepared = '';
-    } else {
-      const key = `${this.#fd >= 0}|${t}|${app}|${timeout2Ms}`;
-      if (key !== this.#prepared) {
-        const a = this.#fd >= 0 ? this.#answers(t, app, timeout2Ms) : { timeout: Buffer.alloc(0), crash: Buffer.alloc(0) };
-        guardFrame(GUARD.TIMEOUT, a.timeout);
-        guardFrame(GUARD.CRASH, a.crash);
-        this.#prepared = key;
-      }
+    const key = `${this.#fd >= 0}|${t}|${app}|${timeout2Ms}`;
+    if (key !== this.#prepared) {
+      const a = this.#fd >= 0 ? this.#answers(t, app, timeout2Ms) : { timeout: Buffer.alloc(0), crash: Buffer.alloc(0) };
+      guardFrame(GUARD.TIMEOUT, a.timeout);
+      guardFrame(GUARD.CRASH, a.crash);
+      this.#prepared = key;
+    }
+    // the held answers go out before the prepared one (the native side writes HELD first): one
+    // small copy per transaction instead of two rebuilt answers
+    if (held !== undefined || this.#heldSet) {
+      guardFrame(GUARD.HELD, held ?? EMPTY);
+      this.#heldSet = held !== undefined && held.length > 0;
     }
     if ((held !== undefined) !== this.#held) {
       this.#held = held !== undefined;

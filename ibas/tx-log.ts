@@ -59,8 +59,23 @@ function num(n: number): string {
   return Number.isFinite(n) ? String(n) : 'null';
 }
 
+/**
+ * The parts of the line that repeat from one transaction to the next (the connection's client,
+ * the app, the result code), kept as finished text: most transactions of a worker come on the
+ * same connection for the same app with rc 0, and JSON-quoting them again every time is a good
+ * part of the line's cost.
+ */
+interface Parts {
+  key: string;
+  text: string;
+  json: string;
+}
+
 export class TxLog {
   readonly #log: Logger;
+  #client: Parts = { key: '', text: '', json: '' };
+  #app: Parts = { key: '', text: '', json: '' };
+  #rc: Parts = { key: '', text: '', json: '' };
 
   constructor(log: Logger) {
     this.#log = log;
@@ -69,12 +84,21 @@ export class TxLog {
   record(r: TxRecord): void {
     const rcName = resultName(r.rc);
     const totalUs = r.receiveUs + r.appUs + r.sendUs;
-    let line = `transaction , journal[${r.journal}]${r.gtrid ? ` gtrid[${r.gtrid}]` : ''} app[${r.app}] client[${r.clientNode} ${r.clientIp}:${r.clientPort}] rc[${r.rc} ${rcName}] app_rc[${r.appRc}] receive_us[${r.receiveUs}] app_us[${r.appUs}] send_us[${r.sendUs}] via[${r.via}]${r.sentAhead ? ' sent_ahead[1]' : ''}`;
-    if (r.rc !== 0) line += ` reason[${r.message ?? ''}]`;
-    // the fields as JSON text (lib/log.ts writeRecord): the same keys and values as the object
-    // below, without pino walking it
     const q = JSON.stringify;
-    const fields = `,"kind":"transaction","journal":${q(r.journal)}${r.gtrid ? `,"gtrid":${q(r.gtrid)}` : ''},"app":${q(r.app)},"rc":${num(r.rc)},"rc_name":${q(rcName)},"app_rc":${num(r.appRc)},"client":{"node":${q(r.clientNode)},"ip":${q(r.clientIp)},"port":${num(r.clientPort)}},"timings":{"receive_us":${num(r.receiveUs)},"app_us":${num(r.appUs)},"send_us":${num(r.sendUs)},"total_us":${num(totalUs)}},"via":${q(r.via)}${r.sentAhead ? ',"sent_ahead":true' : ''}${r.rc !== 0 ? `,"reason":${q(r.message ?? '')}` : ''}`;
+    const clientKey = `${r.clientNode}\0${r.clientIp}\0${r.clientPort}`;
+    if (this.#client.key !== clientKey) {
+      this.#client = { key: clientKey, text: ` client[${r.clientNode} ${r.clientIp}:${r.clientPort}]`, json: `,"client":{"node":${q(r.clientNode)},"ip":${q(r.clientIp)},"port":${num(r.clientPort)}}` };
+    }
+    if (this.#app.key !== r.app) this.#app = { key: r.app, text: ` app[${r.app}]`, json: `,"app":${q(r.app)}` };
+    const rcKey = `${r.rc}\0${r.appRc}`;
+    if (this.#rc.key !== rcKey) {
+      this.#rc = { key: rcKey, text: ` rc[${r.rc} ${rcName}] app_rc[${r.appRc}]`, json: `,"rc":${num(r.rc)},"rc_name":${q(rcName)},"app_rc":${num(r.appRc)}` };
+    }
+    let line = `transaction , journal[${r.journal}]${r.gtrid ? ` gtrid[${r.gtrid}]` : ''}${this.#app.text}${this.#client.text}${this.#rc.text} receive_us[${r.receiveUs}] app_us[${r.appUs}] send_us[${r.sendUs}] via[${r.via}]${r.sentAhead ? ' sent_ahead[1]' : ''}`;
+    if (r.rc !== 0) line += ` reason[${r.message ?? ''}]`;
+    // the fields as JSON text (lib/log.ts writeRecord): the same keys, values and order as the
+    // object below, without pino walking it
+    const fields = `,"kind":"transaction","journal":${q(r.journal)}${r.gtrid ? `,"gtrid":${q(r.gtrid)}` : ''}${this.#app.json}${this.#rc.json}${this.#client.json},"timings":{"receive_us":${num(r.receiveUs)},"app_us":${num(r.appUs)},"send_us":${num(r.sendUs)},"total_us":${num(totalUs)}},"via":${r.via === 'binary' ? '"binary"' : q(r.via)}${r.sentAhead ? ',"sent_ahead":true' : ''}${r.rc !== 0 ? `,"reason":${q(r.message ?? '')}` : ''}`;
     writeRecord(this.#log, 'info', 30, fields, line, () => this.#fields(r, rcName, totalUs));
     try {
       appStats?.add(r.app, r.rc, totalUs);

@@ -62,8 +62,8 @@ export function crashCaptureInstalled(): boolean {
   return lib !== undefined && lib.installed() === 1;
 }
 
-/** Which prepared answer (ibp_guard_frame's `kind`). */
-export const GUARD = { TIMEOUT: 0, CRASH: 1 } as const;
+/** Which prepared answer (ibp_guard_frame's `kind`); HELD: the bytes written before either. */
+export const GUARD = { TIMEOUT: 0, CRASH: 1, HELD: 2 } as const;
 
 /**
  * Signal-time answers (lib/native/ibp_crash.c "guard"): prepare the bytes written to the armed

@@ -18,7 +18,9 @@
  * Last answers (the "guard", issue 5): while a worker runs a transaction it arms the guard with
  * the connection's fd and a deadline of timeout2 (ibp_guard_arm). Two answers are prepared
  * beforehand (ibp_guard_frame): a TIMEOUT answer and a CRASH answer, complete frames of the
- * connection's protocol (binary RESPONSE or an HTTP response). When the deadline passes (tier 1 of
+ * connection's protocol (binary RESPONSE or an HTTP response), and the HELD bytes of this
+ * transaction (answers the adapter queued but has not sent yet, e.g. a pipelined PRE_ANSWER),
+ * written before either, so the two cached answers need not be rebuilt per transaction. When the deadline passes (tier 1 of
  * the three-tier timeouts) the guard writes the TIMEOUT answer to the connection and a line to the
  * crash fd, then the process dies BY SIGALRM (default action); a crash writes the CRASH answer
  * before its report. So the client reads a clear error instead of a bare close.
@@ -101,7 +103,7 @@ static void put_num(uintptr_t v, int hex) {
 }
 
 /* ---------------------------------------------------------------- guard state */
-enum { GUARD_TIMEOUT = 0, GUARD_CRASH = 1, GUARD_KINDS = 2 };
+enum { GUARD_TIMEOUT = 0, GUARD_CRASH = 1, GUARD_HELD = 2, GUARD_KINDS = 3 };
 static volatile int guard_fd = -1;
 static unsigned char *guard_buf[GUARD_KINDS];
 static size_t guard_len[GUARD_KINDS];
@@ -119,11 +121,14 @@ static void put_fd(int fd, const unsigned char *s, size_t n) {
     }
 }
 
-/* Write the prepared answer `kind` to the armed connection (once: the fd is forgotten). */
+/* Write the held bytes, then the prepared answer `kind`, to the armed connection (once: the fd
+ * is forgotten). */
 static void guard_answer(int kind) {
     int fd = guard_fd;
     guard_fd = -1;
-    if (fd >= 0 && guard_len[kind] > 0) put_fd(fd, guard_buf[kind], guard_len[kind]);
+    if (fd < 0 || guard_len[kind] == 0) return;
+    if (guard_len[GUARD_HELD] > 0) put_fd(fd, guard_buf[GUARD_HELD], guard_len[GUARD_HELD]);
+    put_fd(fd, guard_buf[kind], guard_len[kind]);
 }
 
 static void on_crash(int signo, siginfo_t *si, void *uc) {
@@ -217,7 +222,8 @@ VISIBLE int ibp_crash_install(int fd) {
     return 0;
 }
 
-/* Prepare answer `kind` (0 TIMEOUT, 1 CRASH): a copy of `len` bytes. Call it while not armed.
+/* Prepare answer `kind` (0 TIMEOUT, 1 CRASH, 2 HELD: written before either): a copy of `len`
+ * bytes (0 clears it). Call it while not armed.
  * 0 = ok, -1 = failed (errno set). */
 VISIBLE int ibp_guard_frame(int kind, const unsigned char *frame, size_t len) {
     if (kind < 0 || kind >= GUARD_KINDS) {
