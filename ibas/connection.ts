@@ -203,7 +203,8 @@ class Connection {
       const n = this.#answered && !this.host.leaving() ? AGAIN : recvNow(this.fd, buf);
       this.#answered = false;
       if (n > 0) {
-        const chunk = Buffer.from(buf.subarray(0, n));
+        const chunk = Buffer.allocUnsafe(n);
+        buf.copy(chunk, 0, 0, n);
         if (!this.session && !HttpSessionOf && !looksBinary(chunk)) await loadHttpSession();
         this.#received(chunk);
         continue;

@@ -461,19 +461,40 @@ export class Scoreboard extends SegmentTable {
   writeSlot(index: number, fn: (buf: Buffer, base: number) => void): void {
     this.#write(index, (base) => fn(this.#buf, base));
   }
+
+  /** @internal The slot's memory, for its only writer ({@link SlotWriter}'s per-transaction writes). */
+  slotMemory(index: number): { buf: Buffer; i32: Int32Array; base: number } {
+    return { buf: this.#buf, i32: this.#i32, base: this.#base(index) };
+  }
 }
 
-/** The only writer of one worker's slot (used by that worker). */
+/**
+ * The only writer of one worker's slot (used by that worker). The calls of every transaction
+ * (state, txBegin, txEnd, connection, transport, held) write the slot directly between the two
+ * steps of its seqlock, with no closure; a state the slot already shows is not written again
+ * (the worker is the only writer of its slot while it lives, so its own read is the truth).
+ */
 export class SlotWriter {
   readonly index: number;
   readonly #sb: Scoreboard;
+  readonly #buf: Buffer;
+  readonly #i32: Int32Array;
+  readonly #base: number;
+  readonly #seq: number;
   #count = 0;
   #errors = 0;
   #connections = 0;
+  /** The app name the slot holds (txBegin writes it only when it changes). */
+  #app = '';
 
   constructor(sb: Scoreboard, index: number) {
     this.#sb = sb;
     this.index = index;
+    const m = sb.slotMemory(index);
+    this.#buf = m.buf;
+    this.#i32 = m.i32;
+    this.#base = m.base;
+    this.#seq = (m.base + F.SEQ) >> 2;
   }
 
   get count(): number {
@@ -482,6 +503,7 @@ export class SlotWriter {
 
   /** The worker starts: its pid, generation and state. */
   start(pid: number, generation: number): void {
+    this.#app = '';
     this.#sb.writeSlot(this.index, (b, base) => {
       b.writeInt32LE(pid, base + F.PID);
       b.writeInt32LE(generation, base + F.GEN);
@@ -496,55 +518,87 @@ export class SlotWriter {
   }
 
   state(s: WorkerState): void {
-    this.#sb.writeSlot(this.index, (b, base) => setState(b, base, s));
+    if (this.#buf.readInt32LE(this.#base + F.STATE) === STATE_NUM[s]) return;
+    Atomics.add(this.#i32, this.#seq, 1);
+    try {
+      setState(this.#buf, this.#base, s);
+    } finally {
+      Atomics.add(this.#i32, this.#seq, 1);
+    }
   }
 
   /** A connection was accepted: READING until its request is in. */
   connection(): void {
     this.#connections++;
-    this.#sb.writeSlot(this.index, (b, base) => {
+    const b = this.#buf;
+    const base = this.#base;
+    Atomics.add(this.#i32, this.#seq, 1);
+    try {
       b.writeInt32LE(this.#connections, base + F.CONNS);
       setState(b, base, 'READING');
-    });
+    } finally {
+      Atomics.add(this.#i32, this.#seq, 1);
+    }
   }
 
   /** The connection's protocol and fd (transport 0 when the connection is over). */
   transport(fd: number, transport: number): void {
-    this.#sb.writeSlot(this.index, (b, base) => {
+    const b = this.#buf;
+    const base = this.#base;
+    Atomics.add(this.#i32, this.#seq, 1);
+    try {
       b[base + F.TRANSPORT] = transport;
       b.writeInt32LE(fd, base + F.CONN_FD);
-    });
+    } finally {
+      Atomics.add(this.#i32, this.#seq, 1);
+    }
   }
 
   /** Whether answers are held unsent in the worker while its app runs. */
   held(on: boolean): void {
-    this.#sb.writeSlot(this.index, (b, base) => {
-      b[base + F.HELD] = on ? 1 : 0;
-    });
+    Atomics.add(this.#i32, this.#seq, 1);
+    try {
+      this.#buf[this.#base + F.HELD] = on ? 1 : 0;
+    } finally {
+      Atomics.add(this.#i32, this.#seq, 1);
+    }
   }
 
   /** A transaction starts: state WORKING, app, start time, timeout2 (for the manager's tiers). */
   txBegin(app: string, timeout2Ms: number): void {
-    this.#sb.writeSlot(this.index, (b, base) => {
-      const n = Math.min(Buffer.byteLength(app), APP_MAX);
-      b[base + F.APP_LEN] = b.write(app, base + F.APP, n, 'utf8');
+    const b = this.#buf;
+    const base = this.#base;
+    Atomics.add(this.#i32, this.#seq, 1);
+    try {
+      if (app !== this.#app) {
+        const n = Math.min(Buffer.byteLength(app), APP_MAX);
+        b[base + F.APP_LEN] = b.write(app, base + F.APP, n, 'utf8');
+        this.#app = app;
+      }
       b.writeInt32LE(Math.min(Math.max(Math.round(timeout2Ms), 0), 0x7fffffff), base + F.TIMEOUT2);
       b.writeDoubleLE(Date.now(), base + F.TX_START);
       setState(b, base, 'WORKING');
-    });
+    } finally {
+      Atomics.add(this.#i32, this.#seq, 1);
+    }
   }
 
   /** The transaction ended (answered); `next` is the state the worker goes to. */
   txEnd(ok: boolean, next: WorkerState): void {
     this.#count++;
     if (!ok) this.#errors++;
-    this.#sb.writeSlot(this.index, (b, base) => {
+    const b = this.#buf;
+    const base = this.#base;
+    Atomics.add(this.#i32, this.#seq, 1);
+    try {
       b.writeInt32LE(this.#count, base + F.COUNT);
       b.writeInt32LE(this.#errors, base + F.ERRORS);
       b.writeDoubleLE(0, base + F.TX_START);
       b.writeInt32LE(0, base + F.TIMEOUT2);
       setState(b, base, next);
-    });
+    } finally {
+      Atomics.add(this.#i32, this.#seq, 1);
+    }
   }
 
   /** A failure outside a transaction (a malformed frame): counted as an error. */

@@ -314,8 +314,12 @@ export class Semaphore {
    */
   lockWithin(ms: number): 'locked' | 'timeout' | 'interrupted' {
     const ts = this.#timespec;
-    ts.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
-    ts.writeBigInt64LE(BigInt((ms % 1000) * 1_000_000), 8);
+    if (ms !== this.#timespecMs) {
+      // a worker waits in rounds of the same length: the timespec is written once
+      ts.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
+      ts.writeBigInt64LE(BigInt(Math.floor((ms % 1000) * 1_000_000)), 8);
+      this.#timespecMs = ms;
+    }
     if (semtimedop(this.semid, this.#lockOp, 1, ts) === 0) return 'locked';
     const { errno } = lastErrno();
     if (errno === EAGAIN_) return 'timeout';
@@ -325,6 +329,7 @@ export class Semaphore {
 
   readonly #lockOp = sembufOf(-1, SEM_UNDO);
   readonly #timespec = Buffer.alloc(16);
+  #timespecMs = -1;
 
   readonly #unlockOp = sembufOf(1, SEM_UNDO);
 
