@@ -78,6 +78,9 @@ interface Message {
   startNs: bigint;
 }
 
+/** Status line and fixed headers of the answers without a message, by status|rc|app rc (bounded). */
+const ANSWER_LEADS = new Map<string, string>();
+
 export class HttpSession implements Session {
   readonly out: Buffer[] = [];
   readonly afterSend: (() => void)[] = [];
@@ -270,6 +273,18 @@ export class HttpSession implements Session {
     const status = STATUS[o.rc] ?? 500;
     const plain = o.rc !== RC.OK && o.body.length === 0;
     const body = plain ? Buffer.from(`${o.message}\n`) : o.body;
+    if (!plain && !o.message) {
+      // the usual answer (a body, no message): its status line and fixed headers are kept as text
+      const key = `${status}|${o.rc}|${o.appRc}`;
+      let lead = ANSWER_LEADS.get(key);
+      if (lead === undefined) {
+        lead = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\nContent-Type: application/octet-stream\r\nX-Ibp-Rc: ${o.rc}\r\nX-Ibp-Result: ${resultName(o.rc)}\r\nX-Ibp-App-Rc: ${o.appRc}\r\n`;
+        if (ANSWER_LEADS.size >= 64) ANSWER_LEADS.clear();
+        ANSWER_LEADS.set(key, lead);
+      }
+      this.#respondWith(lead, body, keepAlive);
+      return;
+    }
     const headers: Record<string, string> = {
       'Content-Type': plain ? 'text/plain; charset=utf-8' : 'application/octet-stream',
       'X-Ibp-Rc': String(o.rc),
@@ -282,10 +297,15 @@ export class HttpSession implements Session {
 
   /** One complete response (status line, headers, body) into `out`. */
   #respond(status: number, headers: Record<string, string>, body: Buffer, keepAlive: boolean, headOnly = false): void {
+    let lead = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
+    for (const [k, v] of Object.entries(headers)) lead += `${k}: ${v}\r\n`;
+    this.#respondWith(lead, body, keepAlive, headOnly);
+  }
+
+  /** `lead`: the status line and the headers before the load, length and connection ones. */
+  #respondWith(lead: string, body: Buffer, keepAlive: boolean, headOnly = false): void {
     const load = this.#ctx.load();
-    let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
-    for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
-    head += `X-Ibp-Load: ${load.working}/${load.total}\r\nContent-Length: ${body.length}\r\nConnection: ${keepAlive ? 'keep-alive' : 'close'}\r\n\r\n`;
+    const head = `${lead}X-Ibp-Load: ${load.working}/${load.total}\r\nContent-Length: ${body.length}\r\nConnection: ${keepAlive ? 'keep-alive' : 'close'}\r\n\r\n`;
     const h = Buffer.from(head, 'latin1');
     if (headOnly) {
       // a HEAD request: the headers tell the length, no body follows

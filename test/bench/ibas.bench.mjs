@@ -112,19 +112,21 @@ function processTree(root) {
   return out;
 }
 
-/** utime + stime of the processes, in clock ticks (a process gone in between counts 0). */
+/** utime and stime of the processes, in clock ticks (a process gone in between counts 0). */
 function cpuTicks(pids) {
-  let n = 0;
+  let user = 0;
+  let sys = 0;
   for (const pid of pids) {
     try {
       const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').slice(0, 4096);
       const v = f.slice(f.lastIndexOf(')') + 2).split(' ');
-      n += Number(v[11]) + Number(v[12]); // fields 14 and 15 of proc(5)
+      user += Number(v[11]); // field 14 of proc(5)
+      sys += Number(v[12]); // field 15
     } catch {
       // gone
     }
   }
-  return n;
+  return { user, sys };
 }
 
 /** VmRSS of a process and its split (RssAnon private, RssFile mapped files such as node's own code, RssShmem SysV segments), kB. */
@@ -156,8 +158,10 @@ async function measured(cmd, args, serverPid, warmupS, timeoutS) {
   const w0 = Date.now();
   await exited;
   clearTimeout(killer);
-  const cpuS = (cpuTicks(pids) - t0) / CLK_TCK;
-  return { out, err, cpuS, wallS: (Date.now() - w0) / 1000 };
+  const t1 = cpuTicks(pids);
+  const cpuS = (t1.user + t1.sys - t0.user - t0.sys) / CLK_TCK;
+  const userS = (t1.user - t0.user) / CLK_TCK;
+  return { out, err, cpuS, userS, wallS: (Date.now() - w0) / 1000 };
 }
 
 async function echoclient(bin, { port, proto, mode, conc, uri, serverPid, n }) {
@@ -170,7 +174,8 @@ async function echoclient(bin, { port, proto, mode, conc, uri, serverPid, n }) {
   const line = m.out.split('\n').find((l) => l.startsWith('RESULT '));
   if (!line) throw new Error(`echoclient ${args.join(' ')} gave no RESULT: ${m.err}`);
   const r = Object.fromEntries(line.slice(7).trim().split(/\s+/).map((kv) => kv.split('=')).map(([k, v]) => [k, Number.isNaN(Number(v)) ? v : Number(v)]));
-  return { ...r, server_cpu_s: m.cpuS, cpu_us_per_tx: r.txn > 0 ? Math.round((m.cpuS * 1e6) / r.txn * 10) / 10 : 0 };
+  const perTx = (sec) => (r.txn > 0 ? Math.round((sec * 1e6) / r.txn * 10) / 10 : 0);
+  return { ...r, server_cpu_s: m.cpuS, cpu_us_per_tx: perTx(m.cpuS), user_us_per_tx: perTx(m.userS) };
 }
 
 function ensureWrk() {
@@ -376,7 +381,7 @@ try {
       server: side.server, mode, conc,
       tps: Math.round(median(rs.map((r) => r.tps))), p50_us: Math.round(median(rs.map((r) => r.p50_us))), p99_us: Math.round(median(rs.map((r) => r.p99_us))),
       tps_min: Math.round(Math.min(...rs.map((r) => r.tps))), tps_max: Math.round(Math.max(...rs.map((r) => r.tps))),
-      cpu: median(rs.map((r) => r.cpu_us_per_tx)),
+      cpu: median(rs.map((r) => r.cpu_us_per_tx)), user: median(rs.map((r) => r.user_us_per_tx)),
       served: rs[rs.length - 1].served, errors: rs.reduce((n, r) => n + r.err_connect + r.err_io + r.err_proto, 0),
     });
   }
@@ -457,6 +462,17 @@ lines.push(`| **TS echo / .so echo TPS** | ${cols.map(([m, c]) => fmt(q(find(TS_
 lines.push(`| **TS echo / .so echo CPU per tx** | ${cols.map(([m, c]) => fmt(q(find(TS_SIDE, m, c)?.cpu, find('ibas', m, c)?.cpu))).join(' | ')} |`);
 lines.push('');
 lines.push('"served a/b": only a of the b connections got an answer during the run: a pre-fork pool of W blocking workers serves at most W long connections at a time (the model, not a fault; see the bench anchors\' README).');
+lines.push('');
+lines.push('### Where the server CPU per transaction goes (user space + kernel, µs, medians)');
+lines.push('');
+lines.push('utime and stime of the same processes over the same windows (/proc/<pid>/stat). The kernel part is the TCP and scheduling work every server pays; the user-space part is the server\'s own code.');
+lines.push('');
+lines.push(`| server | ${cols.map(([m, c]) => `${m} c=${c}`).join(' | ')} |`);
+lines.push(`|---|${cols.map(() => '---:').join('|')}|`);
+const split = (r) => (r && r.user !== undefined ? `${r.user.toFixed(1)} + ${(r.cpu - r.user).toFixed(1)}` : '-');
+for (const server of ['ibas', 'c-lf', NODE_NET]) lines.push(`| ${server} | ${cols.map(([m, c]) => split(find(server, m, c))).join(' | ')} |`);
+lines.push(`| **ibas − c-lf, user space** | ${cols.map(([m, c]) => { const i = find('ibas', m, c); const k = find('c-lf', m, c); return i && k ? (i.user - k.user).toFixed(1) : '-'; }).join(' | ')} |`);
+lines.push(`| **ibas − c-lf, kernel** | ${cols.map(([m, c]) => { const i = find('ibas', m, c); const k = find('c-lf', m, c); return i && k ? ((i.cpu - i.user) - (k.cpu - k.user)).toFixed(1) : '-'; }).join(' | ')} |`);
 lines.push('');
 lines.push('## HTTP, wrk, keep-alive, c=16 (median TPS · p50/p99 µs · server CPU µs/tx)');
 lines.push('');
