@@ -61,14 +61,21 @@ function num(n: number): string {
 
 /**
  * The parts of the line that repeat from one transaction to the next (the connection's client,
- * the app, the result code), kept as finished text: most transactions of a worker come on the
- * same connection for the same app with rc 0, and JSON-quoting them again every time is a good
- * part of the line's cost.
+ * the app, the result code), kept as finished text: `text` for the message (already escaped as
+ * JSON string content), `json` for the fields. Most transactions of a worker come on the same
+ * connection for the same app with rc 0, and quoting them again every time is a good part of the
+ * line's cost.
  */
 interface Parts {
   key: string;
   text: string;
   json: string;
+}
+
+/** `s` as the content of a JSON string (escaped, without the quotes). */
+function esc(s: string): string {
+  const q = JSON.stringify(s);
+  return q.slice(1, -1);
 }
 
 export class TxLog {
@@ -87,19 +94,24 @@ export class TxLog {
     const q = JSON.stringify;
     const clientKey = `${r.clientNode}\0${r.clientIp}\0${r.clientPort}`;
     if (this.#client.key !== clientKey) {
-      this.#client = { key: clientKey, text: ` client[${r.clientNode} ${r.clientIp}:${r.clientPort}]`, json: `,"client":{"node":${q(r.clientNode)},"ip":${q(r.clientIp)},"port":${num(r.clientPort)}}` };
+      this.#client = { key: clientKey, text: ` client[${esc(r.clientNode)} ${esc(r.clientIp)}:${r.clientPort}]`, json: `,"client":{"node":${q(r.clientNode)},"ip":${q(r.clientIp)},"port":${num(r.clientPort)}}` };
     }
-    if (this.#app.key !== r.app) this.#app = { key: r.app, text: ` app[${r.app}]`, json: `,"app":${q(r.app)}` };
+    if (this.#app.key !== r.app) this.#app = { key: r.app, text: ` app[${esc(r.app)}]`, json: `,"app":${q(r.app)}` };
     const rcKey = `${r.rc}\0${r.appRc}`;
     if (this.#rc.key !== rcKey) {
-      this.#rc = { key: rcKey, text: ` rc[${r.rc} ${rcName}] app_rc[${r.appRc}]`, json: `,"rc":${num(r.rc)},"rc_name":${q(rcName)},"app_rc":${num(r.appRc)}` };
+      this.#rc = { key: rcKey, text: ` rc[${r.rc} ${esc(rcName)}] app_rc[${r.appRc}]`, json: `,"rc":${num(r.rc)},"rc_name":${q(rcName)},"app_rc":${num(r.appRc)}` };
     }
-    let line = `transaction , journal[${r.journal}]${r.gtrid ? ` gtrid[${r.gtrid}]` : ''}${this.#app.text}${this.#client.text}${this.#rc.text} receive_us[${r.receiveUs}] app_us[${r.appUs}] send_us[${r.sendUs}] via[${r.via}]${r.sentAhead ? ' sent_ahead[1]' : ''}`;
-    if (r.rc !== 0) line += ` reason[${r.message ?? ''}]`;
+    const journal = q(r.journal);
+    const gtrid = r.gtrid ? q(r.gtrid) : '';
+    const via = r.via === 'binary' ? '"binary"' : q(r.via);
+    // the message as a JSON string literal, from parts already escaped (no scan of the whole text)
+    let msg = `"transaction , journal[${journal.slice(1, -1)}]${gtrid ? ` gtrid[${gtrid.slice(1, -1)}]` : ''}${this.#app.text}${this.#client.text}${this.#rc.text} receive_us[${r.receiveUs}] app_us[${r.appUs}] send_us[${r.sendUs}] via[${via.slice(1, -1)}]${r.sentAhead ? ' sent_ahead[1]' : ''}`;
+    if (r.rc !== 0) msg += ` reason[${esc(r.message ?? '')}]`;
+    msg += '"';
     // the fields as JSON text (lib/log.ts writeRecord): the same keys, values and order as the
     // object below, without pino walking it
-    const fields = `,"kind":"transaction","journal":${q(r.journal)}${r.gtrid ? `,"gtrid":${q(r.gtrid)}` : ''}${this.#app.json}${this.#rc.json}${this.#client.json},"timings":{"receive_us":${num(r.receiveUs)},"app_us":${num(r.appUs)},"send_us":${num(r.sendUs)},"total_us":${num(totalUs)}},"via":${r.via === 'binary' ? '"binary"' : q(r.via)}${r.sentAhead ? ',"sent_ahead":true' : ''}${r.rc !== 0 ? `,"reason":${q(r.message ?? '')}` : ''}`;
-    writeRecord(this.#log, 'info', 30, fields, line, () => this.#fields(r, rcName, totalUs));
+    const fields = `,"kind":"transaction","journal":${journal}${gtrid ? `,"gtrid":${gtrid}` : ''}${this.#app.json}${this.#rc.json}${this.#client.json},"timings":{"receive_us":${num(r.receiveUs)},"app_us":${num(r.appUs)},"send_us":${num(r.sendUs)},"total_us":${num(totalUs)}},"via":${via}${r.sentAhead ? ',"sent_ahead":true' : ''}${r.rc !== 0 ? `,"reason":${q(r.message ?? '')}` : ''}`;
+    writeRecord(this.#log, 'info', 30, fields, msg, () => this.#fields(r, rcName, totalUs));
     try {
       appStats?.add(r.app, r.rc, totalUs);
     } catch {
@@ -112,6 +124,7 @@ export class TxLog {
     const fields: Record<string, unknown> = {
       kind: 'transaction',
       journal: r.journal,
+      ...(r.gtrid ? { gtrid: r.gtrid } : {}),
       app: r.app,
       rc: r.rc,
       rc_name: rcName,
@@ -121,7 +134,6 @@ export class TxLog {
       via: r.via,
     };
     if (r.sentAhead) fields.sent_ahead = true;
-    if (r.gtrid) fields.gtrid = r.gtrid;
     if (r.rc !== 0) fields.reason = r.message ?? '';
     return fields;
   }

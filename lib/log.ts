@@ -226,23 +226,23 @@ type PinoInternals = Record<symbol, unknown> & { levelVal: number };
 
 /**
  * Write one record whose fields are already JSON text: `fields` is `,"k":v,...` (keys that are
- * not the logger's base fields), `msg` the message. The line is the one pino would write for
- * `log[level](fields, msg)` (level, time, the logger's bindings, the fields, msg) without pino
- * walking and stringifying an object: the transaction log line (ibas/tx-log.ts) is written
- * this way, once per transaction. Falls back to pino when its internals are not what this
- * expects.
+ * not the logger's base fields), `msgJson` the message as a JSON string literal (quotes and
+ * escapes included). The line is the one pino would write for `log[level](fields, msg)` (level,
+ * time, the logger's bindings, the fields, msg) without pino walking and stringifying an object:
+ * the transaction log line (ibas/tx-log.ts) is written this way, once per transaction. Falls
+ * back to pino when its internals are not what this expects.
  */
-export function writeRecord(log: Logger, level: 'info' | 'warn', levelVal: number, fields: string, msg: string, obj: () => Record<string, unknown>): void {
+export function writeRecord(log: Logger, level: 'info' | 'warn', levelVal: number, fields: string, msgJson: string, obj: () => Record<string, unknown>): void {
   const l = log as unknown as PinoInternals;
   if (l.levelVal > levelVal) return;
   const ls = (l[SYM.lsCacheSym] as Record<number, string> | undefined)?.[levelVal];
   const time = l[SYM.timeSym] as (() => string) | undefined;
   const stream = l[SYM.streamSym] as (DestinationStream & Record<symbol | string, unknown>) | undefined;
   if (typeof ls !== 'string' || typeof time !== 'function' || !stream) {
-    log[level](obj(), msg);
+    log[level](obj(), JSON.parse(msgJson) as string);
     return;
   }
-  const line = `${ls}${time()}${l[SYM.chindingsSym] as string}${fields},"msg":${JSON.stringify(msg)}${l[SYM.endSym] as string}`;
+  const line = `${ls}${time()}${l[SYM.chindingsSym] as string}${fields},"msg":${msgJson}${l[SYM.endSym] as string}`;
   if (stream[SYM.needsMetadataGsym] === true) stream.lastLevel = levelVal;
   stream.write(line);
 }

@@ -143,7 +143,10 @@ class Writer {
   raw(b: Buffer): this { b.copy(this.buf, this.off); this.off += b.length; return this; }
 }
 
+const NO_BYTES = Buffer.alloc(0);
+
 function utf8(s: string, max: number, what: string): Buffer {
+  if (s.length === 0) return NO_BYTES; // most messages are empty: no allocation
   const b = Buffer.from(s, 'utf8');
   if (b.length > max) throw new IbpError('IBP_ERR_PROTO_FRAME', { detail: `${what} is ${b.length} bytes, at most ${max}` });
   return b;
@@ -284,6 +287,16 @@ class Reader {
   bytes(n: number, field: string): Buffer { this.need(n, field); const b = this.buf.subarray(this.off, this.off + n); this.off += n; return b; }
   str(n: number, field: string): string {
     const b = this.bytes(n, field);
+    // names are short and nearly always ASCII: read them as latin1 (the same text for bytes
+    // below 0x80) without the UTF-8 decoder's call; anything else goes through the checking decoder
+    let ascii = true;
+    for (let i = 0; i < b.length; i++) {
+      if (b[i]! > 0x7f) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) return b.toString('latin1');
     try {
       return UTF8.decode(b);
     } catch {

@@ -14,7 +14,7 @@ const base: TxRecord = { journal: 'J-1', app: 'ibp_test_echo', clientNode: 'node
 /** What TxLog wrote before writeRecord: the object handed to pino. */
 function pinoFields(r: TxRecord): Record<string, unknown> {
   const f: Record<string, unknown> = {
-    kind: 'transaction', journal: r.journal, app: r.app, rc: r.rc, rc_name: resultName(r.rc), app_rc: r.appRc,
+    kind: 'transaction', journal: r.journal, ...(r.gtrid ? { gtrid: r.gtrid } : {}), app: r.app, rc: r.rc, rc_name: resultName(r.rc), app_rc: r.appRc,
     client: { node: r.clientNode, ip: r.clientIp, port: r.clientPort },
     timings: { receive_us: r.receiveUs, app_us: r.appUs, send_us: r.sendUs, total_us: r.receiveUs + r.appUs + r.sendUs },
     via: r.via,
@@ -26,6 +26,14 @@ function pinoFields(r: TxRecord): Record<string, unknown> {
 
 const withoutTime = (line: string): string => line.replace(/,"time":"[^"]*"/, '');
 
+/** IBP's message shape, built here on its own (the line's msg must be exactly this). */
+function ibpMessage(r: TxRecord): string {
+  let m = `transaction , journal[${r.journal}]${r.gtrid ? ` gtrid[${r.gtrid}]` : ''} app[${r.app}] client[${r.clientNode} ${r.clientIp}:${r.clientPort}] rc[${r.rc} ${resultName(r.rc)}] app_rc[${r.appRc}]`;
+  m += ` receive_us[${r.receiveUs}] app_us[${r.appUs}] send_us[${r.sendUs}] via[${r.via}]${r.sentAhead ? ' sent_ahead[1]' : ''}`;
+  if (r.rc !== 0) m += ` reason[${r.message ?? ''}]`;
+  return m;
+}
+
 t.test('the line is the record pino writes for the same fields', async (t) => {
   const dir = t.testdir();
   const cases: TxRecord[] = [
@@ -33,6 +41,8 @@ t.test('the line is the record pino writes for the same fields', async (t) => {
     { ...base, journal: 'quote " backslash \\ newline \n tab \t é 😀 \u0001', clientNode: '' },
     { ...base, rc: 4001, appRc: 7, message: 'app failed: "x"\nsecond line' },
     { ...base, sentAhead: true, via: 'http' },
+    { ...base, gtrid: 'coord-1:G"7' },
+    { ...base, app: 'app"\\é', clientNode: 'n\u2028"', journal: '\ud83d\ude00', rc: 4001, appRc: 2, message: '' },
   ];
   for (const [i, r] of cases.entries()) {
     const a = path.join(dir, `a${i}.log`);
@@ -41,7 +51,7 @@ t.test('the line is the record pino writes for the same fields', async (t) => {
     const lb = createLogger({ name: 'ibas', file: b, base: { role: 'worker', slot: 1, generation: 2 } });
     new TxLog(la).record(r);
     const msg = fs.readFileSync(a, 'utf8');
-    lb.info(pinoFields(r), JSON.parse(msg).msg);
+    lb.info(pinoFields(r), ibpMessage(r));
     const want = fs.readFileSync(b, 'utf8');
     t.equal(withoutTime(msg), withoutTime(want), `case ${i}: the same line`);
     t.ok(msg.endsWith('}\n') && JSON.parse(msg).kind === 'transaction', `case ${i}: one JSON line`);
