@@ -54,6 +54,9 @@ export function useAppStats(key: number): void {
   }
 }
 
+/** pino's level number of info. */
+const INFO = 30;
+
 /** A number as JSON text (JSON has no NaN or Infinity: pino writes null for them). */
 function num(n: number): string {
   return Number.isFinite(n) ? String(n) : 'null';
@@ -89,8 +92,13 @@ export class TxLog {
   }
 
   record(r: TxRecord): void {
-    const rcName = resultName(r.rc);
     const totalUs = r.receiveUs + r.appUs + r.sendUs;
+    if (this.#log.levelVal > INFO) {
+      // above info (log.level warn): no line, and none of its text is built; the counters still count
+      this.#count(r, totalUs);
+      return;
+    }
+    const rcName = resultName(r.rc);
     const q = JSON.stringify;
     const clientKey = `${r.clientNode}\0${r.clientIp}\0${r.clientPort}`;
     if (this.#client.key !== clientKey) {
@@ -111,7 +119,11 @@ export class TxLog {
     // the fields as JSON text (lib/log.ts writeRecord): the same keys, values and order as the
     // object below, without pino walking it
     const fields = `,"kind":"transaction","journal":${journal}${gtrid ? `,"gtrid":${gtrid}` : ''}${this.#app.json}${this.#rc.json}${this.#client.json},"timings":{"receive_us":${num(r.receiveUs)},"app_us":${num(r.appUs)},"send_us":${num(r.sendUs)},"total_us":${num(totalUs)}},"via":${via}${r.sentAhead ? ',"sent_ahead":true' : ''}${r.rc !== 0 ? `,"reason":${q(r.message ?? '')}` : ''}`;
-    writeRecord(this.#log, 'info', 30, fields, msg, () => this.#fields(r, rcName, totalUs));
+    writeRecord(this.#log, 'info', INFO, fields, msg, () => this.#fields(r, rcName, totalUs));
+    this.#count(r, totalUs);
+  }
+
+  #count(r: TxRecord, totalUs: number): void {
     try {
       appStats?.add(r.app, r.rc, totalUs);
     } catch {

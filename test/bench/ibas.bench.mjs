@@ -27,7 +27,9 @@
 // Env: WORKERS (2), SECONDS (alias DURATION; 5), RUNS (3), WARMUP (1), MSG_SIZE (100),
 //      CONCS ("1 16"), MODES ("short long"), RSS_FIRST (10000), RSS_TX (100000; 0 skips),
 //      POLICY (none | rr: the Node cluster scheduling of the baseline; none = workers share the
-//      listen socket, the closest to pre-fork), LOG_LEVEL (info: ibas's transaction log on, as shipped),
+//      listen socket, the closest to pre-fork), LOG_LEVEL (info: ibas's transaction log on, as shipped;
+//      a second ibas at level warn runs beside it as the side "ibas (log warn)": the line's cost),
+//      SIDES (only these TCP sides, e.g. "ibas c-lf"; "quiet" adds the log-warn ibas, "ts" the TS echo),
 //      SIGN_CELLS ("long:1 short:4"; "" skips the signing rows), SIGN_SIZE (MSG_SIZE),
 //      IBAS_NODE_ARGS (node flags for the ibas processes, e.g. --prof, or --cpu-prof --cpu-prof-dir=DIR:
 //      workers then leave through process.exit so their profiles are written; summarise them with
@@ -200,8 +202,8 @@ async function wrk(url, conc, serverPid) {
 
 // ------------------------------------------------------------ servers
 
-async function startIbas(tmp) {
-  const home = path.join(tmp, 'ibas-home');
+async function startIbas(tmp, dir = 'ibas-home', logLevel = LOG_LEVEL) {
+  const home = path.join(tmp, dir);
   fs.mkdirSync(home, { recursive: true });
   const h = new Home(home);
   const port = await freePortHere();
@@ -225,7 +227,7 @@ async function startIbas(tmp) {
     ],
   }, { ibms: { ip: IP, port: 1 }, connecting_timeout: 2, retry_connect_timeval: 5, min_compress_size: 1 << 20 });
   const conf = defaultConf({ ip: IP, port, mode: 'STATIC_WORKERPOOL', maxCount: WORKERS, maxProcessCount: 0 }, h.etc('ibas.conf'));
-  conf.log.level = LOG_LEVEL;
+  conf.log.level = logLevel;
   conf.monitor.heartbeat_interval = 3600;
   conf.security.sign_flag = 'optional';
   conf.security.encrypt_flag = 'optional';
@@ -306,6 +308,8 @@ const signRows = [];
 const servers = [];
 /** The same ibas serving the TypeScript echo (issue 15: ratio to the .so echo, goal ≥ 0.9×). */
 const TS_SIDE = 'ibas (TS echo)';
+/** A second ibas at log level warn: no transaction log line (what the line costs, from the same run). */
+const QUIET_SIDE = 'ibas (log warn)';
 const rss = { points: [] };
 let wrkNote = '';
 process.on('SIGINT', async () => {
@@ -320,6 +324,8 @@ try {
   // every server up at once; each cell runs them back to back, RUNS times
   const ibas = await startIbas(tmp);
   servers.push(ibas);
+  const quiet = !SIDES || SIDES.includes('quiet') ? await startIbas(tmp, 'ibas-home-quiet', 'warn') : undefined;
+  if (quiet) servers.push(quiet);
   const cServer = await startCServer(cBin);
   servers.push(cServer);
   const node = await startNode('ibas-baseline-net.cjs');
@@ -332,9 +338,10 @@ try {
   const sides = [
     { server: 'ibas', port: ibas.port, proto: 'ibp', uri: 'ibp_test_echo', pid: ibas.pid },
     { server: TS_SIDE, port: ibas.port, proto: 'ibp', uri: 'ibp_ts_echo', pid: ibas.pid },
+    ...(quiet ? [{ server: QUIET_SIDE, port: quiet.port, proto: 'ibp', uri: 'ibp_test_echo', pid: quiet.pid }] : []),
     { server: 'c-lf', port: cServer.port, proto: 'ibp', uri: 'ibp_test_echo', pid: cServer.pid },
     { server: NODE_NET, port: node.port, proto: 'tdhb', pid: node.pid },
-  ].filter((s) => !SIDES || SIDES.includes(s.server) || (s.server === TS_SIDE && SIDES.includes('ts')));
+  ].filter((s) => !SIDES || SIDES.includes(s.server) || (s.server === TS_SIDE && SIDES.includes('ts')) || s.server === QUIET_SIDE);
   // worker RSS first, on the fresh ibas: after RSS_FIRST transactions and after RSS_TX in all
   // (plain echo, long connection, c=1), before any signed transaction touched the replay cache
   if (RSS_TX > 0) {
@@ -443,6 +450,7 @@ lines.push('## Parameters and machine');
 lines.push('');
 lines.push(`- ${WORKERS} workers each server; ${MSG_SIZE}-byte echo; ${RUNS} runs per cell of ${DURATION} s measured after ${WARMUP} s warm-up, the servers back to back in each cell (interleaved); medians, TPS min..max in parentheses; loopback only.`);
 lines.push(`- ibas: STATIC_WORKERPOOL, app ibp_test_echo.so, IBP-TS binary protocol pipelined (PRE_REQUEST + REQUEST in one write, PRE_ANSWER + RESPONSE back), log level \`${LOG_LEVEL}\` (one transaction log line per transaction).`);
+lines.push(`- ${QUIET_SIDE}: a second ibas, the same in every way but log level \`warn\`: no transaction log line (what the line costs, measured in the same run).`);
 lines.push('- c-lf: test/bench/ibas-c-lf-echo.c, the model ibas implements: C pre-fork, SysV-semaphore accept lock (leader-follower), one connection per worker, the same binary protocol and answers; the echo is a memcpy (no .so call, no scoreboard, no log line, no deadlines): the floor.');
 lines.push(`- ${NODE_NET}: bare Node \`cluster\` + \`net\` echo (test/bench/ibas-baseline-net.cjs, NODE_CLUSTER_SCHED_POLICY=${POLICY}), 4-digit length framing; ${NODE_HTTP}: bare Node \`cluster\` + \`http\` echo (test/bench/ibas-baseline-http.cjs).`);
 lines.push('- load generators: test/bench/ibas-echoclient.c (the bench anchors\' echoclient with `-P ibp`), the same binary for every TCP cell; wrk with test/bench/ibas-wrk-post.lua for HTTP. They share the cores with the servers.');
@@ -453,12 +461,13 @@ lines.push('## Echo over TCP (median TPS (min..max) · p50/p99 µs · server CPU
 lines.push('');
 lines.push(`| server | ${cols.map(([m, c]) => `${m} c=${c}`).join(' | ')} |`);
 lines.push(`|---|${cols.map(() => '---:').join('|')}|`);
-for (const server of ['ibas', TS_SIDE, 'c-lf', NODE_NET]) lines.push(`| ${server} | ${cols.map(([m, c]) => cell(find(server, m, c))).join(' | ')} |`);
+for (const server of ['ibas', TS_SIDE, QUIET_SIDE, 'c-lf', NODE_NET]) lines.push(`| ${server} | ${cols.map(([m, c]) => cell(find(server, m, c))).join(' | ')} |`);
 lines.push(ratioRow('ibas / c-lf TPS', (i, c) => q(i?.tps, c?.tps)));
 lines.push(ratioRow('ibas / c-lf p50', (i, c) => q(i?.p50_us, c?.p50_us)));
 lines.push(ratioRow('ibas / c-lf CPU per tx', (i, c) => q(i?.cpu, c?.cpu)));
 lines.push(ratioRow(`ibas / ${NODE_NET} TPS`, (i, _c, n) => q(i?.tps, n?.tps)));
 lines.push(`| **TS echo / .so echo TPS** | ${cols.map(([m, c]) => fmt(q(find(TS_SIDE, m, c)?.tps, find('ibas', m, c)?.tps))).join(' | ')} |`);
+lines.push(`| **log warn / log info CPU per tx (the transaction line's share)** | ${cols.map(([m, c]) => fmt(q(find(QUIET_SIDE, m, c)?.cpu, find('ibas', m, c)?.cpu))).join(' | ')} |`);
 lines.push(`| **TS echo / .so echo CPU per tx** | ${cols.map(([m, c]) => fmt(q(find(TS_SIDE, m, c)?.cpu, find('ibas', m, c)?.cpu))).join(' | ')} |`);
 lines.push('');
 lines.push('"served a/b": only a of the b connections got an answer during the run: a pre-fork pool of W blocking workers serves at most W long connections at a time (the model, not a fault; see the bench anchors\' README).');
@@ -470,7 +479,7 @@ lines.push('');
 lines.push(`| server | ${cols.map(([m, c]) => `${m} c=${c}`).join(' | ')} |`);
 lines.push(`|---|${cols.map(() => '---:').join('|')}|`);
 const split = (r) => (r && r.user !== undefined ? `${r.user.toFixed(1)} + ${(r.cpu - r.user).toFixed(1)}` : '-');
-for (const server of ['ibas', 'c-lf', NODE_NET]) lines.push(`| ${server} | ${cols.map(([m, c]) => split(find(server, m, c))).join(' | ')} |`);
+for (const server of ['ibas', QUIET_SIDE, 'c-lf', NODE_NET]) lines.push(`| ${server} | ${cols.map(([m, c]) => split(find(server, m, c))).join(' | ')} |`);
 lines.push(`| **ibas − c-lf, user space** | ${cols.map(([m, c]) => { const i = find('ibas', m, c); const k = find('c-lf', m, c); return i && k ? (i.user - k.user).toFixed(1) : '-'; }).join(' | ')} |`);
 lines.push(`| **ibas − c-lf, kernel** | ${cols.map(([m, c]) => { const i = find('ibas', m, c); const k = find('c-lf', m, c); return i && k ? ((i.cpu - i.user) - (k.cpu - k.user)).toFixed(1) : '-'; }).join(' | ')} |`);
 lines.push('');
