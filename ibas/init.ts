@@ -50,7 +50,7 @@ export function defaultConf(o: InitOptions, file: string): IbasConf {
     },
     security: { sign_flag: 0, compress_flag: 1, encrypt_flag: 0 },
     app: { max_so_cache_count: 1000, js_max_heap_mb: 512 },
-    comm: { max_frame_size: 16 * 1024 * 1024, max_file_size: 16 * 1024 * 1024 - 1024, max_files: 64, max_files_bytes: 64 * 1024 * 1024, header_timeout: 5, request_timeout: 30, keepalive_timeout: 60, send_timeout: 10, listen_backlog: 1024 },
+    comm: { max_frame_size: 16 * 1024 * 1024, max_file_size: 16 * 1024 * 1024 - 1024, max_files: 64, max_files_bytes: 64 * 1024 * 1024, header_timeout: 5, request_timeout: 30, keepalive_timeout: 60, keepalive_max_requests: 100, send_timeout: 10, listen_backlog: 1024 },
     monitor: { tick_ms: 100, adjust_interval: 1, heartbeat_interval: 5, stop_timeout: 30 },
     log: { level: 'info', main: names.main, monitor: names.monitor, worker: names.worker, event: names.event },
     ibma: { config_filename: 'ibma.conf' },
@@ -92,6 +92,7 @@ export function confText(c: IbasConf): string {
     "header_timeout": ${c.comm!.header_timeout}, // seconds from connection open (or a transaction's first byte) to a complete request header
     "request_timeout": ${c.comm!.request_timeout}, // seconds from a transaction's first byte to its complete request
     "keepalive_timeout": ${c.comm!.keepalive_timeout}, // seconds a connection may idle between transactions (old name idle_timeout)
+    "keepalive_max_requests": ${c.comm!.keepalive_max_requests}, // HTTP requests per keep-alive connection; the last one closes it (0 = no limit)
     "send_timeout": ${c.comm!.send_timeout}, // seconds the client has to take in a response
     "listen_backlog": ${c.comm!.listen_backlog} // listen(2) backlog
   },

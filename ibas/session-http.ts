@@ -221,7 +221,11 @@ export class HttpSession implements Session {
     this.#firstByteNs = 0n;
     this.completed++;
     if (!msg) return;
-    const keepAlive = msg.keepAlive && !this.#ctx.mustClose();
+    // the last request a keep-alive connection may carry closes it (comm.keepalive_max_requests):
+    // the worker goes back to the accept queue, so W busy keep-alive clients cannot hold a pool
+    // of W while other connections wait there
+    const max = this.#ctx.keepaliveMaxRequests;
+    const keepAlive = msg.keepAlive && !this.#ctx.mustClose() && (max === 0 || this.completed < max);
     if (msg.refusal) {
       const headers: Record<string, string> = { 'Content-Type': 'text/plain; charset=utf-8' };
       if (msg.refusal.allow) headers.Allow = 'POST';

@@ -32,6 +32,8 @@ export interface ConnectionContext {
   compressMin(): number;
   /** The worker must go (stop, recycle): answers say so, the connection closes between transactions. */
   mustClose(): boolean;
+  /** comm.keepalive_max_requests: HTTP requests one keep-alive connection may carry (0: no limit). */
+  keepaliveMaxRequests: number;
   /** Count a failure outside a transaction (protocol error, deadline) on the slot. */
   countError(): void;
   /** Two-phase commit of global transactions: the participant log (ibas/in-doubt.ts). */

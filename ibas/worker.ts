@@ -128,6 +128,7 @@ export class Worker {
       gate,
       compressMin: () => this.resolver.minCompressSize(),
       mustClose: () => this.leaving() !== undefined,
+      keepaliveMaxRequests: inst.comm.keepaliveMaxRequests,
       countError: () => this.slot.error(),
       inDoubt: new InDoubt(inst.home.root, this.runner, opts.log),
     };

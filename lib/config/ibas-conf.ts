@@ -74,6 +74,12 @@ export const IbasConf = Type.Object({
     send_timeout: Type.Optional(Seconds),
     /** Total attached-file bytes per transaction per direction (checked from declared sizes before buffering). */
     max_files_bytes: Type.Optional(Type.Integer({ minimum: 0, maximum: 4 * 1024 * 1024 * 1024 })),
+    /**
+     * HTTP: requests one keep-alive connection may carry; the last one's response says
+     * `Connection: close`, so a worker goes back to the accept queue (0 = no limit; Apache's
+     * MaxKeepAliveRequests).
+     */
+    keepalive_max_requests: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000_000 })),
     /** listen(2) backlog of the server socket. */
     listen_backlog: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
   }, { additionalProperties: false })),

@@ -20,6 +20,8 @@ export interface CommSettings {
   keepaliveTimeoutMs: number;
   /** comm.send_timeout in ms */
   sendTimeoutMs: number;
+  /** comm.keepalive_max_requests: HTTP requests per keep-alive connection (0: no limit) */
+  keepaliveMaxRequests: number;
   backlog: number;
 }
 export interface MonitorSettings { tickMs: number; adjustMs: number; heartbeatMs: number; stopTimeoutMs: number; maxRestarts: number; restartWindowMs: number; upgradeTimeoutMs: number; appMaxCrashes: number; appCrashWindowMs: number }
@@ -36,6 +38,7 @@ export function commOf(c: IbasConf): CommSettings {
     requestTimeoutMs: Math.round((c.comm?.request_timeout ?? 30) * 1000),
     keepaliveTimeoutMs: Math.round((c.comm?.keepalive_timeout ?? c.comm?.idle_timeout ?? 60) * 1000),
     sendTimeoutMs: Math.round((c.comm?.send_timeout ?? 10) * 1000),
+    keepaliveMaxRequests: c.comm?.keepalive_max_requests ?? 100,
     backlog: c.comm?.listen_backlog ?? 1024,
   };
 }
