@@ -10,8 +10,9 @@
  *
  * Answers still held by the adapter (the binary adapter corks a chunk's answers: the PRE_ANSWER
  * of a pipelined transaction is not sent yet while its app runs) go out first (the guard's HELD
- * bytes, copied at each arm), so the client reads PRE_ANSWER then the timeout RESPONSE, in order. The slot says whether such answers are
- * held, so the manager's tier 2/3 answer can put a pre-answer first too.
+ * bytes, copied at each arm), so the client reads PRE_ANSWER then the timeout RESPONSE, in
+ * order. The slot says whether such answers are held, so the manager's tier 2/3 answer can put
+ * a pre-answer first too.
  *
  * Send-ahead: once the app's answer has left early (answered()), the guard is re-armed without the
  * connection for the time left — a tier-1 timeout or a crash still ends the worker but writes
