@@ -304,5 +304,4 @@ export class HostCall {
     this.#lastOff[STRING_FIELDS.length] = off;
     return off;
   }
-
 }

@@ -78,8 +78,8 @@ interface Message {
   startNs: bigint;
 }
 
-/** Status line and fixed headers of the answers without a message, by status|rc|app rc (bounded). */
-const ANSWER_LEADS = new Map<string, string>();
+/** Status line and fixed headers of the answers with a body, no message and app rc 0, by rc (the server's own codes: a few). */
+const ANSWER_LEADS = new Map<number, string>();
 
 export class HttpSession implements Session {
   readonly out: Buffer[] = [];
@@ -277,14 +277,12 @@ export class HttpSession implements Session {
     const status = STATUS[o.rc] ?? 500;
     const plain = o.rc !== RC.OK && o.body.length === 0;
     const body = plain ? Buffer.from(`${o.message}\n`) : o.body;
-    if (!plain && !o.message) {
+    if (!plain && !o.message && o.appRc === 0) {
       // the usual answer (a body, no message): its status line and fixed headers are kept as text
-      const key = `${status}|${o.rc}|${o.appRc}`;
-      let lead = ANSWER_LEADS.get(key);
+      let lead = ANSWER_LEADS.get(o.rc);
       if (lead === undefined) {
-        lead = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\nContent-Type: application/octet-stream\r\nX-Ibp-Rc: ${o.rc}\r\nX-Ibp-Result: ${resultName(o.rc)}\r\nX-Ibp-App-Rc: ${o.appRc}\r\n`;
-        if (ANSWER_LEADS.size >= 64) ANSWER_LEADS.clear();
-        ANSWER_LEADS.set(key, lead);
+        lead = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\nContent-Type: application/octet-stream\r\nX-Ibp-Rc: ${o.rc}\r\nX-Ibp-Result: ${resultName(o.rc)}\r\nX-Ibp-App-Rc: 0\r\n`;
+        ANSWER_LEADS.set(o.rc, lead);
       }
       this.#respondWith(lead, body, keepAlive);
       return;

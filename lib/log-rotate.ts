@@ -104,7 +104,7 @@ export class Rotator {
 
   /** Reopen files rotated by another process; rotate the ones over `size`. */
   check(): void {
-    this.#flush();
+    this.#flush(); // held lines count towards the size
     for (const [file, dest] of this.#files) {
       const { same, size } = samePath(file, dest.fd);
       if (!same) this.#reopen(file, dest);
@@ -113,7 +113,6 @@ export class Rotator {
   }
 
   rotate(file: string, dest: RotatableFile): void {
-    this.#flush();
     shiftFiles(file, this.#opts.keep ?? DEFAULT_KEEP);
     this.#reopen(file, dest);
     this.rotations++;
@@ -129,6 +128,10 @@ export class Rotator {
     }
   }
 
+  /**
+   * Every path to a new file ends here: the lines held in memory are written first, while each
+   * descriptor still points at the file they were logged to (a rotated file is only renamed).
+   */
   #reopen(file: string, dest: RotatableFile): void {
     try {
       this.#flush();

@@ -16,11 +16,11 @@
  * so the process dies BY that signal and its manager sees which one.
  *
  * Last answers (the "guard", issue 5): while a worker runs a transaction it arms the guard with
- * the connection's fd and a deadline of timeout2 (ibp_guard_arm). Two answers are prepared
+ * the connection's fd and a deadline of timeout2 (ibp_guard_arm). Three frames are prepared
  * beforehand (ibp_guard_frame): a TIMEOUT answer and a CRASH answer, complete frames of the
- * connection's protocol (binary RESPONSE or an HTTP response), and the HELD bytes of this
- * transaction (answers the adapter queued but has not sent yet, e.g. a pipelined PRE_ANSWER),
- * written before either, so the two cached answers need not be rebuilt per transaction. When the deadline passes (tier 1 of
+ * connection's protocol (binary RESPONSE or an HTTP response), kept while app and timeout2 stay
+ * the same, and the HELD bytes of this transaction (answers the adapter queued but has not sent
+ * yet, e.g. a pipelined PRE_ANSWER), written before either. When the deadline passes (tier 1 of
  * the three-tier timeouts) the guard writes the TIMEOUT answer to the connection and a line to the
  * crash fd, then the process dies BY SIGALRM (default action); a crash writes the CRASH answer
  * before its report. So the client reads a clear error instead of a bare close.

@@ -341,7 +341,7 @@ try {
     ...(quiet ? [{ server: QUIET_SIDE, port: quiet.port, proto: 'ibp', uri: 'ibp_test_echo', pid: quiet.pid }] : []),
     { server: 'c-lf', port: cServer.port, proto: 'ibp', uri: 'ibp_test_echo', pid: cServer.pid },
     { server: NODE_NET, port: node.port, proto: 'tdhb', pid: node.pid },
-  ].filter((s) => !SIDES || SIDES.includes(s.server) || (s.server === TS_SIDE && SIDES.includes('ts')) || s.server === QUIET_SIDE);
+  ].filter((s) => !SIDES || SIDES.includes(s.server) || (s.server === TS_SIDE && SIDES.includes('ts')) || (s.server === QUIET_SIDE && SIDES.includes('quiet')));
   // worker RSS first, on the fresh ibas: after RSS_FIRST transactions and after RSS_TX in all
   // (plain echo, long connection, c=1), before any signed transaction touched the replay cache
   if (RSS_TX > 0) {
