@@ -77,6 +77,9 @@ t.test('no torn read while another process writes its slot', async (t) => {
     process.stdout.write('DONE ' + n + '\\n');
   `);
   const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // taken now: the writer may exit before the read loop below notices its DONE, and a listener
+  // added after 'exit' would wait forever (tap then ends the file with "test unfinished")
+  const exited = new Promise((r) => child.once('exit', r));
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
   await waitFor('writer to start', () => out.includes('GO'), 20_000);
@@ -90,7 +93,7 @@ t.test('no torn read while another process writes its slot', async (t) => {
     else if (s.count !== s.errors || s.count !== s.connections || (s.count > 0 && s.app !== String(s.count))) bad++;
     if (reads % 1000 === 0) await new Promise((r) => setImmediate(r));
   }
-  await new Promise((r) => child.on('exit', r));
+  await exited;
   t.equal(bad, 0, `${reads} reads during ${out.trim()} writes: none mixed two writes`);
   t.ok(torn < reads / 100, `reads that gave up retrying under a non-stop writer are flagged torn (${torn})`);
   t.ok(reads > 100);
