@@ -5,11 +5,15 @@
  *
  *   recvNow   recv(MSG_DONTWAIT): bytes, EOF, or "nothing yet"      (never blocks)
  *   sendNow   send(MSG_DONTWAIT | MSG_NOSIGNAL): bytes taken or "full" (never blocks)
- *   waitFd    poll(2) on one fd for at most `ms`: the only blocking call; a signal ends it (EINTR,
- *             poll is never restarted), so the caller gives the event loop a turn and looks again;
- *             log lines held in memory longer than LOG_HOLD_MS are written before it blocks
+ *   recvWait  recv() that blocks up to the connection's SO_RCVTIMEO (one wait round): the wait for
+ *             the next request and the request itself in one system call, where poll + recv took two
+ *   waitFd    poll(2) on one fd for at most `ms`; a signal ends it (EINTR, poll is never
+ *             restarted), so the caller gives the event loop a turn and looks again; log lines
+ *             held in memory longer than LOG_HOLD_MS are written before either wait blocks
  *             (lib/log.ts flushStaleLogs; the turn after a round without work writes the rest)
- *   acceptNow accept4(SOCK_NONBLOCK | SOCK_CLOEXEC) with the peer's address in the same call
+ *   acceptNow accept4(SOCK_CLOEXEC) with the peer's address in the same call: the connection is a
+ *             blocking socket, so recvWait can block; every other call on it says MSG_DONTWAIT
+ *             (and so do the tier-1 guard and the manager's tier 2/3 answer on its duplicate)
  *   closeConn shutdown(SHUT_WR), drop what the peer still sends for a short bounded time, close:
  *             a close with unread bytes would reset the connection and could destroy the last
  *             answer (an ERROR packet, a 408) before the peer reads it
@@ -18,7 +22,7 @@ import { IbpError } from '../lib/errors.js';
 import { flushStaleLogs } from '../lib/log.js';
 import { koffi, lastErrno, libc } from '../lib/native/libc.js';
 import { ERRNO, MSG, POLL } from '../lib/native/posix-constants.js';
-import { SOCK_CLOEXEC, SOCK_NONBLOCK } from './listen-socket.js';
+import { SOCK_CLOEXEC } from './listen-socket.js';
 
 const recv = libc.func('long recv(int fd, void *buf, unsigned long len, int flags)') as (fd: number, b: Buffer, n: number, f: number) => number;
 const send = libc.func('long send(int fd, const void *buf, unsigned long len, int flags)') as (fd: number, b: Buffer, n: number, f: number) => number;
@@ -36,6 +40,8 @@ export const POLLIN = POLL.IN;
 export const POLLOUT = POLL.OUT;
 const { ERR: POLLERR, HUP: POLLHUP, NVAL: POLLNVAL } = POLL;
 const { EAGAIN, EINTR, ECONNABORTED, EMFILE, ENFILE } = ERRNO;
+const SOL_SOCKET = 1;
+const SO_RCVTIMEO = 20;
 
 /** recvNow: nothing to read yet. */
 export const AGAIN = -1;
@@ -93,6 +99,56 @@ export function recvNow(fd: number, buf: Buffer): number {
   return e === EAGAIN || e === EINTR ? AGAIN : BROKEN;
 }
 
+/**
+ * Wait for bytes and read them in one call: recv() without MSG_DONTWAIT on a blocking connection
+ * from {@link acceptNow}, which waits at most the SO_RCVTIMEO {@link recvTimeoutListen} gave it
+ * (a signal ends the wait too: with a receive timeout set, Linux never restarts recv, signal(7)).
+ * n > 0 bytes, 0 end of stream, AGAIN (the round passed, or a signal), BROKEN.
+ */
+export function recvWait(fd: number, buf: Buffer): number {
+  flushStaleLogs();
+  const n = recv(fd, buf, buf.length, 0);
+  if (n >= 0) return n;
+  const e = koffi.errno();
+  return e === EAGAIN || e === EINTR ? AGAIN : BROKEN;
+}
+
+/**
+ * The receive timeout of the connections a listening socket hands out: set on the listening socket,
+ * Linux copies it to each accepted one (like TCP_NODELAY; checked on the first connection, set on
+ * each one when it did not come along). Returns the longest wait of a {@link recvWait} in ms: the
+ * kernel keeps the timeout in jiffies, so it may be a little longer than asked (50 → 52 at HZ=250).
+ */
+let rcvTimeoMs = 0;
+let rcvTimeoInherited: boolean | undefined;
+const timeval = Buffer.alloc(16);
+
+export function recvTimeoutListen(listenFd: number, ms: number): number {
+  timeval.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
+  timeval.writeBigInt64LE(BigInt((ms % 1000) * 1000), 8);
+  setsockopt(listenFd, SOL_SOCKET, SO_RCVTIMEO, timeval, 16);
+  const got = rcvTimeoOf(listenFd);
+  rcvTimeoMs = got > 0 ? got : 0;
+  return rcvTimeoMs;
+}
+
+/** SO_RCVTIMEO of a socket in ms, rounded up (0: none or unreadable). */
+function rcvTimeoOf(fd: number): number {
+  const got = Buffer.alloc(16);
+  optLen.writeUInt32LE(16, 0);
+  if (getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, got, optLen) !== 0) return 0;
+  return Math.ceil(Number(got.readBigInt64LE(0)) * 1000 + Number(got.readBigInt64LE(8)) / 1000);
+}
+
+function recvTimeoutAccepted(fd: number): void {
+  if (rcvTimeoMs === 0 || rcvTimeoInherited === true) return;
+  if (rcvTimeoInherited === undefined) {
+    rcvTimeoInherited = rcvTimeoOf(fd) === rcvTimeoMs;
+    if (rcvTimeoInherited) return;
+  }
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, timeval, 16);
+}
+
 /** Hand bytes to the kernel without blocking: how many it took (0 when its buffer is full), or BROKEN. */
 export function sendNow(fd: number, buf: Buffer): number {
   const n = send(fd, buf, buf.length, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -124,15 +180,17 @@ export function waitFd(fd: number, events: number, ms: number): Wait {
 }
 
 /**
- * accept4 once, without blocking. Returns the new fd (non-blocking, close-on-exec) and its peer,
- * or undefined when nothing was waiting (EAGAIN, EINTR, ECONNABORTED). EMFILE/ENFILE and other
- * errors throw.
+ * accept4 once, without blocking (the listening socket is O_NONBLOCK). Returns the new fd (a
+ * blocking socket with the receive timeout of {@link recvTimeoutListen}, close-on-exec) and its
+ * peer, or undefined when nothing was waiting (EAGAIN, EINTR, ECONNABORTED). EMFILE/ENFILE and
+ * other errors throw.
  */
 export function acceptNow(listenFd: number): { fd: number; peer: Peer } | undefined {
   addrLen.writeUInt32LE(addrBuf.length, 0);
-  const c = accept4(listenFd, addrBuf, addrLen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  const c = accept4(listenFd, addrBuf, addrLen, SOCK_CLOEXEC);
   if (c >= 0) {
     noDelayAccepted(c);
+    recvTimeoutAccepted(c);
     return { fd: c, peer: peerOfSockaddr(addrBuf) };
   }
   const { errno, text } = lastErrno();

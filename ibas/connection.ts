@@ -6,7 +6,8 @@
  *   recv (MSG_DONTWAIT) ─▶ session.push ─▶ (apps run inside, in order) ─▶ send the chunk's answers
  *        │ nothing yet                                                     in one call where possible
  *        ▼
- *   poll(fd, min(deadline left, ROUND_MS)) ── timeout / signal ──▶ a turn of the event loop
+ *   recv blocking ≤ ROUND_MS (SO_RCVTIMEO), or poll(fd, min(deadline left, ROUND_MS)) when less
+ *   than a round is left or the fd is not blocking ── timeout / signal ──▶ a turn of the event loop
  *
  * Every wait has the deadline of its phase (ibas/deadlines.ts); a round ends at most every
  * ROUND_MS, and the event loop also gets a turn at least every TURN_MS of continuous work (here
@@ -27,7 +28,7 @@
 import { errorText } from '../lib/errors.js';
 import { flushLogs, type Logger } from '../lib/log.js';
 import { looksBinary } from '../lib/protocol/frame.js';
-import { AGAIN, BROKEN, POLLIN, POLLOUT, closeConn, recvNow, sendNow, waitFd, type Peer } from './conn-io.js';
+import { AGAIN, BROKEN, POLLIN, POLLOUT, closeConn, recvNow, recvWait, sendNow, waitFd, type Peer } from './conn-io.js';
 import { ReadClock, phaseMs, type Phase } from './deadlines.js';
 import { TRANSPORT, type Transport } from './last-answer.js';
 import type { CommSettings } from '../lib/config/ibas-settings.js';
@@ -105,9 +106,12 @@ async function loadHttpSession(): Promise<void> {
   HttpSessionOf ??= (await import('./session-http.js')).HttpSession;
 }
 
-/** Serve one connection until it closes; the fd is closed on return. */
-export async function serveConnection(fd: number, peer: Peer, host: ConnectionHost): Promise<void> {
-  const c = new Connection(fd, peer, host);
+/**
+ * Serve one connection until it closes; the fd is closed on return. `recvRoundMs` > 0: the fd is a
+ * blocking socket whose SO_RCVTIMEO is that long (conn-io acceptNow); 0: poll, then recv.
+ */
+export async function serveConnection(fd: number, peer: Peer, host: ConnectionHost, recvRoundMs = 0): Promise<void> {
+  const c = new Connection(fd, peer, host, recvRoundMs);
   try {
     await c.run();
   } catch (e) {
@@ -122,6 +126,11 @@ class Connection {
   readonly fd: number;
   readonly peer: Peer;
   readonly host: ConnectionHost;
+  /**
+   * > 0: a blocking socket with SO_RCVTIMEO of this many ms (conn-io acceptNow): a wait of a whole
+   * round is one recv (recvWait). 0 (FORK: the manager's non-blocking fd): poll, then recv.
+   */
+  readonly recvRoundMs: number;
   readonly clock: ReadClock;
   session: Session | undefined;
   /** Server-side close: half-close and drop what the peer still sends before close. */
@@ -135,8 +144,9 @@ class Connection {
   /** The last flush sent an answer and the session waits for the next message. */
   #answered = false;
 
-  constructor(fd: number, peer: Peer, host: ConnectionHost) {
+  constructor(fd: number, peer: Peer, host: ConnectionHost, recvRoundMs: number) {
     this.fd = fd;
+    this.recvRoundMs = recvRoundMs;
     this.peer = peer;
     this.host = host;
     this.clock = new ReadClock(host.comm, Date.now());
@@ -199,9 +209,45 @@ class Connection {
       }
       // an answer just went out and nothing more is in: the peer is reading it, the next request
       // is not here yet (ping-pong) — wait for it first instead of a recv that finds nothing (one
-      // system call less a transaction; pipelined bytes already there make the wait return at once)
-      const n = this.#answered && !this.host.leaving() ? AGAIN : recvNow(this.fd, buf);
+      // system call less a transaction; pipelined bytes already there make the wait return at once).
+      // A fresh connection on a blocking socket goes to its wait (recvWait) at once too.
+      const waitFirst = this.#answered || (s === undefined && this.recvRoundMs > 0);
+      let n = waitFirst && !this.host.leaving() ? AGAIN : recvNow(this.fd, buf);
       this.#answered = false;
+      if (n === AGAIN) {
+        // nothing to read now
+        const input = s ? s.input() : 'IDLE';
+        const completed = s?.completed ?? 0;
+        if (input === 'IDLE' && completed > 0) {
+          const why = this.host.leaving();
+          if (why) {
+            // idle, nothing pending in the socket: the worker may go
+            s!.leave(`server leaving (${why}): reconnect to another worker`);
+            continue;
+          }
+        }
+        const { phase, at } = this.clock.deadline(input);
+        const left = at - Date.now();
+        if (left <= 0) {
+          this.#expire(phase, false);
+          if (!this.session) {
+            this.lingerOnClose = true;
+            return;
+          }
+          continue;
+        }
+        if (this.recvRoundMs > 0 && left >= this.recvRoundMs) {
+          // the wait and the read in one call: recv blocks up to one round, never past the deadline
+          n = recvWait(this.fd, buf);
+        } else if (waitFd(this.fd, POLLIN, Math.min(left, ROUND_MS)) === 'ready') {
+          continue;
+        }
+        if (n === AGAIN) {
+          await this.#turn();
+          if (input === 'IDLE') this.host.quiet();
+          continue;
+        }
+      }
       if (n > 0) {
         const chunk = Buffer.allocUnsafe(n);
         buf.copy(chunk, 0, 0, n);
@@ -209,39 +255,12 @@ class Connection {
         this.#received(chunk);
         continue;
       }
-      if (n === 0 || n === BROKEN) {
-        if (s) {
-          s.end(n === 0 ? 'closed' : 'reset');
-          if (s.out.length > 0 && this.#sendQueued(s) === WAIT) await this.#drain(s);
-        }
-        return;
+      // the peer's end (0) or a broken connection
+      if (s) {
+        s.end(n === 0 ? 'closed' : 'reset');
+        if (s.out.length > 0 && this.#sendQueued(s) === WAIT) await this.#drain(s);
       }
-      // nothing to read now (AGAIN)
-      const input = s ? s.input() : 'IDLE';
-      const completed = s?.completed ?? 0;
-      if (input === 'IDLE' && completed > 0) {
-        const why = this.host.leaving();
-        if (why) {
-          // idle, nothing pending in the socket: the worker may go
-          s!.leave(`server leaving (${why}): reconnect to another worker`);
-          continue;
-        }
-      }
-      const { phase, at } = this.clock.deadline(input);
-      const left = at - Date.now();
-      if (left <= 0) {
-        this.#expire(phase, false);
-        if (!this.session) {
-          this.lingerOnClose = true;
-          return;
-        }
-        continue;
-      }
-      const w = waitFd(this.fd, POLLIN, Math.min(left, ROUND_MS));
-      if (w !== 'ready') {
-        await this.#turn();
-        if (input === 'IDLE') this.host.quiet();
-      }
+      return;
     }
   }
 

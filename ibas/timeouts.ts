@@ -19,6 +19,7 @@
  */
 import type { Logger } from '../lib/log.js';
 import { koffi, libc } from '../lib/native/libc.js';
+import { MSG } from '../lib/native/posix-constants.js';
 import { preAnswer, timeoutAnswer, TRANSPORT, type Transport } from './last-answer.js';
 import type { Scoreboard, SlotView } from './scoreboard.js';
 
@@ -35,7 +36,8 @@ const SYS_PIDFD_OPEN = 434;
 const SYS_PIDFD_GETFD = 438;
 const syscall = libc.func('long syscall(long number, ...)');
 const closeFd = libc.func('int close(int fd)');
-const writeFd = libc.func('long write(int fd, const uint8_t *buf, unsigned long n)');
+/** The duplicate shares the worker's blocking socket: the manager's one try must never wait. */
+const sendFd = libc.func('long send(int fd, const uint8_t *buf, unsigned long n, int flags)');
 
 /** A duplicate of fd `fd` of process `pid`, or -1 (not our child any more, old kernel, …). */
 export function takeFd(pid: number, fd: number): number {
@@ -113,7 +115,7 @@ export class TimeoutScanner {
       if (tier !== undefined) {
         const answer = timeoutAnswer(acted.transport, acted.app, acted.timeout2Ms, tier);
         const bytes = acted.held && acted.transport === TRANSPORT.BINARY ? Buffer.concat([preAnswer(), answer]) : answer;
-        const n = Number(writeFd(acted.dup, bytes, bytes.length));
+        const n = Number(sendFd(acted.dup, bytes, bytes.length, MSG.DONTWAIT | MSG.NOSIGNAL));
         log.info({ pid, tier }, `timeout answer , pid[${pid}] app[${acted.app}] tier[${tier}] ${n === bytes.length ? 'written to the client' : 'could not be written (the client is gone)'}`);
       }
       closeFd(acted.dup);

@@ -32,8 +32,8 @@ import { flushStaleLogs, type Logger } from '../lib/log.js';
 import { TX_FLAG } from '../lib/protocol/codec.js';
 import type { AcceptLock } from './accept-lock.js';
 import { AppResolver } from './app-resolver.js';
-import { POLLIN, acceptNow, noDelayListen, peerOf, waitFd, type Peer } from './conn-io.js';
-import { LoopTurns, serveConnection, type ConnectionHost } from './connection.js';
+import { POLLIN, acceptNow, noDelayListen, peerOf, recvTimeoutListen, waitFd, type Peer } from './conn-io.js';
+import { LoopTurns, ROUND_MS, serveConnection, type ConnectionHost } from './connection.js';
 import type { Instance } from './instance.js';
 import type { Scoreboard, SlotWriter } from './scoreboard.js';
 import type { ConnectionContext } from './session.js';
@@ -193,6 +193,7 @@ export class Worker {
   async #loop(): Promise<number> {
     const { lock, fd } = this.opts;
     noDelayListen(fd);
+    const recvRoundMs = recvTimeoutListen(fd, ROUND_MS);
     for (;;) {
       // connection after connection without a wait still gives the loop its turns (signals)
       const turn = this.#turns.due();
@@ -223,7 +224,7 @@ export class Worker {
         lock?.unlock();
       }
       if (!conn) continue;
-      await this.#serve(conn.fd, conn.peer);
+      await this.#serve(conn.fd, conn.peer, recvRoundMs);
     }
   }
 
@@ -252,11 +253,12 @@ export class Worker {
     }
   }
 
-  async #serve(fd: number, peer: Peer): Promise<void> {
+  /** `recvRoundMs` > 0: the fd is acceptNow's, a blocking socket with this receive timeout. */
+  async #serve(fd: number, peer: Peer, recvRoundMs = 0): Promise<void> {
     this.#busy = true;
     this.slot.connection();
     try {
-      await serveConnection(fd, peer, this.#host);
+      await serveConnection(fd, peer, this.#host, recvRoundMs);
     } finally {
       this.#busy = false;
       this.slot.state('IDLE');

@@ -100,11 +100,23 @@ class Tee {
     return this.#pending.length > 0 && now - this.#since >= ms;
   }
 
+  /**
+   * The held lines in one write(2), straight to the destination's descriptor: a synchronous
+   * SonicBoom without minLength holds nothing between its writes, and its own path for a string
+   * measures it twice and encodes it twice (once for write, once more to cut what was written).
+   * Here the text is encoded once. A destination without a descriptor gets the text as before.
+   */
   flush(): void {
     if (this.#pending.length === 0) return;
     const out = this.#pending;
     this.#pending = '';
-    this.#main.write(out);
+    const fd = (this.#main as Partial<Reopenable>).fd;
+    if (typeof fd !== 'number' || fd < 0) {
+      this.#main.write(out);
+      return;
+    }
+    const bytes = Buffer.from(out, 'utf8');
+    for (let at = 0, n = 1; at < bytes.length && n > 0; at += n) n = fs.writeSync(fd, bytes, at);
   }
 }
 const tees = new Set<Tee>();

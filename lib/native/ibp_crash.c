@@ -52,6 +52,7 @@
 #include <unistd.h>
 #include <pthread.h>
 #include <linux/futex.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 
@@ -109,9 +110,13 @@ static unsigned char *guard_buf[GUARD_KINDS];
 static size_t guard_len[GUARD_KINDS];
 static size_t guard_cap[GUARD_KINDS];
 
+/* The connection is a blocking socket (its wait is a recv with SO_RCVTIMEO, ibas/conn-io.ts): the
+ * answer is offered without waiting (MSG_DONTWAIT; what a full window does not take is lost, as
+ * before) and without SIGPIPE for a peer that left. send is async-signal-safe. */
 static void put_fd(int fd, const unsigned char *s, size_t n) {
     while (n > 0) {
-        ssize_t w = write(fd, s, n);
+        ssize_t w = send(fd, s, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w < 0 && errno == ENOTSOCK) w = write(fd, s, n);
         if (w <= 0) {
             if (w < 0 && errno == EINTR) continue;
             return;
