@@ -5,6 +5,9 @@
 //   ibas (STATIC_WORKERPOOL, WORKERS workers, ibp_test_echo.so)    -P ibp   (IBP-TS protocol)
 //   c-lf: test/bench/ibas-c-lf-echo.c, a minimal C pre-fork leader-follower server of the
 //         project's own speaking the same binary protocol (echo inline, no .so)  -P ibp
+//   koffi-lf: test/bench/ibas-koffi-lf.mjs, c-lf written again in Node with synchronous koffi
+//         calls, the echo by somain of ibp_test_echo.so through the host helper  -P ibp
+//         (the Node floor: ibas − koffi-lf is ibas's own per-transaction work)
 //   bare Node cluster + net echo server (WORKERS workers)           -P tdhb  (4-digit length + body)
 //   cells: short and long connections at concurrency 1 and 16: TPS, p50, p99, server CPU per
 //   transaction (utime+stime of the server's processes from /proc over the measured window)
@@ -29,7 +32,7 @@
 //      POLICY (none | rr: the Node cluster scheduling of the baseline; none = workers share the
 //      listen socket, the closest to pre-fork), LOG_LEVEL (info: ibas's transaction log on, as shipped;
 //      a second ibas at level warn runs beside it as the side "ibas (log warn)": the line's cost),
-//      SIDES (only these TCP sides, e.g. "ibas c-lf"; "quiet" adds the log-warn ibas, "ts" the TS echo),
+//      SIDES (only these TCP sides, e.g. "ibas c-lf koffi-lf"; "quiet" adds the log-warn ibas, "ts" the TS echo),
 //      SIGN_CELLS ("long:1 short:4"; "" skips the signing rows), SIGN_SIZE (MSG_SIZE),
 //      IBAS_NODE_ARGS (node flags for the ibas processes, e.g. --prof, or --cpu-prof --cpu-prof-dir=DIR:
 //      workers then leave through process.exit so their profiles are written; summarise them with
@@ -282,6 +285,12 @@ async function startNode(script) {
   return { port, ...c };
 }
 
+async function startKoffiServer() {
+  const port = await freePortHere();
+  const c = await startChild('ibas-koffi-lf', process.execPath, [path.join(HERE, 'ibas-koffi-lf.mjs'), IP, String(port), String(WORKERS)], {});
+  return { port, ...c };
+}
+
 async function startCServer(bin) {
   const port = await freePortHere();
   const c = await startChild('ibas-c-lf-echo', bin, [IP, String(port), String(WORKERS)], {});
@@ -310,6 +319,8 @@ const servers = [];
 const TS_SIDE = 'ibas (TS echo)';
 /** A second ibas at log level warn: no transaction log line (what the line costs, from the same run). */
 const QUIET_SIDE = 'ibas (log warn)';
+/** c-lf in Node over koffi, the echo by the .so (the Node floor of the model). */
+const KOFFI_SIDE = 'koffi-lf';
 const rss = { points: [] };
 let wrkNote = '';
 process.on('SIGINT', async () => {
@@ -328,6 +339,8 @@ try {
   if (quiet) servers.push(quiet);
   const cServer = await startCServer(cBin);
   servers.push(cServer);
+  const koffiServer = !SIDES || SIDES.includes(KOFFI_SIDE) ? await startKoffiServer() : undefined;
+  if (koffiServer) servers.push(koffiServer);
   const node = await startNode('ibas-baseline-net.cjs');
   servers.push(node);
   const haveWrk = HTTP_CELLS && ensureWrk();
@@ -340,6 +353,7 @@ try {
     { server: TS_SIDE, port: ibas.port, proto: 'ibp', uri: 'ibp_ts_echo', pid: ibas.pid },
     ...(quiet ? [{ server: QUIET_SIDE, port: quiet.port, proto: 'ibp', uri: 'ibp_test_echo', pid: quiet.pid }] : []),
     { server: 'c-lf', port: cServer.port, proto: 'ibp', uri: 'ibp_test_echo', pid: cServer.pid },
+    ...(koffiServer ? [{ server: KOFFI_SIDE, port: koffiServer.port, proto: 'ibp', uri: 'ibp_test_echo', pid: koffiServer.pid }] : []),
     { server: NODE_NET, port: node.port, proto: 'tdhb', pid: node.pid },
   ].filter((s) => !SIDES || SIDES.includes(s.server) || (s.server === TS_SIDE && SIDES.includes('ts')) || (s.server === QUIET_SIDE && SIDES.includes('quiet')));
   // worker RSS first, on the fresh ibas: after RSS_FIRST transactions and after RSS_TX in all
@@ -452,6 +466,7 @@ lines.push(`- ${WORKERS} workers each server; ${MSG_SIZE}-byte echo; ${RUNS} run
 lines.push(`- ibas: STATIC_WORKERPOOL, app ibp_test_echo.so, IBP-TS binary protocol pipelined (PRE_REQUEST + REQUEST in one write, PRE_ANSWER + RESPONSE back), log level \`${LOG_LEVEL}\` (one transaction log line per transaction).`);
 lines.push(`- ${QUIET_SIDE}: a second ibas, the same in every way but log level \`warn\`: no transaction log line (what the line costs, measured in the same run).`);
 lines.push('- c-lf: test/bench/ibas-c-lf-echo.c, the model ibas implements: C pre-fork, SysV-semaphore accept lock (leader-follower), one connection per worker, the same binary protocol and answers; the echo is a memcpy (no .so call, no scoreboard, no log line, no deadlines): the floor.');
+lines.push(`- ${KOFFI_SIDE}: test/bench/ibas-koffi-lf.mjs, c-lf written again in Node: every call on the connection path a synchronous koffi call to libc (semop, accept4, recv, send, close), frames cut in JS, the echo by somain of ibp_test_echo.so through the host helper as ibas calls it; no scoreboard, no log line, no deadlines, no tier-1 guard, no app lookup: the Node floor. ibas − ${KOFFI_SIDE} is ibas's own per-transaction work, ${KOFFI_SIDE} − c-lf what Node and koffi cost.`);
 lines.push(`- ${NODE_NET}: bare Node \`cluster\` + \`net\` echo (test/bench/ibas-baseline-net.cjs, NODE_CLUSTER_SCHED_POLICY=${POLICY}), 4-digit length framing; ${NODE_HTTP}: bare Node \`cluster\` + \`http\` echo (test/bench/ibas-baseline-http.cjs).`);
 lines.push('- load generators: test/bench/ibas-echoclient.c (the bench anchors\' echoclient with `-P ibp`), the same binary for every TCP cell; wrk with test/bench/ibas-wrk-post.lua for HTTP. They share the cores with the servers.');
 lines.push('- server CPU per transaction: utime+stime of the server\'s processes (manager/primary and workers, from /proc/<pid>/stat) over the measured window, divided by the transactions measured.');
@@ -461,11 +476,13 @@ lines.push('## Echo over TCP (median TPS (min..max) · p50/p99 µs · server CPU
 lines.push('');
 lines.push(`| server | ${cols.map(([m, c]) => `${m} c=${c}`).join(' | ')} |`);
 lines.push(`|---|${cols.map(() => '---:').join('|')}|`);
-for (const server of ['ibas', TS_SIDE, QUIET_SIDE, 'c-lf', NODE_NET]) lines.push(`| ${server} | ${cols.map(([m, c]) => cell(find(server, m, c))).join(' | ')} |`);
+for (const server of ['ibas', TS_SIDE, QUIET_SIDE, 'c-lf', KOFFI_SIDE, NODE_NET]) lines.push(`| ${server} | ${cols.map(([m, c]) => cell(find(server, m, c))).join(' | ')} |`);
 lines.push(ratioRow('ibas / c-lf TPS', (i, c) => q(i?.tps, c?.tps)));
 lines.push(ratioRow('ibas / c-lf p50', (i, c) => q(i?.p50_us, c?.p50_us)));
 lines.push(ratioRow('ibas / c-lf CPU per tx', (i, c) => q(i?.cpu, c?.cpu)));
 lines.push(ratioRow(`ibas / ${NODE_NET} TPS`, (i, _c, n) => q(i?.tps, n?.tps)));
+lines.push(`| **${KOFFI_SIDE} / c-lf TPS** | ${cols.map(([m, c]) => fmt(q(find(KOFFI_SIDE, m, c)?.tps, find('c-lf', m, c)?.tps))).join(' | ')} |`);
+lines.push(`| **ibas / ${KOFFI_SIDE} TPS** | ${cols.map(([m, c]) => fmt(q(find('ibas', m, c)?.tps, find(KOFFI_SIDE, m, c)?.tps))).join(' | ')} |`);
 lines.push(`| **TS echo / .so echo TPS** | ${cols.map(([m, c]) => fmt(q(find(TS_SIDE, m, c)?.tps, find('ibas', m, c)?.tps))).join(' | ')} |`);
 lines.push(`| **log warn / log info CPU per tx (the transaction line's share)** | ${cols.map(([m, c]) => fmt(q(find(QUIET_SIDE, m, c)?.cpu, find('ibas', m, c)?.cpu))).join(' | ')} |`);
 lines.push(`| **TS echo / .so echo CPU per tx** | ${cols.map(([m, c]) => fmt(q(find(TS_SIDE, m, c)?.cpu, find('ibas', m, c)?.cpu))).join(' | ')} |`);
@@ -479,8 +496,9 @@ lines.push('');
 lines.push(`| server | ${cols.map(([m, c]) => `${m} c=${c}`).join(' | ')} |`);
 lines.push(`|---|${cols.map(() => '---:').join('|')}|`);
 const split = (r) => (r && r.user !== undefined ? `${r.user.toFixed(1)} + ${(r.cpu - r.user).toFixed(1)}` : '-');
-for (const server of ['ibas', QUIET_SIDE, 'c-lf', NODE_NET]) lines.push(`| ${server} | ${cols.map(([m, c]) => split(find(server, m, c))).join(' | ')} |`);
+for (const server of ['ibas', QUIET_SIDE, 'c-lf', KOFFI_SIDE, NODE_NET]) lines.push(`| ${server} | ${cols.map(([m, c]) => split(find(server, m, c))).join(' | ')} |`);
 lines.push(`| **ibas − c-lf, user space** | ${cols.map(([m, c]) => { const i = find('ibas', m, c); const k = find('c-lf', m, c); return i && k ? (i.user - k.user).toFixed(1) : '-'; }).join(' | ')} |`);
+lines.push(`| **ibas − ${KOFFI_SIDE}, user space** | ${cols.map(([m, c]) => { const i = find('ibas', m, c); const k = find(KOFFI_SIDE, m, c); return i && k ? (i.user - k.user).toFixed(1) : '-'; }).join(' | ')} |`);
 lines.push(`| **ibas − c-lf, kernel** | ${cols.map(([m, c]) => { const i = find('ibas', m, c); const k = find('c-lf', m, c); return i && k ? ((i.cpu - i.user) - (k.cpu - k.user)).toFixed(1) : '-'; }).join(' | ')} |`);
 lines.push('');
 lines.push('## HTTP, wrk, keep-alive, c=16 (median TPS · p50/p99 µs · server CPU µs/tx)');
