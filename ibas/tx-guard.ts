@@ -33,7 +33,11 @@ const EMPTY = Buffer.alloc(0);
 export class AlarmGuard implements TxGuard {
   #fd = -1;
   #transport: Transport = TRANSPORT.NONE;
-  #prepared = '';
+  /** What the prepared TIMEOUT and CRASH frames were built for (fd armed?, transport, app, timeout2). */
+  #prepFd = false;
+  #prepTransport: Transport | -1 = -1;
+  #prepApp = '';
+  #prepMs = -1;
   #pending: (() => Buffer | undefined) | undefined;
   #slot: SlotWriter | undefined;
   #held = false;
@@ -65,12 +69,15 @@ export class AlarmGuard implements TxGuard {
   arm(app: string, timeout2Ms: number): void {
     const held = this.#fd >= 0 ? this.#pending?.() : undefined;
     const t = this.#transport === TRANSPORT.NONE ? TRANSPORT.BINARY : this.#transport;
-    const key = `${this.#fd >= 0}|${t}|${app}|${timeout2Ms}`;
-    if (key !== this.#prepared) {
-      const a = this.#fd >= 0 ? this.#answers(t, app, timeout2Ms) : { timeout: Buffer.alloc(0), crash: Buffer.alloc(0) };
+    const hasFd = this.#fd >= 0;
+    if (hasFd !== this.#prepFd || t !== this.#prepTransport || app !== this.#prepApp || timeout2Ms !== this.#prepMs) {
+      const a = hasFd ? this.#answers(t, app, timeout2Ms) : { timeout: Buffer.alloc(0), crash: Buffer.alloc(0) };
       guardFrame(GUARD.TIMEOUT, a.timeout);
       guardFrame(GUARD.CRASH, a.crash);
-      this.#prepared = key;
+      this.#prepFd = hasFd;
+      this.#prepTransport = t;
+      this.#prepApp = app;
+      this.#prepMs = timeout2Ms;
     }
     // the held answers go out before the prepared one (the native side writes HELD first): one
     // small copy per transaction instead of two rebuilt answers

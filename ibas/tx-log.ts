@@ -63,7 +63,7 @@ function num(n: number): string {
 }
 
 /**
- * The parts of the line that repeat from one transaction to the next (the connection's client,
+ * The parts of the line that repeat from one transaction to the next (the client's node and ip,
  * the app, the result code), kept as finished text: `text` for the message (already escaped as
  * JSON string content), `json` for the fields. Most transactions of a worker come on the same
  * connection for the same app with rc 0, and quoting them again every time is a good part of the
@@ -100,10 +100,12 @@ export class TxLog {
     }
     const rcName = resultName(r.rc);
     const q = JSON.stringify;
-    const clientKey = `${r.clientNode}\0${r.clientIp}\0${r.clientPort}`;
+    // the port changes with every short connection: node and ip are kept as text, the port added
+    const clientKey = `${r.clientNode}\0${r.clientIp}`;
     if (this.#client.key !== clientKey) {
-      this.#client = { key: clientKey, text: ` client[${esc(r.clientNode)} ${esc(r.clientIp)}:${r.clientPort}]`, json: `,"client":{"node":${q(r.clientNode)},"ip":${q(r.clientIp)},"port":${num(r.clientPort)}}` };
+      this.#client = { key: clientKey, text: ` client[${esc(r.clientNode)} ${esc(r.clientIp)}:`, json: `,"client":{"node":${q(r.clientNode)},"ip":${q(r.clientIp)},"port":` };
     }
+    const port = num(r.clientPort);
     if (this.#app.key !== r.app) this.#app = { key: r.app, text: ` app[${esc(r.app)}]`, json: `,"app":${q(r.app)}` };
     const rcKey = `${r.rc}\0${r.appRc}`;
     if (this.#rc.key !== rcKey) {
@@ -113,12 +115,12 @@ export class TxLog {
     const gtrid = r.gtrid ? q(r.gtrid) : '';
     const via = r.via === 'binary' ? '"binary"' : q(r.via);
     // the message as a JSON string literal, from parts already escaped (no scan of the whole text)
-    let msg = `"transaction , journal[${journal.slice(1, -1)}]${gtrid ? ` gtrid[${gtrid.slice(1, -1)}]` : ''}${this.#app.text}${this.#client.text}${this.#rc.text} receive_us[${r.receiveUs}] app_us[${r.appUs}] send_us[${r.sendUs}] via[${via.slice(1, -1)}]${r.sentAhead ? ' sent_ahead[1]' : ''}`;
+    let msg = `"transaction , journal[${journal.slice(1, -1)}]${gtrid ? ` gtrid[${gtrid.slice(1, -1)}]` : ''}${this.#app.text}${this.#client.text}${port}]${this.#rc.text} receive_us[${r.receiveUs}] app_us[${r.appUs}] send_us[${r.sendUs}] via[${via.slice(1, -1)}]${r.sentAhead ? ' sent_ahead[1]' : ''}`;
     if (r.rc !== 0) msg += ` reason[${esc(r.message ?? '')}]`;
     msg += '"';
     // the fields as JSON text (lib/log.ts writeRecord): the same keys, values and order as the
     // object below, without pino walking it
-    const fields = `,"kind":"transaction","journal":${journal}${gtrid ? `,"gtrid":${gtrid}` : ''}${this.#app.json}${this.#rc.json}${this.#client.json},"timings":{"receive_us":${num(r.receiveUs)},"app_us":${num(r.appUs)},"send_us":${num(r.sendUs)},"total_us":${num(totalUs)}},"via":${via}${r.sentAhead ? ',"sent_ahead":true' : ''}${r.rc !== 0 ? `,"reason":${q(r.message ?? '')}` : ''}`;
+    const fields = `,"kind":"transaction","journal":${journal}${gtrid ? `,"gtrid":${gtrid}` : ''}${this.#app.json}${this.#rc.json}${this.#client.json}${port}},"timings":{"receive_us":${num(r.receiveUs)},"app_us":${num(r.appUs)},"send_us":${num(r.sendUs)},"total_us":${num(totalUs)}},"via":${via}${r.sentAhead ? ',"sent_ahead":true' : ''}${r.rc !== 0 ? `,"reason":${q(r.message ?? '')}` : ''}`;
     writeRecord(this.#log, 'info', INFO, fields, msg, () => this.#fields(r, rcName, totalUs));
     this.#count(r, totalUs);
   }

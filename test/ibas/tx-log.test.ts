@@ -58,6 +58,32 @@ t.test('the line is the record pino writes for the same fields', async (t) => {
   }
 });
 
+t.test('one TxLog over many records: the parts it keeps never leak into the next line', async (t) => {
+  // one connection after another from the same client (a new port each), another client, another
+  // app and result: every line must still be the one pino writes for that record alone
+  const dir = t.testdir();
+  const seq: TxRecord[] = [
+    base,
+    { ...base, clientPort: 5556, journal: 'J-2' },
+    { ...base, clientPort: 1, journal: 'J-3', rc: 4001, appRc: 9, message: 'no' },
+    { ...base, clientIp: '127.0.0.9', clientPort: 5556 },
+    { ...base, clientNode: 'other', clientIp: '127.0.0.9', clientPort: 5556 },
+    { ...base, app: 'ibp_test_file', clientPort: 65535 },
+    base,
+  ];
+  const a = path.join(dir, 'seq.log');
+  const la = createLogger({ name: 'ibas', file: a, base: { role: 'worker', slot: 1, generation: 2 } });
+  const tx = new TxLog(la);
+  for (const r of seq) tx.record(r);
+  const got = fs.readFileSync(a, 'utf8').trim().split('\n');
+  t.equal(got.length, seq.length, 'one line per record');
+  for (const [i, r] of seq.entries()) {
+    const b = path.join(dir, `want${i}.log`);
+    createLogger({ name: 'ibas', file: b, base: { role: 'worker', slot: 1, generation: 2 } }).info(pinoFields(r), ibpMessage(r));
+    t.equal(withoutTime(got[i]! + '\n'), withoutTime(fs.readFileSync(b, 'utf8')), `record ${i}: port ${r.clientPort} client ${r.clientNode}`);
+  }
+});
+
 t.test('above info nothing is written; buffered lines go out at flushLogs and before a warn line', async (t) => {
   const dir = t.testdir();
   const quiet = path.join(dir, 'quiet.log');
