@@ -113,23 +113,23 @@ export function recvWait(fd: number, buf: Buffer): number {
   return e === EAGAIN || e === EINTR ? AGAIN : BROKEN;
 }
 
+/** Per listen socket: the receive round its connections get (timeval and ms), and whether they inherit it. */
+const rounds = new Map<number, { tv: Buffer; ms: number; inherited: boolean | undefined }>();
+
 /**
  * The receive timeout of the connections a listening socket hands out: set on the listening socket,
  * Linux copies it to each accepted one (like TCP_NODELAY; checked on the first connection, set on
  * each one when it did not come along). Returns the longest wait of a {@link recvWait} in ms: the
  * kernel keeps the timeout in jiffies, so it may be a little longer than asked (50 → 52 at HZ=250).
  */
-let rcvTimeoMs = 0;
-let rcvTimeoInherited: boolean | undefined;
-const timeval = Buffer.alloc(16);
-
 export function recvTimeoutListen(listenFd: number, ms: number): number {
-  timeval.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
-  timeval.writeBigInt64LE(BigInt((ms % 1000) * 1000), 8);
-  setsockopt(listenFd, SOL_SOCKET, SO_RCVTIMEO, timeval, 16);
+  const tv = Buffer.alloc(16);
+  tv.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
+  tv.writeBigInt64LE(BigInt((ms % 1000) * 1000), 8);
+  setsockopt(listenFd, SOL_SOCKET, SO_RCVTIMEO, tv, 16);
   const got = rcvTimeoOf(listenFd);
-  rcvTimeoMs = got > 0 ? got : 0;
-  return rcvTimeoMs;
+  rounds.set(listenFd, { tv, ms: got, inherited: undefined });
+  return got;
 }
 
 /** SO_RCVTIMEO of a socket in ms, rounded up (0: none or unreadable). */
@@ -140,13 +140,18 @@ function rcvTimeoOf(fd: number): number {
   return Math.ceil(Number(got.readBigInt64LE(0)) * 1000 + Number(got.readBigInt64LE(8)) / 1000);
 }
 
-function recvTimeoutAccepted(fd: number): void {
-  if (rcvTimeoMs === 0 || rcvTimeoInherited === true) return;
-  if (rcvTimeoInherited === undefined) {
-    rcvTimeoInherited = rcvTimeoOf(fd) === rcvTimeoMs;
-    if (rcvTimeoInherited) return;
+/** The accepted connection's receive round in ms (0: it has none, the driver polls instead). */
+function recvTimeoutAccepted(listenFd: number, fd: number): number {
+  const r = rounds.get(listenFd);
+  if (!r || r.ms === 0) return 0;
+  if (r.inherited === true) return r.ms;
+  if (r.inherited === undefined) {
+    r.inherited = rcvTimeoOf(fd) === r.ms;
+    if (r.inherited) return r.ms;
   }
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, timeval, 16);
+  // not inherited: set on the connection; if even that fails, this connection is waited for with
+  // poll (a blocking recv without its timeout would wait past every deadline)
+  return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, r.tv, 16) === 0 ? r.ms : 0;
 }
 
 /** Hand bytes to the kernel without blocking: how many it took (0 when its buffer is full), or BROKEN. */
@@ -181,17 +186,17 @@ export function waitFd(fd: number, events: number, ms: number): Wait {
 
 /**
  * accept4 once, without blocking (the listening socket is O_NONBLOCK). Returns the new fd (a
- * blocking socket with the receive timeout of {@link recvTimeoutListen}, close-on-exec) and its
- * peer, or undefined when nothing was waiting (EAGAIN, EINTR, ECONNABORTED). EMFILE/ENFILE and
- * other errors throw.
+ * blocking socket, close-on-exec), its peer and its receive round (the timeout of
+ * {@link recvTimeoutListen}; 0 when it has none: then the driver must not use recvWait), or
+ * undefined when nothing was waiting (EAGAIN, EINTR, ECONNABORTED). EMFILE/ENFILE and other
+ * errors throw.
  */
-export function acceptNow(listenFd: number): { fd: number; peer: Peer } | undefined {
+export function acceptNow(listenFd: number): { fd: number; peer: Peer; recvRoundMs: number } | undefined {
   addrLen.writeUInt32LE(addrBuf.length, 0);
   const c = accept4(listenFd, addrBuf, addrLen, SOCK_CLOEXEC);
   if (c >= 0) {
     noDelayAccepted(c);
-    recvTimeoutAccepted(c);
-    return { fd: c, peer: peerOfSockaddr(addrBuf) };
+    return { fd: c, peer: peerOfSockaddr(addrBuf), recvRoundMs: recvTimeoutAccepted(listenFd, c) };
   }
   const { errno, text } = lastErrno();
   if (errno === EAGAIN || errno === EINTR || errno === ECONNABORTED) return undefined;

@@ -193,7 +193,7 @@ export class Worker {
   async #loop(): Promise<number> {
     const { lock, fd } = this.opts;
     noDelayListen(fd);
-    const recvRoundMs = recvTimeoutListen(fd, ROUND_MS);
+    recvTimeoutListen(fd, ROUND_MS);
     for (;;) {
       // connection after connection without a wait still gives the loop its turns (signals)
       const turn = this.#turns.due();
@@ -213,7 +213,7 @@ export class Worker {
           return EXIT.CHILD_SICK;
         }
       }
-      let conn: { fd: number; peer: Peer } | undefined;
+      let conn: { fd: number; peer: Peer; recvRoundMs: number } | undefined;
       try {
         this.slot.state('LISTEN');
         conn = await this.#acceptOne(fd);
@@ -224,7 +224,7 @@ export class Worker {
         lock?.unlock();
       }
       if (!conn) continue;
-      await this.#serve(conn.fd, conn.peer, recvRoundMs);
+      await this.#serve(conn.fd, conn.peer, conn.recvRoundMs);
     }
   }
 
@@ -240,7 +240,7 @@ export class Worker {
   }
 
   /** Wait for and accept one connection (the lock held); undefined when the worker must leave. */
-  async #acceptOne(fd: number): Promise<{ fd: number; peer: Peer } | undefined> {
+  async #acceptOne(fd: number): Promise<{ fd: number; peer: Peer; recvRoundMs: number } | undefined> {
     for (;;) {
       // checked before every accept4: a worker told to go never takes a connection from the queue
       if (this.leaving()) return undefined;

@@ -15,11 +15,11 @@ async function connected(port: number): Promise<net.Socket> {
   return c;
 }
 
-function accepted(lfd: number): number {
+function accepted(lfd: number): { fd: number; recvRoundMs: number } {
   for (let i = 0; i < 50; i++) {
     if (waitFd(lfd, POLLIN, 100) !== 'ready') continue;
     const c = acceptNow(lfd);
-    if (c) return c.fd;
+    if (c) return c;
   }
   throw new Error('no connection to accept within 5 s');
 }
@@ -33,7 +33,8 @@ t.test('recvWait: one blocking round, the bytes, the end; recvNow and sendNow ne
   const { port } = boundAddress(lfd)!;
   const client = await connected(port);
   t.teardown(() => client.destroy());
-  const fd = accepted(lfd);
+  const { fd, recvRoundMs } = accepted(lfd);
+  t.equal(recvRoundMs, round, 'the accepted connection has the listen socket\'s round');
   const buf = Buffer.alloc(4096);
 
   t.equal(recvNow(fd, buf), AGAIN, 'recvNow on the blocking socket: nothing yet, at once');
@@ -58,4 +59,15 @@ t.test('recvWait: one blocking round, the bytes, the end; recvNow and sendNow ne
   for (let i = 0; i < 100 && end !== 0; i++) end = recvWait(fd, buf);
   t.equal(end, 0, 'the peer\'s end reads as 0');
   closeConn(fd, false);
+});
+
+t.test('a listen socket whose round is 0 (none) hands out connections the driver must poll', async (t) => {
+  const lfd = openListenSocket('127.0.0.1', 0, 16);
+  t.teardown(() => closeSocket(lfd));
+  t.equal(recvTimeoutListen(lfd, 0), 0, 'no receive timeout on the listen socket');
+  const client = await connected(boundAddress(lfd)!.port);
+  t.teardown(() => client.destroy());
+  const { fd, recvRoundMs } = accepted(lfd);
+  t.equal(recvRoundMs, 0, 'no receive round: recvWait would block without a deadline, so the driver polls');
+  closeConn(fd, true);
 });
