@@ -21,7 +21,7 @@
  * answers for one transaction. disarm() (the app returned) restores the slot's transport.
  *
  * The prepared frames are reused while app, timeout2 and transport stay the same, so a
- * transaction costs two small native calls (three with held answers).
+ * transaction costs two small native calls (three when the held answers changed).
  */
 import { GUARD, guardArm, guardDisarm, guardFrame } from '../lib/native/crash.js';
 import { crashAnswer, timeoutAnswer, TRANSPORT, type Transport } from './last-answer.js';
@@ -29,6 +29,8 @@ import type { SlotWriter } from './scoreboard.js';
 import type { TxGuard } from './transaction.js';
 
 const EMPTY = Buffer.alloc(0);
+/** A copy of the native HELD bytes (the guard of ibp_crash.c is one per process, like this). */
+let heldNative: Buffer = EMPTY;
 
 export class AlarmGuard implements TxGuard {
   #fd = -1;
@@ -41,8 +43,6 @@ export class AlarmGuard implements TxGuard {
   #pending: (() => Buffer | undefined) | undefined;
   #slot: SlotWriter | undefined;
   #held = false;
-  /** The native HELD bytes are not empty. */
-  #heldSet = false;
   #answerKey = '';
   #answerCache: { timeout: Buffer; crash: Buffer } | undefined;
   /** answered() disarmed the connection and hid the transport from the manager. */
@@ -79,11 +79,13 @@ export class AlarmGuard implements TxGuard {
       this.#prepApp = app;
       this.#prepMs = timeout2Ms;
     }
-    // the held answers go out before the prepared one (the native side writes HELD first): one
-    // small copy per transaction instead of two rebuilt answers
-    if (held !== undefined || this.#heldSet) {
-      guardFrame(GUARD.HELD, held ?? EMPTY);
-      this.#heldSet = held !== undefined && held.length > 0;
+    // the held answers go out before the prepared one (the native side writes HELD first): copied
+    // to the native side only when they differ from what it holds (a pipelined PRE_ANSWER is
+    // usually the same bytes transaction after transaction)
+    const want = held ?? EMPTY;
+    if (!want.equals(heldNative)) {
+      guardFrame(GUARD.HELD, want);
+      heldNative = want.length === 0 ? EMPTY : Buffer.from(want);
     }
     if ((held !== undefined) !== this.#held) {
       this.#held = held !== undefined;
