@@ -91,12 +91,17 @@ const pollBuf = Buffer.alloc(8);
 const addrBuf = Buffer.alloc(128);
 const addrLen = Buffer.alloc(4);
 
-/** Read what is there now into `buf`: n > 0 bytes, 0 end of stream, AGAIN, BROKEN. */
-export function recvNow(fd: number, buf: Buffer): number {
-  const n = recv(fd, buf, buf.length, MSG_DONTWAIT);
+/** One recv into `buf`: n > 0 bytes, 0 end of stream, AGAIN (nothing, or a signal), BROKEN. */
+function recvInto(fd: number, buf: Buffer, flags: number): number {
+  const n = recv(fd, buf, buf.length, flags);
   if (n >= 0) return n;
   const e = koffi.errno();
   return e === EAGAIN || e === EINTR ? AGAIN : BROKEN;
+}
+
+/** Read what is there now into `buf`: n > 0 bytes, 0 end of stream, AGAIN, BROKEN. */
+export function recvNow(fd: number, buf: Buffer): number {
+  return recvInto(fd, buf, MSG_DONTWAIT);
 }
 
 /**
@@ -107,10 +112,7 @@ export function recvNow(fd: number, buf: Buffer): number {
  */
 export function recvWait(fd: number, buf: Buffer): number {
   flushStaleLogs();
-  const n = recv(fd, buf, buf.length, 0);
-  if (n >= 0) return n;
-  const e = koffi.errno();
-  return e === EAGAIN || e === EINTR ? AGAIN : BROKEN;
+  return recvInto(fd, buf, 0);
 }
 
 /** Per listen socket: the receive round its connections get (timeval and ms), and whether they inherit it. */
@@ -184,6 +186,13 @@ export function waitFd(fd: number, events: number, ms: number): Wait {
   return (rev & (events | POLLERR | POLLHUP)) !== 0 ? 'ready' : 'timeout';
 }
 
+/** A connection acceptNow took: its fd, its peer and its receive round (0: none). */
+export interface Accepted {
+  fd: number;
+  peer: Peer;
+  recvRoundMs: number;
+}
+
 /**
  * accept4 once, without blocking (the listening socket is O_NONBLOCK). Returns the new fd (a
  * blocking socket, close-on-exec), its peer and its receive round (the timeout of
@@ -191,7 +200,7 @@ export function waitFd(fd: number, events: number, ms: number): Wait {
  * undefined when nothing was waiting (EAGAIN, EINTR, ECONNABORTED). EMFILE/ENFILE and other
  * errors throw.
  */
-export function acceptNow(listenFd: number): { fd: number; peer: Peer; recvRoundMs: number } | undefined {
+export function acceptNow(listenFd: number): Accepted | undefined {
   addrLen.writeUInt32LE(addrBuf.length, 0);
   const c = accept4(listenFd, addrBuf, addrLen, SOCK_CLOEXEC);
   if (c >= 0) {

@@ -67,9 +67,9 @@ export class AlarmGuard implements TxGuard {
   }
 
   arm(app: string, timeout2Ms: number): void {
-    const held = this.#fd >= 0 ? this.#pending?.() : undefined;
-    const t = this.#transport === TRANSPORT.NONE ? TRANSPORT.BINARY : this.#transport;
     const hasFd = this.#fd >= 0;
+    const held = hasFd ? this.#pending?.() : undefined;
+    const t = this.#transport === TRANSPORT.NONE ? TRANSPORT.BINARY : this.#transport;
     if (hasFd !== this.#prepFd || t !== this.#prepTransport || app !== this.#prepApp || timeout2Ms !== this.#prepMs) {
       const a = hasFd ? this.#answers(t, app, timeout2Ms) : { timeout: Buffer.alloc(0), crash: Buffer.alloc(0) };
       guardFrame(GUARD.TIMEOUT, a.timeout);

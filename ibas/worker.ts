@@ -32,7 +32,7 @@ import { flushStaleLogs, type Logger } from '../lib/log.js';
 import { TX_FLAG } from '../lib/protocol/codec.js';
 import type { AcceptLock } from './accept-lock.js';
 import { AppResolver } from './app-resolver.js';
-import { POLLIN, acceptNow, noDelayListen, peerOf, recvTimeoutListen, waitFd, type Peer } from './conn-io.js';
+import { POLLIN, acceptNow, noDelayListen, peerOf, recvTimeoutListen, waitFd, type Accepted, type Peer } from './conn-io.js';
 import { LoopTurns, ROUND_MS, serveConnection, type ConnectionHost } from './connection.js';
 import type { Instance } from './instance.js';
 import type { Scoreboard, SlotWriter } from './scoreboard.js';
@@ -213,7 +213,7 @@ export class Worker {
           return EXIT.CHILD_SICK;
         }
       }
-      let conn: { fd: number; peer: Peer; recvRoundMs: number } | undefined;
+      let conn: Accepted | undefined;
       try {
         this.slot.state('LISTEN');
         conn = await this.#acceptOne(fd);
@@ -240,7 +240,7 @@ export class Worker {
   }
 
   /** Wait for and accept one connection (the lock held); undefined when the worker must leave. */
-  async #acceptOne(fd: number): Promise<{ fd: number; peer: Peer; recvRoundMs: number } | undefined> {
+  async #acceptOne(fd: number): Promise<Accepted | undefined> {
     for (;;) {
       // checked before every accept4: a worker told to go never takes a connection from the queue
       if (this.leaving()) return undefined;

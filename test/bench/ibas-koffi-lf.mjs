@@ -7,7 +7,8 @@
 // protocol session, app lookup and cache, scoreboard, tier-1 guard, deadlines, log line).
 //
 //   manager   socket/bind/listen (blocking, like c-lf), a SysV semaphore as the accept lock,
-//             spawn W Node workers with the listen socket as their fd 3, print "READY <pids>";
+//             spawn W Node workers with the listen socket as their fd 3, print "READY <pids>" once
+//             each worker has written "up" (it is about to accept);
 //             SIGTERM/SIGINT: SIGKILL the workers (as c-lf does), reap, remove the semaphore, exit.
 //   worker    loop: semop lock → accept4 → semop unlock → TCP_NODELAY → serve until the peer
 //             closes: recv, cut 12-byte-header frames, PRE_ANSWER for a PRE_REQUEST, RESPONSE with
@@ -17,6 +18,7 @@
 //
 // usage: node ibas-koffi-lf.mjs IP PORT [WORKERS=2]   (needs `npm run build`: dist/ and build/)
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
@@ -60,15 +62,19 @@ function manager() {
   const kids = [];
   for (let i = 0; i < WORKERS; i++) {
     kids.push(spawn(process.execPath, [fileURLToPath(import.meta.url), IP, PORT, String(WORKERS)], {
-      stdio: ['ignore', 'inherit', 'inherit', lfd],
+      stdio: ['ignore', 'pipe', 'inherit', lfd],
       env: { ...process.env, KOFFI_LF_SEM: String(sem) },
     }));
   }
   let gone = 0;
   const exited = new Promise((resolve) => kids.forEach((k) => k.once('exit', () => ++gone === kids.length && resolve())));
-  // the workers never return to their event loop: READY once each has sent its first byte
+  // READY once every worker said "up" (written just before its accept loop, which never returns)
   let ready = 0;
-  for (const k of kids) k.once('spawn', () => ++ready === kids.length && setTimeout(() => console.log(`READY ${kids.map((c) => c.pid).join(' ')}`), 300));
+  for (const k of kids) {
+    k.stdout.once('data', () => {
+      if (++ready === kids.length) console.log(`READY ${kids.map((c) => c.pid).join(' ')}`);
+    });
+  }
   const stop = async () => {
     for (const k of kids) k.kill('SIGKILL');
     await exited;
@@ -93,6 +99,7 @@ async function worker(sem) {
   const unlock = Buffer.from(lock);
   unlock.writeInt16LE(1, 2);
   const inBuf = Buffer.allocUnsafe(1 << 16);
+  fs.writeSync(1, 'up\n'); // synchronous: the loop below never gives the event loop a turn
   for (;;) {
     if (semop(sem, lock, 1) !== 0) continue;
     const fd = accept4(3, null, null, SOCK_CLOEXEC);
