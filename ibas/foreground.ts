@@ -19,7 +19,7 @@ import { removePid, writePid } from '../lib/pidfile.js';
 import { installSignals } from '../lib/signals.js';
 import { type Instance, sbModeOf, slotCapacity } from './instance.js';
 import { closeSocket, openListenSocket } from './listen-socket.js';
-import { ReplayCache } from './replay-cache.js';
+import { ReplayCache, replayCacheNeeded } from './replay-cache.js';
 import { Scoreboard } from './scoreboard.js';
 import { Worker, resetFileDir } from './worker.js';
 
@@ -32,7 +32,7 @@ export async function runForeground(inst: Instance, log: Logger, single: SingleA
   const { ip, port } = inst.conf.server;
   const fd = openListenSocket(ip, port, inst.comm.backlog);
   const sb = Scoreboard.create(inst.scoreboardKey, slotCapacity(inst.conf, true), sbModeOf(inst.conf, true), 1);
-  const replay = ReplayCache.create(inst.replayCacheKey, inst.conf.security.replay_cache_size);
+  const replay = replayCacheNeeded(inst.conf.security) ? ReplayCache.create(inst.replayCacheKey, inst.conf.security.replay_cache_size) : undefined;
   sb.prepare(0, 1);
   sb.assign(0, process.pid);
   resetFileDir(inst.fileDir(0));
@@ -40,7 +40,7 @@ export async function runForeground(inst: Instance, log: Logger, single: SingleA
   const worker = new Worker({ inst, mode: 'foreground', index: 0, generation: 1, scoreboard: sb, fd, replay, log });
   const cleanup = (): void => {
     sb.destroy();
-    replay.destroy();
+    replay?.destroy();
     closeSocket(fd);
     removePid(inst.pidFile);
   };

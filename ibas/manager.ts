@@ -49,7 +49,7 @@ import type { PoolHost, PoolPolicy, WorkerRecord } from './pool.js';
 import { DynamicPool } from './pool-dynamic.js';
 import { ForkMode } from './fork-mode.js';
 import { StaticPool } from './pool-static.js';
-import { ReplayCache } from './replay-cache.js';
+import { ReplayCache, replayCacheNeeded } from './replay-cache.js';
 import { Scoreboard } from './scoreboard.js';
 import { TimeoutScanner } from './timeouts.js';
 import { IbasMetrics } from './metrics.js';
@@ -185,15 +185,18 @@ export class Manager implements PoolHost, UpgradeHost {
     if (this.#owner) {
       this.scoreboard = Scoreboard.create(inst.scoreboardKey, slotCapacity(inst.conf, false), sbModeOf(inst.conf, false), this.generation);
       if (inst.conf.mpm.mode !== 'FORK') this.#lock = AcceptLock.create(inst.acceptLockKey);
-      this.#replay = ReplayCache.create(inst.replayCacheKey, inst.conf.security.replay_cache_size);
+      // a server that signs nothing makes no replay cache (a stale one of a crashed run goes)
+      if (replayCacheNeeded(inst.conf.security)) this.#replay = ReplayCache.create(inst.replayCacheKey, inst.conf.security.replay_cache_size);
+      else ReplayCache.remove(inst.replayCacheKey);
     } else {
       // a new generation shares the scoreboard (room for two generations) and the accept lock
       const sb = Scoreboard.attach(inst.scoreboardKey);
       if (!sb) throw new IbpError('IBP_ERR_DAEMON_START', { tool: 'ibas', detail: 'upgrade: no scoreboard of the previous generation', log: inst.monitorLog });
       this.scoreboard = sb;
       if (inst.conf.mpm.mode !== 'FORK') this.#lock = AcceptLock.open(inst.acceptLockKey);
-      // the nonces the previous generation saw stay remembered (its size stays until a full restart)
-      this.#replay = ReplayCache.open(inst.replayCacheKey, inst.conf.security.replay_cache_size);
+      // the nonces the previous generation saw stay remembered (its size stays until a full
+      // restart); a generation that signs nothing still attaches one it finds, to remove it at stop
+      this.#replay = replayCacheNeeded(inst.conf.security) ? ReplayCache.open(inst.replayCacheKey, inst.conf.security.replay_cache_size) : ReplayCache.attach(inst.replayCacheKey);
     }
     await this.metrics.start(inst, this.#owner, this.log);
     process.title = `ibas: monitor [${ip}:${port}] gen ${this.generation}`;

@@ -2,8 +2,9 @@
  * The replay cache of one ibas: every signed hello (pre-request nonce + client KCV) the server
  * accepted within `security.replay_window`, shared by all workers (and both generations during a
  * USR2 handover) in one SysV segment (key homeKeyBase(home) + KEY_SLOT.REPLAY_CACHE). Created by
- * the manager at start (a USR2 new generation attaches it), attached by every worker, removed at
- * stop. A whole signed exchange replayed to another worker of the pool is refused with
+ * the manager at start when the server can sign at all ({@link replayCacheNeeded}; a USR2 new
+ * generation attaches it, or creates it when it is the first that signs), attached by every
+ * worker, removed at stop. A whole signed exchange replayed to another worker of the pool is refused with
  * IBP_ERR_TX_REPLAY (lib/protocol/tx-security.ts {@link NonceMemory}).
  *
  * Layout (little-endian; every constant below is in {@link REPLAY_CACHE}; docs/ARCHITECTURE.md §7.4.2):
@@ -28,8 +29,9 @@
  */
 import crypto from 'node:crypto';
 import { IbpError } from '../lib/errors.js';
-import { attachOrCreate, attachSegmentAs, createFreshSegment, Segment, SegmentTable } from '../lib/shm/sysv.js';
-import type { NonceMemory } from '../lib/protocol/tx-security.js';
+import { attachOrCreate, attachSegmentAs, createFreshSegment, destroySegment, Segment, SegmentTable } from '../lib/shm/sysv.js';
+import { policyOf, type NonceMemory } from '../lib/protocol/tx-security.js';
+import type { IbasConf } from '../lib/config/ibas-conf.js';
 
 export const REPLAY_CACHE = {
   MAGIC: 0x49425250,
@@ -56,6 +58,15 @@ export function replayCapacityOf(size: number): number {
   let n = REPLAY_CACHE.PROBE;
   while (n < size) n *= 2;
   return n;
+}
+
+/**
+ * Whether an ibas with this `security` section can accept a signed hello at all (sign_flag or
+ * encrypt_flag not none), and so needs the replay cache. A server that signs nothing never
+ * remembers a nonce: it makes no segment (the 16 MiB of the default size stay unreserved).
+ */
+export function replayCacheNeeded(security: IbasConf['security']): boolean {
+  return policyOf(security).sign !== 'none';
 }
 
 /** The fingerprint of a hello: 8 bytes of sha256(nonce ‖ client KCV) as a non-zero i64. */
@@ -98,6 +109,11 @@ export class ReplayCache extends SegmentTable implements NonceMemory {
   /** Attach an existing segment; undefined when there is none. Throws on another layout. */
   static attach(key: number): ReplayCache | undefined {
     return attachSegmentAs(key, (seg) => new ReplayCache(seg));
+  }
+
+  /** Remove a segment with the key, if any (a server that signs nothing keeps none, not even a stale one). */
+  static remove(key: number): void {
+    destroySegment(key);
   }
 
   /**

@@ -21,7 +21,7 @@ import { createLogger, flushLogs, type LogLevel } from '../lib/log.js';
 import { installSignals } from '../lib/signals.js';
 import { AcceptLock } from './accept-lock.js';
 import { instanceOf } from './instance.js';
-import { ReplayCache } from './replay-cache.js';
+import { ReplayCache, replayCacheNeeded } from './replay-cache.js';
 import { Scoreboard } from './scoreboard.js';
 import { Worker } from './worker.js';
 import { removePrivateDirs } from './app-cache.js';
@@ -92,8 +92,9 @@ async function main(): Promise<number> {
     const scoreboard = Scoreboard.attach(inst.scoreboardKey);
     if (!scoreboard) throw new Error(`no scoreboard at key 0x${inst.scoreboardKey.toString(16)}: is the manager gone?`);
     const lock = mode === 'pool' ? AcceptLock.open(inst.acceptLockKey) : undefined;
-    const replay = ReplayCache.attach(inst.replayCacheKey);
-    if (!replay) throw new Error(`no replay cache at key 0x${inst.replayCacheKey.toString(16)}: is the manager gone?`);
+    // only a server that can sign has the shared replay cache (ibas/replay-cache.ts replayCacheNeeded)
+    const replay = replayCacheNeeded(inst.conf.security) ? ReplayCache.attach(inst.replayCacheKey) : undefined;
+    if (!replay && replayCacheNeeded(inst.conf.security)) throw new Error(`no replay cache at key 0x${inst.replayCacheKey.toString(16)}: is the manager gone?`);
     // stderr (fd 2) is this worker's log file: a crashing app leaves its signal and backtrace there
     installCrashCapture(2);
     worker = new Worker({ inst, mode, index, generation, scoreboard, fd: LISTEN_FD, lock, replay, log, alarm: new AlarmGuard() });

@@ -104,9 +104,10 @@ export class LocalNonceMemory implements NonceMemory {
 export class TxGate {
   readonly policy: TxPolicy;
   readonly #keyring: () => NodeKeyring | undefined;
-  readonly #nonces: NonceMemory;
+  /** Made on the first signed hello when none was given (a server that signs nothing never needs one). */
+  #nonces: NonceMemory | undefined;
 
-  constructor(policy: TxPolicy, keyring: () => NodeKeyring | undefined, nonces: NonceMemory = new LocalNonceMemory()) {
+  constructor(policy: TxPolicy, keyring: () => NodeKeyring | undefined, nonces?: NonceMemory) {
     this.policy = policy;
     this.#keyring = keyring;
     this.#nonces = nonces;
@@ -163,7 +164,7 @@ export class TxGate {
       cache.verified = { clientKcv: hello.clientKcv, node: pre.clientNode };
     }
     // remembered once authentic (forged hellos cannot fill the memory), until its time leaves the window
-    if (!this.#nonces.remember(hello.nonce, hello.clientKcv, hello.timeMs + p.replayWindowMs + 1000, now)) {
+    if (!(this.#nonces ??= new LocalNonceMemory()).remember(hello.nonce, hello.clientKcv, hello.timeMs + p.replayWindowMs + 1000, now)) {
       throw new IbpError('IBP_ERR_TX_REPLAY', { type: 'PRE_REQUEST', detail: 'its nonce was seen before' });
     }
     if (p.encrypt === 'required' && (granted & TX_FLAG.ENCRYPT) === 0) {

@@ -5,12 +5,14 @@
  * nothing run. The shared segment exists while ibas runs and is removed at stop.
  */
 import t from 'tap';
-import { decodePacket } from '../../lib/protocol/codec.js';
+import { decodePacket, encodePacket } from '../../lib/protocol/codec.js';
 import { FrameReader } from '../../lib/protocol/frame.js';
 import { RC } from '../../lib/protocol/result-codes.js';
 import { homeKeyBase, KEY_SLOT } from '../../lib/shm/keys.js';
 import { segmentsOfHome, waitFor } from '../helpers/procs.js';
+import { ReplayCache } from '../../ibas/replay-cache.js';
 import { clientKey, limits, only, Peer, server } from './helpers/tx-peer.js';
+import { setupIbas, waitWorkers } from './helpers/server.js';
 
 t.test('a signed exchange replayed to another worker of the pool is refused', async (t) => {
   const s = await server(t, { sign_flag: 'required', encrypt_flag: 'optional' }, { maxCount: 2 });
@@ -42,4 +44,27 @@ t.test('a signed exchange replayed to another worker of the pool is refused', as
   t.equal(r.code, 0, 'stopped');
   await waitFor('the replay cache removed', async () => !(await segmentsOfHome(s.home)).some((x) => x.key === replayKey) || undefined, 15_000).catch(() => undefined);
   t.notOk((await segmentsOfHome(s.home)).some((x) => x.key === replayKey), 'the replay cache is removed at stop');
+});
+
+t.test('a server that signs nothing keeps no replay cache, not even a stale one', async (t) => {
+  const s = await setupIbas(t, { maxCount: 1, nodes: ['txc_client'], patch: (c) => { Object.assign(c.security, { sign_flag: 'none', encrypt_flag: 'none' }); } });
+  const replayKey = homeKeyBase(s.home) + KEY_SLOT.REPLAY_CACHE;
+  ReplayCache.create(replayKey, 1024).detach(); // left by a crashed run of the same home
+  t.ok((await segmentsOfHome(s.home)).some((x) => x.key === replayKey), 'a stale replay cache is there before the start');
+  await s.start();
+  t.teardown(() => s.stop());
+  await waitWorkers(s, 1);
+  t.notOk((await segmentsOfHome(s.home)).some((x) => x.key === replayKey), 'the manager removed it and made none');
+  // a signed pre-request is still answered (nothing granted), and the request then goes plain
+  const p = await Peer.open(t, s);
+  const [sealedPre] = p.frames({ own: clientKey, request: Buffer.alloc(0), journal: 'J-none' });
+  p.seal = undefined; // the server grants nothing: its answers are not sealed
+  p.raw.write(sealedPre!);
+  t.match(only((await p.upTo(1))[0], 'PRE_ANSWER'), { rc: RC.OK, granted: 0 }, 'SIGN not granted');
+  p.raw.write(encodePacket({ type: 'REQUEST', body: Buffer.from('plain after all') }));
+  const rsp = only((await p.upTo(2))[1], 'RESPONSE');
+  t.equal(rsp.rc, RC.OK, 'served unsigned');
+  t.equal(rsp.body.toString(), 'plain after all', 'the echo');
+  p.raw.close();
+  t.equal((await s.stop()).code, 0, 'stopped');
 });
