@@ -45,7 +45,7 @@ export function pollReadable(fd: number, timeoutMs: number): Promise<boolean> {
 
 function checkRevents(b: Buffer, fd: number): boolean {
   const rev = b.readInt16LE(6);
-  if (rev & POLLNVAL) throw new IbpError('IBP_ERR_SHM_SYSCALL', { call: `poll(listen fd ${fd})`, detail: 'POLLNVAL: the listen fd is not open' });
+  if (rev & POLLNVAL) throw new IbpError('IBP_ERR_NET_SYSCALL', { call: `poll(listen fd ${fd})`, detail: 'POLLNVAL: the listen fd is not open' });
   return (rev & (POLLIN | POLLERR | POLLHUP)) !== 0;
 }
 
@@ -58,8 +58,8 @@ export function acceptFd(fd: number): number {
   if (c >= 0) return c;
   const { errno, text } = lastErrno();
   if (errno === EAGAIN || errno === EINTR || errno === ECONNABORTED) return -1;
-  if (errno === EMFILE || errno === ENFILE) throw new IbpError('IBP_ERR_SHM_SYSCALL', { call: 'accept4', detail: `${text}: raise the open-file limit` });
-  throw new IbpError('IBP_ERR_SHM_SYSCALL', { call: 'accept4', detail: text });
+  if (errno === EMFILE || errno === ENFILE) throw new IbpError('IBP_ERR_NET_SYSCALL', { call: 'accept4', detail: `${text}: raise the open-file limit` });
+  throw new IbpError('IBP_ERR_NET_SYSCALL', { call: 'accept4', detail: text });
 }
 
 /**

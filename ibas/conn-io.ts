@@ -182,7 +182,7 @@ export function waitFd(fd: number, events: number, ms: number): Wait {
   if (r < 0) return 'interrupted';
   if (r === 0) return 'timeout';
   const rev = pollBuf.readInt16LE(6);
-  if (rev & POLLNVAL) throw new IbpError('IBP_ERR_SHM_SYSCALL', { call: `poll(fd ${fd})`, detail: 'POLLNVAL: the fd is not open' });
+  if (rev & POLLNVAL) throw new IbpError('IBP_ERR_NET_SYSCALL', { call: `poll(fd ${fd})`, detail: 'POLLNVAL: the fd is not open' });
   return (rev & (events | POLLERR | POLLHUP)) !== 0 ? 'ready' : 'timeout';
 }
 
@@ -209,8 +209,8 @@ export function acceptNow(listenFd: number): Accepted | undefined {
   }
   const { errno, text } = lastErrno();
   if (errno === EAGAIN || errno === EINTR || errno === ECONNABORTED) return undefined;
-  if (errno === EMFILE || errno === ENFILE) throw new IbpError('IBP_ERR_SHM_SYSCALL', { call: 'accept4', detail: `${text}: raise the open-file limit` });
-  throw new IbpError('IBP_ERR_SHM_SYSCALL', { call: 'accept4', detail: text });
+  if (errno === EMFILE || errno === ENFILE) throw new IbpError('IBP_ERR_NET_SYSCALL', { call: 'accept4', detail: `${text}: raise the open-file limit` });
+  throw new IbpError('IBP_ERR_NET_SYSCALL', { call: 'accept4', detail: text });
 }
 
 /** The peer of a connected socket (FORK: the manager accepted it; it also gets TCP_NODELAY). */

@@ -38,10 +38,18 @@ export function sockaddrIn(ip: string, port: number): Buffer {
   return b;
 }
 
+/** What to do about a failed bind, by errno. */
+const BIND_HINT: Record<string, string> = {
+  EADDRINUSE: 'another process listens on this port (`ss -ltnp`): stop it or change server.port in ibas.conf',
+  EADDRNOTAVAIL: 'this machine has no such address: change server.ip in ibas.conf',
+  EACCES: 'a port below 1024 needs privileges: use a higher server.port',
+};
+
 function fail(call: string, ip: string, port: number, fd?: number): never {
   const err = lastErrno().text;
   if (fd !== undefined && fd >= 0) closeFd(fd);
-  throw new IbpError('IBP_ERR_SHM_SYSCALL', { call: `${call} ${ip}:${port}`, detail: err });
+  const hint = call === 'bind' ? BIND_HINT[err.split(/[\s:]/)[0] ?? ''] : undefined;
+  throw new IbpError('IBP_ERR_NET_SYSCALL', { call: `${call} ${ip}:${port}`, detail: hint ? `${err}: ${hint}` : err });
 }
 
 /** socket + SO_REUSEADDR + bind + listen. Returns the fd (O_NONBLOCK, close-on-exec). */

@@ -76,6 +76,9 @@ export const ERRORS = {
   IBP_ERR_DAEMON_START: { message: '{tool} did not start: {detail}; see {log}', exit: EXIT.DAEMON },
   IBP_ERR_DAEMON_STOP: { message: '{tool} (pid {pid}) did not stop within {ms} ms', exit: EXIT.DAEMON },
 
+  /** Sockets (ibas's listen socket and connections, through libc) */
+  IBP_ERR_NET_SYSCALL: { message: '{call} failed: {detail}', exit: EXIT.DAEMON },
+
   /** Shared memory */
   IBP_ERR_SHM_SYSCALL: { message: '{call} failed: {detail}', exit: EXIT.SHM },
   IBP_ERR_SHM_NO_SPACE: { message: 'no config space at index key {key}: is ibma started for this home? (`ibma -s status`)', exit: EXIT.SHM },

@@ -62,5 +62,6 @@ t.test('a port already taken: start fails with a clear message', async (t) => {
   t.teardown(() => blocker.close());
   const r = await s.ibas(['-f', s.conf, '-a', 'start']);
   t.equal(r.code, 7);
-  t.match(r.stderr, /bind .*EADDRINUSE/, 'names the bind failure');
+  t.match(r.stderr, /IBP_ERR_NET_SYSCALL.*bind .*EADDRINUSE/, 'names the bind failure as a socket error');
+  t.match(r.stderr, /change server\.port in ibas\.conf/, 'and says what to do');
 });
