@@ -205,7 +205,10 @@ export function buildServer(reg: Registry, opts: { onRoute?: (method: string, ur
   });
 
   app.setNotFoundHandler((req, reply) => {
-    const e = new IbpError('IBP_ERR_REG_NOT_FOUND', { kind: 'endpoint', name: `${req.method} ${req.url.split('?')[0]}` });
+    const url = req.url.split('?')[0];
+    // /metrics exists only with ibms.conf metrics: say so rather than a bare 404
+    const off = url === '/metrics' && !reg.conf.metrics ? ' (metrics are off: add "metrics": {} to ibms.conf and restart ibms)' : '';
+    const e = new IbpError('IBP_ERR_REG_NOT_FOUND', { kind: 'endpoint', name: `${req.method} ${url}${off}` });
     void reply.status(e.http).send(e.toJSON());
   });
 

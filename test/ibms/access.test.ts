@@ -129,3 +129,12 @@ t.test('rotate_credential: node, admin-ro and admin credentials are re-issued an
   const admin = fs.readFileSync(f.home.keys('admin.credential'), 'utf8').trim();
   t.equal((await f.call('GET', '/v1/status', undefined, { authorization: `Bearer ${admin}` })).status, 200);
 });
+
+t.test('GET /metrics with metrics off: a 404 that says how to turn them on', async (t) => {
+  const f = await makeFixture(t, {});
+  const res = await f.app.inject({ method: 'GET', url: '/metrics' });
+  t.equal(res.statusCode, 404);
+  t.match(res.json(), { code: 'IBP_ERR_REG_NOT_FOUND', message: /metrics are off: add "metrics": \{\} to ibms\.conf/ }, 'says what to do');
+  const other = await f.app.inject({ method: 'GET', url: '/v1/nope' });
+  t.notMatch(other.json().message, /metrics/, 'other unknown endpoints say nothing of metrics');
+});
