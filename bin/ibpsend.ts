@@ -42,7 +42,7 @@ interface Opts {
 export const EXIT_SEND = { OK: 0, SAFE: 12, SUSPICIOUS: 13, ANSWERED: 14 } as const;
 
 const STATUS_TEXT: Record<string, string> = {
-  [PHASE.SAFE]: 'SAFE: the request did not leave or was refused before the app ran; it is safe to retry',
+  [PHASE.SAFE]: 'SAFE: nothing ran (the request did not leave, or was refused before the app ran): a retry is safe, and helps once the cause above is fixed or has passed',
   [PHASE.SUSPICIOUS]: 'SUSPICIOUS: the request may have been processed but no complete response came back; verify, reverse or escalate',
   [PHASE.ANSWERED]: 'FAILED: the server answered with a failure',
 };

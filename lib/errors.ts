@@ -111,7 +111,7 @@ export const ERRORS = {
   IBP_ERR_TX_NOT_GRANTED: { message: '{what} asked but not granted by {host}: {detail}' },
 
   /** Apps */
-  IBP_ERR_APP_UNKNOWN: { message: 'app {app} is not configured on this node' },
+  IBP_ERR_APP_UNKNOWN: { message: 'app {app} is not configured on this node: check the transaction code, or configure it in ibms (`ibms -s apps`; `ibms -a add_app`, then `ibms -a distribute_config`)' },
   IBP_ERR_APP_INVALID: { message: 'app {app} is marked invalid' },
   IBP_ERR_APP_LOAD: { message: 'app {app}: cannot load {file}: {detail}' },
   IBP_ERR_APP_FAILED: { message: 'app {app} returned {rc}' },
