@@ -1,13 +1,16 @@
 /**
  * `ibas|ibms|ibma -s logs [--follow] [--lines N] [--json]`: the last lines of a home's log files
  * of one daemon (its own logs and the home's event log), merged in time order and pretty-printed
- * with pino-pretty (colours on a terminal); `--json` prints the lines as they are (for jq).
+ * with pino-pretty (colours on a terminal); `--json` prints the lines as they are (for jq). A line
+ * that is in two of the files (a warn line is written to the daemon's log and to the event log) is
+ * printed once.
  * `--follow` keeps printing new lines, like `tail -F`: a file that is rotated or truncated is read
  * again from its start, files that appear (a new worker's log) are picked up. Lines that are not
  * JSON (a crash backtrace in a worker's stderr) are printed as they are.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { LRUCache } from 'lru-cache';
 import { IbpError } from './errors.js';
 
 export interface TailOptions {
@@ -76,16 +79,27 @@ export async function tailLogs(o: TailOptions): Promise<number> {
     }
     out.write(text);
   };
+  // a warn line is in the daemon's own log AND in the event log, the same bytes: printed once
+  // (a line repeated within one file is printed as often as it is there)
+  const fromFile = new LRUCache<string, string>({ max: 4096 });
+  const printOnce = (line: string, file: string): void => {
+    const from = fromFile.get(line);
+    if (from !== undefined && from !== file) return;
+    fromFile.set(line, file);
+    print(line);
+  };
   const pos = new Map<string, { end: number; ino: number; rest: string }>();
-  const merged: { time: string; line: string; order: number }[] = [];
+  const merged: { time: string; line: string; file: string; order: number }[] = [];
   let order = 0;
   for (const f of o.files()) {
     const t = lastLines(f, o.lines);
     pos.set(f, { end: t.end, ino: t.ino, rest: '' });
-    for (const line of t.lines) merged.push({ time: timeOf(line), line, order: order++ });
+    for (const line of t.lines) merged.push({ time: timeOf(line), line, file: f, order: order++ });
   }
   merged.sort((a, b) => (a.time === b.time ? a.order - b.order : a.time < b.time ? -1 : 1));
-  if (o.lines > 0) for (const m of merged.slice(-o.lines)) print(m.line);
+  const firstFile = new Map<string, string>();
+  const unique = merged.filter((m) => (firstFile.get(m.line) ?? firstFile.set(m.line, m.file).get(m.line)) === m.file);
+  if (o.lines > 0) for (const m of unique.slice(-o.lines)) printOnce(m.line, m.file);
   if (pos.size === 0 && !o.follow) {
     process.stderr.write('no log files yet\n');
     return 1;
@@ -121,7 +135,7 @@ export async function tailLogs(o: TailOptions): Promise<number> {
         const text = p.rest + buf.subarray(0, n).toString('utf8');
         const lines = text.split('\n');
         p.rest = lines.pop() ?? '';
-        for (const line of lines) if (line.length > 0) print(line);
+        for (const line of lines) if (line.length > 0) printOnce(line, f);
       } finally {
         fs.closeSync(fd);
       }

@@ -135,3 +135,28 @@ t.test('`ibms -s logs` prints the registry home\'s logs', async (t) => {
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /INFO.*distribute_config , nodes\[N1:2\]/);
 });
+
+t.test('-s logs prints a line found in two files (own log and event log) once, also when following', async (t) => {
+  const { tailLogs } = await import('../../lib/log-tail.js');
+  const { PassThrough } = await import('node:stream');
+  const dir = privateDir(t, 'logtail');
+  const own = path.join(dir, 'ibms_worker.log');
+  const event = path.join(dir, 'event.log');
+  const line = (n: number, level = 40): string => JSON.stringify({ level, time: `2026-01-01T00:00:0${n}.000Z`, pid: 1, msg: `line ${n}` });
+  fs.writeFileSync(own, `${line(1, 30)}\n${line(2)}\n${line(3, 30)}\n${line(3, 30)}\n`);
+  fs.writeFileSync(event, `${line(2)}\n`);
+  const out = new PassThrough();
+  let text = '';
+  out.on('data', (d: Buffer) => (text += d.toString()));
+  const ac = new AbortController();
+  const done = tailLogs({ files: () => [own, event], lines: 50, follow: true, json: true, out, signal: ac.signal, pollMs: 20 });
+  await waitFor('the first lines', () => text.split('\n').filter(Boolean).length >= 4 || undefined, 5000, 10);
+  fs.appendFileSync(own, `${line(4)}\n`);
+  fs.appendFileSync(event, `${line(4)}\n`);
+  fs.appendFileSync(event, `${line(5, 30)}\n`); // after the duplicate in the same file: once it is out, the duplicate was judged
+  await waitFor('the followed lines', () => text.includes('line 5') || undefined, 5000, 10);
+  ac.abort();
+  t.equal(await done, 0);
+  const msgs = text.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { msg: string }).msg);
+  t.same(msgs, ['line 1', 'line 2', 'line 3', 'line 3', 'line 4', 'line 5'], 'the shared warn lines once; a line twice in one file stays twice');
+});
