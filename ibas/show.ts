@@ -8,7 +8,8 @@
  *             during a USR2 handover both generations (the old manager's pid from `.oldbin`, the
  *             new one's from ibas.upgrade / the pid file); the suspended apps (crash-loop brake)
  *             then one row per worker like `pm2 ls`: slot, pid, state, uptime, transactions /
- *             recycle limit, cpu, memory (pidusage), restarts of its slot, current app and its age
+ *             recycle limit, cpu, memory (pidusage), restarts of its slot, the app it runs (or ran
+ *             last) and, while it runs, its age
  *   bbstat    pool totals: workers by state, transactions and errors (live + exited workers),
  *             workers spawned, abnormal exits, accept lock free/held
  *   bbdetail  one row per worker: slot, pid, generation, state, app, current transaction age,
@@ -101,6 +102,12 @@ export function detailRows(sb: Scoreboard, now = Date.now()): DetailRow[] {
   }));
 }
 
+/** What the characters of the pool line mean (STATE_CHAR), in this order. */
+const STATE_LABEL: Record<WorkerState, string> = {
+  IDLE: 'idle', LISTEN: 'listening', READING: 'reading', WORKING: 'working', KEEPALIVE: 'keep-alive', STARTING: 'starting', GRACEFUL: 'leaving', DEAD: 'free slot',
+};
+const POOL_LEGEND = `(${(Object.keys(STATE_LABEL) as WorkerState[]).map((st) => `${STATE_CHAR[st]} ${STATE_LABEL[st]}`).join(', ')})`;
+
 export function statusLine(sb: Scoreboard): string {
   let line = '';
   for (let i = 0; i < sb.slots; i++) line += STATE_CHAR[sb.stateOf(i)];
@@ -184,8 +191,9 @@ export async function workerStatus(sb: Scoreboard, inst: Instance, now = Date.no
     cpu_percent: usage[s.pid] ? Math.round(usage[s.pid]!.cpu * 10) / 10 : null,
     memory_bytes: usage[s.pid]?.memory ?? null,
     restarts: Math.max(0, sb.spawnsOf(s.index) - 1),
-    app: s.txStartAt > 0 ? s.app : '',
-    app_age_ms: s.txStartAt > 0 ? Math.max(0, Math.round(now - s.txStartAt)) : null,
+    // the app it runs, or ran last (like bbdetail); its age only while it runs
+    app: s.app,
+    app_age_ms: s.state === 'WORKING' && s.txStartAt > 0 ? Math.max(0, Math.round(now - s.txStartAt)) : null,
   }));
 }
 
@@ -231,7 +239,7 @@ export async function show(what: Show, inst: Instance, json: boolean, out: (s: s
           out(`${JSON.stringify({ ...row, worker_list: rows }, null, 2)}\n`);
           return 0;
         }
-        out(`ibas is running , pid[${pid}] mode[${h.mode}] listen[${row.listen}] generation[${h.generation}] workers[${load.total}] working[${load.working}] uptime[${row.uptime_s}s]\n${row.pool}\n`);
+        out(`ibas is running , pid[${pid}] mode[${h.mode}] listen[${row.listen}] generation[${h.generation}] workers[${load.total}] working[${load.working}] uptime[${row.uptime_s}s]\npool[${row.pool}] ${POOL_LEGEND}\n`);
         printRows(rows, STATUS_COLUMNS, false, out);
         if (up) {
           const gen = (g: number) => (g > 0 ? `generation ${g} ` : '');

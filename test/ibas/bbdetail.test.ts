@@ -50,6 +50,8 @@ t.test('scoreboard views match reality', async (t) => {
   t.match(stat.pool, /^[WKL.]{6}$/, 'the pool in status characters');
 
   t.match(status.stdout, new RegExp(`ibas is running , pid\\[${managerPid}\\] mode\\[STATIC_WORKERPOOL\\] listen\\[${s.ip.replace(/\./g, '\\.')}:${s.port}\\] generation\\[1\\] workers\\[3\\] working\\[2\\]`));
+  t.match(status.stdout, /\npool\[[WKL.]{6}\] \(_ idle, L listening, R reading, W working, K keep-alive, S starting, G leaving, \. free slot\)\n/, 'the pool line with its legend');
+  t.match(status.stdout, /K KEEPALIVE .*ibp_test_rc /, 'a worker between transactions shows the app it ran last');
   t.match(table.stdout, /W WORKING.*ibp_test_slow/, 'the table view') || t.comment(table.stdout + table.stderr);
 
   t.equal((await slowCall).body.toString(), 'slept:8000');
