@@ -125,7 +125,7 @@ const program = createProgram('ibas', 'IBP-TS transaction server: a manager and 
         const oldbin = `${inst.pidFile}.oldbin`;
         const pidFile = runningPid(inst.pidFile) === undefined && runningPid(oldbin) !== undefined ? oldbin : inst.pidFile;
         const pid = await stopDaemon('ibas', pidFile, { timeoutMs: inst.monitor.stopTimeoutMs + 10_000 });
-        await show('status', inst, false);
+        // only the result line: a status after the stop would just say "not running" (like ibms/ibma)
         process.stdout.write(`ibas stop ok , pid[${pid}]\n`);
         return;
       }

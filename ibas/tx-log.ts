@@ -103,7 +103,7 @@ export class TxLog {
     // the port changes with every short connection: node and ip are kept as text, the port added
     const clientKey = `${r.clientNode}\0${r.clientIp}`;
     if (this.#client.key !== clientKey) {
-      this.#client = { key: clientKey, text: ` client[${esc(r.clientNode)} ${esc(r.clientIp)}:`, json: `,"client":{"node":${q(r.clientNode)},"ip":${q(r.clientIp)},"port":` };
+      this.#client = { key: clientKey, text: ` client[${r.clientNode ? `${esc(r.clientNode)} ` : ''}${esc(r.clientIp)}:`, json: `,"client":{"node":${q(r.clientNode)},"ip":${q(r.clientIp)},"port":` };
     }
     const port = num(r.clientPort);
     if (this.#app.key !== r.app) this.#app = { key: r.app, text: ` app[${esc(r.app)}]`, json: `,"app":${q(r.app)}` };

@@ -10,6 +10,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { LRUCache } from 'lru-cache';
 import { IbpError } from './errors.js';
 
@@ -107,13 +108,9 @@ export async function tailLogs(o: TailOptions): Promise<number> {
   if (!o.follow) return 0;
   const pollMs = o.pollMs ?? 250;
   while (!o.signal?.aborted) {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, pollMs);
-      o.signal?.addEventListener('abort', () => {
-        clearTimeout(timer);
-        resolve();
-      }, { once: true });
-    });
+    // node's timer removes its abort listener when it fires: one per poll would pile up (and warn
+    // MaxListenersExceededWarning after 10 polls); an abort ends the wait early (AbortError)
+    await sleep(pollMs, undefined, { signal: o.signal }).catch(() => undefined);
     for (const f of o.files()) {
       let st: fs.Stats;
       try {

@@ -26,7 +26,7 @@
 #     progress line on stderr; results are printed in file order.
 # One result line per host:
 #
-#   (node) (ip):(port) (user) (transport) : OK|FAILED(rc)|SKIPPED : (last line of the output)
+#   (node) (ip):(port) (user) (transport) : OK|FAILED(rc)|SKIPPED : (summary: see cluster_summary)
 #
 # rc is the remote command's exit code, or 10 (refused by the agent), 11 (host unreachable).
 # IBP_CLUSTER_VERBOSE=1 prints the whole output under each line. The exit status is 0 when every
@@ -130,6 +130,23 @@ cluster_put() {
   echo "${name}"
 }
 
+# The summary of a host's output for its result line. For a verb that succeeded (cmdline
+# `TOOL.sh verb`, rc 0): the tool's own last line, one starting `TOOL ` or `TOOL:` (`ibas start ok
+# …`, or `ibas is running …` above a status table, not the table's last row); else (a failure, `cmd`,
+# ACTION_FN, or no such line) the last non-empty line. At most 200 bytes, never cut inside a UTF-8
+# character.
+cluster_summary() {
+  local out="$1" cmdline="$2" rc="$3" lines pick=""
+  lines="$(printf '%s\n' "${out}" | sed -e 's/[[:space:]]*$//' -e '/^$/d')"
+  if ((rc == 0)) && [[ "${cmdline}" == "${TOOL}.sh "* ]]; then
+    pick="$(printf '%s\n' "${lines}" | grep -E "^${TOOL}[ :]" | tail -n 1)" || pick=""
+  fi
+  [[ -n "${pick}" ]] || pick="$(printf '%s\n' "${lines}" | tail -n 1)"
+  # cut bytes, then drop a lead byte left without all its continuation bytes
+  printf '%s\n' "${pick}" | LC_ALL=C cut -b1-200 |
+    LC_ALL=C sed -E 's/([\xC0-\xDF]|[\xE0-\xEF][\x80-\xBF]?|[\xF0-\xF7][\x80-\xBF]{0,2})$//'
+}
+
 # Run an action on one host and write its result line (and output) to stdout. The action is a
 # command line (run with cluster_exec), or, with ACTION_FN set, that function called with the
 # host's fields: node ip user transport port credential.
@@ -140,7 +157,7 @@ cluster_run_one() {
   else
     out="$(cluster_exec "${ip}" "${user}" "${tr}" "${port}" "${cred}" "${cmdline}" </dev/null)" || rc=$?
   fi
-  last="$(printf '%s\n' "${out}" | sed -e 's/[[:space:]]*$//' -e '/^$/d' | tail -n 1 | cut -c1-200)"
+  last="$(cluster_summary "${out}" "${cmdline}" "${rc}")"
   if ((rc == 0)); then
     printf '%s %s:%s %s %s : OK : %s\n' "${node}" "${ip}" "${port}" "${user}" "${tr}" "${last}"
   else

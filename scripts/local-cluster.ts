@@ -14,6 +14,10 @@
  *
  * Options (environment): IBP_LOCAL_DIR (default ./local-cluster), IBP_LOCAL_IP (default
  * 127.0.0.1), IBP_LOCAL_DEMO_ONLY=1 (run the demo, stop, exit: used by the smoke test).
+ *
+ * Every run starts from a fresh folder: the previous run's IBP_LOCAL_DIR is removed whole. A folder
+ * npm start did not make (one with other files and no marker, see local-cluster-dir.ts) is refused
+ * before anything runs: exit 2, nothing touched.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -23,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { createEnvironment, createTempFile, IbacError } from '../ibac/index.js';
 import { demo_transfer_client, transfer_req } from '../lib/appfw/demo/demo_transfer.dsc.js';
 import { homeKeyBase } from '../lib/shm/keys.js';
+import { freshDir, refusal } from './local-cluster-dir.js';
 import { destroySegment, listSegments } from '../lib/shm/sysv.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -232,9 +237,7 @@ async function main(): Promise<void> {
     step('a previous local cluster is still there: stopping it first');
     await stopCluster();
   }
-  // the ibp-ts link below DIR points at this project: unlink it first, never recurse through it
-  fs.rmSync(path.join(DIR, 'node_modules', 'ibp-ts'), { force: true });
-  fs.rmSync(DIR, { recursive: true, force: true });
+  freshDir(DIR);
   for (const h of Object.values(HOMES)) fs.mkdirSync(h, { recursive: true });
   for (const a of APPS) {
     if (!fs.existsSync(path.join(ROOT, 'build', 'apps', a.bin))) throw new Error(`build/apps/${a.bin} is missing: run \`npm run build\``);
@@ -304,6 +307,12 @@ async function shutdown(code: number): Promise<void> {
 
 process.on('SIGINT', () => void shutdown(0));
 process.on('SIGTERM', () => void shutdown(0));
+
+const refused = refusal(DIR);
+if (refused) {
+  process.stderr.write(`npm start: ${refused}\n`);
+  process.exit(2);
+}
 
 main().then(
   () => {

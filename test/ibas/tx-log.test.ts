@@ -28,7 +28,7 @@ const withoutTime = (line: string): string => line.replace(/,"time":"[^"]*"/, ''
 
 /** IBP's message shape, built here on its own (the line's msg must be exactly this). */
 function ibpMessage(r: TxRecord): string {
-  let m = `transaction , journal[${r.journal}]${r.gtrid ? ` gtrid[${r.gtrid}]` : ''} app[${r.app}] client[${r.clientNode} ${r.clientIp}:${r.clientPort}] rc[${r.rc} ${resultName(r.rc)}] app_rc[${r.appRc}]`;
+  let m = `transaction , journal[${r.journal}]${r.gtrid ? ` gtrid[${r.gtrid}]` : ''} app[${r.app}] client[${r.clientNode ? `${r.clientNode} ` : ''}${r.clientIp}:${r.clientPort}] rc[${r.rc} ${resultName(r.rc)}] app_rc[${r.appRc}]`;
   m += ` receive_us[${r.receiveUs}] app_us[${r.appUs}] send_us[${r.sendUs}] via[${r.via}]${r.sentAhead ? ' sent_ahead[1]' : ''}`;
   if (r.rc !== 0) m += ` reason[${r.message ?? ''}]`;
   return m;
@@ -55,6 +55,7 @@ t.test('the line is the record pino writes for the same fields', async (t) => {
     const want = fs.readFileSync(b, 'utf8');
     t.equal(withoutTime(msg), withoutTime(want), `case ${i}: the same line`);
     t.ok(msg.endsWith('}\n') && JSON.parse(msg).kind === 'transaction', `case ${i}: one JSON line`);
+    if (r.clientNode === '') t.match(JSON.parse(msg).msg, / client\[127\.0\.0\.1:5555\] /, `case ${i}: no node, no stray space: client[ip:port]`);
   }
 });
 

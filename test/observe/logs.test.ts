@@ -6,10 +6,12 @@
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
+import { getEventListeners } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { closeLogFile, createLogger, dedupeFields, startLogRotation } from '../../lib/log.js';
 import { shiftFiles } from '../../lib/log-rotate.js';
+import { tailLogs } from '../../lib/log-tail.js';
 import { setupIbas } from '../ibas/helpers/server.js';
 import { TestClient } from '../ibas/helpers/client.js';
 import { privateDir } from '../helpers/cluster.js';
@@ -89,6 +91,33 @@ t.test('rotation by cron, whatever the size', async (t) => {
   closeLogFile(file);
 });
 
+t.test('--follow keeps no abort listener per poll (no MaxListenersExceededWarning)', async (t) => {
+  const dir = privateDir(t, 'logfollow');
+  const file = path.join(dir, 'f.log');
+  fs.writeFileSync(file, '');
+  const ac = new AbortController();
+  const warnings: string[] = [];
+  const onWarning = (w: Error): void => void warnings.push(`${w.name}: ${w.message}`);
+  process.on('warning', onWarning);
+  t.teardown(() => process.off('warning', onWarning));
+  let polls = 0;
+  const most = { listeners: 0 };
+  const sink = { write: () => true } as unknown as NodeJS.WritableStream;
+  const files = (): string[] => {
+    polls++;
+    most.listeners = Math.max(most.listeners, getEventListeners(ac.signal, 'abort').length);
+    return [file];
+  };
+  const following = tailLogs({ files, lines: 0, follow: true, json: true, out: sink, signal: ac.signal, pollMs: 1 });
+  await waitFor('30 polls', () => polls >= 30, 20_000, 5);
+  ac.abort();
+  t.equal(await following, 0, 'an abort ends the follow');
+  t.ok(most.listeners <= 1, `at most one abort listener at any poll (saw ${most.listeners})`);
+  t.equal(getEventListeners(ac.signal, 'abort').length, 0, 'none left after');
+  await new Promise((r) => setImmediate(r)); // process warnings are emitted on the next tick
+  t.same(warnings.filter((w) => /MaxListeners/.test(w)), [], 'no MaxListenersExceededWarning');
+});
+
 t.test('transaction lines as JSON keys; `ibas -s logs` pretty, --json raw, --follow live', async (t) => {
   const s = await setupIbas(t, { maxCount: 1 });
   await s.start();
@@ -123,6 +152,7 @@ t.test('transaction lines as JSON keys; `ibas -s logs` pretty, --json raw, --fol
   follow.kill('SIGINT');
   const r = await done;
   t.equal(r.code, 0, 'Ctrl-C ends it with 0');
+  t.notMatch(r.stderr, /MaxListenersExceededWarning/, 'no listener leak warning');
   t.equal((await s.stop()).code, 0);
 });
 

@@ -69,6 +69,13 @@ t.test('a node runs on its hosts only; one result line per host', async (t) => {
   t.match(c.stdout, new RegExp(`\\n    ${b.home.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n`), 'verbose: the whole output, indented');
 });
 
+t.test('the summary is cut at 200 bytes, never inside a UTF-8 character', async (t) => {
+  const r = await cluster('ibas_cluster.sh', ['ECIF', 'cmd', 'echo', '└'.repeat(100)]);
+  t.equal(r.code, 0, r.stderr);
+  t.notMatch(r.stdout, /\uFFFD/, 'no broken character in the output');
+  t.equal(resultLines(r.stdout).get(`ECIF ${a.ip}:${a.port}`)?.last, '└'.repeat(66), '66 whole 3-byte characters (198 bytes), the cut one dropped');
+});
+
 t.test('ALL: every host in file order; a failing host makes the exit non-zero', async (t) => {
   const r = await cluster('ibas_cluster.sh', ['ALL', 'cmd', 'hostname']);
   t.equal(r.code, 1, 'some hosts failed');
