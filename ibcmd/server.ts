@@ -130,7 +130,7 @@ export function buildServer(s: AgentState, opts: { commandTimeoutMs: number }): 
     connectionTimeout: opts.commandTimeoutMs + 60_000,
     return503OnClosing: true,
     // longer than any plain file name, so a long name reaches checkPlainFileName and its message
-    maxParamLength: 1024,
+    routerOptions: { maxParamLength: 1024 },
   });
   app.decorateRequest('ibcmdNote', null);
   app.decorateRequest('ibcmdCaller', '');

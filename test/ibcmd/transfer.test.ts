@@ -108,6 +108,8 @@ t.test('hostile names are refused both ways and nothing is written outside', asy
   }
   const long = await rawPath('GET', `/v1/files/${'x'.repeat(300)}`);
   t.match(JSON.parse(long.body), { code: 'IBP_ERR_FILE_NAME', message: /longer than 255/ }, 'the agent checks names itself');
+  const stderrLog = path.join(agent.home, 'log', 'ibcmd_stderr.log');
+  t.notMatch(fs.existsSync(stderrLog) ? fs.readFileSync(stderrLog, 'utf8') : '', /FSTDEP|DeprecationWarning/, 'the daemon starts without a deprecation warning (fastify routerOptions)');
   const dotdot = await rawPath('GET', '/v1/files/..%2Fx');
   t.match(JSON.parse(dotdot.body), { code: 'IBP_ERR_FILE_NAME' }, 'an encoded separator reaches the name check and is refused');
   t.equal(fs.readFileSync(outsideFile, 'utf8'), 'outside the sandbox\n', 'the outside file is untouched');
