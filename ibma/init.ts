@@ -73,7 +73,7 @@ export function initHome(home: Home, confFile: string, o: InitOptions): string[]
   home.ensure();
   for (const d of HOME_DIRS) {
     if (existed.has(d)) lines.push(`WARN : ${home.dir(d)} exist !`);
-    else lines.push(`mkdir ${home.dir(d)} ok${d === 'so' ? " , don't forget copy .so files in it" : ''}`);
+    else lines.push(`mkdir ${home.dir(d)} ok${d === 'so' ? ' , ibma installs the app packages of this node here' : ''}`);
   }
   if (fs.existsSync(confFile)) {
     lines.push(`WARN : ${confFile} exist !`);

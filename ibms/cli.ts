@@ -273,7 +273,11 @@ const SHOWS: Record<string, Handler> = {
   async nodes_changed(ctx) {
     const r = await (await ctx.client()).request<{ nodes: string[] }>('GET', '/v1/nodes_changed');
     if (ctx.json) ctx.out(`${JSON.stringify(r.nodes)}\n`);
-    else ctx.out(r.nodes.map((n) => `${n}\n`).join(''));
+    else {
+      ctx.out(r.nodes.map((n) => `${n}\n`).join(''));
+      // stdout stays one node a line (scripts loop over it); a person learns that none is missing
+      if (r.nodes.length === 0) process.stderr.write('no node changed since the last distribution (ibms -a distribute_config)\n');
+    }
   },
   async node_keys(ctx) {
     const r = await (await ctx.client()).request<{ keys: (NodeKeyRow & { sign_public: string; agree_public: string })[] }>('GET', `/v1/node_keys${filterQuery({ node: ctx.o.node })}`);

@@ -25,7 +25,9 @@ t.test('build a cluster with the CLI, as IBP chapter 5 does', async (t) => {
   t.equal(await ok('-s', 'nodes_changed'), 'ECIF\nCORE\nCRM\n', 'every node touched so far');
   const dist = await ok('-a', 'distribute_config');
   t.match(dist, /^OK\nECIF version \d+\nCORE version \d+\nCRM version \d+\n$/);
-  t.equal(await ok('-s', 'nodes_changed'), '', 'the list is empty after distribution');
+  const none = await d.ibms('-s', 'nodes_changed');
+  t.equal(none.stdout, '', 'the list is empty after distribution');
+  t.match(none.stderr, /no node changed since the last distribution/, 'and a person is told so (stderr)');
 
   const nodesTable = await ok('-s', 'nodes');
   t.match(nodesTable, /NODE[\s\S]*HOSTS/);
