@@ -239,6 +239,13 @@ t.test("with package_bins: only those bins are asked for; a 403 for one of them 
   t.notMatch(line?.msg ?? '', /over the limit/, 'not a body-size message');
   t.same(await failing(), ['tiny.so'], 'status lists it as failing');
   t.equal(sha256(fs.readFileSync(so1)), sha256(D), 'app1.so stays');
+  // the next watch round retries it and announces it once in the space of version 9 (SHA256_NEXT):
+  // wait for that flip, so that the space is settled for what follows
+  await waitFor('the retry, announced in the space', () => {
+    space.checkSwitch();
+    return space.app('APP3')?.sha256Next === sha256(TINY) && fake.count('/v1/agent/packages/tiny.so') > tiny + 1;
+  }, 15_000);
+  t.pass('retried on the next round');
 });
 
 t.test('stop keeps the space for clients', async (t) => {
