@@ -2,7 +2,7 @@
  * App packages: keep `<home>/so/<bin>` equal to the registry's SIGNED package for every app this
  * node serves.
  *
- * For each app of a bundle with a package (sha256 ≠ ''):
+ * For each app of a bundle with a package (sha256 ≠ '') whose bin is in the bundle's package_bins:
  *   1. the bundle's signed manifest must verify with the trusted package-signing key (below) and
  *      name this bin, the bundle's sha256 and size; otherwise nothing is downloaded (refused, logged);
  *   2. a local so/<bin> (opened O_NOFOLLOW: a symlink is refused, logged and replaced) whose sha256
@@ -23,9 +23,12 @@
  * package was refused, the previous verified one keeps its place, so ibas keeps loading it.
  * The verified records survive restarts in `run/ibma_<node>.packages.json`.
  *
- * Which apps a node serves is decided by the registry: a package is offered to a server node of a
- * project holding the app, or to the app's server_node. The bundle does not say which projects
- * this node serves, so the agent asks for every changed package and takes a 403 as "not ours";
+ * Which packages a node installs is decided by the registry, by one rule (ibms store.entitledToBin:
+ * a server node of a project holding an app of the bin, or such an app's server_node), which both
+ * answers GET /v1/agent/packages/:bin and fills the bundle's `package_bins`. The agent installs the
+ * bins of `package_bins` and asks for no other (a client-only node asks for none); a 403 for one of
+ * them is a failure carrying the registry's reason (retried). From an older registry whose bundle
+ * has no `package_bins`, the agent asks for every changed package and takes a 403 as "not ours";
  * the (bin, sha256) pair is then remembered so that it is not asked again until it changes.
  */
 import type crypto from 'node:crypto';
@@ -49,7 +52,7 @@ export interface PackageResult {
   installed: string[];
   /** Packages that failed (signature, download, verification or install): retried with the next bundle or round. */
   failed: string[];
-  /** Offered to other nodes only (HTTP 403). */
+  /** Packages of apps this node does not serve: not in the bundle's package_bins (or, from an older registry, answered 403). */
   notOurs: string[];
 }
 
@@ -98,7 +101,10 @@ export class PackageInstaller {
     const result: PackageResult = { installed: [], failed: [], notOurs: [] };
     const key = this.trustedKey(bundle);
     const todo: { app: AppWithPackage; manifest: Manifest; signed: VerifiedPackage }[] = [];
-    for (const app of wanted(bundle)) {
+    const { mine, others } = wanted(bundle);
+    const guessing = bundle.package_bins === undefined;
+    result.notOurs.push(...others);
+    for (const app of mine) {
       if (signal?.aborted) break;
       const refuse = (reason: string): void => {
         this.#log.error({ app: app.app, bin: app.bin, sha256: app.sha256 }, `package refused , app[${app.app}] bin[${app.bin}] reason[${reason}] , the old file stays`);
@@ -110,7 +116,7 @@ export class PackageInstaller {
         refuse(errorText(e));
         continue;
       }
-      if (this.#notOurs.get(app.bin) === app.sha256) {
+      if (guessing && this.#notOurs.get(app.bin) === app.sha256) {
         result.notOurs.push(app.bin);
         continue;
       }
@@ -148,7 +154,7 @@ export class PackageInstaller {
     for (const { app, manifest, signed } of todo) {
       if (signal?.aborted) break;
       try {
-        const outcome = await this.#install(app, manifest, signal);
+        const outcome = await this.#install(app, manifest, guessing, signal);
         if (outcome === 'not-ours') {
           this.#notOurs.set(app.bin, app.sha256);
           result.notOurs.push(app.bin);
@@ -275,10 +281,11 @@ export class PackageInstaller {
     }
   }
 
-  async #install(app: AppWithPackage, signed: Manifest, signal?: AbortSignal): Promise<'installed' | 'not-ours'> {
+  /** `guessing`: the bundle has no package_bins (an older registry), so a 403 means "not ours". */
+  async #install(app: AppWithPackage, signed: Manifest, guessing: boolean, signal?: AbortSignal): Promise<'installed' | 'not-ours'> {
     if (signed.size > this.#maxSize) throw new IbpError('IBP_ERR_AGENT_PACKAGE', { bin: app.bin, detail: `signed size ${signed.size} is over agent.max_package_size ${this.#maxSize}` });
     const ans = await this.#client.get(`/agent/packages/${encodeURIComponent(app.bin)}`, { signal, timeoutMs: 120_000, maxSize: Math.max(signed.size, 1) });
-    if (ans.status === 403) {
+    if (ans.status === 403 && guessing) {
       this.#log.debug({ bin: app.bin }, `package offered to other nodes , bin[${app.bin}]`);
       return 'not-ours';
     }
@@ -332,14 +339,24 @@ function decodePackage(body: Buffer, encoding: string | null, bin: string, size:
   }
 }
 
-/** One entry per bin (several apps may share one package), only those the registry has a package for. */
-function wanted(bundle: NodeBundle): AppWithPackage[] {
+/**
+ * One entry per bin (several apps may share one package), only those the registry has a package
+ * for; `mine` the bins of the bundle's package_bins (all of them when it has none: an older
+ * registry), `others` the bins left out.
+ */
+function wanted(bundle: NodeBundle): { mine: AppWithPackage[]; others: string[] } {
+  const entitled = bundle.package_bins === undefined ? undefined : new Set(bundle.package_bins);
   const byBin = new Map<string, AppWithPackage>();
+  const others = new Set<string>();
   for (const app of bundle.apps) {
     if (app.sha256 === '') continue;
+    if (entitled && !entitled.has(app.bin)) {
+      others.add(app.bin);
+      continue;
+    }
     const prev = byBin.get(app.bin);
     // prefer the app that names this node as its server: it is certainly ours
     if (!prev || (app.server_node === bundle.this_node && prev.server_node !== bundle.this_node)) byBin.set(app.bin, app);
   }
-  return [...byBin.values()];
+  return { mine: [...byBin.values()], others: [...others] };
 }

@@ -411,17 +411,21 @@ export class Registry {
     return json;
   }
 
-  /** N, its related nodes, and the apps of its projects with their packages' identity, from the store as it is now. */
+  /** N, its related nodes, the apps of its projects with their packages' identity, and the bins N may download, from the store as it is now. */
   #liveBundle(node: string, version: number): NodeBundle {
     const self = this.store.node(node);
     const nodes = [self, ...[...this.store.related(node)].map((n) => this.store.nodes.get(n)!)];
     const apps: AppWithPackage[] = [];
+    const bins = new Set<string>();
     for (const name of this.store.appsOfNode(node)) {
       const a = this.store.apps.get(name)!;
       apps.push({ ...a, ...this.packages.signedFor(a.app, a.bin, this.#packageInfo(a.bin)) });
+      bins.add(a.bin);
     }
+    // the same rule GET /v1/agent/packages/:bin enforces: the agent installs these and asks for no other
+    const package_bins = [...bins].filter((bin) => this.store.entitledToBin(node, bin));
     const node_keys = nodes.flatMap((n) => this.nodeKeys.publicKeys(n.node));
-    return { epoch: this.versions.epoch, version, this_node: node, nodes, apps, package_key: this.packages.signer.publicKeyB64, node_keys };
+    return { epoch: this.versions.epoch, version, this_node: node, nodes, apps, package_key: this.packages.signer.publicKeyB64, package_bins, node_keys };
   }
 
   /** The published bundle of a node, parsed (tests, tools). */

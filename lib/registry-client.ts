@@ -8,10 +8,18 @@
  *   IBP_ERR_REG_UNREACHABLE   no answer (refused, reset, timed out)
  *   IBP_ERR_REG_ANSWER        an answer the agent cannot use: HTTP error status, a body over the
  *                             limit, malformed lz4/JSON; `params.status` holds the HTTP status
+ *
+ * The caller's limit (`maxSize`) bounds a 2xx answer: it is sized for what the caller expects (a
+ * package's signed size, a bundle). Any other status is an error answer, read up to
+ * {@link ERROR_BODY_MAX} whatever `maxSize` is, so that {@link answerError} can show the
+ * registry's own code and message (a 403 to a 100-byte package must still carry its reason).
  */
 import { IbpError, isIbpError } from './errors.js';
 import { decodeJsonBody } from './codec/json-body.js';
 import { LZ4_ENCODING } from './codec/lz4.js';
+
+/** Largest error-answer body read (ibms's `{code, message}` JSON is a few hundred bytes). */
+export const ERROR_BODY_MAX = 8 * 1024;
 
 export interface RegistryAddress {
   ip: string;
@@ -29,7 +37,7 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Whole-call deadline (connect, headers and body). */
   timeoutMs: number;
-  /** Largest body accepted. */
+  /** Largest body accepted in a 2xx answer (an error answer's body: {@link ERROR_BODY_MAX}). */
   maxSize: number;
 }
 
@@ -73,7 +81,7 @@ export class RegistryClient {
     }
     let bytes: Buffer;
     try {
-      bytes = await readLimited(res, opts.maxSize, url);
+      bytes = await readLimited(res, res.ok ? opts.maxSize : ERROR_BODY_MAX, url);
     } catch (e) {
       if (isIbpError(e) || opts.signal?.aborted) throw unreachable(url, e, opts.signal);
       throw new IbpError('IBP_ERR_REG_ANSWER', { status: res.status, detail: `${url}: answer cut short (${(e as Error).message})` }, { cause: e });
@@ -86,7 +94,7 @@ export class RegistryClient {
 export function answerError(ans: RegistryAnswer, what: string): IbpError {
   let detail = `${what}: HTTP ${ans.status}`;
   try {
-    const v = decodeJsonBody(ans.body, ans.headers.get('content-encoding') ?? undefined, 64 * 1024) as { code?: unknown; message?: unknown } | undefined;
+    const v = decodeJsonBody(ans.body, ans.headers.get('content-encoding') ?? undefined, ERROR_BODY_MAX) as { code?: unknown; message?: unknown } | undefined;
     if (v && typeof v === 'object' && typeof v.message === 'string') detail = `${what}: ${String(v.code ?? '')} ${v.message}`.trim();
   } catch {
     // not a JSON error body: the status says enough
@@ -107,7 +115,7 @@ async function readLimited(res: Response, max: number, url: string): Promise<Buf
   const declared = Number(res.headers.get('content-length') ?? NaN);
   if (Number.isFinite(declared) && declared > max) {
     await res.body?.cancel().catch(() => undefined);
-    throw new IbpError('IBP_ERR_REG_ANSWER', { status: res.status, detail: `${url}: body of ${declared} bytes is over the limit of ${max}` });
+    throw new IbpError('IBP_ERR_REG_ANSWER', { status: res.status, detail: `${url}: ${what(res)}body of ${declared} bytes is over the limit of ${max}` });
   }
   if (!res.body) return Buffer.alloc(0);
   const reader = res.body.getReader();
@@ -119,7 +127,7 @@ async function readLimited(res: Response, max: number, url: string): Promise<Buf
     total += value.byteLength;
     if (total > max) {
       await reader.cancel().catch(() => undefined);
-      throw new IbpError('IBP_ERR_REG_ANSWER', { status: res.status, detail: `${url}: body over the limit of ${max} bytes` });
+      throw new IbpError('IBP_ERR_REG_ANSWER', { status: res.status, detail: `${url}: ${what(res)}body over the limit of ${max} bytes` });
     }
     chunks.push(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
   }
@@ -127,4 +135,9 @@ async function readLimited(res: Response, max: number, url: string): Promise<Buf
     throw new IbpError('IBP_ERR_REG_ANSWER', { status: res.status, detail: `${url}: truncated body (${total} of ${declared} bytes)` });
   }
   return Buffer.concat(chunks, total);
+}
+
+/** How a refused body is named: the status of an error answer is the news, not the size. */
+function what(res: Response): string {
+  return res.ok ? '' : `HTTP ${res.status} answer, its `;
 }

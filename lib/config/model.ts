@@ -119,6 +119,13 @@ export const NodeBundle = Type.Object({
   /** The registry's package-signing public key, base64 SPKI DER (agents pin it on first use). */
   package_key: Type.Optional(Type.String({ maxLength: 256 })),
   /**
+   * The bins (of `apps`) this node may download (GET /v1/agent/packages/:bin), as the registry's
+   * entitlement rule decides them (ibms store.entitledToBin: a server node of a project holding an
+   * app of the bin, or such an app's server_node). ibma installs these and no others; [] for a
+   * client-only node. Absent from an older registry: the agent then asks and takes a 403 as "not ours".
+   */
+  package_bins: Type.Optional(Type.Array(BinName, { maxItems: 100000 })),
+  /**
    * Public key pairs of the bundle's nodes (lib/node-keys.ts NodeKeyWire), with their enable and
    * disable times; ibma publishes them in the config space. Never private halves.
    */

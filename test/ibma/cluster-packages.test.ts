@@ -1,6 +1,8 @@
 /**
  * App packages with a real ibms: the agent of a server node installs so/<bin> with the registry's
- * sha256, the agent of a client node does not; after the package is replaced in the registry's so/
+ * sha256, the agent of a client node does not and never asks for it (the bundle's package_bins,
+ * the registry's own rule: not one 'package refused' in ibms's log, even for a package smaller
+ * than ibms's 403 answer); after the package is replaced in the registry's so/
  * and `ibms -a update_app` + `-a distribute_config`, the new package lands atomically (every read
  * of the file during the update is a whole old or a whole new package) with a verified hash.
  */
@@ -20,6 +22,8 @@ const top = t;
 const ip = loopbackIp();
 const V1 = crypto.randomBytes(2 * 1024 * 1024);
 const V2 = crypto.randomBytes(3 * 1024 * 1024);
+/** A package smaller than ibms's 403 answer (the demo's ibp_ts_echo.mjs is 141 bytes). */
+const TINY = Buffer.from('export async function main(ctx) {\n  return ctx.reply(ctx.request);\n}\n');
 let reg: IbmsHome;
 let srv: AgentHome;
 let cli: AgentHome;
@@ -29,13 +33,17 @@ t.before(async () => {
   const root = t.testdir();
   reg = await makeIbms(t, ip, root);
   fs.writeFileSync(path.join(reg.home, 'so', 'pay.so'), V1);
+  fs.writeFileSync(path.join(reg.home, 'so', 'tiny.mjs'), TINY);
   reg.writeData({
     nodes: [
       { node: 'PAYSRV', invalid: 0, hosts: [{ ip: '127.0.0.1', port: 18201 }], kvs: {} },
       { node: 'PAYCLI', invalid: 0, hosts: [], kvs: {} },
     ],
-    apps: [{ app: 'PAY', desc: 'payment', bin: 'pay.so', timeout: 3, timeout2: 0, invalid: 0, server_node: '' }],
-    projects: [{ project: 'pay', server_nodes: ['PAYSRV'], client_nodes: ['PAYCLI'], apps: ['PAY'] }],
+    apps: [
+      { app: 'PAY', desc: 'payment', bin: 'pay.so', timeout: 3, timeout2: 0, invalid: 0, server_node: '' },
+      { app: 'TINY', desc: 'a small JS app', bin: 'tiny.mjs', timeout: 3, timeout2: 0, invalid: 0, server_node: 'PAYSRV' },
+    ],
+    projects: [{ project: 'pay', server_nodes: ['PAYSRV'], client_nodes: ['PAYCLI'], apps: ['PAY', 'TINY'] }],
   });
   await reg.start();
   const [c1, c2] = await Promise.all([reg.credential('PAYSRV'), reg.credential('PAYCLI')]);
@@ -51,8 +59,16 @@ t.test('the server node gets the package with the registry\'s hash, the client n
   const file = path.join(srv.home, 'so', 'pay.so');
   t.equal(sha256(fs.readFileSync(file)), sha256(V1), 'so/pay.so is the registry\'s package');
   t.equal(srvSpace.app('PAY')?.sha256, sha256(V1), 'and the space names the same sha256');
+  t.equal(sha256(fs.readFileSync(path.join(srv.home, 'so', 'tiny.mjs'))), sha256(TINY), 'and the tiny one');
   t.notOk(fs.existsSync(path.join(cli.home, 'so', 'pay.so')), 'the client node installs nothing');
+  t.notOk(fs.existsSync(path.join(cli.home, 'so', 'tiny.mjs')), 'not even the tiny package');
   t.notOk(cli.logLines().some((l) => l.level === 'error'), 'and logs no error for it');
+  t.notOk(cli.logLines().some((l) => /package update failed/.test(l.msg)), "no 'package update failed'");
+  const st = JSON.parse((await cli.ibma(['-s', 'status', '--json'])).stdout) as { packages_failed?: string[] };
+  t.equal(st.packages_failed, undefined, 'status lists no failing package');
+  const ibmsLog = fs.readFileSync(path.join(reg.home, 'log', 'ibms_worker.log'), 'utf8');
+  t.notMatch(ibmsLog, /package refused , node\[PAYCLI\]/, 'the client node never asked the registry for a package');
+  t.match(ibmsLog, /package sent , node\[PAYSRV\] bin\[tiny\.mjs\]/, 'the server node did');
 });
 
 t.test('update_app + distribute_config: the new package lands atomically with a verified hash', async (t) => {

@@ -160,7 +160,8 @@ export class FakeIbms {
     if (pkg) {
       const p = this.packages.get(decodeURIComponent(pkg[1]!));
       if (!p) return json(res, 404, { code: 'IBP_ERR_REG_NOT_FOUND', message: 'package not found' });
-      if (p.forbidden) return json(res, 403, { code: 'IBP_ERR_REG_FORBIDDEN', message: 'not entitled' });
+      // ibms's own answer (IbpError IBP_ERR_REG_FORBIDDEN), 100-odd bytes: more than a small package
+      if (p.forbidden) return json(res, 403, { code: 'IBP_ERR_REG_FORBIDDEN', message: `node ${this.bundle.this_node} is not entitled to package ${decodeURIComponent(pkg[1]!)} (it serves no project holding an app of it)` });
       if (p.delayMs) await new Promise((r) => setTimeout(r, p.delayMs));
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-ibp-sha256': p.header ?? sha256(p.body), 'content-length': p.body.length });
       res.end(p.body);
@@ -177,6 +178,7 @@ export class FakeIbms {
         const timer = setTimeout(done, wait);
         function done(): void {
           clearTimeout(timer);
+          req.socket.off('close', done); // a kept-alive socket carries many watches
           resolve();
         }
         this.#waiters.add(done);

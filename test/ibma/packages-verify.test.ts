@@ -5,7 +5,9 @@
  * package offered to other nodes (403) is not asked for again until it changes. Signing (issue
  * 11): the registry's key is pinned on first use; a manifest signed by another key, or no signed
  * manifest at all, is refused and the config space keeps the verified package's sha256; symlinks
- * planted at so/<bin>.updating and so/<bin> never get written through.
+ * planted at so/<bin>.updating and so/<bin> never get written through. With the bundle's
+ * package_bins only those bins are asked for, and a 403 is a failure carrying the registry's
+ * reason (even when its body is bigger than the package).
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -202,6 +204,50 @@ t.test('while a package downloads, the space of the served config announces its 
   t.equal(sha256(fs.readFileSync(so1)), sha256(D));
 });
 
+/** A package smaller than the registry's 403 answer (the demo's ibp_ts_echo.mjs is 141 bytes). */
+const TINY = crypto.randomBytes(64);
+
+function withTiny(version: number, packageBins?: string[]): NodeBundle {
+  const b = bundle(version, D);
+  b.apps.push({ app: 'APP3', desc: 'tiny package', bin: 'tiny.so', timeout: 5, timeout2: 0, invalid: 0, server_node: 'DELTA', sha256: sha256(TINY), size: TINY.length });
+  return packageBins ? { ...b, package_bins: packageBins } : b;
+}
+
+async function failing(): Promise<string[] | undefined> {
+  return (JSON.parse((await a.ibma(['-s', 'status', '--json'])).stdout) as { packages_failed?: string[] }).packages_failed;
+}
+
+t.test('a bundle without package_bins (an older registry): a 403 bigger than the package is still "not ours"', async (t) => {
+  fake.packages.set('tiny.so', { body: TINY, forbidden: true });
+  fake.setBundle(withTiny(8));
+  await waitFor('version 8 in the space', () => space.checkSwitch() && space.kv('GAMMA', 'v') === '8', 10_000);
+  t.equal(fake.count('/v1/agent/packages/tiny.so'), 1, 'asked once');
+  t.notOk(a.logLines().some((l) => /package update failed , bin\[tiny\.so\]/.test(l.msg)), 'no failure logged: the 403 body is read whole, not refused for its size');
+  t.equal(await failing(), undefined, 'nothing failing');
+});
+
+t.test("with package_bins: only those bins are asked for; a 403 for one of them is a failure carrying the registry's reason", async (t) => {
+  const app2 = fake.count('/v1/agent/packages/app2.so');
+  const tiny = fake.count('/v1/agent/packages/tiny.so');
+  fake.setBundle(withTiny(9, ['app1.so', 'tiny.so']));
+  await waitFor('version 9 in the space', () => space.checkSwitch() && space.kv('GAMMA', 'v') === '9', 10_000);
+  t.equal(fake.count('/v1/agent/packages/app2.so'), app2, 'app2.so (not in package_bins) is never asked for');
+  t.ok(fake.count('/v1/agent/packages/tiny.so') > tiny, 'tiny.so (in package_bins) is asked for, even after an earlier 403');
+  const line = a.logLines().find((l) => /^package update failed , bin\[tiny\.so\]/.test(l.msg));
+  t.ok(line, 'the refusal is logged as a failure');
+  t.match(line?.msg ?? '', /reason\[IBP_ERR_REG_ANSWER: .*package tiny\.so: IBP_ERR_REG_FORBIDDEN node GAMMA is not entitled to package tiny\.so \(it serves no project holding an app of it\)\]/, "with the registry's own code and message");
+  t.notMatch(line?.msg ?? '', /over the limit/, 'not a body-size message');
+  t.same(await failing(), ['tiny.so'], 'status lists it as failing');
+  t.equal(sha256(fs.readFileSync(so1)), sha256(D), 'app1.so stays');
+  // the next watch round retries it and announces it once in the space of version 9 (SHA256_NEXT):
+  // wait for that flip, so that the space is settled for what follows
+  await waitFor('the retry, announced in the space', () => {
+    space.checkSwitch();
+    return space.app('APP3')?.sha256Next === sha256(TINY) && fake.count('/v1/agent/packages/tiny.so') > tiny + 1;
+  }, 15_000);
+  t.pass('retried on the next round');
+});
+
 t.test('stop keeps the space for clients', async (t) => {
   const r = await a.ibma(['-a', 'stop']);
   t.equal(r.code, 0, r.stderr);
@@ -209,7 +255,7 @@ t.test('stop keeps the space for clients', async (t) => {
   t.equal(nodes.code, 0, nodes.stderr);
   t.same((JSON.parse(nodes.stdout) as { node: string; port: number }[]).map((n) => [n.node, n.port]), [['GAMMA', 18003]], 'ibma -s nodes reads the kept space');
   t.equal(space.checkSwitch(), false);
-  t.equal(space.kv('GAMMA', 'v'), '7', 'a reader keeps working after the agent stopped');
+  t.equal(space.kv('GAMMA', 'v'), '9', 'a reader keeps working after the agent stopped');
 });
 
 t.test('a so/ folder the group can write into stops the agent at start', async (t) => {

@@ -138,6 +138,21 @@ t.test('packages: only entitled nodes; bytes with their sha256', async (t) => {
   }
 });
 
+t.test("a bundle's package_bins are exactly the bins the package route serves that node", async (t) => {
+  const f = await makeFixture(t, { data: structuredClone(SAMPLE) });
+  for (const bin of ['ibp_test_echo.so', 'ibp_test_file.so', 'batch_run.so']) fs.writeFileSync(f.home.so(bin), `bytes of ${bin}`);
+  const expected: Record<string, string[]> = { CORE: [], ECIF: ['ibp_test_echo.so', 'ibp_test_file.so'], BATCH: ['batch_run.so'], CRM: [] };
+  for (const [node, bins] of Object.entries(expected)) {
+    const cred = await credentialOf(f, node);
+    const b = validate(NodeBundle, (await agentGet(f, cred, `/v1/agent/config?node=${node}`)).json(), 'bundle');
+    t.same([...(b.package_bins ?? [])].sort(), bins, `${node}: package_bins ${bins.join(' ') || '(none)'}`);
+    for (const bin of new Set(b.apps.map((a) => a.bin))) {
+      const status = (await agentGet(f, cred, `/v1/agent/packages/${bin}`)).r.statusCode;
+      t.equal(status, (b.package_bins ?? []).includes(bin) ? 200 : 403, `${node} ${bin}: the route agrees with the bundle (${status})`);
+    }
+  }
+});
+
 t.test('heartbeats make sessions; a node can only beat for itself', async (t) => {
   const f = await makeFixture(t, { data: structuredClone(SAMPLE) });
   const ecif = await credentialOf(f, 'ECIF');

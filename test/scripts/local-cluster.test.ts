@@ -46,6 +46,13 @@ t.test('npm start: cluster up, ibpsend answered, SIGINT leaves nothing', async (
   const tsSent = await runTool('ibpsend', ['ECIF', 'ibp_ts_echo', req], { home: path.join(dir, 'channel-home') });
   t.equal(tsSent.stdout, 'hello from ibpsend', 'ibpsend through the TypeScript echo');
 
+  // CHANNEL serves no app: its agent installs no package and never asks the registry for one
+  const channelLog = fs.readFileSync(path.join(dir, 'channel-home', 'log', 'ibma_CHANNEL_main.log'), 'utf8');
+  t.notMatch(channelLog, /package update failed/, "the client-only node's agent logs no 'package update failed'");
+  t.same(fs.readdirSync(path.join(dir, 'channel-home', 'so')).filter((n) => /\.(so|mjs)$/.test(n)), [], 'and installs no package');
+  const ibmsLogs = fs.readdirSync(path.join(dir, 'ibms-home', 'log')).filter((n) => n.endsWith('.log')).map((n) => fs.readFileSync(path.join(dir, 'ibms-home', 'log', n), 'utf8')).join('');
+  t.notMatch(ibmsLogs, /package refused , node\[CHANNEL\]/, 'ibms refused it nothing: it asked for nothing');
+
   const pids = homes.flatMap((h) => processesOfHome(h));
   t.ok(pids.length >= 5, `ibms, 2 agents, ibas manager and workers run (${pids.length})`);
   child.kill('SIGINT');
