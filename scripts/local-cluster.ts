@@ -289,7 +289,7 @@ async function main(): Promise<void> {
   out(`  IBP_HOME=${HOMES.ecif} ${path.join(ROOT, 'bin', 'ibas')} -s bbdetail`);
   out('Logs:');
   for (const h of Object.values(HOMES)) out(`  ${path.join(h, 'log')}/`);
-  out('Press Ctrl-C to stop the cluster.');
+  out(DEMO_ONLY ? 'IBP_LOCAL_DEMO_ONLY=1: the demo ran, stopping the cluster.' : 'Press Ctrl-C to stop the cluster.');
 }
 
 let stopping = false;
