@@ -32,14 +32,20 @@ export interface NewAppOptions {
   ibpTs?: string;
 }
 
-function ownVersion(): string {
-  return (JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+/**
+ * The ibp-ts dependency a new app gets by default: `^<version>` when this ibp-ts is a published
+ * package, else (a private package: a checkout, which no registry serves) `file:` this checkout,
+ * so that `npm install` in the new app works as printed.
+ */
+export function defaultIbpTsSpec(): string {
+  const pkg = JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string; private?: boolean };
+  return pkg.private === true ? `file:${PROJECT_ROOT}` : `^${pkg.version}`;
 }
 
 /** The files of a new app, path → content. */
 export function appFiles(o: NewAppOptions): Record<string, string> {
   const n = o.name;
-  const spec = o.ibpTs ?? `^${ownVersion()}`;
+  const spec = o.ibpTs ?? defaultIbpTsSpec();
   const gitignore = 'node_modules/\ndist/\n*.so\n';
   if (o.lang === 'ts') {
     return {
@@ -244,7 +250,7 @@ export function registerNewApp(program: Command): void {
     .argument('<name>', 'app name (also the app code and the package file name)')
     .addOption(new Option('--lang <lang>', 'language').choices(LANGS).default('ts'))
     .option('--dir <dir>', 'parent folder of the new app', '.')
-    .option('--ibp-ts <spec>', 'the ibp-ts dependency in package.json (default ^<this version>; e.g. file:../ibp-ts)')
+    .option('--ibp-ts <spec>', 'the ibp-ts dependency in package.json (default: file:<this checkout>, since ibp-ts is not on a registry; ^<version> once it is published)')
     .action((name: string, o: { lang: Lang; dir: string; ibpTs?: string }) => {
       const dir = newApp({ name, lang: o.lang, dir: o.dir, ibpTs: o.ibpTs });
       const steps = o.lang === 'ts' ? 'npm install && npm run build && npm test' : 'npm install && make && make test';

@@ -72,3 +72,11 @@ t.test('bad input: a usage error, nothing written', async (t) => {
   t.match(again.stderr, /exists and is not empty/);
   t.notOk(fs.existsSync(path.join(tmp, '9lives')));
 });
+
+t.test('without --ibp-ts the app depends on this checkout (ibp-ts is private: no registry serves it)', async (t) => {
+  const r = await run(process.execPath, [BIN('ibpgen'), 'new-app', 'dflt_ts', '--dir', tmp], tmp);
+  t.equal(r.code, 0, r.stderr);
+  const pkg = JSON.parse(fs.readFileSync(path.join(tmp, 'dflt_ts', 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
+  t.equal(pkg.devDependencies['ibp-ts'], `file:${ROOT}`, 'file: the checkout that ran ibpgen');
+  t.ok(fs.existsSync(path.join(pkg.devDependencies['ibp-ts']!.slice('file:'.length), 'package.json')), 'a folder npm install can link');
+});
