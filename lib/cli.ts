@@ -22,8 +22,24 @@ export function packageVersion(): string {
   return 'unknown';
 }
 
+/**
+ * Output piped into a reader that stops early (`ibas -s status | head -1`): the next write fails
+ * with EPIPE, an 'error' event that would end the process with a stack trace. The rest of the
+ * output goes nowhere and the command finishes as it would have (its exit code unchanged), like
+ * the Unix tools; any other stdout error still throws.
+ */
+const quieted = new WeakSet<NodeJS.WriteStream>();
+function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
+  if (quieted.has(stream)) return;
+  quieted.add(stream);
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+  });
+}
+
 /** A commander program with IBP's exit behaviour; usage is printed when run with no arguments. */
 export function createProgram(name: string, description: string): Command {
+  quietOnClosedPipe(process.stdout);
   const program = new Command(name);
   program
     .description(description)

@@ -5,6 +5,7 @@
  * printed after start and stop). Sessions and package checks: test/observe/cli-registry.test.ts.
  */
 import t from 'tap';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,7 +13,7 @@ import { IbpError } from '../../lib/errors.js';
 import { packageVersion } from '../../lib/cli.js';
 import { setupIbas } from '../ibas/helpers/server.js';
 import { privateDir } from '../helpers/cluster.js';
-import { freePort, loopbackIp, runTool, waitFor } from '../helpers/procs.js';
+import { BIN, collect, freePort, loopbackIp, runTool, waitFor } from '../helpers/procs.js';
 import { parseJsonText } from '../../lib/config/load.js';
 
 t.test('--version on every tool', async (t) => {
@@ -22,6 +23,16 @@ t.test('--version on every tool', async (t) => {
   for (const [tool, r] of results) {
     t.equal(r.code, 0, `${tool} --version exits 0`);
     t.match(r.stdout, new RegExp(`^${tool} \\(ibp-ts\\) ${version.replace(/\./g, '\\.')} node v\\d+`), tool);
+  }
+});
+
+t.test('output into a pipe its reader closed (| head -1): no EPIPE crash, the exit code unchanged', async (t) => {
+  for (const tool of ['ibms', 'ibma', 'ibas', 'ibcmd', 'ibpsend', 'ibpgen']) {
+    const child = spawn(process.execPath, [BIN(tool), '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.destroy(); // the reader is gone before the first write
+    const r = await collect(child, undefined, 30_000, `${tool} --help`);
+    t.equal(r.code, 0, `${tool} --help into a closed pipe exits 0`);
+    t.notMatch(r.stderr, /EPIPE|Unhandled 'error' event/, `${tool}: no stack trace`);
   }
 });
 
