@@ -161,7 +161,7 @@ function logFilesOf(inst: Instance): () => string[] {
 
 function init(home: Home, confFile: string, o: Opts): string[] {
   const need = (v: string | undefined, name: string): string => {
-    if (v === undefined || v === '') throw badArg(name, 'is required by -a init');
+    if (v === undefined || v === '') throw new IbpError('IBP_ERR_CLI_USAGE', { detail: `-a init needs ${name} (see --help)` });
     return v;
   };
   const int = (v: string | undefined, name: string, min: number, max: number) => (v === undefined ? undefined : intArg(name, v, min, max));

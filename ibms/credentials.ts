@@ -68,7 +68,7 @@ export function replaceCredentialFile(file: string): string {
 export function readAdminCredential(home: Home): string {
   const file = home.keys(ADMIN_CREDENTIAL_FILE);
   const c = readCredential(file);
-  if (!c) throw new IbpError('IBP_ERR_CFG_NOT_FOUND', { file, tool: 'ibms' });
+  if (!c) throw new IbpError('IBP_ERR_CLI_USAGE', { detail: `no admin credential ${file}: run this on the registry's home (IBP_HOME, made by \`ibms -a init\`), or give one with --token-file FILE or $IBMS_TOKEN` });
   return c;
 }
 
