@@ -3,7 +3,8 @@
  * timeout?}]`). The manager runs each at its cron expression through the normal client path: a
  * connection to its own listen address, PRE_REQUEST + REQUEST, the answer read back. So a worker
  * of the pool serves it like any transaction — same accept lock, same timeouts, one transaction
- * log line (client node `ibas-schedule`, journal `sched:<name>:<n>` unless given) and the same
+ * log line (client node `ibas-schedule`, journal `sched:<name>:<UTC time of the run>` unless
+ * given, e.g. sched:nightly:20261130T020000.004Z) and the same
  * counters — and the manager logs the outcome:
  *
  *   scheduled transaction , job[nightly] app[A] rc[0 OK] app_rc[0] ms[3]
@@ -54,6 +55,11 @@ export async function callOnce(ip: string, port: number, job: Job, journal: stri
   }
 }
 
+/** 2026-11-30T14:23:01.123Z → 20261130T142301.123Z (a run's journal suffix). */
+export function runStamp(d: Date): string {
+  return d.toISOString().replace(/[-:]/g, '');
+}
+
 /** Start the conf's scheduled transactions; the caller stops the scheduler at stop. */
 export function startScheduledTransactions(conf: IbasConf, log: Logger): Scheduler | undefined {
   const jobs = conf.schedule ?? [];
@@ -61,9 +67,9 @@ export function startScheduledTransactions(conf: IbasConf, log: Logger): Schedul
   const s = new Scheduler(log);
   const { ip, port } = conf.server;
   for (const job of jobs) {
-    let n = 0;
     s.add(`tx:${job.name}`, job.cron, async () => {
-      const journal = job.journal ?? `sched:${job.name}:${++n}`;
+      // the run's own time: unique across restarts and USR2 generations (a counter started over)
+      const journal = job.journal ?? `sched:${job.name}:${runStamp(new Date())}`;
       const t0 = Date.now();
       const r = await callOnce(ip, port, job, journal);
       const line = `scheduled transaction , job[${job.name}] app[${job.app}] journal[${journal}] rc[${r.rc} ${resultName(r.rc)}] app_rc[${r.appRc}] ms[${Date.now() - t0}]`;

@@ -16,6 +16,7 @@ import { silentLogger, createLogger } from '../../lib/log.js';
 import { setupIbas } from '../ibas/helpers/server.js';
 import { Cluster, privateDir } from '../helpers/cluster.js';
 import { waitFor } from '../helpers/procs.js';
+import { runStamp } from '../../ibas/scheduled.js';
 
 t.test('a run still going makes the next one skip; a failure does not stop the schedule', async (t) => {
   const dir = privateDir(t, 'sched');
@@ -83,14 +84,18 @@ t.test('ibas runs a scheduled transaction through a worker, and skips while one 
   });
   await s.start();
   const workerLogs = (): string => [0, 1, 2, 3].map((n) => { try { return s.log(n); } catch { return ''; } }).join('\n');
-  await waitFor('a scheduled echo in a worker log', () => /"journal":"sched:echo:1"/.test(workerLogs()), 20_000, 100);
-  const line = workerLogs().split('\n').find((l) => l.includes('"journal":"sched:echo:1"'))!;
+  const STAMP = '\\d{8}T\\d{6}\\.\\d{3}Z'; // the run's UTC time: unique across restarts and generations
+  await waitFor('a scheduled echo in a worker log', () => new RegExp(`"journal":"sched:echo:${STAMP}"`).test(workerLogs()), 20_000, 100);
+  const line = workerLogs().split('\n').find((l) => new RegExp(`"journal":"sched:echo:${STAMP}"`).test(l))!;
   const rec = JSON.parse(line) as Record<string, any>;
   t.match(rec, { kind: 'transaction', app: 'ibp_test_echo', rc: 0, client: { node: 'ibas-schedule' } }, 'served and logged like any transaction');
-  await waitFor('the manager logs the result', () => /scheduled transaction , job\[echo\] app\[ibp_test_echo\] journal\[sched:echo:\d+\] rc\[0 OK\]/.test(s.log('monitor')), 10_000, 100);
+  await waitFor('the manager logs the result', () => /scheduled transaction , job\[echo\] app\[ibp_test_echo\] journal\[sched:echo:\d{8}T\d{6}\.\d{3}Z\] rc\[0 OK\]/.test(s.log('monitor')), 10_000, 100);
   await waitFor('a slow run skipped while it is going', () => /schedule skipped , job\[tx:slow\] , the previous run is still going/.test(s.log('monitor')), 20_000, 100);
-  await waitFor('the slow run answered', () => /scheduled transaction , job\[slow\] app\[ibp_test_slow\] journal\[sched:slow:1\] rc\[0 OK\]/.test(s.log('monitor')), 20_000, 100);
+  await waitFor('the slow run answered', () => /scheduled transaction , job\[slow\] app\[ibp_test_slow\] journal\[sched:slow:\d{8}T\d{6}\.\d{3}Z\] rc\[0 OK\]/.test(s.log('monitor')), 20_000, 100);
   t.pass('skipped, then answered');
+  const journals = new Set([...workerLogs().matchAll(/"journal":"(sched:echo:[^"]+)"/g)].map((m) => m[1]));
+  t.ok(journals.size >= 2, `each run has its own journal (${[...journals].slice(0, 3).join(', ')})`);
+  t.equal(runStamp(new Date(Date.UTC(2026, 10, 30, 2, 0, 0, 4))), '20261130T020000.004Z', 'the stamp: UTC, to the millisecond');
   const stop = await s.stop();
   t.equal(stop.code, 0);
 });
