@@ -124,18 +124,27 @@ export interface SubscribeOptions {
   signal: AbortSignal;
 }
 
-/** Watch until `signal` aborts. Never throws for registry failures; resolves when aborted. */
+/**
+ * Watch until `signal` aborts. Never throws for registry failures; resolves when aborted. The
+ * first round, and the first after a failure, asks with wait 0 (ibms answers at once): an agent
+ * that starts from its cached config, or comes back after an outage, knows within a round trip
+ * that the registry answers (`-s status`, ibma_registry_up) instead of a whole blocking wait later.
+ */
 export async function subscribe(client: RegistryClient, opts: SubscribeOptions, h: SubscribeHandlers): Promise<void> {
+  let probe = true;
   while (!opts.signal.aborted) {
     const started = Date.now();
     try {
-      const result = await watchConfig(client, { node: opts.node, held: h.held(), waitS: opts.waitS, maxSize: opts.maxSize, signal: opts.signal });
+      const wasProbe = probe;
+      const result = await watchConfig(client, { node: opts.node, held: h.held(), waitS: probe ? 0 : opts.waitS, maxSize: opts.maxSize, signal: opts.signal });
+      probe = false;
       if (result.kind === 'changed') await h.onBundle(result.bundle);
       opts.backoff.reset();
       await h.onAnswer(result);
       const quick = opts.minRoundMs - (Date.now() - started);
-      if (result.kind === 'same' && quick > 0) await sleep(quick, undefined, { signal: opts.signal }).catch(() => undefined);
+      if (result.kind === 'same' && quick > 0 && !wasProbe) await sleep(quick, undefined, { signal: opts.signal }).catch(() => undefined);
     } catch (e) {
+      probe = true;
       if (opts.signal.aborted) break;
       const delay = opts.backoff.next();
       h.onFailure(e, opts.backoff.attempts, delay);

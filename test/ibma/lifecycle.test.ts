@@ -75,6 +75,18 @@ t.test('start, stop (space kept), start_cleanly (fresh space), SIGUSR2 (space re
   t.ok(a.logLines().some((l) => /SIGUSR2: stop cleanly/.test(l.msg)));
 });
 
+t.test('restarted from its cache, the agent reports the registry connected at once, not a blocking wait later', async (t) => {
+  // a 30 s watch, as shipped: before, a restart from the cache said "starting" until that first wait passed
+  const a = await makeAgentHome(t, { root: path.join(root, 'probe'), node: 'OMEGA', ibmsIp: ip, ibmsPort: fake.port, credential: CRED, agent: { watch_wait: 30 } });
+  const link = async (): Promise<string | undefined> => (JSON.parse((await a.ibma(['-s', 'status', '--json'])).stdout) as { ibms?: { link: string } }).ibms?.link;
+  t.equal((await a.ibma(['-a', 'start'])).code, 0);
+  await waitFor('connected on the first start', async () => (await link()) === 'connected' || undefined, 10_000, 200);
+  t.equal((await a.ibma(['-a', 'stop'])).code, 0);
+  t.equal((await a.ibma(['-a', 'start'])).code, 0, 'started again (from its cache)');
+  await waitFor('connected after the restart, well inside the 30 s wait', async () => (await link()) === 'connected' || undefined, 10_000, 200);
+  t.equal((await a.ibma(['-a', 'stop_cleanly'])).code, 0);
+});
+
 t.test('ibms down and no cache: start returns after retrying, the space comes when ibms does', async (t) => {
   const port = await freePort(ip);
   const a = await makeAgentHome(t, { root: path.join(root, 'down'), node: 'OMEGA', ibmsIp: ip, ibmsPort: port, credential: CRED });
