@@ -24,6 +24,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { quote } from 'shell-quote';
 import { createEnvironment, createTempFile, IbacError } from '../ibac/index.js';
 import { demo_transfer_client, transfer_req } from '../lib/appfw/demo/demo_transfer.dsc.js';
 import { homeKeyBase } from '../lib/shm/keys.js';
@@ -251,7 +252,7 @@ async function main(): Promise<void> {
 
   step('cluster config through the ibms CLI');
   const admin = async (...args: string[]) => {
-    out(`  ibms ${args.join(' ')}`);
+    out(`  ibms ${quote(args)}`); // quoted: each line pastes into a shell as it is
     await must('ibms', HOMES.ibms, args);
   };
   await admin('-a', 'add_node', '--node', 'ECIF');

@@ -31,6 +31,7 @@ t.test('npm start: cluster up, ibpsend answered, SIGINT leaves nothing', async (
     return stdout.includes('Press Ctrl-C');
   }, 240_000, 100);
   t.match(stdout, /long connection: 2000 echoes, \d+ tx\/s/, 'the demo ran through ibac');
+  t.match(stdout, /ibms -a add_app --app ibp_test_echo --desc 'echo the request' --bin/, 'the ibms commands it shows paste into a shell (quoted)');
   t.match(stdout, /attached files: sent 1, got back 1/);
   t.match(stdout, /TypeScript echo \(ibp_ts_echo\.mjs\): 2000 echoes on a long connection, \d+ tx\/s/, 'the TypeScript echo deployed next to the C one');
   t.match(stdout, /TypeScript attached files: sent 1, got back 1: demo_ts.*\.echo/);
