@@ -10,7 +10,8 @@
  *   worker_abnormal_exits_total               exits by a signal or a non-zero code
  *   worker_exits_total{class}                 recycled | stopped | crashed | timeout_tier1..3 | sick | fatal | boot_error (ibas/exit-class.ts)
  *   generation, upgrades_total                serving manager generation; USR2 upgrades = generation − 1
- *   manager_start_time_seconds
+ *   start_time_seconds                        the instance's start (the scoreboard's; a USR2 upgrade keeps it)
+ *   manager_start_time_seconds                the serving manager process's start (new with each generation)
  *   app_transactions_total{app,rc}            per app and wire result code (rc "other" = codes past 7 per app)
  *   app_transaction_duration_seconds{app}     histogram of the server-side time (receive + app + send)
  *
@@ -77,7 +78,9 @@ export class IbasMetrics {
       },
     });
     new Gauge({ name: 'ibas_generation', help: 'Generation of the serving manager.', registers: [reg], collect() { this.set(sbRef().header().generation); } });
-    new Gauge({ name: 'ibas_manager_start_time_seconds', help: 'When the scoreboard was created (seconds since the epoch).', registers: [reg], collect() { this.set(sbRef().header().startedAt / 1000); } });
+    // the instance (kept by a USR2 upgrade) and the manager process serving this scrape (a new one per generation)
+    new Gauge({ name: 'ibas_start_time_seconds', help: 'When this ibas instance started: its scoreboard was created; a USR2 upgrade keeps it (seconds since the epoch).', registers: [reg], collect() { this.set(sbRef().header().startedAt / 1000); } });
+    new Gauge({ name: 'ibas_manager_start_time_seconds', help: 'When the serving manager process started (a USR2 upgrade starts a new one; seconds since the epoch).', registers: [reg], collect() { this.set(Math.round(Date.now() - process.uptime() * 1000) / 1000); } });
     this.#exits = new Counter({ name: 'ibas_worker_exits_total', help: 'Worker exits by class.', labelNames: ['class'], registers: [reg] });
     for (const c of EXIT_LABELS) this.#exits.inc({ class: c }, 0);
     const hist = 'ibas_app_transaction_duration_seconds';

@@ -22,6 +22,8 @@ t.test('USR2: /metrics keeps answering with the new generation, counters kept', 
   c.socket.destroy();
   await waitFor('3 echoes counted', async () => /ibas_app_transactions_total\{app="ibp_test_echo",rc="0"\} 3/.test(await scrape()), 10_000, 100);
   t.match(await scrape(), /^ibas_generation 1$/m);
+  const gauge = (text: string, name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  const before = await scrape();
   process.kill(pid1, 'SIGUSR2');
   const pid2 = await waitFor('generation 2 in the pid file', () => {
     const p = Number(fs.readFileSync(path.join(s.home, 'run', 'ibas.pid'), 'utf8').trim());
@@ -31,6 +33,9 @@ t.test('USR2: /metrics keeps answering with the new generation, counters kept', 
   await waitFor('the metrics of generation 2', async () => /^ibas_generation 2$/m.test(await scrape()), 30_000, 200);
   t.match(await scrape(), /ibas_app_transactions_total\{app="ibp_test_echo",rc="0"\} 3/, 'the per-app counters survived the upgrade');
   t.match(await scrape(), /^ibas_upgrades_total 1$/m);
+  const after = await scrape();
+  t.equal(gauge(after, 'ibas_start_time_seconds'), gauge(before, 'ibas_start_time_seconds'), 'the instance start is kept by the upgrade');
+  t.ok(gauge(after, 'ibas_manager_start_time_seconds') > gauge(before, 'ibas_manager_start_time_seconds'), 'the manager start is the new manager\'s');
   t.ok(isAlive(pid2));
   t.equal((await s.stop()).code, 0);
 });
