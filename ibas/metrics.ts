@@ -18,6 +18,9 @@
  * Labels `server` (ip:port) is added by Prometheus's `instance`; none is added here.
  */
 import { Counter, Gauge, Registry } from 'prom-client';
+
+/** This process's start (seconds since the epoch, ms precision): the same value at every scrape. */
+const MANAGER_STARTED_S = Math.round(Date.now() - process.uptime() * 1000) / 1000;
 import { errorText } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { checkMetricsPolicy, histogramSamples, snapshotMetric, startMetricsServer, type MetricsServer } from '../lib/metrics-server.js';
@@ -80,7 +83,7 @@ export class IbasMetrics {
     new Gauge({ name: 'ibas_generation', help: 'Generation of the serving manager.', registers: [reg], collect() { this.set(sbRef().header().generation); } });
     // the instance (kept by a USR2 upgrade) and the manager process serving this scrape (a new one per generation)
     new Gauge({ name: 'ibas_start_time_seconds', help: 'When this ibas instance started: its scoreboard was created; a USR2 upgrade keeps it (seconds since the epoch).', registers: [reg], collect() { this.set(sbRef().header().startedAt / 1000); } });
-    new Gauge({ name: 'ibas_manager_start_time_seconds', help: 'When the serving manager process started (a USR2 upgrade starts a new one; seconds since the epoch).', registers: [reg], collect() { this.set(Math.round(Date.now() - process.uptime() * 1000) / 1000); } });
+    new Gauge({ name: 'ibas_manager_start_time_seconds', help: 'When the serving manager process started (a USR2 upgrade starts a new one; seconds since the epoch).', registers: [reg], collect() { this.set(MANAGER_STARTED_S); } });
     this.#exits = new Counter({ name: 'ibas_worker_exits_total', help: 'Worker exits by class.', labelNames: ['class'], registers: [reg] });
     for (const c of EXIT_LABELS) this.#exits.inc({ class: c }, 0);
     const hist = 'ibas_app_transaction_duration_seconds';
