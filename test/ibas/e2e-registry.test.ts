@@ -41,8 +41,11 @@ t.test('ibms + ibma + ibas', async (t) => {
       && crypto.verify(null, Buffer.from(a.manifest), crypto.createPublicKey({ key: Buffer.from(registryKey, 'base64'), format: 'der', type: 'spki' }), Buffer.from(a.signature, 'base64'));
   });
   t.pass('the space carries the registry key and a manifest it signed');
-  const workerLogs = fs.readdirSync(path.join(s.home, 'log')).filter((n) => /_worker_\d+\.log$/.test(n)).map((n) => fs.readFileSync(path.join(s.home, 'log', n), 'utf8')).join('');
-  t.match(workerLogs, new RegExp(`app loaded , bin\\[ibp_test_echo\\.so\\] file\\[[^\\]]*\\] sha256\\[${echoSha}\\] verified\\[signed sha256\\]`), 'ibas hashed the bytes it loaded against the signed sha256');
+  // a worker holds its info lines for a moment before writing them (lib/log.ts): poll for the line
+  const workerLogs = (): string => fs.readdirSync(path.join(s.home, 'log')).filter((n) => /_worker_\d+\.log$/.test(n)).map((n) => fs.readFileSync(path.join(s.home, 'log', n), 'utf8')).join('');
+  const loaded = new RegExp(`app loaded , bin\\[ibp_test_echo\\.so\\] file\\[[^\\]]*\\] sha256\\[${echoSha}\\] verified\\[signed sha256\\]`);
+  await waitFor('the app loaded line in a worker log', () => loaded.test(workerLogs()) || undefined, 10_000, 50);
+  t.match(workerLogs(), loaded, 'ibas hashed the bytes it loaded against the signed sha256');
 
   const sessions = await waitFor('ibas in ibms -s sessions', async () => {
     const out = await c.ibms(['-s', 'sessions', '--json']);
