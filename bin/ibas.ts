@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Option } from 'commander';
-import { badArg, createProgram, failCli, intArg, runCli } from '../lib/cli.js';
+import { badArg, createProgram, failCli, intArg, neededBy, runCli } from '../lib/cli.js';
 import { isDaemonChild, killDaemon, reportFailed, reportReady, startDaemon, stopDaemon } from '../lib/daemon.js';
 import { errorText } from '../lib/errors.js';
 import { EXIT } from '../lib/exit-codes.js';
@@ -160,10 +160,7 @@ function logFilesOf(inst: Instance): () => string[] {
 }
 
 function init(home: Home, confFile: string, o: Opts): string[] {
-  const need = (v: string | undefined, name: string): string => {
-    if (v === undefined || v === '') throw new IbpError('IBP_ERR_CLI_USAGE', { detail: `-a init needs ${name} (see --help)` });
-    return v;
-  };
+  const need = (v: string | undefined, name: string): string => neededBy('-a init', name, v);
   const int = (v: string | undefined, name: string, min: number, max: number) => (v === undefined ? undefined : intArg(name, v, min, max));
   return initConf(home, confFile, {
     ip: need(o.ip, '--ip'),

@@ -8,9 +8,9 @@
  */
 import fs from 'node:fs';
 import { Option } from 'commander';
-import { badArg, createProgram, failCli, intArg, runCli } from '../lib/cli.js';
+import { badArg, createProgram, failCli, intArg, neededBy, runCli } from '../lib/cli.js';
 import { isDaemonChild, killDaemon, reportFailed, reportReady, startDaemon, stopDaemon } from '../lib/daemon.js';
-import { errorText, IbpError } from '../lib/errors.js';
+import { errorText } from '../lib/errors.js';
 import { EXIT } from '../lib/exit-codes.js';
 import { Home, homeOfConf } from '../lib/home.js';
 import { createLogger, type Logger, type LogLevel } from '../lib/log.js';
@@ -122,10 +122,7 @@ const program = createProgram('ibma', 'IBP-TS node agent: pulls this node\'s con
   });
 
 function init(home: Home, confFile: string, o: Opts): string[] {
-  const need = (v: string | undefined, name: string): string => {
-    if (v === undefined || v === '') throw new IbpError('IBP_ERR_CLI_USAGE', { detail: `-a init needs ${name} (see --help)` });
-    return v;
-  };
+  const need = (v: string | undefined, name: string): string => neededBy('-a init', name, v);
   return initHome(home, confFile, {
     node: need(o.node, '--node'),
     ibmsIp: need(o.ibmsIp, '--ibms-ip'),

@@ -93,8 +93,9 @@ async function main(): Promise<number> {
     if (!scoreboard) throw new Error(`no scoreboard at key 0x${inst.scoreboardKey.toString(16)}: is the manager gone?`);
     const lock = mode === 'pool' ? AcceptLock.open(inst.acceptLockKey) : undefined;
     // only a server that can sign has the shared replay cache (ibas/replay-cache.ts replayCacheNeeded)
-    const replay = replayCacheNeeded(inst.conf.security) ? ReplayCache.attach(inst.replayCacheKey) : undefined;
-    if (!replay && replayCacheNeeded(inst.conf.security)) throw new Error(`no replay cache at key 0x${inst.replayCacheKey.toString(16)}: is the manager gone?`);
+    const signs = replayCacheNeeded(inst.conf.security);
+    const replay = signs ? ReplayCache.attach(inst.replayCacheKey) : undefined;
+    if (signs && !replay) throw new Error(`no replay cache at key 0x${inst.replayCacheKey.toString(16)}: is the manager gone?`);
     // stderr (fd 2) is this worker's log file: a crashing app leaves its signal and backtrace there
     installCrashCapture(2);
     worker = new Worker({ inst, mode, index, generation, scoreboard, fd: LISTEN_FD, lock, replay, log, alarm: new AlarmGuard() });

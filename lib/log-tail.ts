@@ -80,14 +80,14 @@ export async function tailLogs(o: TailOptions): Promise<number> {
     }
     out.write(text);
   };
-  // a warn line is in the daemon's own log AND in the event log, the same bytes: printed once
-  // (a line repeated within one file is printed as often as it is there)
-  const fromFile = new LRUCache<string, string>({ max: 4096 });
-  const printOnce = (line: string, file: string): void => {
-    const from = fromFile.get(line);
-    if (from !== undefined && from !== file) return;
-    fromFile.set(line, file);
-    print(line);
+  // a warn line is in the daemon's own log AND in the event log, the same bytes: only the copy of
+  // the file it was first seen in counts (a line repeated within one file counts each time)
+  const seenIn = new LRUCache<string, string>({ max: 4096 });
+  const firstCopy = (line: string, file: string): boolean => {
+    const from = seenIn.get(line);
+    if (from !== undefined && from !== file) return false;
+    seenIn.set(line, file);
+    return true;
   };
   const pos = new Map<string, { end: number; ino: number; rest: string }>();
   const merged: { time: string; line: string; file: string; order: number }[] = [];
@@ -98,9 +98,8 @@ export async function tailLogs(o: TailOptions): Promise<number> {
     for (const line of t.lines) merged.push({ time: timeOf(line), line, file: f, order: order++ });
   }
   merged.sort((a, b) => (a.time === b.time ? a.order - b.order : a.time < b.time ? -1 : 1));
-  const firstFile = new Map<string, string>();
-  const unique = merged.filter((m) => (firstFile.get(m.line) ?? firstFile.set(m.line, m.file).get(m.line)) === m.file);
-  if (o.lines > 0) for (const m of unique.slice(-o.lines)) printOnce(m.line, m.file);
+  const unique = merged.filter((m) => firstCopy(m.line, m.file));
+  if (o.lines > 0) for (const m of unique.slice(-o.lines)) print(m.line);
   if (pos.size === 0 && !o.follow) {
     process.stderr.write('no log files yet\n');
     return 1;
@@ -132,7 +131,7 @@ export async function tailLogs(o: TailOptions): Promise<number> {
         const text = p.rest + buf.subarray(0, n).toString('utf8');
         const lines = text.split('\n');
         p.rest = lines.pop() ?? '';
-        for (const line of lines) if (line.length > 0) printOnce(line, f);
+        for (const line of lines) if (line.length > 0 && firstCopy(line, f)) print(line);
       } finally {
         fs.closeSync(fd);
       }
