@@ -27,11 +27,12 @@ t.test('receiveMessage: unpack, transmain, pack, send-ahead, refusals', async (t
 
   const bad = await app.call({ request: '{"mode":"plain","text":"this text is far longer than thirty-two bytes"}' });
   t.equal(bad.appRc, RECEIVER_RC.BAD_REQUEST);
-  t.equal(bad.response.length, 0);
+  t.match(bad.response.toString(), /^request refused: IBP_ERR_MSG_FIELD: message echo_req field text: expected STRING 32/, 'the caller is told why, as the log is');
   t.ok(bad.log.some((l) => l.level === 'error' && /IBP_ERR_MSG_FIELD: message echo_req field text: expected STRING 32/.test(l.msg)), 'the log names the field');
   const notJson = await app.call({ request: 'mode=plain' });
   t.equal(notJson.appRc, RECEIVER_RC.BAD_REQUEST);
   t.ok(notJson.log.some((l) => /IBP_ERR_MSG_SYNTAX/.test(l.msg)));
+  t.match(notJson.response.toString(), /^request refused: IBP_ERR_MSG_SYNTAX: /, 'the caller is told why');
 
   const badRsp = await app.call({ request: '{"mode":"badrsp","text":"x"}' });
   t.equal(badRsp.appRc, RECEIVER_RC.BAD_RESPONSE);

@@ -9,8 +9,9 @@
  *   }
  *
  * A request that does not match its declaration is refused before transmain runs: the typed
- * IBP_ERR_MSG_* error goes to the app's log and the app returns RECEIVER_RC.BAD_REQUEST. A
- * response that does not match (a bug of the app) returns RECEIVER_RC.BAD_RESPONSE.
+ * IBP_ERR_MSG_* error goes to the app's log and, as the response body, to the caller, and the app
+ * returns RECEIVER_RC.BAD_REQUEST. A response that does not match (a bug of the app) returns
+ * RECEIVER_RC.BAD_RESPONSE.
  */
 import { isIbpError, errorText } from '../../errors.js';
 import type { AppContext } from '../../app/api.js';
@@ -43,6 +44,8 @@ export function receiveMessage<Req, Rsp>(
   } catch (e) {
     if (!isIbpError(e)) throw e;
     ctx.log.error(`request refused: ${errorText(e)}`);
+    // the caller sees why beside the app's code (ibpsend prints the body of a failed call)
+    ctx.write(Buffer.from(`request refused: ${errorText(e)}`));
     return RECEIVER_RC.BAD_REQUEST;
   }
   const rsp = rspCodec.init();
