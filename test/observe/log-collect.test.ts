@@ -13,7 +13,7 @@ import path from 'node:path';
 import { setupIbas } from '../ibas/helpers/server.js';
 import { TestClient } from '../ibas/helpers/client.js';
 import { privateDir } from '../helpers/cluster.js';
-import { freePort, ROOT, waitFor } from '../helpers/procs.js';
+import { freePort, loopbackIp, ROOT, waitFor } from '../helpers/procs.js';
 
 const RSYSLOGD = '/usr/sbin/rsyslogd';
 const relp = ['/usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so', '/usr/lib/aarch64-linux-gnu/rsyslog/omrelp.so'].some((f) => fs.existsSync(f));
@@ -37,9 +37,13 @@ if (!fs.existsSync(RSYSLOGD) || !relp) {
     const dir = privateDir(t, 'collect');
     const collected = path.join(dir, 'collected');
     for (const d of ['wc', 'wf', 'collected']) fs.mkdirSync(path.join(dir, d));
-    const port = await freePort('127.0.0.1');
-    render(['collect', collected, '127.0.0.1', String(port), path.join(dir, 'wc')], path.join(dir, 'collector.conf'));
-    render(['forward', s.home, 'HOSTA', '127.0.0.1', String(port), path.join(dir, 'wf')], path.join(dir, 'forward.conf'));
+    // an address of this test's own: no other test's connection can take the port while the
+    // collector is down, and the forwarder's reconnects (from 127.0.0.1) can never connect to
+    // themselves (a TCP self-connect on 127.0.0.1 when the source port happens to be the port)
+    const ip = loopbackIp();
+    const port = await freePort(ip);
+    render(['collect', collected, ip, String(port), path.join(dir, 'wc')], path.join(dir, 'collector.conf'));
+    render(['forward', s.home, 'HOSTA', ip, String(port), path.join(dir, 'wf')], path.join(dir, 'forward.conf'));
     const procs: ChildProcess[] = [];
     const rsyslogd = (name: string): ChildProcess => {
       const p = spawn(RSYSLOGD, ['-n', '-f', path.join(dir, `${name}.conf`), '-i', path.join(dir, `${name}.pid`)], { stdio: ['ignore', 'ignore', fs.openSync(path.join(dir, `${name}.err`), 'a')] });
