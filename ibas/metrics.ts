@@ -18,9 +18,6 @@
  * Labels `server` (ip:port) is added by Prometheus's `instance`; none is added here.
  */
 import { Counter, Gauge, Registry } from 'prom-client';
-
-/** This process's start (seconds since the epoch, ms precision): the same value at every scrape. */
-const MANAGER_STARTED_S = Math.round(Date.now() - process.uptime() * 1000) / 1000;
 import { errorText } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { checkMetricsPolicy, histogramSamples, snapshotMetric, startMetricsServer, type MetricsServer } from '../lib/metrics-server.js';
@@ -29,13 +26,16 @@ import type { Instance } from './instance.js';
 import { WORKER_STATES, type Scoreboard } from './scoreboard.js';
 import { EXIT_CLASSES as EXIT_CLASS_TABLE, type ExitClass } from './exit-class.js';
 
-/** How a worker left (ibas_worker_exits_total{class}). */
+/** This process's start (seconds since the epoch, ms precision): the same value at every scrape. */
+const MANAGER_STARTED_S = Math.round(Date.now() - process.uptime() * 1000) / 1000;
+
 /**
  * The `class` label of worker_exits_total: the manager's exit class (ibas/exit-class.ts), with a
  * timed-out worker split by the tier that ended it.
  */
 export const EXIT_LABELS = [...Object.keys(EXIT_CLASS_TABLE).filter((c) => c !== 'timed_out'), 'timeout_tier1', 'timeout_tier2', 'timeout_tier3'] as const;
 
+/** How a worker left (ibas_worker_exits_total{class}). */
 export function exitLabel(cls: ExitClass, tier: 1 | 2 | 3 | undefined): string {
   return cls === 'timed_out' ? `timeout_tier${tier ?? 1}` : cls;
 }

@@ -87,13 +87,13 @@ export function failCli(tool: string, e: unknown): void {
   }
 }
 
-/** A usage error naming the argument. */
 /** The value of an option `action` cannot go without (`-a init` needs --ip): a usage error when missing. */
 export function neededBy(action: string, name: string, v: string | undefined): string {
   if (v === undefined || v === '') throw new IbpError('IBP_ERR_CLI_USAGE', { detail: `${action} needs ${name} (see --help)` });
   return v;
 }
 
+/** A usage error naming the argument. */
 export function badArg(arg: string, detail: string): IbpError {
   return new IbpError('IBP_ERR_CLI_BAD_ARG', { arg, detail });
 }
